@@ -1,0 +1,39 @@
+"""prmh: an evaluation harness for Process Reward Models.
+
+Plugins write ``from prmh import hookimpl`` and implement the hooks in ``prmh.hookspecs``.
+Importing prmh is cheap: no model library is imported until a component needs it.
+"""
+
+from __future__ import annotations
+
+import pluggy
+from prmh._version import __version__
+from prmh.errors import PrmhError
+from prmh.types import (
+    Candidate,
+    Compute,
+    Generation,
+    Problem,
+    SampleRequest,
+    ScoreRequest,
+    SearchResult,
+    Solution,
+    StepScores,
+)
+
+hookimpl = pluggy.HookimplMarker("prmh")
+
+__all__ = [
+    "Candidate",
+    "Compute",
+    "Generation",
+    "PrmhError",
+    "Problem",
+    "SampleRequest",
+    "ScoreRequest",
+    "SearchResult",
+    "Solution",
+    "StepScores",
+    "__version__",
+    "hookimpl",
+]

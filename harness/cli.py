@@ -1,0 +1,307 @@
+"""The ``prmh`` command line: ``eval``, ``list``, ``plugins``, ``show`` and plugin commands.
+
+Bad input raises ``PrmhError`` anywhere below; it is printed as one line and the command
+exits with status 2, no traceback. Tables go to stdout (``--json`` prints the run record
+instead); progress bars go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from prmh._version import __version__
+from prmh.errors import PrmhError
+
+RESULTS_DIR_ENV = "PRMH_RESULTS_DIR"
+DEFAULT_RESULTS_DIR = "prmh-results"
+
+
+class UserError(click.ClickException):
+    exit_code = 2
+
+
+class PrmhGroup(click.Group):
+    """Adds plugin commands lazily and turns ``PrmhError`` into a clean exit 2."""
+
+    def _plugin_commands(self) -> dict[str, Any]:
+        from prmh.registry import load_registry
+
+        try:
+            registry = load_registry()
+        except PrmhError:
+            return {}
+        commands = {}
+        for name, entry in registry.entries["command"].items():
+            if name not in self.commands:
+                commands[name] = entry
+        return commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self._plugin_commands()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands:
+            return self.commands[name]
+        entry = self._plugin_commands().get(name)
+        if entry is None:
+            return None
+        command = entry.load_factory()()
+        command.name = name
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PrmhError as e:
+            raise UserError(str(e)) from None
+
+
+def _results_dir_option(f: Any) -> Any:
+    return click.option(
+        "--results-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help=f"Where the store and run records live [env {RESULTS_DIR_ENV}; "
+        f"default ./{DEFAULT_RESULTS_DIR}].",
+    )(f)
+
+
+def _resolve_results_dir(option: Path | None, config: dict[str, Any] | None = None) -> Path:
+    if option is not None:
+        return option
+    if config and config.get("results_dir"):
+        return Path(config["results_dir"])
+    return Path(os.environ.get(RESULTS_DIR_ENV, DEFAULT_RESULTS_DIR))
+
+
+@click.group(cls=PrmhGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="prmh")
+def cli() -> None:
+    """Evaluate process reward models: search, selection, calibration and step errors."""
+
+
+def _kv(kind: str) -> dict[str, Any]:
+    return {
+        "multiple": True,
+        "metavar": "KEY=VALUE",
+        "help": f"Option for every {kind} (KEY=VALUE) or one of them (NAME.KEY=VALUE).",
+    }
+
+
+@cli.command("eval")
+@click.option("--task", "task", multiple=True, help="Task (repeatable) [default: arith].")
+@click.option("--generator", multiple=True, help="Generator (repeatable) [default: sim].")
+@click.option("--prm", multiple=True, help="PRM (repeatable) [default: oracle, oracle:noise=3].")
+@click.option("--splitter", multiple=True, help="Step splitter [default: double-newline].")
+@click.option("--agg", multiple=True, help="Aggregator (repeatable) [default: mean, min, last].")
+@click.option("--selector", multiple=True, help="Answer selector (repeatable) [default: argmax].")
+@click.option("--search", multiple=True, help="Search strategy (repeatable) [default: best-of-n].")
+@click.option("-n", "--budget", multiple=True, type=int, help="Budget N (repeatable) [1, 4, 16].")
+@click.option("--seed", multiple=True, type=int, help="Seed (repeatable) [default: 0].")
+@click.option("--limit", type=int, default=None, help="Use the first N problems [default: 200].")
+@click.option("--pool", type=int, default=None, help="Samples per problem [default: largest N].")
+@click.option("-T", "task_args", **_kv("task"))
+@click.option("-G", "generator_args", **_kv("generator"))
+@click.option("-P", "prm_args", **_kv("PRM"))
+@click.option("-S", "search_args", **_kv("search"))
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file with the same keys (see README).",
+)
+@_results_dir_option
+@click.option(
+    "--grading-timeout",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds allowed to grade one answer.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+def eval_command(
+    config_path: Path | None,
+    results_dir: Path | None,
+    grading_timeout: float,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Run an evaluation matrix and print accuracy and compute per cell.
+
+    Every option that names components is repeatable; prmh runs the product. A component may
+    carry options inline, as NAME:KEY=VALUE,KEY=VALUE. Re-running the same command resumes:
+    nothing already in the store is computed again.
+    """
+    from prmh.evaluate import prepare, run_eval
+    from prmh.matrix import build_plan, load_config, parse_assignment
+    from prmh.records import RunRecord
+    from prmh.registry import load_registry
+    from prmh.store import Store, ensure_results_dir
+
+    config = load_config(config_path) if config_path else None
+    for key in ("task_args", "generator_args", "prm_args", "search_args"):
+        options[key] = dict(parse_assignment(a) for a in options[key]) or None
+    plan = build_plan(options, config)
+    if grading_timeout <= 0:
+        raise PrmhError("--grading-timeout must be a positive number of seconds.")
+    prepared = prepare(plan, load_registry())
+    root = ensure_results_dir(_resolve_results_dir(results_dir, config))
+    store = Store(root)
+    record = RunRecord(root / "runs", prepared.resolved_config())
+    record.data["results_dir"] = str(root.resolve())
+    record.save()
+    try:
+        with _progress_bars() as progress:
+            metrics = run_eval(prepared, store, record.run_id, progress, grading_timeout)
+    except KeyboardInterrupt:
+        record.finish("error", error="interrupted")
+        raise
+    except PrmhError as e:
+        record.finish("error", error=str(e))
+        raise
+    except Exception as e:
+        record.finish("error", error=f"{type(e).__name__}: {e}")
+        raise
+    finally:
+        store.close()
+    record.finish("success", metrics=metrics)
+    _emit(record.data, as_json)
+
+
+def _emit(record: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(record, indent=1, sort_keys=True))
+        return
+    from prmh.report import print_record
+    from rich.console import Console
+
+    console = Console()
+    print_record(record, console)
+    console.print(f"[dim]record: {record.get('results_dir', '.')}/runs/{record['run_id']}.json")
+
+
+class _progress_bars:
+    """Rich progress bars on stderr, one per stage; silent when stderr is not a terminal."""
+
+    def __enter__(self) -> Any:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self.bars = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.tasks: dict[str, Any] = {}
+        self.bars.__enter__()
+        return self.update
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bars.add_task(stage, total=total)
+        self.bars.update(self.tasks[stage], completed=done, total=total)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bars.__exit__(*exc)
+
+
+@cli.command("list")
+@click.argument("kind", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def list_command(kind: str | None, as_json: bool) -> None:
+    """List registered components, all kinds or one KIND (task, prm, search...)."""
+    from prmh.registry import KINDS, load_registry
+    from rich.console import Console
+    from rich.table import Table
+
+    if kind is not None and kind not in KINDS:
+        raise PrmhError(f"unknown kind {kind!r}; kinds are: {', '.join(KINDS)}.")
+    registry = load_registry()
+    kinds = [kind] if kind else list(KINDS)
+    rows = [
+        (k, e.name, e.plugin, e.description)
+        for k in kinds
+        for e in sorted(registry.entries[k].values(), key=lambda e: e.name)
+    ]
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    dict(zip(("kind", "name", "plugin", "description"), r, strict=True))
+                    for r in rows
+                ],
+                indent=1,
+            )
+        )
+        return
+    table = Table(header_style="bold")
+    for column in ("kind", "name", "plugin", "description"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    _print_failures(registry, console)
+
+
+def _print_failures(registry: Any, console: Any) -> None:
+    for failure in registry.failures:
+        console.print(
+            f"[red]plugin {failure.plugin} ({failure.distribution}) failed to load:[/red] "
+            f"{failure.error}",
+            highlight=False,
+        )
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def plugins_command(as_json: bool) -> None:
+    """List loaded plugins with their distribution, version and hooks, and any that failed."""
+    from prmh.registry import load_registry
+    from rich.console import Console
+    from rich.table import Table
+
+    registry = load_registry()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "plugins": [vars(p) | {"hooks": list(p.hooks)} for p in registry.plugins],
+                    "failures": [vars(f) for f in registry.failures],
+                },
+                indent=1,
+            )
+        )
+        return
+    table = Table(header_style="bold")
+    for column in ("plugin", "distribution", "version", "hooks"):
+        table.add_column(column)
+    for p in registry.plugins:
+        table.add_row(p.name, p.distribution, p.version, ", ".join(p.hooks))
+    console = Console()
+    console.print(table)
+    _print_failures(registry, console)
+
+
+@cli.command("show")
+@click.argument("run")
+@_results_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+def show_command(run: str, results_dir: Path | None, as_json: bool) -> None:
+    """Show a stored run (an id, a unique prefix, "latest", or a record's path)."""
+    from prmh.records import find_record
+
+    _emit(find_record(_resolve_results_dir(results_dir), run), as_json)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(cli.main(prog_name="prmh"))

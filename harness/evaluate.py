@@ -1,0 +1,538 @@
+"""Runs an evaluation plan: pools, scores, searches, grading and metrics, all through the store.
+
+Per (task, generator, seed) one pool of samples is generated at the pool size; every budget of
+best-of-N reads a prefix of it. Each PRM scores each solution once. Aggregators and selectors
+are post-processing over stored scores. Every final answer is graded in worker processes. What
+is in the store is never computed again, so re-running a command resumes it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from prmh.answers import majority_index
+from prmh.errors import PrmhError
+from prmh.grading import Grader, get_grader, grade_many
+from prmh.matrix import EvalPlan, Spec
+from prmh.metrics import bootstrap_mean, pass_at_k
+from prmh.registry import Component, Registry
+from prmh.store import Store, content_key
+from prmh.types import (
+    Compute,
+    Generation,
+    Problem,
+    SampleRequest,
+    ScoreRequest,
+    SearchResult,
+    Solution,
+    StepScores,
+)
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: how far a long stage has got."""
+
+GENERATION_BATCH = 32  # problems per generator call and per transaction
+SCORE_BATCH = 64  # solutions per PRM call and per transaction
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def problem_fingerprint(problem: Problem) -> str:
+    return content_key(
+        [problem.id, problem.question, problem.answer, problem.steps, problem.metadata]
+    )
+
+
+@dataclass
+class CacheStats:
+    """How many entries of each kind came from the store and how many were computed."""
+
+    hits: dict[str, int] = field(default_factory=dict)
+    computed: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, hits: int, computed: int) -> None:
+        self.hits[kind] = self.hits.get(kind, 0) + hits
+        self.computed[kind] = self.computed.get(kind, 0) + computed
+
+    def to_json(self) -> dict[str, dict[str, int]]:
+        return {"from_store": self.hits, "computed": self.computed}
+
+
+class Workspace:
+    """Cached generation and scoring for one (task, generator), shared by every search."""
+
+    def __init__(
+        self,
+        task: Component,
+        generator: Component,
+        store: Store,
+        run_id: str,
+        stats: CacheStats,
+        progress: Progress,
+    ):
+        self.task, self.generator, self.store = task, generator, store
+        self.run_id, self.stats, self.progress = run_id, stats, progress
+        self._generations: dict[str, Generation] = {}
+        self._scores: dict[str, StepScores] = {}
+        self._fingerprints: dict[str, str] = {}
+
+    def fingerprint(self, problem: Problem) -> str:
+        fp = self._fingerprints.get(problem.id)
+        if fp is None:
+            fp = self._fingerprints[problem.id] = problem_fingerprint(problem)
+        return fp
+
+    def _generation_key(self, problem: Problem, prompt: str, seed: int, index: int) -> str:
+        return content_key(
+            {
+                "generator": self.generator.identity,
+                "problem": self.fingerprint(problem),
+                "prompt": prompt,
+                "seed": seed,
+                "index": index,
+            }
+        )
+
+    def generations(self, problems: Sequence[Problem], n: int, seed: int) -> list[list[Generation]]:
+        """Samples 0..n-1 of each problem: from memory, else the store, else the generator."""
+        task = self.task.instance
+        prompts = [task.prompt(p) for p in problems]
+        keys = [
+            [self._generation_key(p, prompt, seed, i) for i in range(n)]
+            for p, prompt in zip(problems, prompts, strict=True)
+        ]
+        wanted = [k for row in keys for k in row if k not in self._generations]
+        stored = self.store.get_many("generation", wanted)
+        self._generations.update((k, Generation.from_json(v)) for k, v in stored.items())
+        missing = [
+            (p, prompt, [i for i, k in enumerate(row) if k not in self._generations])
+            for p, prompt, row in zip(problems, prompts, keys, strict=True)
+        ]
+        missing = [m for m in missing if m[2]]
+        total = sum(len(m[2]) for m in missing)
+        self.stats.add("generation", len(stored), total)
+        done = 0
+        stage = f"generate {self.generator.name} seed={seed}"
+        if total:
+            self.progress(stage, 0, total)
+        for start in range(0, len(missing), GENERATION_BATCH):
+            batch = missing[start : start + GENERATION_BATCH]
+            requests = [
+                SampleRequest(p, prompt, len(run), seed, run[0])
+                for p, prompt, indices in batch
+                for run in _runs(indices)
+            ]
+            outputs = self.generator.instance.sample(requests)
+            fresh: dict[str, Any] = {}
+            for request, samples in zip(requests, outputs, strict=True):
+                if len(samples) != request.n:
+                    raise PrmhError(
+                        f"generator {self.generator.name!r} returned {len(samples)} samples "
+                        f"for a request of {request.n}; this is a bug in the generator."
+                    )
+                for offset, sample in enumerate(samples):
+                    key = self._generation_key(
+                        request.problem, request.prompt, seed, request.first_index + offset
+                    )
+                    self._generations[key] = sample
+                    fresh[key] = sample.to_json()
+            self.store.put_many("generation", fresh, self.run_id)
+            done += len(fresh)
+            self.progress(stage, done, total)
+        return [[self._generations[k] for k in row] for row in keys]
+
+    def scores(
+        self, prm: Component, problems: Sequence[Problem], pools: Sequence[Sequence[Solution]]
+    ) -> list[list[StepScores]]:
+        """Each solution's step scores under ``prm``: memory, else the store, else one pass."""
+        keys = [
+            [
+                content_key(
+                    {"prm": prm.identity, "problem": self.fingerprint(p), "steps": list(s.steps)}
+                )
+                for s in pool
+            ]
+            for p, pool in zip(problems, pools, strict=True)
+        ]
+        wanted = [k for row in keys for k in row if k not in self._scores]
+        stored = self.store.get_many("score", wanted)
+        self._scores.update((k, StepScores.from_json(v)) for k, v in stored.items())
+        todo: dict[str, ScoreRequest] = {}
+        for p, pool, row in zip(problems, pools, keys, strict=True):
+            for s, k in zip(pool, row, strict=True):
+                if k not in self._scores and k not in todo:
+                    todo[k] = ScoreRequest(p, s.steps)
+        self.stats.add("score", len(stored), len(todo))
+        items = list(todo.items())
+        stage = f"score {prm.name}"
+        for start in range(0, len(items), SCORE_BATCH):
+            batch = items[start : start + SCORE_BATCH]
+            outputs = prm.instance.score([r for _, r in batch])
+            if len(outputs) != len(batch):
+                raise PrmhError(
+                    f"PRM {prm.name!r} returned {len(outputs)} results for {len(batch)} "
+                    "solutions; this is a bug in the PRM."
+                )
+            fresh = {}
+            for (key, request), out in zip(batch, outputs, strict=True):
+                if len(out.probs) != len(request.steps):
+                    raise PrmhError(
+                        f"PRM {prm.name!r} gave {len(out.probs)} scores for a solution of "
+                        f"{len(request.steps)} steps; this is a bug in the PRM."
+                    )
+                self._scores[key] = out
+                fresh[key] = out.to_json()
+            self.store.put_many("score", fresh, self.run_id)
+            self.progress(stage, start + len(batch), len(items))
+        return [[self._scores[k] for k in row] for row in keys]
+
+
+def _runs(indices: list[int]) -> list[list[int]]:
+    """Split sorted indices into runs of consecutive numbers."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+@dataclass
+class SearchContext:
+    """What a search may use: cached samples and scores of one (task, generator, PRM)."""
+
+    workspace: Workspace
+    prm: Component
+    splitter: Component
+    aggregate: Callable[[StepScores], float]
+
+    def read(self, generation: Generation) -> Solution:
+        """A generation as the task and splitter read it: steps and final answer."""
+        steps = tuple(self.splitter.instance.split(generation.text))
+        answer = self.workspace.task.instance.extract_answer(generation.text)
+        return Solution(generation, steps, answer)
+
+    def pool(self, problems: Sequence[Problem], n: int, seed: int) -> list[list[Solution]]:
+        gens = self.workspace.generations(problems, n, seed)
+        return [[self.read(g) for g in row] for row in gens]
+
+    def score(
+        self, problems: Sequence[Problem], pools: Sequence[Sequence[Solution]]
+    ) -> list[list[StepScores]]:
+        return self.workspace.scores(self.prm, problems, pools)
+
+
+@dataclass(frozen=True)
+class Row:
+    prm: Spec
+    splitter: Spec
+    agg: Spec
+    selector: Spec
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A plan with every component built: all names and options checked, nothing run yet."""
+
+    plan: EvalPlan
+    components: dict[str, list[Component]]
+    graders: list[Grader]
+    plugins: list[dict[str, str]]
+
+    def resolved_config(self) -> dict[str, Any]:
+        """The plan with each component's full arguments (defaults filled) and version."""
+        config = self.plan.to_json()
+        for key, kind in PLAN_KINDS.items():
+            config[key] = [
+                {"label": spec.label, **c.identity, "args": c.args}
+                for spec, c in zip(getattr(self.plan, key), self.components[kind], strict=True)
+            ]
+        config["graders"] = [{"name": g.name, "version": g.version} for g in self.graders]
+        config["plugins"] = self.plugins
+        return config
+
+
+PLAN_KINDS = {
+    "task": "task",
+    "generator": "generator",
+    "prm": "prm",
+    "splitter": "splitter",
+    "agg": "aggregator",
+    "selector": "selector",
+    "search": "search",
+}
+
+
+def prepare(plan: EvalPlan, registry: Registry) -> Prepared:
+    """Build every component of the plan, so bad names and options fail before any work."""
+    components = {
+        kind: [registry.create(kind, s.name, s.args) for s in getattr(plan, key)]
+        for key, kind in PLAN_KINDS.items()
+    }
+    graders = [get_grader(t.instance.grader) for t in components["task"]]
+    used = {c.entry.plugin for built in components.values() for c in built}
+    plugins = [
+        {"name": p.name, "distribution": p.distribution, "version": p.version}
+        for p in registry.plugins
+        if p.name in used
+    ]
+    return Prepared(plan, components, graders, plugins)
+
+
+def run_eval(
+    prepared: Prepared,
+    store: Store,
+    run_id: str,
+    progress: Progress = _no_progress,
+    grading_timeout: float = 5.0,
+) -> dict[str, Any]:
+    """Run the whole plan and return its metrics (the run record's ``metrics``)."""
+    started = time.perf_counter()
+    plan, built = prepared.plan, prepared.components
+    stats = CacheStats()
+    tables = []
+    for task_spec, task, grader in zip(plan.task, built["task"], prepared.graders, strict=True):
+        problems = task.instance.problems(plan.limit)
+        if not problems:
+            raise PrmhError(f"task {task_spec.label!r} has no problems.")
+        for gen_spec, generator in zip(plan.generator, built["generator"], strict=True):
+            workspace = Workspace(task, generator, store, run_id, stats, progress)
+            tables.append(
+                _evaluate_table(
+                    plan,
+                    task_spec,
+                    gen_spec,
+                    problems,
+                    grader,
+                    workspace,
+                    built,
+                    store,
+                    progress,
+                    grading_timeout,
+                )
+            )
+    return {
+        "tables": tables,
+        "cache": stats.to_json(),
+        "wall_seconds": time.perf_counter() - started,
+    }
+
+
+def _evaluate_table(
+    plan: EvalPlan,
+    task_spec: Spec,
+    gen_spec: Spec,
+    problems: list[Problem],
+    grader: Grader,
+    workspace: Workspace,
+    built: dict[str, list[Component]],
+    store: Store,
+    progress: Progress,
+    grading_timeout: float,
+) -> dict[str, Any]:
+    seeds = plan.seed
+    # answers[(row key, search label, budget)][seed index][problem index]
+    answers: dict[tuple, list[list[str | None]]] = {}
+    compute: dict[tuple, list[list[Compute]]] = {}
+    pool_answers: list[list[list[str | None]]] = []  # [seed][problem][sample]
+    extract = workspace.task.instance.extract_answer
+    for seed in seeds:
+        pool = workspace.generations(problems, plan.pool, seed)
+        pool_answers.append(
+            [[extract(g.text) if g.finished else None for g in row] for row in pool]
+        )
+    selectors = list(zip(plan.selector, built["selector"], strict=True))
+    for prm_spec, prm in zip(plan.prm, built["prm"], strict=True):
+        for split_spec, splitter in zip(plan.splitter, built["splitter"], strict=True):
+            for agg_spec, agg in zip(plan.agg, built["aggregator"], strict=True):
+                ctx = SearchContext(workspace, prm, splitter, agg.instance)
+                for search_spec, search in zip(plan.search, built["search"], strict=True):
+                    for budget in plan.budget:
+                        for s_i, seed in enumerate(seeds):
+                            results: list[SearchResult] = search.instance.run(
+                                ctx, problems, budget, seed
+                            )
+                            for sel_spec, selector in selectors:
+                                key = (
+                                    Row(prm_spec, split_spec, agg_spec, sel_spec),
+                                    search_spec.label,
+                                    budget,
+                                )
+                                picked = answers.setdefault(key, [[] for _ in seeds])[s_i]
+                                spent = compute.setdefault(key, [[] for _ in seeds])[s_i]
+                                for result in results:
+                                    i = selector.instance(list(result.candidates), grader.canonical)
+                                    picked.append(
+                                        None if i is None else result.candidates[i].solution.answer
+                                    )
+                                    spent.append(result.compute)
+    golds = [p.answer for p in problems]
+    verdicts = _grade(
+        store,
+        workspace.run_id,
+        grader,
+        golds,
+        answers,
+        pool_answers,
+        workspace.stats,
+        progress,
+        grading_timeout,
+    )
+    return _table(
+        plan, task_spec, gen_spec, problems, grader, answers, compute, pool_answers, verdicts
+    )
+
+
+def _grade(
+    store: Store,
+    run_id: str,
+    grader: Grader,
+    golds: list[str],
+    answers: dict[tuple, list[list[str | None]]],
+    pool_answers: list[list[list[str | None]]],
+    stats: CacheStats,
+    progress: Progress,
+    timeout: float,
+) -> dict[tuple[str, str], bool]:
+    """Grade every distinct (answer, gold) pair once, through the store."""
+    pairs: set[tuple[str, str]] = set()
+    for per_seed in answers.values():
+        for row in per_seed:
+            pairs.update((a, g) for a, g in zip(row, golds, strict=True) if a is not None)
+    for seed_rows in pool_answers:
+        for samples, gold in zip(seed_rows, golds, strict=True):
+            pairs.update((a, gold) for a in samples if a is not None)
+    ordered = sorted(pairs)
+    keys = {
+        pair: content_key(
+            {
+                "grader": grader.name,
+                "version": grader.version,
+                "prediction": pair[0],
+                "gold": pair[1],
+            }
+        )
+        for pair in ordered
+    }
+    stored = store.get_many("grade", keys.values())
+    verdicts = {pair: stored[k]["correct"] for pair, k in keys.items() if k in stored}
+    todo = [pair for pair in ordered if pair not in verdicts]
+    stats.add("grade", len(verdicts), len(todo))
+    if todo:
+        graded = grade_many(
+            [(grader.name, a, g) for a, g in todo],
+            timeout=timeout,
+            on_progress=lambda done: progress("grade", done, len(todo)),
+        )
+        fresh = {}
+        for pair, verdict in zip(todo, graded, strict=True):
+            verdicts[pair] = verdict.correct
+            fresh[keys[pair]] = {
+                "correct": verdict.correct,
+                "timed_out": verdict.timed_out,
+                "error": verdict.error,
+            }
+        store.put_many("grade", fresh, run_id)
+    return verdicts
+
+
+def _correct(answer: str | None, gold: str, verdicts: dict[tuple[str, str], bool]) -> bool:
+    return answer is not None and verdicts[(answer, gold)]
+
+
+def _table(
+    plan: EvalPlan,
+    task_spec: Spec,
+    gen_spec: Spec,
+    problems: list[Problem],
+    grader: Grader,
+    answers: dict[tuple, list[list[str | None]]],
+    compute: dict[tuple, list[list[Compute]]],
+    pool_answers: list[list[list[str | None]]],
+    verdicts: dict[tuple[str, str], bool],
+) -> dict[str, Any]:
+    golds = [p.answer for p in problems]
+    columns = [{"search": s.label, "budget": b} for s in plan.search for b in plan.budget]
+    rows: list[dict[str, Any]] = []
+    # Reference rows from the pool alone: unbiased pass@N and majority vote over the first N.
+    pass_cells, majority_cells = [], []
+    for budget in plan.budget:
+        passes = np.array(
+            [
+                [
+                    pass_at_k(len(samples), sum(_correct(a, g, verdicts) for a in samples), budget)
+                    for samples, g in zip(seed_rows, golds, strict=True)
+                ]
+                for seed_rows in pool_answers
+            ]
+        )
+        majority = np.array(
+            [
+                [
+                    _correct(_majority(samples[:budget], grader), g, verdicts)
+                    for samples, g in zip(seed_rows, golds, strict=True)
+                ]
+                for seed_rows in pool_answers
+            ]
+        )
+        pass_cells.append({"budget": budget, **bootstrap_mean(passes).to_json()})
+        majority_cells.append({"budget": budget, **bootstrap_mean(majority).to_json()})
+    rows.append({"kind": "reference", "label": "pass@N", "cells": pass_cells})
+    rows.append({"kind": "reference", "label": "majority@N", "cells": majority_cells})
+    row_keys = list(dict.fromkeys(k[0] for k in answers))
+    for row in row_keys:
+        cells = []
+        for column in columns:
+            key = (row, column["search"], column["budget"])
+            correct = np.array(
+                [
+                    [_correct(a, g, verdicts) for a, g in zip(seed_row, golds, strict=True)]
+                    for seed_row in answers[key]
+                ]
+            )
+            spent = [c for seed_row in compute[key] for c in seed_row]
+            n = max(1, len(spent))
+            cells.append(
+                {
+                    **column,
+                    **bootstrap_mean(correct).to_json(),
+                    "compute": {
+                        "generated_tokens": sum(c.generated_tokens for c in spent) / n,
+                        "prm_tokens": sum(c.prm_tokens for c in spent) / n,
+                        "prm_calls": sum(c.prm_calls for c in spent) / n,
+                        "wall_seconds": sum(c.wall_seconds for c in spent) / n,
+                    },
+                }
+            )
+        rows.append(
+            {
+                "kind": "prm",
+                "prm": row.prm.label,
+                "splitter": row.splitter.label,
+                "agg": row.agg.label,
+                "selector": row.selector.label,
+                "cells": cells,
+            }
+        )
+    return {
+        "task": task_spec.label,
+        "generator": gen_spec.label,
+        "grader": {"name": grader.name, "version": grader.version},
+        "problems": len(problems),
+        "seeds": list(plan.seed),
+        "pool": plan.pool,
+        "columns": columns,
+        "rows": rows,
+    }
+
+
+def _majority(samples: Sequence[str | None], grader: Grader) -> str | None:
+    i = majority_index(samples, grader.canonical)
+    return None if i is None else samples[i]

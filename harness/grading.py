@@ -1,0 +1,192 @@
+"""Answer grading in worker processes with a hard wall-clock timeout per answer.
+
+Graders are plain functions ``(prediction, gold) -> bool`` looked up by name inside the
+workers, so nothing of model text is ever evaluated in the main process and a pathological
+answer can hang only a worker, which is killed and replaced. An answer that times out is graded
+wrong and counted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing as mp
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from multiprocessing.connection import Connection, wait
+
+from prmh.errors import PrmhError
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$|^[+-]?\d+/\d+$", re.IGNORECASE)
+
+
+def parse_number(text: str) -> Fraction | None:
+    """A decimal, integer or a/b fraction as an exact Fraction; None for anything else."""
+    s = text.strip().replace(",", "").rstrip(".").strip()
+    if s.startswith("$") and s.endswith("$"):
+        s = s[1:-1].strip()
+    if len(s) > 64 or not _NUMBER.match(s):
+        return None
+    try:
+        return Fraction(s)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def grade_exact(prediction: str, gold: str) -> bool:
+    """Equal after trimming white space."""
+    return prediction.strip() == gold.strip()
+
+
+def grade_numeric(prediction: str, gold: str) -> bool:
+    """Equal as exact numbers (``1,000`` = ``1000`` = ``1000.0``); otherwise exact text."""
+    p, g = parse_number(prediction), parse_number(gold)
+    if p is not None and g is not None:
+        return p == g
+    return grade_exact(prediction, gold)
+
+
+@dataclass(frozen=True)
+class Grader:
+    name: str
+    version: str
+    function: Callable[[str, str], bool]
+    canonical: Callable[[str], str]
+
+
+def _canonical_numeric(answer: str) -> str:
+    number = parse_number(answer)
+    return answer.strip() if number is None else str(number)
+
+
+GRADERS: dict[str, Grader] = {
+    "exact": Grader("exact", "1", grade_exact, str.strip),
+    "numeric": Grader("numeric", "1", grade_numeric, _canonical_numeric),
+}
+
+
+def get_grader(name: str) -> Grader:
+    """A built-in grader by name, or any importable ``module:function`` (version "0")."""
+    if name in GRADERS:
+        return GRADERS[name]
+    module, _, attr = name.partition(":")
+    if attr:
+        try:
+            function = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise PrmhError(f"grader {name!r} could not be imported: {e}") from e
+        return Grader(name, "0", function, str.strip)
+    raise PrmhError(
+        f"unknown grader {name!r}; graders are: {', '.join(sorted(GRADERS))}, "
+        "or a `module:function` path."
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    correct: bool
+    timed_out: bool = False
+    error: str | None = None
+
+
+def _worker(conn: Connection) -> None:
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        for grader_name, prediction, gold in job:
+            try:
+                ok = bool(get_grader(grader_name).function(prediction, gold))
+                conn.send((ok, None))
+            except Exception as e:  # a grader bug must not kill the worker
+                conn.send((False, f"{type(e).__name__}: {e}"))
+
+
+class _Worker:
+    def __init__(self, ctx: mp.context.BaseContext) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+        self.chunk: list[int] = []
+        self.deadline = 0.0
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join()
+        self.conn.close()
+
+
+def grade_many(
+    items: Sequence[tuple[str, str, str]],
+    *,
+    timeout: float = 5.0,
+    workers: int = 2,
+    chunk_size: int = 64,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[Verdict]:
+    """Grade ``(grader, prediction, gold)`` triples; each answer gets ``timeout`` seconds."""
+    for grader_name, _, _ in items:
+        get_grader(grader_name)
+    verdicts: list[Verdict | None] = [None] * len(items)
+    pending = list(range(len(items)))[::-1]
+    if not pending:
+        return []
+    ctx = mp.get_context("spawn")
+    pool = [_Worker(ctx) for _ in range(max(1, min(workers, len(items))))]
+    done = 0
+    try:
+        while pending or any(w.chunk for w in pool):
+            for i, w in enumerate(pool):
+                if not w.chunk and pending:
+                    take = [pending.pop() for _ in range(min(chunk_size, len(pending)))]
+                    w.chunk = take
+                    w.conn.send([items[j] for j in take])
+                    w.deadline = time.monotonic() + timeout
+                    pool[i] = w
+            busy = [w for w in pool if w.chunk]
+            now = time.monotonic()
+            ready = wait(
+                [w.conn for w in busy], timeout=max(0.0, min(w.deadline for w in busy) - now)
+            )
+            for i, w in enumerate(pool):
+                if not w.chunk:
+                    continue
+                crashed = False
+                if w.conn in ready:
+                    try:
+                        while w.chunk and w.conn.poll():
+                            ok, err = w.conn.recv()
+                            verdicts[w.chunk.pop(0)] = Verdict(ok, error=err)
+                            done += 1
+                            w.deadline = time.monotonic() + timeout
+                    except (EOFError, OSError):
+                        crashed = True  # the worker died (memory, signal): blame its item
+                timed_out = not crashed and w.chunk and time.monotonic() >= w.deadline
+                if crashed or timed_out:
+                    reason = None if timed_out else "grader process died"
+                    verdicts[w.chunk.pop(0)] = Verdict(
+                        False, timed_out=bool(timed_out), error=reason
+                    )
+                    done += 1
+                    pending.extend(reversed(w.chunk))
+                    w.chunk = []
+                    w.kill()
+                    pool[i] = _Worker(ctx)
+            if on_progress is not None:
+                on_progress(done)
+    finally:
+        for w in pool:
+            try:
+                w.conn.send(None)
+            except OSError:
+                pass
+            w.process.join(timeout=1)
+            if w.process.is_alive():
+                w.kill()
+    return [v for v in verdicts if v is not None]

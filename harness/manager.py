@@ -1,0 +1,59 @@
+"""Builds a fresh pluggy plugin manager: hook specs, built-ins, then entry points.
+
+A third-party plugin that fails to import, or implements a hook prmh does not know, is
+recorded as a failure and left out; it never stops prmh. ``PRMH_DISABLE_PLUGINS`` is a
+comma-separated list of plugin (entry-point) or distribution names to skip.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from importlib.metadata import entry_points
+
+import pluggy
+from prmh import hookspecs
+from prmh._version import __version__
+from prmh.plugins import BUILTINS
+from prmh.registry import PluginFailure
+
+ENTRY_POINT_GROUP = "prmh"
+DISABLE_ENV = "PRMH_DISABLE_PLUGINS"
+
+
+def disabled_plugins() -> set[str]:
+    return {s.strip() for s in os.environ.get(DISABLE_ENV, "").split(",") if s.strip()}
+
+
+def build_manager() -> tuple[pluggy.PluginManager, dict[str, tuple[str, str]], list[PluginFailure]]:
+    """Return the manager, each plugin's (distribution, version), and the plugins that failed."""
+    pm = pluggy.PluginManager("prmh")
+    pm.add_hookspecs(hookspecs)
+    disabled = disabled_plugins()
+    dists: dict[str, tuple[str, str]] = {}
+    failures: list[PluginFailure] = []
+    for module_name in BUILTINS:
+        if module_name in disabled or module_name.rsplit(".", 1)[-1] in disabled:
+            continue
+        pm.register(importlib.import_module(module_name), name=module_name)
+        dists[module_name] = ("prmh", __version__)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist_name = ep.dist.name if ep.dist else "?"
+        dist_version = ep.dist.version if ep.dist else "?"
+        if ep.name in disabled or dist_name in disabled:
+            continue
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as e:
+            failures.append(PluginFailure(ep.name, dist_name, f"{type(e).__name__}: {e}"))
+            continue
+        dists[ep.name] = (dist_name, dist_version)
+    while True:
+        try:
+            pm.check_pending()
+            break
+        except pluggy.PluginValidationError as e:
+            name = pm.get_name(e.plugin) or "?"
+            pm.unregister(e.plugin)
+            failures.append(PluginFailure(name, dists.pop(name, ("?", "?"))[0], str(e)))
+    return pm, dists, failures

@@ -1,0 +1,207 @@
+"""The evaluation plan: which components, budgets and seeds, from options and a TOML file.
+
+A component is named by a spec, ``NAME`` or ``NAME:key=value,key=value``. Options for every
+component of a kind come from ``-P key=value`` (all PRMs) or ``-P NAME.key=value`` (one PRM);
+inline spec options win over targeted ones, which win over the rest. Values are read as TOML
+literals (``3``, ``0.5``, ``true``, ``"text"``), falling back to plain text.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prmh.errors import PrmhError
+
+LIST_KEYS = ("task", "generator", "prm", "splitter", "agg", "selector", "search", "budget", "seed")
+ARG_KEYS = {
+    "task": "task_args",
+    "generator": "generator_args",
+    "prm": "prm_args",
+    "search": "search_args",
+}
+SCALAR_KEYS = ("limit", "pool", "results_dir")
+CONFIG_KEYS = (*LIST_KEYS, *ARG_KEYS.values(), *SCALAR_KEYS)
+
+DEFAULTS: dict[str, Any] = {
+    "task": ["arith"],
+    "generator": ["sim"],
+    "prm": ["oracle", "oracle:noise=3"],
+    "splitter": ["double-newline"],
+    "agg": ["mean", "min", "last"],
+    "selector": ["argmax"],
+    "search": ["best-of-n"],
+    "budget": [1, 4, 16],
+    "seed": [0],
+    "limit": 200,
+    "pool": None,
+}
+
+
+def parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise PrmhError(f"expected key=value, got {text!r}.")
+    return key.strip(), parse_value(value.strip())
+
+
+@dataclass(frozen=True, eq=False)
+class Spec:
+    """A component name with the options given to it."""
+
+    name: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> Spec:
+        name, _, rest = text.partition(":")
+        if not name.strip():
+            raise PrmhError(f"empty component name in {text!r}.")
+        args = dict(parse_assignment(a) for a in rest.split(",") if a.strip()) if rest else {}
+        return cls(name.strip(), args)
+
+    @property
+    def label(self) -> str:
+        if not self.args:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.args.items())
+
+    def with_options(self, options: Mapping[str, Any]) -> Spec:
+        """Merge kind-wide options: ``key`` for every component, ``NAME.key`` for this one."""
+        merged: dict[str, Any] = {}
+        targeted: dict[str, Any] = {}
+        for key, value in options.items():
+            target, dot, short = key.rpartition(".")
+            if not dot:
+                merged[key] = value
+            elif target == self.name:
+                targeted[short] = value
+        return Spec(self.name, {**merged, **targeted, **self.args})
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """Everything ``prmh eval`` runs: the product of these lists."""
+
+    task: tuple[Spec, ...]
+    generator: tuple[Spec, ...]
+    prm: tuple[Spec, ...]
+    splitter: tuple[Spec, ...]
+    agg: tuple[Spec, ...]
+    selector: tuple[Spec, ...]
+    search: tuple[Spec, ...]
+    budget: tuple[int, ...]
+    seed: tuple[int, ...]
+    limit: int | None
+    pool: int
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in LIST_KEYS:
+            values = getattr(self, key)
+            out[key] = (
+                [{"name": s.name, "args": dict(s.args)} for s in values]
+                if key not in ("budget", "seed")
+                else list(values)
+            )
+        out["limit"], out["pool"] = self.limit, self.pool
+        return out
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config; unknown keys and malformed files are errors that say where."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as e:
+        raise PrmhError(f"cannot read config {str(path)!r}: {e.strerror}.") from e
+    except tomllib.TOMLDecodeError as e:
+        raise PrmhError(f"config {str(path)!r} is not valid TOML: {e}.") from e
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise PrmhError(
+            f"config {str(path)!r} has unknown key(s) {', '.join(unknown)}. "
+            f"Known keys: {', '.join(CONFIG_KEYS)}."
+        )
+    for key in LIST_KEYS:
+        if key in data and not isinstance(data[key], list):
+            data[key] = [data[key]]
+    for key in ARG_KEYS.values():
+        if key in data and not isinstance(data[key], dict):
+            raise PrmhError(f"config {str(path)!r}: {key} must be a table of key = value.")
+    return data
+
+
+def _flatten(args: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"oracle": {"noise": 1}}`` (a TOML sub-table) becomes ``{"oracle.noise": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in args.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _ints(key: str, values: Iterable[Any], minimum: int) -> tuple[int, ...]:
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise PrmhError(f"--{key} must be a whole number >= {minimum}, got {v!r}.")
+        out.append(v)
+    return tuple(dict.fromkeys(out))
+
+
+def build_plan(options: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> EvalPlan:
+    """Merge defaults < config file < command-line options, and check what can be checked
+    without building components. ``options`` values are None or empty when not given."""
+    merged: dict[str, Any] = dict(DEFAULTS)
+    for source in (config or {}, options):
+        for key, value in source.items():
+            if value is None or (
+                isinstance(value, list | tuple) and not value and key in LIST_KEYS
+            ):
+                continue
+            if key in ARG_KEYS.values():
+                merged[key] = {**merged.get(key, {}), **_flatten(value)}
+            else:
+                merged[key] = value
+    specs: dict[str, tuple[Spec, ...]] = {}
+    for key in LIST_KEYS:
+        if key in ("budget", "seed"):
+            continue
+        parsed = [v if isinstance(v, Spec) else Spec.parse(str(v)) for v in merged[key]]
+        kind_options = merged.get(ARG_KEYS.get(key, ""), {})
+        unique = {s.label: s for s in (p.with_options(kind_options) for p in parsed)}
+        specs[key] = tuple(unique.values())
+    budgets = tuple(sorted(_ints("budget", merged["budget"], 1)))
+    seeds = _ints("seed", merged["seed"], 0)
+    limit = merged.get("limit")
+    if limit is not None:
+        (limit,) = _ints("limit", [limit], 1)
+    pool = merged.get("pool")
+    if pool is None:
+        pool = budgets[-1]
+    else:
+        (pool,) = _ints("pool", [pool], 1)
+        if pool < budgets[-1]:
+            raise PrmhError(
+                f"budget {budgets[-1]} is larger than the pool of {pool} samples; raise --pool "
+                f"to at least {budgets[-1]} or drop that budget."
+            )
+    return EvalPlan(
+        budget=budgets,
+        seed=seeds,
+        limit=limit,
+        pool=pool,
+        **specs,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,63 @@
+"""Accuracy with bootstrap confidence intervals, and pass@k.
+
+Intervals come from a percentile bootstrap over problems (and over seeds when a run has
+several): each resample draws problems with replacement, and seeds with replacement, and takes
+the mean. The resampling generator is seeded, so a table is reproducible to the last digit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import comb
+
+import numpy as np
+
+BOOTSTRAP_SAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its 95% interval."""
+
+    mean: float
+    low: float
+    high: float
+
+    def to_json(self) -> dict[str, float]:
+        return {"mean": self.mean, "low": self.low, "high": self.high}
+
+
+def bootstrap_mean(
+    values: np.ndarray,
+    *,
+    samples: int = BOOTSTRAP_SAMPLES,
+    level: float = 0.95,
+    seed: int = BOOTSTRAP_SEED,
+) -> Estimate:
+    """Mean of a [seeds, problems] array with a percentile-bootstrap interval."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = values[None, :]
+    n_seeds, n_problems = values.shape
+    if n_problems == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = np.empty(samples)
+    for start in range(0, samples, 250):
+        stop = min(samples, start + 250)
+        p = rng.integers(0, n_problems, size=(stop - start, n_problems))
+        s = rng.integers(0, n_seeds, size=(stop - start, n_seeds))
+        means[start:stop] = values[s[:, :, None], p[:, None, :]].mean(axis=(1, 2))
+    alpha = (1 - level) / 2
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    return Estimate(float(values.mean()), float(low), float(high))
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct (Chen et al., 2021)."""
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)

@@ -1,0 +1,144 @@
+"""Run records: one JSON file per run, enough to rebuild the run's table and to repeat it.
+
+A record is written when a run starts (status "started") and rewritten when it ends
+("success" or "error"), each time atomically (write a temporary file, then rename), so a reader
+never sees half a record. Leaderboards are built from records alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from prmh._version import __version__
+from prmh.errors import PrmhError
+
+RECORD_SCHEMA_VERSION = 1
+STATUSES = ("started", "success", "error")
+LIBRARIES = ("pluggy", "click", "rich", "numpy", "sympy", "torch", "transformers", "peft", "vllm")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def library_versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def git_state(path: Path) -> dict[str, Any]:
+    """The revision and dirty flag of the git checkout holding ``path``, if it is in one."""
+    try:
+        revision = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {"revision": None, "dirty": None}
+    return {"revision": revision, "dirty": bool(status.strip())}
+
+
+def write_atomic(path: Path, data: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunRecord:
+    """The record of one run; ``save()`` after each change of status."""
+
+    def __init__(self, runs_dir: Path, config: dict[str, Any], argv: list[str] | None = None):
+        import prmh
+
+        self.path = runs_dir / f"{new_run_id()}.json"
+        self.data: dict[str, Any] = {
+            "schema_version": RECORD_SCHEMA_VERSION,
+            "run_id": self.path.stem,
+            "status": "started",
+            "started": time.time(),
+            "finished": None,
+            "argv": argv if argv is not None else sys.argv[1:],
+            "config": config,
+            "prmh_version": __version__,
+            "libraries": library_versions(),
+            "git": git_state(Path(prmh.__file__).resolve().parent),
+            "metrics": None,
+            "error": None,
+        }
+
+    @property
+    def run_id(self) -> str:
+        return self.data["run_id"]
+
+    def save(self) -> None:
+        write_atomic(self.path, self.data)
+
+    def finish(self, status: str, **fields: Any) -> None:
+        assert status in STATUSES
+        self.data.update(fields, status=status, finished=time.time())
+        self.save()
+
+
+def find_record(results_dir: Path, run: str) -> dict[str, Any]:
+    """Load a record by run id (or a unique prefix of one), by path, or "latest"."""
+    runs = results_dir / "runs"
+    candidate = Path(run)
+    if candidate.suffix == ".json" and candidate.is_file():
+        path = candidate
+    else:
+        records = sorted(runs.glob("*.json")) if runs.is_dir() else []
+        if run == "latest":
+            matches = records[-1:]
+        else:
+            matches = [p for p in records if p.stem.startswith(run)]
+        if not matches:
+            raise PrmhError(
+                f"no run {run!r} in {str(runs)!r}. List the runs with `ls {runs}`, or pass a "
+                "record's path or --results-dir."
+            )
+        if len(matches) > 1:
+            names = ", ".join(p.stem for p in matches[:5])
+            raise PrmhError(f"run {run!r} is ambiguous: {names}. Give more of the id.")
+        path = matches[0]
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise PrmhError(f"cannot read run record {str(path)!r}: {e}") from e
+    if data.get("schema_version") != RECORD_SCHEMA_VERSION:
+        raise PrmhError(
+            f"run record {str(path)!r} has schema version {data.get('schema_version')}; this "
+            f"prmh reads version {RECORD_SCHEMA_VERSION}."
+        )
+    return data

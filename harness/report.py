@@ -1,0 +1,133 @@
+"""Rich tables from run metrics; the only place results become text for people.
+
+Accuracy cells read ``72.5 [68.0-77.0]``: percent correct with the 95% bootstrap interval.
+The best mean of each column is bold; cells whose intervals overlap the best are not
+distinguishable from it at this sample size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _cell(cell: dict[str, Any], best: float | None, style: str = "") -> Text:
+    text = Text(f"{_pct(cell['mean'])} [{_pct(cell['low'])}-{_pct(cell['high'])}]", style=style)
+    if best is not None and cell["mean"] == best:
+        text.stylize("bold green")
+    return text
+
+
+def _row_label(row: dict[str, Any], show_splitter: bool) -> str:
+    parts = (
+        [row["prm"]] + ([row["splitter"]] if show_splitter else []) + [row["agg"], row["selector"]]
+    )
+    return " · ".join(parts)
+
+
+def accuracy_table(table: dict[str, Any]) -> Table:
+    columns = table["columns"]
+    prm_rows = [r for r in table["rows"] if r["kind"] == "prm"]
+    show_splitter = len({r["splitter"] for r in prm_rows}) > 1
+    title = (
+        f"{table['task']} × {table['generator']}: accuracy % [95% CI], "
+        f"{table['problems']} problems, seeds {', '.join(map(str, table['seeds']))}"
+    )
+    out = Table(title=title, title_justify="left", header_style="bold")
+    out.add_column(
+        "PRM · agg · selector" if not show_splitter else "PRM · splitter · agg · selector"
+    )
+    for column in columns:
+        out.add_column(f"{column['search']}\nN={column['budget']}", justify="right")
+    best = [
+        max((r["cells"][j]["mean"] for r in prm_rows), default=None) for j in range(len(columns))
+    ]
+    for row in table["rows"]:
+        if row["kind"] != "reference":
+            continue
+        by_budget = {c["budget"]: c for c in row["cells"]}
+        out.add_row(
+            Text(row["label"], style="dim"),
+            *[_cell(by_budget[c["budget"]], None, style="dim") for c in columns],
+        )
+    out.add_section()
+    for row in prm_rows:
+        out.add_row(
+            _row_label(row, show_splitter),
+            *[_cell(c, b) for c, b in zip(row["cells"], best, strict=True)],
+        )
+    return out
+
+
+def compute_table(table: dict[str, Any]) -> Table:
+    """Mean compute per problem for each (PRM, search, budget); selectors cost nothing extra."""
+    out = Table(
+        title="compute per problem: generated tokens / PRM tokens / PRM calls / seconds",
+        title_justify="left",
+        header_style="bold",
+    )
+    out.add_column("PRM · search")
+    budgets = sorted({c["budget"] for c in table["columns"]})
+    for b in budgets:
+        out.add_column(f"N={b}", justify="right")
+    seen: dict[tuple[str, str], dict[int, dict[str, float]]] = {}
+    for row in table["rows"]:
+        if row["kind"] != "prm":
+            continue
+        for cell in row["cells"]:
+            seen.setdefault((row["prm"], cell["search"]), {}).setdefault(
+                cell["budget"], cell["compute"]
+            )
+    for (prm, search), by_budget in seen.items():
+        out.add_row(
+            f"{prm} · {search}",
+            *[_compute(by_budget[b]) if b in by_budget else "-" for b in budgets],
+        )
+    return out
+
+
+def _compute(c: dict[str, float]) -> str:
+    return (
+        f"{c['generated_tokens']:.0f} / {c['prm_tokens']:.0f} / {c['prm_calls']:.1f} / "
+        f"{c['wall_seconds']:.3f}"
+    )
+
+
+def render_metrics(metrics: dict[str, Any]) -> Group:
+    parts: list[Any] = []
+    for table in metrics["tables"]:
+        parts += [accuracy_table(table), compute_table(table), Text("")]
+    cache = metrics.get("cache", {})
+    stored, computed = cache.get("from_store", {}), cache.get("computed", {})
+    kinds = sorted(set(stored) | set(computed))
+    if kinds:
+        summary = ", ".join(
+            f"{k}s {stored.get(k, 0)} stored + {computed.get(k, 0)} new" for k in kinds
+        )
+        parts.append(Text(f"{summary}; {metrics.get('wall_seconds', 0):.1f} s", style="dim"))
+    return Group(*parts)
+
+
+def print_record(record: dict[str, Any], console: Console) -> None:
+    status = record["status"]
+    style = {"success": "green", "error": "red"}.get(status, "yellow")
+    console.print(
+        Text.assemble(
+            ("run ", "bold"),
+            (record["run_id"], "bold"),
+            " ",
+            (status, style),
+            f"  prmh {record.get('prmh_version', '?')}",
+        )
+    )
+    if record.get("error"):
+        console.print(Text(f"error: {record['error']}", style="red"))
+    if record.get("metrics"):
+        console.print(render_metrics(record["metrics"]))

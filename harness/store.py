@@ -1,0 +1,125 @@
+"""The results store: one SQLite file per results directory, keyed by content hashes.
+
+Each entry (a generation, a PRM's step scores, a grade) is keyed by a hash of everything that
+determines it: the component's identity (name, version, output-changing arguments), its inputs
+and the seed; never device or batch size. A batch of entries is written in one transaction, so
+a run killed at any moment loses at most the batch in flight and the file stays consistent.
+Entries are never overwritten: every row records the run that computed it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from prmh.errors import PrmhError
+
+SCHEMA_VERSION = 1
+DB_NAME = "store.sqlite"
+
+
+def content_key(obj: Any) -> str:
+    """A stable hash of JSON-able data: sorted keys, no white space."""
+    data = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def ensure_results_dir(path: str | os.PathLike[str]) -> Path:
+    """Create the results directory (and ``runs/``) or explain why it cannot be used."""
+    root = Path(path)
+    try:
+        (root / "runs").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PrmhError(
+            f"cannot create results directory {str(root)!r}: {e.strerror}. "
+            "Choose another with --results-dir."
+        ) from e
+    if not os.access(root, os.W_OK) or not os.access(root / "runs", os.W_OK):
+        raise PrmhError(
+            f"results directory {str(root)!r} is not writable. Fix its permissions or choose "
+            "another with --results-dir."
+        )
+    return root
+
+
+class Store:
+    """Get and put JSON values by (kind, key); kinds are free-form ("generation", "score"...)."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.path = Path(root) / DB_NAME
+        try:
+            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS entries (kind TEXT NOT NULL, key TEXT NOT NULL, "
+                "value TEXT NOT NULL, run_id TEXT, created REAL, PRIMARY KEY (kind, key))"
+            )
+            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            self.db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            (version,) = self.db.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()
+        except sqlite3.DatabaseError as e:
+            raise PrmhError(
+                f"cannot open the store {str(self.path)!r}: {e}. If the file is not a prmh "
+                "store, choose another --results-dir."
+            ) from e
+        if int(version) != SCHEMA_VERSION:
+            raise PrmhError(
+                f"store {str(self.path)!r} has schema version {version}; this prmh reads "
+                f"version {SCHEMA_VERSION}. Use a prmh release that matches, or a new "
+                "--results-dir."
+            )
+
+    def get_many(self, kind: str, keys: Iterable[str]) -> dict[str, Any]:
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, Any] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT key, value FROM entries WHERE kind = ? AND key IN ({marks})",
+                (kind, *chunk),
+            )
+            found.update((k, json.loads(v)) for k, v in rows)
+        return found
+
+    def put_many(self, kind: str, values: Mapping[str, Any], run_id: str | None = None) -> None:
+        """Write all values in one transaction; existing keys keep their first value."""
+        now = time.time()
+        rows = [
+            (kind, k, json.dumps(v, separators=(",", ":")), run_id, now) for k, v in values.items()
+        ]
+        with self.transaction():
+            self.db.executemany("INSERT OR IGNORE INTO entries VALUES (?, ?, ?, ?, ?)", rows)
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    def count(self, kind: str | None = None) -> int:
+        if kind is None:
+            return self.db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+        return self.db.execute("SELECT COUNT(*) FROM entries WHERE kind = ?", (kind,)).fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,154 @@
+"""The values that flow between components: problems, solutions, step scores, search results.
+
+All are frozen dataclasses of plain data so they hash, compare, cross process boundaries and
+round-trip through JSON (``to_json``/``from_json``) for the store and run records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _tuple(x: Any) -> Any:
+    return tuple(x) if isinstance(x, list) else x
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One question with its gold answer (and gold steps when the task knows them)."""
+
+    id: str
+    question: str
+    answer: str
+    steps: tuple[str, ...] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What a generator returns: raw text and what producing it cost."""
+
+    text: str
+    finished: bool
+    num_tokens: int
+    token_logprobs: tuple[float, ...] | None = None
+    seconds: float = field(default=0.0, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Generation:
+        return cls(**{k: _tuple(v) for k, v in d.items()})
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A generation read by a task and a splitter: its steps and final answer."""
+
+    generation: Generation
+    steps: tuple[str, ...]
+    answer: str | None
+
+    @property
+    def text(self) -> str:
+        return self.generation.text
+
+    @property
+    def finished(self) -> bool:
+        return self.generation.finished and self.answer is not None
+
+    @property
+    def num_tokens(self) -> int:
+        return self.generation.num_tokens
+
+
+@dataclass(frozen=True)
+class StepScores:
+    """A PRM's verdict on each step: P(step k is still on a good path), optional quantiles.
+
+    ``quantiles[k]`` holds one value per level in ``quantile_levels`` for step k.
+    """
+
+    probs: tuple[float, ...]
+    quantiles: tuple[tuple[float, ...], ...] | None = None
+    quantile_levels: tuple[float, ...] | None = None
+    num_tokens: int = 0
+    seconds: float = field(default=0.0, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> StepScores:
+        d = dict(d)
+        if d.get("quantiles") is not None:
+            d["quantiles"] = tuple(tuple(q) for q in d["quantiles"])
+        return cls(**{k: _tuple(v) for k, v in d.items()})
+
+
+@dataclass(frozen=True)
+class Compute:
+    """What a search spent: tokens generated, tokens the PRM read, PRM calls, wall seconds."""
+
+    generated_tokens: int = 0
+    prm_tokens: int = 0
+    prm_calls: int = 0
+    wall_seconds: float = 0.0
+
+    def __add__(self, other: Compute) -> Compute:
+        return Compute(
+            self.generated_tokens + other.generated_tokens,
+            self.prm_tokens + other.prm_tokens,
+            self.prm_calls + other.prm_calls,
+            self.wall_seconds + other.wall_seconds,
+        )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A finished solution with its step scores, as a search hands it to selectors."""
+
+    solution: Solution
+    scores: StepScores
+    score: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A search's outcome for one problem: the chosen answer among scored candidates."""
+
+    problem_id: str
+    candidates: tuple[Candidate, ...]
+    compute: Compute
+    chosen: int | None = None
+
+    @property
+    def solution(self) -> Solution | None:
+        return None if self.chosen is None else self.candidates[self.chosen].solution
+
+    @property
+    def answer(self) -> str | None:
+        solution = self.solution
+        return None if solution is None else solution.answer
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """Ask a generator for samples ``first_index .. first_index + n - 1`` of one prompt."""
+
+    problem: Problem
+    prompt: str
+    n: int
+    seed: int
+    first_index: int = 0
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Ask a PRM to score the steps of one solution to one problem."""
+
+    problem: Problem
+    steps: tuple[str, ...]

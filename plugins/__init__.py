@@ -1,0 +1,11 @@
+"""prmh's built-in plugins. Each module registers components through the public hooks only."""
+
+BUILTINS = (
+    "prmh.plugins.arith",
+    "prmh.plugins.sim",
+    "prmh.plugins.oracle",
+    "prmh.plugins.splitters",
+    "prmh.plugins.aggregators",
+    "prmh.plugins.selectors",
+    "prmh.plugins.searches",
+)

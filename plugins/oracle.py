@@ -1,0 +1,110 @@
+"""The `oracle` PRM: checks each step of an `arith` solution exactly against the gold steps.
+
+Step k is good when it and every step before it state the gold running value and their
+arithmetic holds. The exact verdict becomes a probability through a logit of
+``±logit(confidence)``, plus ``bias`` (miscalibration: > 0 over-confident), Gaussian ``noise``
+(standard deviation in logit units) and a ``temperature`` (> 1 flattens). The noise of step k
+is a pure function of (seed, question, steps 1..k), so a prefix scored alone gets the same
+scores, as for a real causal PRM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import re
+import time
+
+from prmh import Problem, ScoreRequest, StepScores, hookimpl
+from prmh.errors import PrmhError
+from prmh.plugins.sim import count_tokens
+
+_EQUATION = re.compile(r"(-?\d+) ([-+*/]) (-?\d+) = (-?\d+)")
+_NUMBER = re.compile(r"-?\d+")
+
+
+def _numbers(step: str) -> list[int]:
+    return [int(n) for n in _NUMBER.findall(step)]
+
+
+def step_is_sound(step: str, gold: str) -> bool:
+    """The step states the gold running value, and its equation (if any) is right."""
+    ours, theirs = _numbers(step), _numbers(gold)
+    if not ours or not theirs or ours[-1] != theirs[-1]:
+        return False
+    equation = _EQUATION.search(step)
+    if equation is None:
+        return _EQUATION.search(gold) is None
+    a, op, b, c = equation.groups()
+    a, b, c = int(a), int(b), int(c)
+    expected = {"+": a + b, "-": a - b, "*": a * b, "/": a // b if b and a % b == 0 else None}[op]
+    return c == expected and [a, b] == theirs[-3:-1]
+
+
+def correct_prefix_length(problem: Problem, steps: tuple[str, ...]) -> int:
+    """How many leading steps are sound."""
+    gold = problem.steps or ()
+    n = 0
+    for step, gold_step in zip(steps, gold, strict=False):
+        if not step_is_sound(step, gold_step):
+            break
+        n += 1
+    return n
+
+
+class OraclePRM:
+    """Exact step checks for arith, with optional noise and miscalibration."""
+
+    def __init__(
+        self,
+        confidence: float = 0.95,
+        noise: float = 0.0,
+        bias: float = 0.0,
+        temperature: float = 1.0,
+        seed: int = 0,
+    ):
+        if not 0.5 < confidence < 1.0:
+            raise PrmhError(f"oracle option confidence must be in (0.5, 1), got {confidence}.")
+        if noise < 0 or temperature <= 0:
+            raise PrmhError("oracle options need noise >= 0 and temperature > 0.")
+        self.margin = math.log(confidence / (1 - confidence))
+        self.noise, self.bias, self.temperature, self.seed = noise, bias, temperature, seed
+
+    def score(self, requests: list[ScoreRequest]) -> list[StepScores]:
+        out = []
+        for request in requests:
+            started = time.perf_counter()
+            if request.problem.steps is None:
+                raise PrmhError(
+                    f"the oracle PRM needs gold steps; problem {request.problem.id!r} has none. "
+                    "Use it with the arith task."
+                )
+            good = correct_prefix_length(request.problem, request.steps)
+            probs = tuple(
+                self._prob(request.problem.question, request.steps[: k + 1], k < good)
+                for k in range(len(request.steps))
+            )
+            tokens = count_tokens(request.problem.question) + sum(
+                count_tokens(s) for s in request.steps
+            )
+            out.append(StepScores(probs, num_tokens=tokens, seconds=time.perf_counter() - started))
+        return out
+
+    def _prob(self, question: str, prefix: tuple[str, ...], good: bool) -> float:
+        logit = self.margin if good else -self.margin
+        if self.noise:
+            digest = hashlib.sha256(repr((self.seed, question, prefix)).encode()).digest()
+            logit += self.noise * random.Random(digest).gauss(0.0, 1.0)
+        z = logit / self.temperature + self.bias
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+
+@hookimpl
+def prmh_register_prm(register):
+    register(
+        "oracle",
+        OraclePRM,
+        description="Exact step checker for arith with optional noise and miscalibration",
+        version="1",
+    )

@@ -1,0 +1,109 @@
+"""The `sim` generator: step-by-step solutions to `arith` problems with planted mistakes.
+
+Two kinds of mistake make search and selection matter:
+
+- a *slip* (probability ``slip_rate`` per step): an arithmetic error of 1 to 9, carried
+  forward, so wrong answers scatter;
+- a *trap*: each problem has one misconception (an operation read wrongly at one step) that a
+  sample falls into with probability ``trap_rate * difficulty``, difficulty being uniform in
+  [0, 1] per problem. Trapped samples agree on one wrong answer, so majority voting fails on
+  hard problems while a good PRM still finds the right sample.
+
+Sample ``i`` of a problem depends only on (question, seed, i) and the options.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+
+from prmh import Generation, Problem, SampleRequest, hookimpl
+from prmh.errors import PrmhError
+from prmh.plugins.arith import apply, final_step, first_step, step_text
+
+_MISREAD = {"+": "-", "-": "+", "*": "+", "/": "-"}
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_tokens(text: str) -> int:
+    """Words and punctuation marks: the sim world's notion of a token."""
+    return len(_TOKEN.findall(text))
+
+
+class SimGenerator:
+    """Writes arith solutions with configurable slip and trap rates."""
+
+    def __init__(
+        self,
+        slip_rate: float = 0.06,
+        trap_rate: float = 0.8,
+        truncate_rate: float = 0.02,
+        delay: float = 0.0,
+    ):
+        for name, value in (
+            ("slip_rate", slip_rate),
+            ("trap_rate", trap_rate),
+            ("truncate_rate", truncate_rate),
+        ):
+            if not 0.0 <= value <= 1.0:
+                raise PrmhError(f"sim option {name} must be in [0, 1], got {value}.")
+        if delay < 0:
+            raise PrmhError(f"sim option delay must be >= 0 seconds, got {delay}.")
+        self.slip_rate, self.trap_rate, self.truncate_rate = slip_rate, trap_rate, truncate_rate
+        self.delay = delay
+
+    def sample(self, requests: list[SampleRequest]) -> list[list[Generation]]:
+        return [
+            [self._one(r.problem, r.seed, r.first_index + i) for i in range(r.n)] for r in requests
+        ]
+
+    def _one(self, problem: Problem, seed: int, index: int) -> Generation:
+        started = time.perf_counter()
+        meta = problem.metadata
+        if "ops" not in meta:
+            raise PrmhError(
+                f"the sim generator writes solutions to arith problems only; problem "
+                f"{problem.id!r} is not one. Use another generator (see `prmh list generator`)."
+            )
+        ops = [(op, b) for op, b in meta["ops"]]
+        puzzle = random.Random(f"sim-problem:{problem.question}")
+        trap_step = puzzle.randrange(len(ops))
+        difficulty = puzzle.random()
+        rng = random.Random(f"sim:{problem.question}:{seed}:{index}")
+        trapped = rng.random() < self.trap_rate * difficulty
+        steps = [first_step(meta["name"], meta["start"], meta["item"])]
+        value = meta["start"]
+        for k, (op, b) in enumerate(ops):
+            if trapped and k == trap_step:
+                op = _MISREAD[op]
+            result = apply(op, value, b)
+            if rng.random() < self.slip_rate:
+                result += rng.choice([-1, 1]) * rng.randint(1, 9)
+            steps.append(step_text(op, value, b, result, meta["item"]))
+            value = result
+        steps.append(final_step(value))
+        finished = True
+        if rng.random() < self.truncate_rate:
+            steps = steps[: rng.randint(1, len(steps) - 1)]
+            finished = False
+        if self.delay:
+            time.sleep(self.delay)
+        text = "\n\n".join(steps)
+        return Generation(
+            text=text,
+            finished=finished,
+            num_tokens=count_tokens(text),
+            seconds=time.perf_counter() - started,
+        )
+
+
+@hookimpl
+def prmh_register_generator(register):
+    register(
+        "sim",
+        SimGenerator,
+        description="Simulated arith solutions with planted slips and per-problem traps",
+        version="1",
+        speed_args=("delay",),
+    )

@@ -173,14 +173,23 @@ def eval_command(
     _emit(record.data, as_json)
 
 
+def _console() -> Any:
+    """A console for results: wide when piped, so each table row stays on one line."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=220)
+    return console
+
+
 def _emit(record: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(record, indent=1, sort_keys=True))
         return
     from prmh.report import print_record
-    from rich.console import Console
 
-    console = Console()
+    console = _console()
     print_record(record, console)
     console.print(f"[dim]record: {record.get('results_dir', '.')}/runs/{record['run_id']}.json")
 
@@ -219,7 +228,6 @@ class _progress_bars:
 def list_command(kind: str | None, as_json: bool) -> None:
     """List registered components, all kinds or one KIND (task, prm, search...)."""
     from prmh.registry import KINDS, load_registry
-    from rich.console import Console
     from rich.table import Table
 
     if kind is not None and kind not in KINDS:
@@ -247,7 +255,7 @@ def list_command(kind: str | None, as_json: bool) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(*row)
-    console = Console()
+    console = _console()
     console.print(table)
     _print_failures(registry, console)
 
@@ -266,7 +274,6 @@ def _print_failures(registry: Any, console: Any) -> None:
 def plugins_command(as_json: bool) -> None:
     """List loaded plugins with their distribution, version and hooks, and any that failed."""
     from prmh.registry import load_registry
-    from rich.console import Console
     from rich.table import Table
 
     registry = load_registry()
@@ -286,7 +293,7 @@ def plugins_command(as_json: bool) -> None:
         table.add_column(column)
     for p in registry.plugins:
         table.add_row(p.name, p.distribution, p.version, ", ".join(p.hooks))
-    console = Console()
+    console = _console()
     console.print(table)
     _print_failures(registry, console)
 

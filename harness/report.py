@@ -42,7 +42,8 @@ def accuracy_table(table: dict[str, Any]) -> Table:
     )
     out = Table(title=title, title_justify="left", header_style="bold")
     out.add_column(
-        "PRM · agg · selector" if not show_splitter else "PRM · splitter · agg · selector"
+        "PRM · agg · selector" if not show_splitter else "PRM · splitter · agg · selector",
+        no_wrap=True,
     )
     for column in columns:
         out.add_column(f"{column['search']}\nN={column['budget']}", justify="right")
@@ -73,7 +74,7 @@ def compute_table(table: dict[str, Any]) -> Table:
         title_justify="left",
         header_style="bold",
     )
-    out.add_column("PRM · search")
+    out.add_column("PRM · search", no_wrap=True)
     budgets = sorted({c["budget"] for c in table["columns"]})
     for b in budgets:
         out.add_column(f"N={b}", justify="right")

@@ -1,0 +1,5 @@
+"""``python -m prmh`` is the ``prmh`` command."""
+
+from prmh.cli import main
+
+main()

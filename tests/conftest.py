@@ -1,0 +1,47 @@
+"""Shared fixtures: no network, a fresh registry and results directory per test."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.pop("PRMH_DISABLE_PLUGINS", None)
+os.environ.pop("PRMH_RESULTS_DIR", None)
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture
+def registry():
+    from prmh.registry import load_registry
+
+    return load_registry()
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """Invoke ``prmh`` in-process with a fresh results directory; returns click's Result."""
+    from click.testing import CliRunner
+    from prmh.cli import cli as command
+
+    monkeypatch.setenv("PRMH_RESULTS_DIR", str(tmp_path / "results"))
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(command, list(args), catch_exceptions=False)
+
+    invoke.results_dir = tmp_path / "results"
+    return invoke
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    return env
+
+
+PYTHON = sys.executable

@@ -1,0 +1,217 @@
+"""The prmh command: the default matrix, tables, records, show, list, plugins and errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from conftest import PYTHON
+
+
+def _eval_json(cli, *args):
+    result = cli("eval", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def _cell(table, label, search, budget):
+    for row in table["rows"]:
+        name = row.get("label") or f"{row['prm']} · {row['agg']} · {row['selector']}"
+        if name == label:
+            for cell in row["cells"]:
+                if cell.get("budget") == budget and cell.get("search", search) == search:
+                    return cell
+    raise KeyError((label, search, budget))
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """One run of `prmh eval` with no options, shared by the tests that read its numbers."""
+    from click.testing import CliRunner
+    from prmh.cli import cli
+
+    results = tmp_path_factory.mktemp("default")
+    out = CliRunner().invoke(cli, ["eval", "--json", "--results-dir", str(results)])
+    assert out.exit_code == 0, out.output
+    return json.loads(out.output), results
+
+
+def test_default_eval_makes_sense(default_run):
+    """On arith with sim, best-of-N with the oracle beats majority voting and pass@1 at N >= 4."""
+    record, _ = default_run
+    assert record["status"] == "success"
+    (table,) = record["metrics"]["tables"]
+    assert table["problems"] == 200 and table["task"] == "arith" and table["generator"] == "sim"
+    pass1 = _cell(table, "pass@N", "best-of-n", 1)["mean"]
+    for budget in (4, 16):
+        oracle = _cell(table, "oracle · mean · argmax", "best-of-n", budget)
+        majority = _cell(table, "majority@N", "best-of-n", budget)
+        assert oracle["mean"] > majority["mean"] + 0.1
+        assert oracle["low"] > majority["high"]  # apart beyond their intervals
+        assert oracle["mean"] > pass1 + 0.2
+    # A noisy PRM is worse than the exact one, and more samples help it.
+    noisy = [
+        _cell(table, "oracle:noise=3 · mean · argmax", "best-of-n", n)["mean"] for n in (4, 16)
+    ]
+    exact = [_cell(table, "oracle · mean · argmax", "best-of-n", n)["mean"] for n in (4, 16)]
+    assert noisy[0] < noisy[1] and noisy[1] < exact[1]
+    # Compute grows with the budget: N samples scored by N PRM calls.
+    c4 = _cell(table, "oracle · mean · argmax", "best-of-n", 4)["compute"]
+    c16 = _cell(table, "oracle · mean · argmax", "best-of-n", 16)["compute"]
+    assert c4["prm_calls"] == 4 and c16["prm_calls"] == 16
+    assert c16["generated_tokens"] == pytest.approx(4 * c4["generated_tokens"], rel=0.1)
+
+
+def test_default_record_is_complete(default_run):
+    record, results = default_run
+    assert record["schema_version"] == 1
+    config = record["config"]
+    assert [p["label"] for p in config["prm"]] == ["oracle", "oracle:noise=3"]
+    assert config["prm"][1]["args"]["noise"] == 3 and "confidence" in config["prm"][1]["args"]
+    assert config["budget"] == [1, 4, 16] and config["seed"] == [0]
+    assert config["graders"] == [{"name": "numeric", "version": "1"}]
+    assert {"prmh", "?"} >= {p["distribution"] for p in config["plugins"]}
+    assert record["libraries"]["python"] and record["libraries"]["pluggy"]
+    assert set(record["git"]) == {"revision", "dirty"}
+    assert (results / "runs" / f"{record['run_id']}.json").is_file()
+
+
+def test_show_re_renders_without_recomputing(default_run, cli):
+    record, results = default_run
+    before = (results / "store.sqlite").stat().st_mtime_ns
+    shown = cli("show", record["run_id"][:17], "--results-dir", str(results), "--json")
+    assert shown.exit_code == 0
+    assert json.loads(shown.output)["metrics"] == record["metrics"]
+    table = cli("show", "latest", "--results-dir", str(results))
+    assert "oracle · mean · argmax" in table.output and "majority@N" in table.output
+    assert (results / "store.sqlite").stat().st_mtime_ns == before
+
+
+def test_rerun_uses_the_store_and_gives_the_same_numbers(cli):
+    first = _eval_json(cli, "--limit", "20", "-n", "2", "-n", "4")
+    again = _eval_json(cli, "--limit", "20", "-n", "4", "-n", "2")
+    assert again["metrics"]["cache"]["computed"] == {"generation": 0, "score": 0, "grade": 0}
+    assert first["metrics"]["tables"] == again["metrics"]["tables"]
+    # A smaller budget reads the same pool: nothing new to generate.
+    smaller = _eval_json(cli, "--limit", "20", "-n", "1", "--pool", "4")
+    assert smaller["metrics"]["cache"]["computed"]["generation"] == 0
+
+
+def test_table_output(cli):
+    result = cli("eval", "--limit", "10", "-n", "2", "--prm", "oracle", "--agg", "min")
+    assert result.exit_code == 0
+    for text in (
+        "accuracy % [95% CI]",
+        "pass@N",
+        "majority@N",
+        "oracle · min · argmax",
+        "best-of-n",
+        "N=2",
+        "compute per problem",
+        "record:",
+    ):
+        assert text in result.output
+
+
+def test_matrix_options_and_config_file(cli, tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text(
+        'prm = ["oracle"]\nagg = "last"\nselector = ["argmax", "majority"]\nbudget = [2]\n'
+        "limit = 12\nseed = [0, 1]\n[generator_args]\nslip_rate = 0.2\n"
+        "[prm_args.oracle]\nnoise = 1.0\n"
+    )
+    record = _eval_json(cli, "--config", str(config), "-n", "3")  # the option wins over the file
+    config_used = record["config"]
+    assert config_used["budget"] == [3] and config_used["seed"] == [0, 1]
+    assert config_used["generator"][0]["args"]["slip_rate"] == 0.2
+    assert config_used["prm"][0]["args"]["noise"] == 1.0
+    (table,) = record["metrics"]["tables"]
+    labels = {f"{r['prm']} · {r['agg']} · {r['selector']}" for r in table["rows"] if "prm" in r}
+    assert labels == {"oracle:noise=1.0 · last · argmax", "oracle:noise=1.0 · last · majority"}
+    assert table["problems"] == 12 and table["seeds"] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--prm", "oracel"], "unknown prm 'oracel'. Close matches: oracle"),
+        (["-n", "0"], "--budget must be a whole number >= 1, got 0"),
+        (["-n", "-3"], "--budget must be a whole number >= 1, got -3"),
+        (["-n", "8", "--pool", "4"], "budget 8 is larger than the pool of 4 samples"),
+        (["-P", "nosie=1"], "prm 'oracle' has no option 'nosie'. Did you mean noise?"),
+        (["-G", "slip_rate=3"], "sim option slip_rate must be in [0, 1]"),
+        (["-T", "split=dev"], "arith has splits test, train"),
+        (["-P", "noise"], "expected key=value, got 'noise'"),
+        (["--limit", "0"], "--limit must be a whole number >= 1"),
+        (["--grading-timeout", "0"], "--grading-timeout must be a positive"),
+        (["--config", "/no/such/file.toml"], "cannot read config"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_2(cli, args, message):
+    result = cli("eval", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (cli.results_dir / "runs").exists() or not any((cli.results_dir / "runs").iterdir())
+
+
+def test_malformed_config(cli, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('prm = ["oracle"\nbudget = 4\n')
+    result = cli("eval", "--config", str(bad))
+    assert (
+        result.exit_code == 2 and "is not valid TOML" in result.output and "line" in result.output
+    )
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("budgets = [4]\n")
+    result = cli("eval", "--config", str(unknown))
+    assert result.exit_code == 2 and "unknown key(s) budgets" in result.output
+
+
+def test_errors_keep_what_is_stored(cli):
+    assert cli("eval", "--limit", "5", "-n", "2").exit_code == 0
+    from prmh.store import Store
+
+    before = Store(cli.results_dir).count()
+    assert cli("eval", "--limit", "5", "-n", "2", "--prm", "nope").exit_code == 2
+    assert cli("eval", "--limit", "5", "-n", "0").exit_code == 2
+    assert Store(cli.results_dir).count() == before
+
+
+def test_show_unknown_run(cli):
+    result = cli("show", "20990101")
+    assert result.exit_code == 2 and "no run '20990101'" in result.output
+
+
+def test_list_and_plugins(cli):
+    result = cli("list", "prm")
+    assert result.exit_code == 0 and "oracle" in result.output and "sim" not in result.output
+    everything = json.loads(cli("list", "--json").output)
+    assert {"task", "generator", "prm", "search"} <= {e["kind"] for e in everything}
+    bad = cli("list", "prms")
+    assert bad.exit_code == 2 and "unknown kind 'prms'" in bad.output
+    plugins = json.loads(cli("plugins", "--json").output)
+    builtin = {p["name"]: p for p in plugins["plugins"]}["prmh.plugins.oracle"]
+    assert builtin["distribution"] == "prmh" and builtin["hooks"] == ["prmh_register_prm"]
+    assert plugins["failures"] == []
+
+
+def test_version_and_help_run_as_a_program():
+    from prmh import __version__
+
+    out = subprocess.run([PYTHON, "-m", "prmh", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and __version__ in out.stdout
+    help_text = subprocess.run([PYTHON, "-m", "prmh", "--help"], capture_output=True, text=True)
+    for command in ("eval", "list", "plugins", "show"):
+        assert command in help_text.stdout
+
+
+def test_a_real_error_exits_2_without_traceback(tmp_path):
+    out = subprocess.run(
+        [PYTHON, "-m", "prmh", "eval", "--prm", "nope", "--results-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert out.stderr.startswith("Error: unknown prm 'nope'") and "Traceback" not in out.stderr

@@ -1,0 +1,30 @@
+"""`import prmh` and `prmh --help` stay cheap: no model library is imported."""
+
+from __future__ import annotations
+
+import subprocess
+
+from conftest import PYTHON
+
+HEAVY = ("torch", "transformers", "peft", "datasets", "vllm")
+CHECK = "import sys; {body}; print(','.join(m for m in {heavy} if m in sys.modules))"
+
+
+def _heavy_modules_after(body: str) -> str:
+    code = CHECK.format(body=body, heavy=HEAVY)
+    out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+
+
+def test_import_prmh_is_cheap():
+    assert _heavy_modules_after("import prmh, prmh.hookspecs, prmh.registry") == ""
+
+
+def test_help_and_list_are_cheap():
+    body = (
+        "from click.testing import CliRunner; from prmh.cli import cli; "
+        "r = CliRunner(); assert r.invoke(cli, ['--help']).exit_code == 0; "
+        "assert r.invoke(cli, ['list']).exit_code == 0"
+    )
+    assert _heavy_modules_after(body) == ""

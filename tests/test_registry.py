@@ -1,0 +1,190 @@
+"""The plugin manager and registry: built-ins, entry points, failures, names and options."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from prmh.errors import PrmhError
+from prmh.registry import KINDS, load_registry
+
+
+def make_dist(root: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
+    """Install a plugin distribution by hand: modules plus a dist-info with entry points."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, source in modules.items():
+        (root / f"{name}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    lines = "\n".join(f"{k} = {v}" for k, v in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[prmh]\n{lines}\n")
+
+
+def test_builtins_cover_every_core_kind(registry):
+    for kind, name in [
+        ("task", "arith"),
+        ("generator", "sim"),
+        ("prm", "oracle"),
+        ("splitter", "double-newline"),
+        ("aggregator", "mean"),
+        ("selector", "argmax"),
+        ("search", "best-of-n"),
+    ]:
+        assert name in registry.names(kind)
+    assert set(registry.entries) == set(KINDS)
+    assert not registry.failures
+
+
+def test_each_call_builds_a_fresh_registry():
+    a, b = load_registry(), load_registry()
+    assert a is not b and a.entries is not b.entries
+    a.entries["prm"].clear()
+    assert "oracle" in b.names("prm")
+
+
+def test_unknown_name_lists_close_matches_and_where_to_look(registry):
+    with pytest.raises(PrmhError) as e:
+        registry.get("prm", "oracel")
+    assert "oracle" in str(e.value) and "prmh list prm" in str(e.value)
+
+
+def test_unknown_option_names_the_options(registry):
+    with pytest.raises(PrmhError) as e:
+        registry.create("prm", "oracle", {"nosie": 1.0})
+    message = str(e.value)
+    assert "'nosie'" in message and "Did you mean noise" in message and "confidence" in message
+
+
+def test_bad_option_value_is_a_user_error(registry):
+    with pytest.raises(PrmhError, match="slip_rate must be in"):
+        registry.create("generator", "sim", {"slip_rate": 2.0})
+
+
+def test_identity_fills_defaults_and_drops_speed_args(registry):
+    implicit = registry.create("generator", "sim")
+    explicit = registry.create("generator", "sim", {"slip_rate": 0.06, "delay": 0.5})
+    assert implicit.identity == explicit.identity
+    assert "delay" not in explicit.identity["args"]
+    assert registry.create("generator", "sim", {"slip_rate": 0.1}).identity != implicit.identity
+
+
+def test_entry_point_plugin_is_found(tmp_path, monkeypatch):
+    make_dist(
+        tmp_path,
+        "prmh-demo",
+        {"demo": "demo_plugin"},
+        {
+            "demo_plugin": """
+            from prmh import hookimpl
+
+            @hookimpl
+            def prmh_register_aggregator(register):
+                register("second", lambda: (lambda s: s.probs[1]), description="second step")
+            """
+        },
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = load_registry()
+    entry = registry.get("aggregator", "second")
+    assert entry.plugin == "demo"
+    info = {p.name: p for p in registry.plugins}["demo"]
+    assert (info.distribution, info.version, info.hooks) == (
+        "prmh-demo",
+        "1.0",
+        ("prmh_register_aggregator",),
+    )
+    monkeypatch.setenv("PRMH_DISABLE_PLUGINS", "prmh-demo")
+    assert "second" not in load_registry().names("aggregator")
+
+
+def test_broken_plugins_are_reported_and_do_not_break_the_rest(tmp_path, monkeypatch):
+    make_dist(
+        tmp_path,
+        "prmh-broken",
+        {"broken": "broken_plugin", "unknownhook": "odd_plugin", "raises": "raising_plugin"},
+        {
+            "broken_plugin": "import not_a_module_anywhere\n",
+            "odd_plugin": """
+            from prmh import hookimpl
+
+            @hookimpl
+            def prmh_register_widget(register):
+                pass
+            """,
+            "raising_plugin": """
+            from prmh import hookimpl
+
+            @hookimpl
+            def prmh_register_prm(register):
+                register("half", object)
+                raise RuntimeError("boom")
+            """,
+        },
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = load_registry()
+    failures = {f.plugin: f for f in registry.failures}
+    assert set(failures) == {"broken", "unknownhook", "raises"}
+    assert "not_a_module_anywhere" in failures["broken"].error
+    assert "prmh_register_widget" in failures["unknownhook"].error
+    assert "boom" in failures["raises"].error
+    assert failures["broken"].distribution == "prmh-broken"
+    assert "half" not in registry.names("prm")  # a failed hook registers nothing
+    assert "oracle" in registry.names("prm")
+    with pytest.raises(PrmhError, match=r"failed to load: .*see `prmh plugins`"):
+        registry.get("prm", "nope")
+
+
+def test_duplicate_name_names_both_plugins(tmp_path, monkeypatch):
+    make_dist(
+        tmp_path,
+        "prmh-dup",
+        {"dup": "dup_plugin"},
+        {
+            "dup_plugin": """
+            from prmh import hookimpl
+
+            @hookimpl
+            def prmh_register_prm(register):
+                register("oracle", object)
+            """
+        },
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PrmhError) as e:
+        load_registry()
+    message = str(e.value)
+    assert "prmh.plugins.oracle (prmh)" in message and "dup (prmh-dup)" in message
+    assert "PRMH_DISABLE_PLUGINS" in message
+    monkeypatch.setenv("PRMH_DISABLE_PLUGINS", "dup")
+    assert load_registry().get("prm", "oracle").plugin == "prmh.plugins.oracle"
+
+
+def test_lazy_factory_strings_load_on_use(tmp_path, monkeypatch):
+    make_dist(
+        tmp_path,
+        "prmh-lazy",
+        {"lazy": "lazy_plugin"},
+        {
+            "lazy_plugin": """
+            from prmh import hookimpl
+
+            @hookimpl
+            def prmh_register_prm(register):
+                register("heavy", "heavy_module:Heavy")
+                register("missing", "no_such_module:Thing")
+            """,
+            "heavy_module": """
+            class Heavy:
+                def __init__(self, size: int = 3):
+                    self.size = size
+            """,
+        },
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = load_registry()
+    assert registry.create("prm", "heavy", {"size": 5}).instance.size == 5
+    with pytest.raises(PrmhError, match="could not be loaded: ModuleNotFoundError"):
+        registry.create("prm", "missing")

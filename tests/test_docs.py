@@ -54,3 +54,4 @@ def test_readme_opens_with_the_two_commands():
     assert "pytest" in blocks[1]
     ci = (ROOT / ".ci" / "run").read_text()
     assert blocks[1].strip() in ci, ".ci/run must run the README's test command"
+    assert f'bash -c "{blocks[1].strip()}"' in ci, "a failure inside the && chain must fail CI"

@@ -8,9 +8,10 @@ is in the store is never computed again, so re-running a command resumes it.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -348,31 +349,32 @@ def _evaluate_table(
         pool_answers.append(
             [[extract(g.text) if g.finished else None for g in row] for row in pool]
         )
-    selectors = list(zip(plan.selector, built["selector"], strict=True))
-    for prm_spec, prm in zip(plan.prm, built["prm"], strict=True):
-        for split_spec, splitter in zip(plan.splitter, built["splitter"], strict=True):
-            for agg_spec, agg in zip(plan.agg, built["aggregator"], strict=True):
-                ctx = SearchContext(workspace, prm, splitter, agg.instance)
-                for search_spec, search in zip(plan.search, built["search"], strict=True):
-                    for budget in plan.budget:
-                        for s_i, seed in enumerate(seeds):
-                            results: list[SearchResult] = search.instance.run(
-                                ctx, problems, budget, seed
-                            )
-                            for sel_spec, selector in selectors:
-                                key = (
-                                    Row(prm_spec, split_spec, agg_spec, sel_spec),
-                                    search_spec.label,
-                                    budget,
-                                )
-                                picked = answers.setdefault(key, [[] for _ in seeds])[s_i]
-                                spent = compute.setdefault(key, [[] for _ in seeds])[s_i]
-                                for result in results:
-                                    i = selector.instance(list(result.candidates), grader.canonical)
-                                    picked.append(
-                                        None if i is None else result.candidates[i].solution.answer
-                                    )
-                                    spent.append(result.compute)
+
+    def pairs(key: str, kind: str) -> list[tuple[Spec, Component]]:
+        return list(zip(getattr(plan, key), built[kind], strict=True))
+
+    cells = itertools.product(
+        pairs("prm", "prm"),
+        pairs("splitter", "splitter"),
+        pairs("agg", "aggregator"),
+        pairs("search", "search"),
+        plan.budget,
+        enumerate(seeds),
+    )
+    for (prm_spec, prm), (split_spec, splitter), (agg_spec, agg), (
+        search_spec,
+        search,
+    ), budget, (s_i, seed) in cells:
+        ctx = SearchContext(workspace, prm, splitter, agg.instance)
+        results: list[SearchResult] = search.instance.run(ctx, problems, budget, seed)
+        for sel_spec, selector in pairs("selector", "selector"):
+            key = (Row(prm_spec, split_spec, agg_spec, sel_spec), search_spec.label, budget)
+            picked = answers.setdefault(key, [[] for _ in seeds])[s_i]
+            spent = compute.setdefault(key, [[] for _ in seeds])[s_i]
+            for result in results:
+                i = selector.instance(list(result.candidates), grader.canonical)
+                picked.append(replace(result, chosen=i).answer)
+                spent.append(result.compute)
     golds = [p.answer for p in problems]
     verdicts = _grade(
         store,

@@ -118,7 +118,11 @@ class Candidate:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """A search's outcome for one problem: the chosen answer among scored candidates."""
+    """A search's outcome for one problem: scored candidates and what finding them cost.
+
+    ``chosen`` is the index of the candidate a selector picked; searches leave it None and
+    prmh sets it per selector, since selection is post-processing.
+    """
 
     problem_id: str
     candidates: tuple[Candidate, ...]

@@ -81,6 +81,7 @@ class Workspace:
         self.run_id, self.stats, self.progress = run_id, stats, progress
         self._generations: dict[str, Generation] = {}
         self._scores: dict[str, StepScores] = {}
+        self.truncated: dict[str, set[str]] = {}  # PRM identity key -> truncated solutions
         self._fingerprints: dict[str, str] = {}
 
     def fingerprint(self, problem: Problem) -> str:
@@ -170,6 +171,7 @@ class Workspace:
                 if k not in self._scores and k not in todo:
                     todo[k] = ScoreRequest(p, s.steps)
         self.stats.add("score", len(stored), len(todo))
+        cut = self.truncated.setdefault(content_key(prm.identity), set())
         items = list(todo.items())
         stage = f"score {prm.name}"
         for start in range(0, len(items), SCORE_BATCH):
@@ -191,6 +193,7 @@ class Workspace:
                 fresh[key] = out.to_json()
             self.store.put_many("score", fresh, self.run_id)
             self.progress(stage, start + len(batch), len(items))
+        cut.update(k for row in keys for k in row if self._scores[k].truncated)
         return [[self._scores[k] for k in row] for row in keys]
 
 
@@ -216,7 +219,11 @@ class SearchContext:
 
     def read(self, generation: Generation) -> Solution:
         """A generation as the task and splitter read it: steps and final answer."""
-        steps = tuple(self.splitter.instance.split(generation.text))
+        splitter = self.splitter.instance
+        if hasattr(splitter, "split_generation"):
+            steps = tuple(splitter.split_generation(generation))
+        else:
+            steps = tuple(splitter.split(generation.text))
         answer = self.workspace.task.instance.extract_answer(generation.text)
         return Solution(generation, steps, answer)
 
@@ -344,11 +351,17 @@ def _evaluate_table(
     compute: dict[tuple, list[list[Compute]]] = {}
     pool_answers: list[list[list[str | None]]] = []  # [seed][problem][sample]
     extract = workspace.task.instance.extract_answer
+    pooled: list[Generation] = []
     for seed in seeds:
         pool = workspace.generations(problems, plan.pool, seed)
         pool_answers.append(
             [[extract(g.text) if g.finished else None for g in row] for row in pool]
         )
+        pooled += [g for row in pool for g in row]
+    fitted = {}
+    for spec, splitter in zip(plan.splitter, built["splitter"], strict=True):
+        if hasattr(splitter.instance, "fit"):  # e.g. a confidence threshold over the whole pool
+            fitted[spec.label] = splitter.instance.fit(pooled)
 
     def pairs(key: str, kind: str) -> list[tuple[Spec, Component]]:
         return list(zip(getattr(plan, key), built[kind], strict=True))
@@ -387,9 +400,15 @@ def _evaluate_table(
         progress,
         grading_timeout,
     )
-    return _table(
+    table = _table(
         plan, task_spec, gen_spec, problems, grader, answers, compute, pool_answers, verdicts
     )
+    table["fitted_splitters"] = fitted
+    table["truncated_solutions"] = {
+        spec.label: len(workspace.truncated.get(content_key(prm.identity), ()))
+        for spec, prm in pairs("prm", "prm")
+    }
+    return table
 
 
 def _grade(

@@ -8,10 +8,13 @@ plugins, and a plugin whose hook fails is reported by name without hiding everyo
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import inspect
+import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from prmh.errors import PrmhError
@@ -136,13 +139,21 @@ class Component:
 
     @property
     def identity(self) -> dict[str, Any]:
-        """What determines this component's output: the basis of every cache key."""
-        return {
+        """What determines this component's output: the basis of every cache key.
+
+        A component may add to it with an ``identity_extra`` dict (say, a fingerprint of the
+        weights it loaded, which its arguments alone do not pin down).
+        """
+        identity = {
             "kind": self.entry.kind,
             "name": self.entry.name,
             "version": self.entry.version,
             "args": {k: v for k, v in self.args.items() if k not in self.entry.speed_args},
         }
+        extra = getattr(self.instance, "identity_extra", None)
+        if extra:
+            identity["extra"] = extra
+        return identity
 
 
 @dataclass
@@ -162,6 +173,8 @@ class Registry:
         try:
             return self.entries[kind][name]
         except KeyError:
+            if kind == "prm" and (Path(name) / PRM_CONFIG_FILE).is_file():
+                return self._prm_directory(name)
             close = difflib.get_close_matches(name, self.names(kind), n=3, cutoff=0.5)
             hint = f" Close matches: {', '.join(close)}." if close else ""
             failed = (
@@ -176,6 +189,42 @@ class Registry:
 
     def create(self, kind: str, name: str, args: Mapping[str, Any] | None = None) -> Component:
         return self.get(kind, name).create(args)
+
+    def _prm_directory(self, directory: str) -> Entry:
+        """A PRM saved by prmh: its ``prmh_prm.json`` names the recipe and its options."""
+        config = read_prm_config(directory)
+        recipe = self.get("prm", config["recipe"])
+        factory = functools.partial(
+            recipe.load_factory(), model=directory, **config.get("options", {})
+        )
+        return replace(
+            recipe,
+            name=directory,
+            factory=factory,
+            description=f"prmh PRM directory ({config['recipe']} recipe)",
+        )
+
+
+PRM_CONFIG_FILE = "prmh_prm.json"
+
+
+def write_prm_config(directory: str | Path, recipe: str, options: Mapping[str, Any]) -> None:
+    """Mark ``directory`` as a PRM that ``--prm DIRECTORY`` loads with ``recipe``."""
+    data = {"recipe": recipe, "options": dict(options)}
+    (Path(directory) / PRM_CONFIG_FILE).write_text(json.dumps(data, indent=1) + "\n")
+
+
+def read_prm_config(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / PRM_CONFIG_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise PrmhError(f"cannot read {str(path)!r}: {e}") from e
+    if not isinstance(data, dict) or not isinstance(data.get("recipe"), str):
+        raise PrmhError(f'{str(path)!r} must hold {{"recipe": NAME, "options": {{...}}}}.')
+    if not isinstance(data.get("options", {}), dict):
+        raise PrmhError(f"{str(path)!r}: options must be an object of option names to values.")
+    return data
 
 
 def load_registry() -> Registry:

@@ -104,7 +104,19 @@ def _compute(c: dict[str, float]) -> str:
 def render_metrics(metrics: dict[str, Any]) -> Group:
     parts: list[Any] = []
     for table in metrics["tables"]:
-        parts += [accuracy_table(table), compute_table(table), Text("")]
+        parts += [accuracy_table(table), compute_table(table)]
+        for prm, count in table.get("truncated_solutions", {}).items():
+            if count:
+                parts.append(
+                    Text(
+                        f"{prm}: {count} solutions were longer than max_length and truncated "
+                        "from the left",
+                        style="yellow",
+                    )
+                )
+        for splitter, threshold in table.get("fitted_splitters", {}).items():
+            parts.append(Text(f"{splitter}: fitted threshold {threshold:.4g}", style="dim"))
+        parts.append(Text(""))
     cache = metrics.get("cache", {})
     stored, computed = cache.get("from_store", {}), cache.get("computed", {})
     kinds = sorted(set(stored) | set(computed))

@@ -28,12 +28,18 @@ class Problem:
 
 @dataclass(frozen=True)
 class Generation:
-    """What a generator returns: raw text and what producing it cost."""
+    """What a generator returns: raw text and what producing it cost.
+
+    ``tokens`` (the text of each generated token, joining to ``text``) and ``token_logprobs``
+    (the log-probability of each sampled token) are optional; confidence-based splitting and
+    uncertainty measures need them.
+    """
 
     text: str
     finished: bool
     num_tokens: int
     token_logprobs: tuple[float, ...] | None = None
+    tokens: tuple[str, ...] | None = None
     seconds: float = field(default=0.0, compare=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -70,12 +76,14 @@ class StepScores:
     """A PRM's verdict on each step: P(step k is still on a good path), optional quantiles.
 
     ``quantiles[k]`` holds one value per level in ``quantile_levels`` for step k.
+    ``truncated`` says the solution was cut to fit the PRM's maximum length.
     """
 
     probs: tuple[float, ...]
     quantiles: tuple[tuple[float, ...], ...] | None = None
     quantile_levels: tuple[float, ...] | None = None
     num_tokens: int = 0
+    truncated: bool = False
     seconds: float = field(default=0.0, compare=False)
 
     def to_json(self) -> dict[str, Any]:

@@ -8,4 +8,5 @@ BUILTINS = (
     "prmh.plugins.aggregators",
     "prmh.plugins.selectors",
     "prmh.plugins.searches",
+    "prmh.plugins.prms",
 )

@@ -9,11 +9,17 @@ Two kinds of mistake make search and selection matter:
   [0, 1] per problem. Trapped samples agree on one wrong answer, so majority voting fails on
   hard problems while a good PRM still finds the right sample.
 
+Each generation carries its tokens (words and punctuation marks, with the white space before
+them) and a log-probability per token, as a real sampler would: confident in general, less so
+at the first token of each step, and least at the token where a mistake was made. This lets
+confidence-based step splitting and uncertainty measures run on the bundled world.
+
 Sample ``i`` of a problem depends only on (question, seed, i) and the options.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import time
@@ -24,11 +30,33 @@ from prmh.plugins.arith import apply, final_step, first_step, step_text
 
 _MISREAD = {"+": "-", "-": "+", "*": "+", "/": "-"}
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+_PIECE = re.compile(r"\s*(?:\w+|[^\w\s])")
+CONFIDENT, STEP_START, MISTAKE = 0.97, 0.7, 0.2
 
 
 def count_tokens(text: str) -> int:
     """Words and punctuation marks: the sim world's notion of a token."""
     return len(_TOKEN.findall(text))
+
+
+def _step_tokens(
+    step: str, lead: str, mistake: int | None, rng: random.Random
+) -> tuple[list[str], list[float]]:
+    """Tokens of one step (``lead`` is the separator before it) and their log-probabilities;
+    ``mistake`` is the character offset in ``step`` where a mistake sits."""
+    pieces = _PIECE.findall(lead + step)
+    probs, at = [], -len(lead)
+    for k, piece in enumerate(pieces):
+        end = at + len(piece)
+        if mistake is not None and at <= mistake < end:
+            p = MISTAKE
+        elif k == 0:
+            p = STEP_START
+        else:
+            p = CONFIDENT
+        probs.append(math.log(p * (0.95 + 0.05 * rng.random())))
+        at = end
+    return pieces, probs
 
 
 class SimGenerator:
@@ -73,27 +101,45 @@ class SimGenerator:
         rng = random.Random(f"sim:{problem.question}:{seed}:{index}")
         trapped = rng.random() < self.trap_rate * difficulty
         steps = [first_step(meta["name"], meta["start"], meta["item"])]
+        mistakes: list[int | None] = [None]
         value = meta["start"]
         for k, (op, b) in enumerate(ops):
+            mistake = None
             if trapped and k == trap_step:
                 op = _MISREAD[op]
             result = apply(op, value, b)
             if rng.random() < self.slip_rate:
                 result += rng.choice([-1, 1]) * rng.randint(1, 9)
-            steps.append(step_text(op, value, b, result, meta["item"]))
+            step = step_text(op, value, b, result, meta["item"])
+            if op != ops[k][0]:
+                mistake = step.index(f" {op} ") + 1
+            elif result != apply(op, value, b):
+                mistake = step.rindex(f"= {result}") + 2
+            steps.append(step)
+            mistakes.append(mistake)
             value = result
         steps.append(final_step(value))
+        mistakes.append(None)
         finished = True
         if rng.random() < self.truncate_rate:
-            steps = steps[: rng.randint(1, len(steps) - 1)]
+            keep = rng.randint(1, len(steps) - 1)
+            steps, mistakes = steps[:keep], mistakes[:keep]
             finished = False
         if self.delay:
             time.sleep(self.delay)
-        text = "\n\n".join(steps)
+        tokens: list[str] = []
+        logprobs: list[float] = []
+        for k, (step, mistake) in enumerate(zip(steps, mistakes, strict=True)):
+            pieces, lps = _step_tokens(step, "\n\n" if k else "", mistake, rng)
+            tokens += pieces
+            logprobs += lps
+        text = "".join(tokens)
         return Generation(
             text=text,
             finished=finished,
-            num_tokens=count_tokens(text),
+            num_tokens=len(tokens),
+            token_logprobs=tuple(logprobs),
+            tokens=tuple(tokens),
             seconds=time.perf_counter() - started,
         )
 
@@ -104,6 +150,6 @@ def prmh_register_generator(register):
         "sim",
         SimGenerator,
         description="Simulated arith solutions with planted slips and per-problem traps",
-        version="1",
+        version="2",
         speed_args=("delay",),
     )

@@ -1,14 +1,19 @@
-"""Rule-based step splitters: on blank lines, on line breaks, or the whole text as one step.
+"""Step splitters: rule-based (blank lines, lines, ``Step k:``, fixed token counts, whole) and
+confidence-based (AdaptiveStep).
 
-Splitting drops empty steps and the separators' surrounding white space; ``join`` puts the
-separator back, so ``split(join(split(text))) == split(text)``.
+Rule-based splitting drops empty steps and the white space around separators; ``join`` puts a
+separator back, so ``split(join(split(text))) == split(text)``. The confidence-based splitter
+reads the generator's tokens and keeps the text exactly: ``"".join(steps) == text``.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 
-from prmh import hookimpl
+from prmh import Generation, hookimpl
+from prmh.errors import PrmhError
 
 
 class SeparatorSplitter:
@@ -35,6 +40,95 @@ class WholeSplitter:
         return "\n\n".join(steps)
 
 
+class StepPrefixSplitter:
+    """A step starts at each ``Step k:`` (the label stays with its step); text before the first
+    label is a step of its own."""
+
+    pattern = re.compile(r"(?=\bStep \d+\s*:)")
+
+    def split(self, text: str) -> list[str]:
+        return [s.strip() for s in self.pattern.split(text) if s.strip()]
+
+    def join(self, steps: list[str]) -> str:
+        return "\n".join(steps)
+
+
+class FixedTokensSplitter:
+    """Every ``size`` words (white-space separated) make a step."""
+
+    def __init__(self, size: int = 32):
+        if size < 1:
+            raise PrmhError(f"fixed-tokens option size must be at least 1, got {size}.")
+        self.size = size
+
+    def split(self, text: str) -> list[str]:
+        words = text.split()
+        return [" ".join(words[i : i + self.size]) for i in range(0, len(words), self.size)]
+
+    def join(self, steps: list[str]) -> str:
+        return " ".join(steps)
+
+
+class AdaptiveConfidenceSplitter:
+    """AdaptiveStep: a step ends after each token whose sampled probability is at or below a
+    threshold, the ``quantile`` (2%) of token probabilities over a set of sampled solutions
+    (``fit``), unless ``threshold`` gives it. Needs the generator's tokens and log-probabilities.
+    """
+
+    def __init__(self, quantile: float = 0.02, threshold: float | None = None):
+        if not 0.0 < quantile < 1.0:
+            raise PrmhError(f"adaptive-confidence quantile must be in (0, 1), got {quantile}.")
+        if threshold is not None and not 0.0 < threshold < 1.0:
+            raise PrmhError(f"adaptive-confidence threshold must be in (0, 1), got {threshold}.")
+        self.quantile = quantile
+        self.threshold = threshold
+
+    def fit(self, generations: Sequence[Generation]) -> float:
+        """Set the threshold from these samples' token probabilities (unless given)."""
+        if self.threshold is None:
+            probs = sorted(
+                math.exp(lp) for g in generations for lp in (self._checked(g).token_logprobs or ())
+            )
+            if not probs:
+                raise PrmhError("adaptive-confidence has no token probabilities to fit.")
+            self.threshold = probs[min(len(probs) - 1, int(self.quantile * len(probs)))]
+        return self.threshold
+
+    def split_generation(self, generation: Generation) -> list[str]:
+        g = self._checked(generation)
+        if self.threshold is None:
+            self.fit([g])
+        steps, current = [], ""
+        for token, lp in zip(g.tokens or (), g.token_logprobs or (), strict=True):
+            current += token
+            if math.exp(lp) <= self.threshold:
+                steps.append(current)
+                current = ""
+        if current.strip():
+            steps.append(current)
+        elif current and steps:
+            steps[-1] += current
+        return steps
+
+    def split(self, text: str) -> list[str]:
+        raise PrmhError(
+            "adaptive-confidence splits generations by token confidence; plain text has none. "
+            "Use a generator that returns token log-probabilities."
+        )
+
+    def join(self, steps: list[str]) -> str:
+        return "".join(steps)
+
+    @staticmethod
+    def _checked(generation: Generation) -> Generation:
+        if generation.tokens is None or generation.token_logprobs is None:
+            raise PrmhError(
+                "adaptive-confidence needs each generated token and its log-probability; this "
+                "generator returns none. Use another splitter or a generator that returns them."
+            )
+        return generation
+
+
 def double_newline() -> SeparatorSplitter:
     return SeparatorSplitter(r"\n\s*\n", "\n\n")
 
@@ -48,3 +142,10 @@ def prmh_register_splitter(register):
     register("double-newline", double_newline, description="A step per paragraph (blank lines)")
     register("newline", newline, description="A step per line")
     register("whole", WholeSplitter, description="The whole solution as one step")
+    register("step-prefix", StepPrefixSplitter, description="A step per 'Step k:' label")
+    register("fixed-tokens", FixedTokensSplitter, description="A step every `size` words")
+    register(
+        "adaptive-confidence",
+        AdaptiveConfidenceSplitter,
+        description="AdaptiveStep: a step ends at each low-confidence token (lowest 2%)",
+    )

@@ -1,0 +1,147 @@
+"""Tiny local models for tests, benchmarks and plugin authors: no download, built in a second.
+
+``tiny_tokenizer`` trains a byte-level BPE tokenizer with Qwen2's own pre-tokenizer (so ids
+survive a save and ``AutoTokenizer`` reload), with a ChatML chat template and any extra tokens
+a recipe needs. ``tiny_qwen2`` builds a small Qwen2 causal LM on it. ``save_tiny_prm`` writes a
+directory in the layout each PRM recipe loads. torch and transformers are imported only here,
+inside the functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+
+DEFAULT_CORPUS = (
+    "Ava has 12 apples. She gets 7 more apples. How many apples does Ava have now?",
+    "Getting 7 more gives 12 + 7 = 19 apples.",
+    "Giving away 5 gives 19 - 5 = 14 apples.",
+    "Multiplying by 3 gives 14 * 3 = 42 apples.",
+    "Splitting into 2 groups gives 42 / 2 = 21 apples.",
+    "The answer is 21.",
+    "Step 1: add the numbers. Step 2: check the result.",
+    "Please reason step by step, and put your final answer within \\boxed{}.",
+    "system user assistant + - ки ş [PRM]",
+)
+
+
+def tiny_tokenizer(
+    extra_tokens: Sequence[str] = (),
+    special_tokens: Sequence[str] = (),
+    corpus: Iterable[str] = DEFAULT_CORPUS,
+    vocab_size: int = 400,
+) -> Any:
+    """A small fast tokenizer; ``extra_tokens`` become single (non-special) tokens."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
+    core = Tokenizer(models.BPE())
+    core.normalizer = normalizers.NFC()
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[*SPECIAL_TOKENS, *special_tokens],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator(list(corpus) * 4, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        additional_special_tokens=list(special_tokens) or None,
+    )
+    if extra_tokens:
+        tokenizer.add_tokens(list(extra_tokens))
+    tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer
+
+
+def tiny_qwen2(tokenizer: Any, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Any:
+    """A randomly initialised Qwen2 causal LM sized to the tokenizer (fp32, eval mode)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return Qwen2ForCausalLM(config).eval()
+
+
+def save_tiny_prm(
+    directory: str | Path,
+    head: str,
+    tokenizer: Any,
+    *,
+    layers: int = 2,
+    seed: int = 0,
+    plant: dict[str, Any] | None = None,
+) -> Path:
+    """Save a tiny PRM in the layout a recipe's ``head`` reads.
+
+    - ``lm``: a causal LM checkpoint (Math-Shepherd, RLHFlow, ASPRM, generic token reads);
+    - ``classifier``: Qwen2.5-Math-PRM's layout, backbone ``model.*`` plus ``score.0``/``score.2``
+      (Linear, ReLU, Linear(2)) in the same safetensors file, no remote code;
+    - ``value``: a causal LM plus ``v_head.summary.{weight,bias}`` (TRL's value-head layout).
+
+    ``plant`` maps parameter names to tensors set before saving.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    model = tiny_qwen2(tokenizer, layers=layers, seed=seed)
+    hidden = model.config.hidden_size
+    extra: dict[str, torch.Tensor] = {}
+    generator = torch.Generator().manual_seed(seed + 1)
+    if head == "classifier":
+        extra = {
+            "score.0.weight": torch.randn(hidden, hidden, generator=generator) / hidden**0.5,
+            "score.0.bias": torch.zeros(hidden),
+            "score.2.weight": torch.randn(2, hidden, generator=generator) / hidden**0.5,
+            "score.2.bias": torch.zeros(2),
+        }
+        model.config.architectures = ["Qwen2ForProcessRewardModel"]
+    elif head == "value":
+        extra = {
+            "v_head.summary.weight": torch.randn(1, hidden, generator=generator) / hidden**0.5,
+            "v_head.summary.bias": torch.zeros(1),
+        }
+    elif head != "lm":
+        raise ValueError(f"unknown head {head!r}; heads are lm, classifier, value")
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    state.update(extra)
+    for name, value in (plant or {}).items():
+        if name not in state:
+            raise KeyError(f"no parameter {name!r} to plant")
+        state[name] = value.detach().clone().to(state[name].dtype).reshape(state[name].shape)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(directory)
+    save_file(state, directory / "model.safetensors", metadata={"format": "pt"})
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -1,0 +1,243 @@
+"""Factories of the transformers PRMs: a recipe plus a scorer, with each recipe's defaults.
+
+Every factory also takes the options all PRMs share (``COMMON``): revision, dtype (``auto`` is
+bf16 on GPU, fp32 on CPU), device, a PEFT ``adapter`` to apply, ``max_tokens_per_batch`` (padded
+tokens per forward pass) and ``max_length`` (longer solutions are truncated from the left).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from prmh import ScoreRequest, StepScores
+from prmh.errors import PrmhError
+
+QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+
+COMMON = {
+    "revision": None,
+    "dtype": "auto",
+    "device": "auto",
+    "adapter": None,
+    "max_tokens_per_batch": 8192,
+    "max_length": None,
+}
+
+
+class RecipePRM:
+    """A PRM: a recipe that encodes solutions and a scorer that reads them in one pass."""
+
+    def __init__(self, scorer: Any, recipe: Any):
+        self.scorer, self.recipe = scorer, recipe
+
+    @property
+    def identity_extra(self) -> dict[str, Any]:
+        """The weights' fingerprint, so retrained weights are never read from the cache."""
+        return {"weights": self.scorer.fingerprint}
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[StepScores]:
+        from prmh.plugins.prms.hf import score_requests
+
+        return score_requests(self.scorer, self.recipe, requests)
+
+
+def with_common_options(factory: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``COMMON`` to a factory's keyword options; it receives them as ``common``."""
+    own = [p for p in inspect.signature(factory).parameters.values() if p.name != "common"]
+    extra = [
+        inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in COMMON.items()
+    ]
+
+    @functools.wraps(factory)
+    def wrapper(**options: Any) -> Any:
+        common = {k: options.pop(k, v) for k, v in COMMON.items()}
+        return factory(**options, common=common)
+
+    wrapper.__signature__ = inspect.Signature(own + extra)  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _scorer(model: str | None, head: str, common: dict[str, Any], **extra: Any) -> Any:
+    if not model:
+        raise PrmhError("this PRM needs a checkpoint: -P model=PATH_OR_HUB_ID.")
+    from prmh.plugins.prms.hf import HFScorer
+
+    return HFScorer(model, head, **common, **extra)
+
+
+def _token_ids(scorer: Any, good: str, bad: str, good_id: int | None, bad_id: int | None) -> tuple:
+    vocab = len(scorer.tokenizer)
+    ids = (
+        good_id if good_id is not None else scorer.token_id(good, "good label"),
+        bad_id if bad_id is not None else scorer.token_id(bad, "bad label"),
+    )
+    for i in ids:
+        if not 0 <= i < vocab:
+            raise PrmhError(f"label token id {i} is outside the vocabulary (size {vocab}).")
+    return ids
+
+
+@with_common_options
+def qwen_math_prm(
+    model: str = "Qwen/Qwen2.5-Math-PRM-7B",
+    system_prompt: str = QWEN_SYSTEM,
+    *,
+    common: dict[str, Any],
+) -> RecipePRM:
+    from prmh.plugins.prms.recipes import TaggedRecipe
+
+    scorer = _scorer(model, "classifier", common, positive_index=1)
+    recipe = TaggedRecipe(
+        scorer.tokenizer,
+        template="chat",
+        suffix="<extra_0>",
+        joiner="",
+        system_prompt=system_prompt,
+    )
+    return RecipePRM(scorer, recipe)
+
+
+@with_common_options
+def math_shepherd(
+    model: str = "peiyi9979/math-shepherd-mistral-7b-prm",
+    step_tag: str = "ки",
+    good_token: str = "+",
+    bad_token: str = "-",
+    good_token_id: int | None = None,
+    bad_token_id: int | None = None,
+    *,
+    common: dict[str, Any],
+) -> RecipePRM:
+    from prmh.plugins.prms.recipes import TaggedRecipe
+
+    scorer = _scorer(model, "lm", common)
+    recipe = TaggedRecipe(
+        scorer.tokenizer, template="{question} {solution}", suffix=f" {step_tag}", joiner="\n\n"
+    )
+    recipe.good_bad = _token_ids(scorer, good_token, bad_token, good_token_id, bad_token_id)
+    return RecipePRM(scorer, recipe)
+
+
+@with_common_options
+def rlhflow(
+    model: str = "RLHFlow/Llama3.1-8B-PRM-Deepseek-Data",
+    good_token: str = "+",
+    bad_token: str = "-",
+    *,
+    common: dict[str, Any],
+) -> RecipePRM:
+    from prmh.plugins.prms.recipes import ChatTurnsRecipe
+
+    scorer = _scorer(model, "lm", common)
+    return RecipePRM(
+        scorer, ChatTurnsRecipe(scorer.tokenizer, good_token=good_token, bad_token=bad_token)
+    )
+
+
+@with_common_options
+def skywork(
+    model: str = "Skywork/Skywork-o1-Open-PRM-Qwen-2.5-7B",
+    step_token: str = "\n",
+    head_key: str = "v_head.summary",
+    *,
+    common: dict[str, Any],
+) -> RecipePRM:
+    from prmh.plugins.prms.recipes import SegmentRecipe
+
+    scorer = _scorer(model, "value", common, head_key=head_key)
+    return RecipePRM(scorer, SegmentRecipe(scorer.tokenizer, step_token=step_token))
+
+
+@with_common_options
+def value_head(
+    model: str | None = None,
+    separator: str = "[PRM]",
+    query_template: str = "{question}",
+    head_key: str = "v_head.summary",
+    *,
+    common: dict[str, Any],
+) -> RecipePRM:
+    from prmh.plugins.prms.recipes import TaggedRecipe
+
+    scorer = _scorer(model, "value", common, head_key=head_key)
+    recipe = TaggedRecipe(
+        scorer.tokenizer,
+        template="{question}\n{solution}",
+        suffix=f" {separator}",
+        joiner="\n",
+        query_template=query_template,
+    )
+    return RecipePRM(scorer, recipe)
+
+
+@with_common_options
+def asprm(
+    model: str | None = None,
+    step_tag: str = "ки",
+    good_token_id: int | None = None,
+    bad_token_id: int | None = None,
+    *,
+    common: dict[str, Any],
+) -> RecipePRM:
+    from prmh.plugins.prms.recipes import TaggedRecipe
+
+    if good_token_id is None or bad_token_id is None:
+        raise PrmhError(
+            "asprm reads the positive and negative label tokens by id: give -P good_token_id=N "
+            "-P bad_token_id=M (ASPRM-M: 1878, 839; ASPRM-L: 7820, 7740; ASPRM-D: 898, 701)."
+        )
+    scorer = _scorer(model, "lm", common)
+    recipe = TaggedRecipe(
+        scorer.tokenizer,
+        template="{question}{solution}",
+        suffix=f" {step_tag} ",
+        joiner="\n",
+        mark=step_tag,
+    )
+    recipe.good_bad = _token_ids(scorer, "", "", good_token_id, bad_token_id)
+    return RecipePRM(scorer, recipe)
+
+
+@with_common_options
+def generic(
+    model: str | None = None,
+    template: str = "{question}\n{solution}",
+    step_suffix: str = " ки",
+    mark: str | None = None,
+    joiner: str = "\n",
+    system_prompt: str | None = None,
+    read: str = "lm",
+    good_token: str = "+",
+    bad_token: str = "-",
+    good_token_id: int | None = None,
+    bad_token_id: int | None = None,
+    positive_index: int = 1,
+    head_key: str | None = None,
+    *,
+    common: dict[str, Any],
+) -> RecipePRM:
+    """Any tagged recipe: ``template`` ('chat' or text with {question} and {solution}); each
+    step followed by ``step_suffix`` and joined by ``joiner``; the score is read at ``mark``
+    (default: the stripped suffix) with ``read`` = lm (softmax of good/bad token logits),
+    classifier (softmax of a 2-class ``score`` head, class ``positive_index``) or value
+    (sigmoid of a value head)."""
+    from prmh.plugins.prms.recipes import TaggedRecipe
+
+    extra = {"positive_index": positive_index} if read == "classifier" else {}
+    if head_key and read != "lm":
+        extra["head_key"] = head_key
+    scorer = _scorer(model, read, common, **extra)
+    recipe = TaggedRecipe(
+        scorer.tokenizer,
+        template=template,
+        suffix=step_suffix,
+        joiner=joiner,
+        mark=mark,
+        system_prompt=system_prompt,
+    )
+    if read == "lm":
+        recipe.good_bad = _token_ids(scorer, good_token, bad_token, good_token_id, bad_token_id)
+    return RecipePRM(scorer, recipe)

@@ -1,0 +1,315 @@
+"""The transformers back end shared by every PRM recipe: load, batch, one pass, read scores.
+
+A recipe turns (question, steps) into token ids and one read position per step; this module
+runs the model once per solution and reads a probability at each position with one of three
+heads:
+
+- ``lm``: softmax over two token logits (good, bad) of the language-model head; only those two
+  rows of the output embedding are applied, never the whole vocabulary;
+- ``classifier``: a ``score`` MLP (Linear, ReLU, Linear(2)) on the last hidden state, as in
+  Qwen2.5-Math-PRM, loaded from the checkpoint without remote code;
+- ``value``: a linear value head (TRL's ``v_head.summary``) and a sigmoid.
+
+Solutions are sorted by length and batched under a cap on padded tokens, with right padding, so
+a causal model scores each step exactly as if its prefix were scored alone. A solution longer
+than ``max_length`` is truncated from the left (the start of the prompt goes first, every step
+tag is kept while the steps fit); a step whose read position was cut gets the score of the
+nearest kept one, and the result is flagged ``truncated``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prmh import ScoreRequest, StepScores
+from prmh.errors import PrmhError
+
+HEADS = ("lm", "classifier", "value")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A solution as the model reads it: token ids and one read position per step."""
+
+    ids: list[int]
+    positions: list[int]
+
+
+def resolve_checkpoint(model: str, revision: str | None) -> tuple[Path, str]:
+    """A local directory for ``model`` and a fingerprint of its weights.
+
+    A directory is used as it is (fingerprint: weight files' names, sizes and modification
+    times); anything else is a Hub id read from the local cache only (fingerprint: the
+    snapshot's commit), since prmh never downloads during an evaluation.
+    """
+    path = Path(model).expanduser()
+    if path.is_dir():
+        files = sorted(
+            p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".json", ".model")
+        )
+        stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        return path, hashlib.sha256(repr(stamp).encode()).hexdigest()[:16]
+    if model.startswith((".", "/", "~")) or model.count("/") != 1:
+        raise PrmhError(f"model directory {model!r} does not exist.")
+    try:
+        from huggingface_hub import snapshot_download
+
+        local = Path(snapshot_download(model, revision=revision, local_files_only=True))
+    except Exception as e:
+        raise PrmhError(
+            f"model {model!r} is neither a local directory nor in the local Hugging Face cache "
+            f"({type(e).__name__}). Download it first (`huggingface-cli download {model}`) or "
+            "pass a local directory with -P model=PATH."
+        ) from e
+    return local, local.name
+
+
+def read_tensors(directory: Path, prefix: str) -> dict[str, Any]:
+    """Every tensor whose name starts with ``prefix`` in a checkpoint's weight files."""
+    from safetensors import safe_open
+
+    files: list[Path] = []
+    for index in directory.glob("*.index.json"):
+        files += [directory / f for f in set(json.loads(index.read_text())["weight_map"].values())]
+    files += [directory / f for f in WEIGHT_FILES if (directory / f).is_file()]
+    files += sorted(p for p in directory.glob("*.safetensors") if p not in files)
+    found: dict[str, Any] = {}
+    for file in dict.fromkeys(files):
+        if file.suffix == ".safetensors":
+            with safe_open(str(file), framework="pt") as f:
+                found.update(
+                    {k[len(prefix) :]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
+                )
+        elif file.suffix == ".bin":
+            import torch
+
+            state = torch.load(file, map_location="cpu", weights_only=True)
+            found.update({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+    return found
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+class HFScorer:
+    """Loads a checkpoint for one head and scores encoded solutions in batches."""
+
+    def __init__(
+        self,
+        model: str,
+        head: str,
+        *,
+        revision: str | None = None,
+        dtype: str = "auto",
+        device: str = "auto",
+        adapter: str | None = None,
+        head_key: str | None = None,
+        positive_index: int = 1,
+        max_tokens_per_batch: int = 8192,
+        max_length: int | None = None,
+    ):
+        if head not in HEADS:
+            raise PrmhError(f"unknown PRM head {head!r}; heads are: {', '.join(HEADS)}.")
+        if max_tokens_per_batch < 1:
+            raise PrmhError("max_tokens_per_batch must be at least 1.")
+        import torch
+        from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+        _quiet_transformers()
+        self.path, self.fingerprint = resolve_checkpoint(model, revision)
+        self.device = torch.device(
+            ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        )
+        if dtype == "auto":
+            self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        else:
+            try:
+                self.dtype = {
+                    "bf16": torch.bfloat16,
+                    "fp16": torch.float16,
+                    "fp32": torch.float32,
+                    "bfloat16": torch.bfloat16,
+                    "float16": torch.float16,
+                    "float32": torch.float32,
+                }[dtype]
+            except KeyError:
+                raise PrmhError(f"dtype must be auto, bf16, fp16 or fp32, not {dtype!r}.") from None
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        if not self.tokenizer.is_fast:
+            raise PrmhError(
+                f"the tokenizer of {model!r} is not a fast tokenizer; prmh needs character "
+                "offsets to find step positions. Convert it (tokenizer.json) first."
+            )
+        self.head = head
+        self.positive_index = positive_index
+        self.max_tokens_per_batch = max_tokens_per_batch
+        load = {"dtype": self.dtype}
+        if head == "lm":
+            self.model = AutoModelForCausalLM.from_pretrained(self.path, **load)
+            self.backbone = self.model.get_decoder()
+        else:
+            self.backbone = AutoModel.from_pretrained(self.path, **load)
+            key = head_key or ("score." if head == "classifier" else "v_head.summary.")
+            weights = read_tensors(self.path, key if key.endswith(".") else key + ".")
+            hidden = self.backbone.config.hidden_size
+            if head == "classifier":
+                layer = torch.nn.Sequential(
+                    torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2)
+                )
+            else:
+                layer = torch.nn.Linear(hidden, 1)
+            if not weights:
+                raise PrmhError(
+                    f"checkpoint {model!r} has no {head} head weights named {key}*; it is not a "
+                    f"{head}-head PRM, or its head is stored under another name (-P head_key=...)."
+                )
+            try:
+                layer.load_state_dict(weights)
+            except RuntimeError as e:
+                raise PrmhError(f"the {head} head of {model!r} does not fit: {e}") from e
+            self.model = head_model(self.backbone, layer, head).to(self.dtype)
+        if adapter:
+            from peft import PeftModel
+
+            # LoRA layers are injected in place, so self.backbone stays the adapted backbone.
+            self.model = PeftModel.from_pretrained(self.model, adapter)
+        self.model.to(self.device).eval()
+        limit = getattr(self.backbone.config, "max_position_embeddings", None) or 4096
+        self.max_length = min(max_length or limit, limit)
+
+    def token_id(self, text: str, what: str) -> int:
+        """The id of ``text`` when it is a single token; an error that names it otherwise."""
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        if len(ids) != 1:
+            pieces = self.tokenizer.convert_ids_to_tokens(ids)
+            raise PrmhError(
+                f"the tokenizer of {str(self.path)!r} has no single token for the {what} "
+                f"{text!r} (it becomes {pieces}); this checkpoint does not fit the recipe, or "
+                "give the token's id in the options."
+            )
+        return ids[0]
+
+    def score(
+        self, encoded: Sequence[Encoded], good_bad: tuple[int, int] | None = None
+    ) -> list[tuple[list[float], bool, int]]:
+        """Per solution: step probabilities, whether it was truncated, tokens read."""
+        import torch
+
+        results: list[tuple[list[float], bool, int] | None] = [None] * len(encoded)
+        prepared = [self._truncate(e) for e in encoded]
+        order = sorted(range(len(prepared)), key=lambda i: len(prepared[i][0].ids))
+        rows = bias = None
+        if self.head == "lm":
+            assert good_bad is not None
+            out = self.model.get_output_embeddings()
+            rows = out.weight[list(good_bad)]
+            bias = out.bias[list(good_bad)] if getattr(out, "bias", None) is not None else None
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        start = 0
+        with torch.inference_mode():
+            while start < len(order):
+                stop = start + 1
+                longest = len(prepared[order[start]][0].ids)
+                while stop < len(order):
+                    longest = max(longest, len(prepared[order[stop]][0].ids))
+                    if longest * (stop - start + 1) > self.max_tokens_per_batch:
+                        break
+                    stop += 1
+                batch = order[start:stop]
+                width = max(len(prepared[i][0].ids) for i in batch)
+                ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, i in enumerate(batch):
+                    seq = prepared[i][0].ids
+                    ids[row, : len(seq)] = torch.tensor(seq)
+                    mask[row, : len(seq)] = 1
+                hidden = self.backbone(
+                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
+                ).last_hidden_state
+                for row, i in enumerate(batch):
+                    enc, truncated, keep = prepared[i]
+                    h = hidden[row, torch.tensor(enc.positions, device=self.device)]
+                    probs = self._read(h, rows, bias)
+                    values = probs.float().cpu().tolist()
+                    results[i] = ([values[k] for k in keep], truncated, len(enc.ids))
+                start = stop
+        return [r for r in results if r is not None]
+
+    def _read(self, h: Any, rows: Any, bias: Any) -> Any:
+        import torch
+
+        if self.head == "lm":
+            logits = h @ rows.T + (bias if bias is not None else 0)
+            return torch.softmax(logits.float(), dim=-1)[:, 0]
+        out = self.model.head(h)
+        if self.head == "classifier":
+            return torch.softmax(out.float(), dim=-1)[:, self.positive_index]
+        return torch.sigmoid(out.float().squeeze(-1))
+
+    def _truncate(self, enc: Encoded) -> tuple[Encoded, bool, list[int]]:
+        """Keep the last ``max_length`` tokens; map each step to a kept read position."""
+        cut = len(enc.ids) - self.max_length
+        if cut <= 0:
+            return enc, False, list(range(len(enc.positions)))
+        kept = [p - cut for p in enc.positions if p >= cut]
+        if not kept:
+            raise PrmhError(
+                f"a solution of {len(enc.ids)} tokens leaves no step to read within "
+                f"max_length={self.max_length}; raise max_length."
+            )
+        first = len(enc.positions) - len(kept)
+        keep = [max(0, k - first) for k in range(len(enc.positions))]
+        return Encoded(enc.ids[cut:], kept), True, keep
+
+
+def head_model(backbone: Any, layer: Any, head: str) -> Any:
+    """Backbone plus head as one module, named as in the checkpoints (``model`` with ``score``
+    or ``v_head.summary``), so PEFT adapters trained on those names apply."""
+    import torch
+
+    class HeadModel(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = backbone
+            if head == "classifier":
+                self.score = layer
+            else:
+                self.v_head = torch.nn.Module()
+                self.v_head.summary = layer
+
+        @property
+        def head(self) -> Any:
+            return self.score if head == "classifier" else self.v_head.summary
+
+    return HeadModel()
+
+
+def to_step_scores(result: tuple[list[float], bool, int], started: float, count: int) -> StepScores:
+    probs, truncated, tokens = result
+    return StepScores(
+        tuple(probs),
+        num_tokens=tokens,
+        truncated=truncated,
+        seconds=(time.perf_counter() - started) / max(1, count),
+    )
+
+
+def score_requests(
+    scorer: HFScorer, recipe: Any, requests: Sequence[ScoreRequest]
+) -> list[StepScores]:
+    """Encode with the recipe, score in one pass each, and wrap as StepScores."""
+    started = time.perf_counter()
+    encoded = [recipe.encode(r.problem.question, list(r.steps)) for r in requests]
+    results = scorer.score(encoded, getattr(recipe, "good_bad", None))
+    return [to_step_scores(r, started, len(requests)) for r in results]

@@ -99,6 +99,7 @@ def save_tiny_prm(
     tokenizer: Any,
     *,
     layers: int = 2,
+    hidden: int = 32,
     seed: int = 0,
     plant: dict[str, Any] | None = None,
 ) -> Path:
@@ -115,7 +116,7 @@ def save_tiny_prm(
     from safetensors.torch import save_file
 
     directory = Path(directory)
-    model = tiny_qwen2(tokenizer, layers=layers, seed=seed)
+    model = tiny_qwen2(tokenizer, hidden=hidden, layers=layers, seed=seed)
     hidden = model.config.hidden_size
     extra: dict[str, torch.Tensor] = {}
     generator = torch.Generator().manual_seed(seed + 1)

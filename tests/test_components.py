@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from prmh import Candidate, Generation, Solution, StepScores
+from prmh.errors import PrmhError
 from prmh.grading import get_grader
 
 
@@ -55,3 +58,74 @@ def test_majority_counts_equivalent_answers_together(registry):
     # A tie goes to the answer seen first.
     assert majority(candidates(("7", 0), ("8", 0), ("8", 0), ("7", 0)), key) == 0
     assert majority(candidates((None, 1)), key) is None
+
+
+SOLUTION = (
+    "Let me think.\nStep 1: Ava starts with 12 apples.\nStep 2: She gets 7 more,\nso 12 + 7 = 19."
+    "\n\nStep 3: The answer is 19."
+)
+
+
+def test_step_prefix_and_fixed_tokens_round_trip(registry):
+    prefix = registry.create("splitter", "step-prefix").instance
+    steps = prefix.split(SOLUTION)
+    assert steps == [
+        "Let me think.",
+        "Step 1: Ava starts with 12 apples.",
+        "Step 2: She gets 7 more,\nso 12 + 7 = 19.",
+        "Step 3: The answer is 19.",
+    ]
+    assert prefix.split(prefix.join(steps)) == steps
+    fixed = registry.create("splitter", "fixed-tokens", {"size": 5}).instance
+    chunks = fixed.split(SOLUTION)
+    assert [len(c.split()) for c in chunks] == [5, 5, 5, 5, 5, 3]  # 28 words
+    assert fixed.split(fixed.join(chunks)) == chunks
+    with pytest.raises(PrmhError, match="size must be at least 1"):
+        registry.create("splitter", "fixed-tokens", {"size": 0})
+
+
+def _generation(pieces):
+    """(token, probability) pairs as a Generation."""
+    return Generation(
+        "".join(t for t, _ in pieces),
+        True,
+        len(pieces),
+        token_logprobs=tuple(math.log(p) for _, p in pieces),
+        tokens=tuple(t for t, _ in pieces),
+    )
+
+
+def test_adaptive_confidence_splits_after_low_confidence_tokens(registry):
+    splitter = registry.create("splitter", "adaptive-confidence", {"threshold": 0.3}).instance
+    g = _generation(
+        [
+            ("So", 0.9),
+            (" 3", 0.2),
+            (" +", 0.95),
+            (" 4", 0.9),
+            (" =", 0.25),
+            (" 7", 0.99),
+            (".", 0.9),
+        ]
+    )
+    steps = splitter.split_generation(g)
+    assert steps == ["So 3", " + 4 =", " 7."]
+    assert "".join(steps) == g.text == splitter.join(steps)
+    assert (
+        splitter.split_generation(_generation(list(zip(steps, [0.1, 0.1, 0.9], strict=True))))
+        == steps
+    )
+    with pytest.raises(PrmhError, match="needs each generated token"):
+        splitter.split_generation(Generation("x", True, 1))
+    with pytest.raises(PrmhError, match="plain text has none"):
+        splitter.split("So 3 + 4")
+
+
+def test_adaptive_confidence_fits_the_lowest_quantile(registry):
+    splitter = registry.create("splitter", "adaptive-confidence", {"quantile": 0.1}).instance
+    probs = [0.05 * k for k in range(1, 20)]  # 19 tokens: 0.05 .. 0.95
+    pool = [_generation([(f" t{i}", p) for i, p in enumerate(probs)])]
+    assert splitter.fit(pool) == pytest.approx(0.10)  # the 10% quantile: index int(1.9) = 1
+    assert len(splitter.split_generation(pool[0])) == 3  # ends after 0.05, after 0.10, the rest
+    with pytest.raises(PrmhError, match="quantile must be in"):
+        registry.create("splitter", "adaptive-confidence", {"quantile": 2})

@@ -1,0 +1,402 @@
+"""The transformers PRM recipes on tiny local checkpoints (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from prmh import Problem, ScoreRequest  # noqa: E402
+from prmh.errors import PrmhError  # noqa: E402
+from prmh.registry import load_registry, write_prm_config  # noqa: E402
+from prmh.testing import save_tiny_prm, tiny_tokenizer  # noqa: E402
+
+QUESTION = "Ava has 12 apples. She gets 7 more. How many apples does Ava have?"
+STEPS = (
+    "Ava starts with 12 apples.",
+    "Getting 7 more gives 12 + 7 = 19 apples.",
+    "Step 3: check that 19 - 7 = 12.",
+    "The answer is 19.",
+)
+PROBLEM = Problem("p", QUESTION, "19")
+
+# recipe name -> (checkpoint head, options)
+RECIPES = {
+    "qwen-math-prm": ("classifier", {}),
+    "math-shepherd": ("lm", {}),
+    "rlhflow": ("lm", {}),
+    "skywork": ("value", {}),
+    "value-head": ("value", {}),
+    "value-head:ş": ("value", {"separator": "ş"}),
+    "asprm": ("lm", {"good_token_id": 40, "bad_token_id": 41}),
+    "generic": (
+        "classifier",
+        {"read": "classifier", "template": "chat", "step_suffix": "<extra_0>", "joiner": ""},
+    ),
+}
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return tiny_tokenizer(extra_tokens=["ки", "ş"], special_tokens=["<extra_0>", "[PRM]"])
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tokenizer, tmp_path_factory):
+    root = tmp_path_factory.mktemp("prms")
+    return {h: str(save_tiny_prm(root / h, h, tokenizer)) for h in ("lm", "classifier", "value")}
+
+
+@pytest.fixture(scope="session")
+def registry():
+    return load_registry()
+
+
+def build(registry, checkpoints, recipe, **extra):
+    head, options = RECIPES[recipe]
+    name = recipe.split(":")[0]
+    return registry.create("prm", name, {"model": checkpoints[head], **options, **extra}).instance
+
+
+def score(prm, *step_lists, question=QUESTION):
+    problem = Problem("p", question, "19")
+    return prm.score([ScoreRequest(problem, tuple(steps)) for steps in step_lists])
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_scores_are_probabilities_one_per_step(registry, checkpoints, recipe):
+    prm = build(registry, checkpoints, recipe)
+    (out,) = score(prm, STEPS)
+    assert len(out.probs) == len(STEPS)
+    assert all(0.0 < p < 1.0 for p in out.probs)
+    assert out.num_tokens > 20 and not out.truncated
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_prefix_scored_alone_equals_the_full_pass(registry, checkpoints, recipe):
+    """One pass per solution: step k's score is what scoring steps 1..k alone gives (1e-5),
+    also when solutions of different lengths share a padded batch."""
+    prm = build(registry, checkpoints, recipe)
+    prefixes = [STEPS[:k] for k in range(1, len(STEPS) + 1)]
+    results = score(prm, STEPS, *prefixes)
+    full = results[0].probs
+    for k, alone in enumerate(results[1:]):
+        assert alone.probs[-1] == pytest.approx(full[k], abs=1e-5)
+    one_at_a_time = [score(prm, p)[0].probs[-1] for p in prefixes]
+    assert one_at_a_time == pytest.approx(list(full), abs=1e-5)
+
+
+@pytest.mark.parametrize("recipe", ["qwen-math-prm", "math-shepherd", "value-head", "asprm"])
+def test_positions_are_exactly_the_step_marks(registry, checkpoints, recipe, tokenizer):
+    prm = build(registry, checkpoints, recipe)
+    # The mark also appears in the question: positions must still be the inserted ones.
+    question = "What is ки <extra_0> [PRM] ş ? " + QUESTION
+    enc = prm.recipe.encode(question, list(STEPS))
+    marks = {
+        "qwen-math-prm": "<extra_0>",
+        "math-shepherd": "ки",
+        "value-head": "[PRM]",
+        "asprm": "ки",
+    }[recipe]
+    mark_id = tokenizer.convert_tokens_to_ids(marks)
+    all_marks = [i for i, t in enumerate(enc.ids) if t == mark_id]
+    assert len(all_marks) == len(STEPS) + 1  # one in the question, one per step
+    assert enc.positions == all_marks[1:]
+    text = tokenizer.decode(enc.ids)
+    for step in STEPS:
+        assert step in text
+
+
+def test_rlhflow_reads_the_logit_before_each_reply(registry, checkpoints, tokenizer):
+    prm = build(registry, checkpoints, "rlhflow")
+    enc = prm.recipe.encode(QUESTION, list(STEPS))
+    plus = tokenizer.convert_tokens_to_ids("+")
+    assert [enc.ids[p + 1] for p in enc.positions] == [plus] * len(STEPS)
+    assert prm.recipe.good_bad == (plus, tokenizer.convert_tokens_to_ids("-"))
+    # Each reply closes a turn that starts with the step (the first with the question too).
+    text = tokenizer.decode(enc.ids[: enc.positions[0] + 1])
+    assert text.rstrip().endswith("assistant") and f"{QUESTION} {STEPS[0]}" in text
+
+
+def test_skywork_reads_the_step_token_after_each_step(registry, checkpoints, tokenizer):
+    prm = build(registry, checkpoints, "skywork")
+    enc = prm.recipe.encode(QUESTION, list(STEPS))
+    newline = tokenizer.encode("\n", add_special_tokens=False)[0]
+    assert [enc.ids[p] for p in enc.positions] == [newline] * len(STEPS)
+    assert tokenizer.decode(enc.ids[: enc.positions[0]]).endswith(STEPS[0])
+
+
+def _hidden(directory, token_id):
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(directory)
+    return model(input_ids=torch.tensor([[token_id]])).last_hidden_state[0, 0].detach()
+
+
+@pytest.fixture(scope="session")
+def planted(tokenizer, tmp_path_factory):
+    """0-layer checkpoints (a position's hidden state depends on its token only) whose heads
+    are set so that reading at the right token gives a known probability."""
+    root = tmp_path_factory.mktemp("planted")
+    base = save_tiny_prm(root / "base", "lm", tokenizer, layers=0)
+    ids = {
+        "ки": tokenizer.convert_tokens_to_ids("ки"),
+        "[PRM]": tokenizer.convert_tokens_to_ids("[PRM]"),
+        "\n": tokenizer.encode("\n", add_special_tokens=False)[0],
+    }
+
+    def direction(token, value):  # a weight w with w . h(token) == value
+        h = _hidden(base, ids[token])
+        return value * h / h.dot(h)
+
+    from safetensors.torch import load_file
+
+    lm_head = load_file(base / "model.safetensors")["lm_head.weight"].clone()
+    plus, minus = tokenizer.convert_tokens_to_ids("+"), tokenizer.convert_tokens_to_ids("-")
+    lm_head[plus] = lm_head[minus] + direction("ки", math.log(0.8 / 0.2))
+    return {
+        "math-shepherd": save_tiny_prm(
+            root / "shepherd", "lm", tokenizer, layers=0, plant={"lm_head.weight": lm_head}
+        ),
+        "value-head": save_tiny_prm(
+            root / "value",
+            "value",
+            tokenizer,
+            layers=0,
+            plant={
+                "v_head.summary.weight": direction("[PRM]", math.log(0.7 / 0.3)),
+                "v_head.summary.bias": torch.zeros(1),
+            },
+        ),
+        "skywork": save_tiny_prm(
+            root / "skywork",
+            "value",
+            tokenizer,
+            layers=0,
+            plant={
+                "v_head.summary.weight": direction("\n", math.log(0.6 / 0.4)),
+                "v_head.summary.bias": torch.zeros(1),
+            },
+        ),
+        # Zero first layer: the 2-class logits are the second layer's bias, whatever the input.
+        "qwen-math-prm": save_tiny_prm(
+            root / "qwen",
+            "classifier",
+            tokenizer,
+            layers=0,
+            plant={
+                "score.0.weight": torch.zeros(32, 32),
+                "score.2.bias": torch.tensor([0.0, math.log(9.0)]),
+            },
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "recipe,expected",
+    [("math-shepherd", 0.8), ("value-head", 0.7), ("skywork", 0.6), ("qwen-math-prm", 0.9)],
+)
+def test_planted_heads_give_the_known_scores(registry, planted, recipe, expected):
+    name = recipe
+    prm = registry.create("prm", name, {"model": str(planted[recipe])}).instance
+    (out,) = score(prm, STEPS)
+    assert out.probs == pytest.approx((expected,) * len(STEPS), abs=1e-5)
+
+
+def test_a_tokenizer_without_the_mark_is_refused_before_scoring(registry, tmp_path):
+    plain = tiny_tokenizer()  # no "ки", no <extra_0>, no [PRM]
+    lm = str(save_tiny_prm(tmp_path / "lm", "lm", plain))
+    classifier = str(save_tiny_prm(tmp_path / "cls", "classifier", plain))
+    value = str(save_tiny_prm(tmp_path / "value", "value", plain))
+    with pytest.raises(PrmhError, match=r"splits the step mark 'ки'"):
+        registry.create("prm", "math-shepherd", {"model": lm})
+    with pytest.raises(PrmhError, match=r"splits the step mark '<extra_0>'"):
+        registry.create("prm", "qwen-math-prm", {"model": classifier})
+    with pytest.raises(PrmhError, match=r"splits the step mark '\[PRM\]'"):
+        registry.create("prm", "value-head", {"model": value})
+    with pytest.raises(PrmhError, match=r"no classifier head weights"):
+        registry.create("prm", "qwen-math-prm", {"model": lm})
+    with pytest.raises(PrmhError, match="good_token_id"):
+        registry.create("prm", "asprm", {"model": lm})
+    with pytest.raises(PrmhError, match="outside the vocabulary"):
+        registry.create(
+            "prm",
+            "math-shepherd",
+            {"model": lm, "step_tag": "apples", "good_token_id": 10**6, "bad_token_id": 1},
+        )
+
+
+def test_truncation_is_from_the_left_and_flagged(registry, checkpoints):
+    full = build(registry, checkpoints, "math-shepherd")
+    enc = full.recipe.encode(QUESTION, list(STEPS))
+    limit = len(enc.ids) - enc.positions[1]  # keeps the marks of steps 2.. only
+    short = build(registry, checkpoints, "math-shepherd", max_length=limit)
+    (whole,) = score(full, STEPS)
+    (cut,) = score(short, STEPS)
+    assert cut.truncated and not whole.truncated and cut.num_tokens == limit
+    assert len(cut.probs) == len(STEPS)
+    # Step 1's mark was cut: it gets the nearest kept score, step 2's.
+    assert cut.probs[0] == cut.probs[1]
+    with pytest.raises(PrmhError, match="leaves no step to read"):
+        score(build(registry, checkpoints, "qwen-math-prm", max_length=2), STEPS)
+
+
+def test_truncated_count_reaches_the_run_record(cli, checkpoints):
+    result = cli(
+        "eval",
+        "--json",
+        "--prm",
+        "math-shepherd",
+        "-P",
+        f"model={checkpoints['lm']}",
+        "-P",
+        "max_length=48",
+        "--limit",
+        "6",
+        "-n",
+        "2",
+        "--agg",
+        "mean",
+    )
+    assert result.exit_code == 0, result.output
+    (table,) = json.loads(result.output)["metrics"]["tables"]
+    assert (
+        table["truncated_solutions"][f"math-shepherd:model={checkpoints['lm']},max_length=48"] > 0
+    )
+
+
+def test_known_checkpoint_ids_pick_their_recipe(registry):
+    entry = registry.get("prm", "Qwen/Qwen2.5-Math-PRM-7B")
+    assert entry.bind({})["model"] == "Qwen/Qwen2.5-Math-PRM-7B"
+    assert "system_prompt" in entry.bind({})
+    shepherd = registry.get("prm", "peiyi9979/math-shepherd-mistral-7b-prm").bind({})
+    assert (shepherd["good_token_id"], shepherd["bad_token_id"]) == (648, 387)
+    with pytest.raises(PrmhError, match="nor in the local Hugging Face cache"):
+        registry.create("prm", "RLHFlow/Llama3.1-8B-PRM-Deepseek-Data")
+
+
+def test_a_prmh_prm_directory_loads_with_its_recipe(registry, checkpoints, tmp_path):
+    import shutil
+
+    directory = shutil.copytree(checkpoints["value"], tmp_path / "my-prm")
+    write_prm_config(directory, "value-head", {"separator": "ş"})
+    fresh = load_registry()
+    component = fresh.create("prm", str(directory))
+    assert component.args["separator"] == "ş" and component.args["model"] == str(directory)
+    direct = build(registry, {"value": str(directory)}, "value-head:ş")
+    assert score(component.instance, STEPS)[0].probs == score(direct, STEPS)[0].probs
+    # Retrained weights change the cache key.
+    before = component.identity
+    (directory / "model.safetensors").write_bytes((directory / "model.safetensors").read_bytes())
+    import os
+
+    os.utime(directory / "model.safetensors", ns=(1, 1))
+    assert fresh.create("prm", str(directory)).identity != before
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    ["qwen-math-prm", "math-shepherd", "rlhflow", "skywork", "value-head", "asprm", "generic"],
+)
+def test_each_recipe_runs_end_to_end_from_the_cli(cli, checkpoints, recipe):
+    head, options = RECIPES[recipe]
+    args = [
+        "eval",
+        "--json",
+        "--prm",
+        recipe,
+        "-P",
+        f"model={checkpoints[head]}",
+        "--limit",
+        "4",
+        "-n",
+        "2",
+        "--agg",
+        "min",
+    ]
+    for key, value in options.items():
+        args += ["-P", f"{key}={json.dumps(value) if isinstance(value, str) else value}"]
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert record["status"] == "success"
+    assert record["config"]["prm"][0]["extra"]["weights"]
+    cached = cli(*args)
+    assert json.loads(cached.output)["metrics"]["cache"]["computed"]["score"] == 0
+
+
+TEXT = "Step 1: Ava has 12 apples.\nStep 2: 12 + 7 = 19\n\nStep 3: The answer is 19.\nDone."
+
+
+@pytest.mark.parametrize(
+    "splitter", ["double-newline", "newline", "step-prefix", "whole", "fixed-tokens"]
+)
+@pytest.mark.parametrize("recipe", list(RECIPES))
+def test_split_render_split_round_trip(registry, checkpoints, tokenizer, splitter, recipe):
+    """Steps survive a PRM's rendering: each stands verbatim where the recipe put it, and the
+    splitter finds the same steps in the recovered text."""
+    split = registry.create("splitter", splitter).instance
+    steps = split.split(TEXT)
+    prm = build(registry, checkpoints, recipe)
+    enc = prm.recipe.encode(QUESTION, steps)
+    assert len(enc.positions) == len(steps)
+    if hasattr(prm.recipe, "render"):
+        text, spans = prm.recipe.render(QUESTION, steps)
+        before = prm.recipe.mark_span[0]
+        recovered = [
+            text[s - before - len(step) : s - before]
+            for step, (s, _) in zip(steps, spans, strict=True)
+        ]
+    else:  # turns and segments: each step is the text just before its read position
+        recovered = []
+        for step, p in zip(steps, enc.positions, strict=True):
+            upto = p + 1 if recipe == "rlhflow" else p
+            decoded = tokenizer.decode(enc.ids[:upto])
+            recovered.append(step if step in decoded[-len(step) - 40 :] else decoded)
+    assert recovered == steps
+    assert split.split(split.join(recovered)) == steps
+
+
+def test_missing_hf_extra_is_a_clear_error(monkeypatch, registry):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(PrmhError, match=r"need the hf extra \(transformers is missing\)"):
+        registry.create("prm", "math-shepherd", {"model": "anything"})
+
+
+def test_generic_recipe_from_the_readme(cli, tokenizer, tmp_path):
+    """The README's 'new PRM without code' command, on a tiny checkpoint with those tokens."""
+    tok = tiny_tokenizer(extra_tokens=["<step>", "good", "bad"])
+    directory = save_tiny_prm(tmp_path / "my-prm", "lm", tok)
+    result = cli(
+        "eval",
+        "--json",
+        "--prm",
+        "generic",
+        "-P",
+        f"model={directory}",
+        "-P",
+        'template="### Question: {question}\\n### Solution: {solution}"',
+        "-P",
+        'step_suffix=" <step>"',
+        "-P",
+        'joiner="\\n"',
+        "-P",
+        "read=lm",
+        "-P",
+        "good_token=good",
+        "-P",
+        "bad_token=bad",
+        "--limit",
+        "3",
+        "-n",
+        "2",
+    )
+    assert result.exit_code == 0, result.output
+    args = json.loads(result.output)["config"]["prm"][0]["args"]
+    assert args["template"] == "### Question: {question}\n### Solution: {solution}"
+    assert args["step_suffix"] == " <step>"

@@ -157,7 +157,17 @@ def planted(tokenizer, tmp_path_factory):
     lm_head = load_file(base / "model.safetensors")["lm_head.weight"].clone()
     plus, minus = tokenizer.convert_tokens_to_ids("+"), tokenizer.convert_tokens_to_ids("-")
     lm_head[plus] = lm_head[minus] + direction("ки", math.log(0.8 / 0.2))
+    # RLHFlow reads the logit before each '+' reply: the last token of the assistant header.
+    from prmh.plugins.prms.recipes import ChatTurnsRecipe
+
+    probe = ChatTurnsRecipe(tokenizer).encode(QUESTION, list(STEPS))
+    ids["header"] = probe.ids[probe.positions[0]]
+    reply_head = load_file(base / "model.safetensors")["lm_head.weight"].clone()
+    reply_head[plus] = reply_head[minus] + direction("header", math.log(0.75 / 0.25))
     return {
+        "rlhflow": save_tiny_prm(
+            root / "rlhflow", "lm", tokenizer, layers=0, plant={"lm_head.weight": reply_head}
+        ),
         "math-shepherd": save_tiny_prm(
             root / "shepherd", "lm", tokenizer, layers=0, plant={"lm_head.weight": lm_head}
         ),
@@ -195,13 +205,29 @@ def planted(tokenizer, tmp_path_factory):
     }
 
 
+PLUS_MINUS = {"good_token": "+", "bad_token": "-"}
+
+
 @pytest.mark.parametrize(
-    "recipe,expected",
-    [("math-shepherd", 0.8), ("value-head", 0.7), ("skywork", 0.6), ("qwen-math-prm", 0.9)],
+    "recipe,checkpoint,options,expected",
+    [
+        ("math-shepherd", "math-shepherd", {}, 0.8),
+        ("asprm", "math-shepherd", "ids", 0.8),
+        ("generic", "math-shepherd", {"step_suffix": " ки", "read": "lm", **PLUS_MINUS}, 0.8),
+        ("rlhflow", "rlhflow", {}, 0.75),
+        ("value-head", "value-head", {}, 0.7),
+        ("skywork", "skywork", {}, 0.6),
+        ("qwen-math-prm", "qwen-math-prm", {}, 0.9),
+    ],
 )
-def test_planted_heads_give_the_known_scores(registry, planted, recipe, expected):
-    name = recipe
-    prm = registry.create("prm", name, {"model": str(planted[recipe])}).instance
+def test_planted_heads_give_the_known_scores(
+    registry, planted, tokenizer, recipe, checkpoint, options, expected
+):
+    """A score read one token off would come from another token's hidden state and differ."""
+    if options == "ids":
+        ids = tokenizer.convert_tokens_to_ids(["+", "-"])
+        options = {"good_token_id": ids[0], "bad_token_id": ids[1]}
+    prm = registry.create("prm", recipe, {"model": str(planted[checkpoint]), **options}).instance
     (out,) = score(prm, STEPS)
     assert out.probs == pytest.approx((expected,) * len(STEPS), abs=1e-5)
 

@@ -105,6 +105,12 @@ def _kv(kind: str) -> dict[str, Any]:
 @click.option("--seed", multiple=True, type=int, help="Seed (repeatable) [default: 0].")
 @click.option("--limit", type=int, default=None, help="Use the first N problems [default: 200].")
 @click.option("--pool", type=int, default=None, help="Samples per problem [default: largest N].")
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Local JSON, JSONL or Parquet file of problems for the task (-T data=FILE).",
+)
 @click.option("-T", "task_args", **_kv("task"))
 @click.option("-G", "generator_args", **_kv("generator"))
 @click.option("-P", "prm_args", **_kv("PRM"))
@@ -125,6 +131,7 @@ def _kv(kind: str) -> dict[str, Any]:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
 def eval_command(
+    data: str | None,
     config_path: Path | None,
     results_dir: Path | None,
     grading_timeout: float,
@@ -146,6 +153,8 @@ def eval_command(
     config = load_config(config_path) if config_path else None
     for key in ("task_args", "generator_args", "prm_args", "search_args"):
         options[key] = dict(parse_assignment(a) for a in options[key]) or None
+    if data is not None:
+        options["task_args"] = {**(options["task_args"] or {}), "data": data}
     plan = build_plan(options, config)
     if grading_timeout <= 0:
         raise PrmhError("--grading-timeout must be a positive number of seconds.")

@@ -20,6 +20,7 @@ from prmh.errors import PrmhError
 from prmh.grading import Grader, get_grader, grade_many
 from prmh.matrix import EvalPlan, Spec
 from prmh.metrics import bootstrap_mean, pass_at_k
+from prmh.records import redact
 from prmh.registry import Component, Registry
 from prmh.store import Store, content_key
 from prmh.types import (
@@ -253,13 +254,14 @@ class Prepared:
     components: dict[str, list[Component]]
     graders: list[Grader]
     plugins: list[dict[str, str]]
+    problems: list[list[Problem]]
 
     def resolved_config(self) -> dict[str, Any]:
         """The plan with each component's full arguments (defaults filled) and version."""
         config = self.plan.to_json()
         for key, kind in PLAN_KINDS.items():
             config[key] = [
-                {"label": spec.label, **c.identity, "args": c.args}
+                {"label": spec.label, **c.identity, "args": redact(c.args)}
                 for spec, c in zip(getattr(self.plan, key), self.components[kind], strict=True)
             ]
         config["graders"] = [{"name": g.name, "version": g.version} for g in self.graders]
@@ -285,13 +287,18 @@ def prepare(plan: EvalPlan, registry: Registry) -> Prepared:
         for key, kind in PLAN_KINDS.items()
     }
     graders = [get_grader(t.instance.grader) for t in components["task"]]
+    problems = []
+    for spec, task in zip(plan.task, components["task"], strict=True):
+        problems.append(task.instance.problems(plan.limit))
+        if not problems[-1]:
+            raise PrmhError(f"task {spec.label!r} has no problems.")
     used = {c.entry.plugin for built in components.values() for c in built}
     plugins = [
         {"name": p.name, "distribution": p.distribution, "version": p.version}
         for p in registry.plugins
         if p.name in used
     ]
-    return Prepared(plan, components, graders, plugins)
+    return Prepared(plan, components, graders, plugins, problems)
 
 
 def run_eval(
@@ -306,10 +313,9 @@ def run_eval(
     plan, built = prepared.plan, prepared.components
     stats = CacheStats()
     tables = []
-    for task_spec, task, grader in zip(plan.task, built["task"], prepared.graders, strict=True):
-        problems = task.instance.problems(plan.limit)
-        if not problems:
-            raise PrmhError(f"task {task_spec.label!r} has no problems.")
+    for task_spec, task, grader, problems in zip(
+        plan.task, built["task"], prepared.graders, prepared.problems, strict=True
+    ):
         for gen_spec, generator in zip(plan.generator, built["generator"], strict=True):
             workspace = Workspace(task, generator, store, run_id, stats, progress)
             tables.append(

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing as mp
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from importlib.metadata import PackageNotFoundError, version
 from multiprocessing.connection import Connection, wait
 
+from prmh import mathgrade
 from prmh.errors import PrmhError
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$|^[+-]?\d+/\d+$", re.IGNORECASE)
@@ -64,11 +67,29 @@ def _canonical_numeric(answer: str) -> str:
 GRADERS: dict[str, Grader] = {
     "exact": Grader("exact", "1", grade_exact, str.strip),
     "numeric": Grader("numeric", "1", grade_numeric, _canonical_numeric),
+    "sympy": Grader("sympy", "1", mathgrade.grade_sympy, mathgrade.canonical),
 }
 
 
+def _math_verify() -> Grader:
+    try:
+        installed = version("math-verify")
+    except PackageNotFoundError:
+        raise PrmhError(
+            "the math-verify grader needs the math-verify package: pip install 'prmh[math]', "
+            "or choose another grader (-T grader=sympy)."
+        ) from None
+    return Grader("math-verify", f"1+{installed}", mathgrade.grade_math_verify, mathgrade.canonical)
+
+
 def get_grader(name: str) -> Grader:
-    """A built-in grader by name, or any importable ``module:function`` (version "0")."""
+    """A built-in grader by name, or any importable ``module:function`` (version "0").
+
+    Built-ins: ``math-verify`` (default for math tasks), ``sympy`` (prmh's own, no eval),
+    ``numeric`` (exact numbers, for integer-answer tasks) and ``exact`` (text).
+    """
+    if name == "math-verify":
+        return _math_verify()
     if name in GRADERS:
         return GRADERS[name]
     module, _, attr = name.partition(":")
@@ -80,7 +101,7 @@ def get_grader(name: str) -> Grader:
         return Grader(name, "0", function, str.strip)
     raise PrmhError(
         f"unknown grader {name!r}; graders are: {', '.join(sorted(GRADERS))}, "
-        "or a `module:function` path."
+        "math-verify, or a `module:function` path."
     )
 
 
@@ -92,6 +113,10 @@ class Verdict:
 
 
 def _worker(conn: Connection) -> None:
+    # Graders (math-verify) print their own warnings; they must not reach the user's terminal.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
     while True:
         try:
             job = conn.recv()

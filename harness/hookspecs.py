@@ -49,7 +49,9 @@ def prmh_register_generator(register: Register) -> None:
     - ``sample(requests: list[SampleRequest]) -> list[list[Generation]]``: for each request,
       ``request.n`` solutions numbered from ``request.first_index``. Sample ``i`` must depend
       only on (problem, prompt, seed, i) and the generator's arguments, so a pool can grow
-      later without changing the samples it already holds. The task's answer extraction and
+      later without changing the samples it already holds. A request may carry a ``prefix``
+      to continue and ``stop`` strings (step boundaries) that end a sample early; the
+      generation then has ``finished=False`` and ``stop`` set. The task's answer extraction and
       the splitter turn each ``Generation`` into a ``Solution`` afterwards.
     """
 

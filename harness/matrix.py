@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
+from prmh.records import redact
 
 LIST_KEYS = ("task", "generator", "prm", "splitter", "agg", "selector", "search", "budget", "seed")
 ARG_KEYS = {
@@ -72,9 +73,10 @@ class Spec:
 
     @property
     def label(self) -> str:
+        """How tables and records name this component (credentials masked)."""
         if not self.args:
             return self.name
-        return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.args.items())
+        return redact(self.name + ":" + ",".join(f"{k}={v}" for k, v in self.args.items()))
 
     def with_options(self, options: Mapping[str, Any]) -> Spec:
         """Merge kind-wide options: ``key`` for every component, ``NAME.key`` for this one."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import secrets
 import subprocess
 import sys
@@ -25,6 +26,21 @@ from prmh.errors import PrmhError
 RECORD_SCHEMA_VERSION = 1
 STATUSES = ("started", "success", "error")
 LIBRARIES = ("pluggy", "click", "rich", "numpy", "sympy", "torch", "transformers", "peft", "vllm")
+
+
+SECRET = re.compile(r"(api_key|token|secret|password)(\s*[=:]\s*)([^,\s]+)", re.I)
+
+
+def redact(value: Any) -> Any:
+    """Options that look like credentials never reach a run record: in ``key=value`` text,
+    and in dicts keyed by such names."""
+    if isinstance(value, dict):
+        return {k: "***" if SECRET.match(f"{k}=x") and v else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}***", value)
+    return value
 
 
 def new_run_id() -> str:
@@ -89,7 +105,7 @@ class RunRecord:
             "status": "started",
             "started": time.time(),
             "finished": None,
-            "argv": argv if argv is not None else sys.argv[1:],
+            "argv": redact(argv if argv is not None else sys.argv[1:]),
             "config": config,
             "prmh_version": __version__,
             "libraries": library_versions(),

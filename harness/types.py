@@ -32,7 +32,9 @@ class Generation:
 
     ``tokens`` (the text of each generated token, joining to ``text``) and ``token_logprobs``
     (the log-probability of each sampled token) are optional; confidence-based splitting and
-    uncertainty measures need them.
+    uncertainty measures need them. ``finished`` says the solution ended (end of sequence or one
+    of the generator's end markers); ``stop`` is the request's stop string that ended it
+    instead, if any (then ``text`` ends before it).
     """
 
     text: str
@@ -40,6 +42,7 @@ class Generation:
     num_tokens: int
     token_logprobs: tuple[float, ...] | None = None
     tokens: tuple[str, ...] | None = None
+    stop: str | None = None
     seconds: float = field(default=0.0, compare=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -149,13 +152,19 @@ class SearchResult:
 
 @dataclass(frozen=True)
 class SampleRequest:
-    """Ask a generator for samples ``first_index .. first_index + n - 1`` of one prompt."""
+    """Ask a generator for samples ``first_index .. first_index + n - 1`` of one prompt.
+
+    ``prefix`` is solution text already written (the generator continues after it); ``stop``
+    strings end a sample early, e.g. at the end of the next step for step-level search.
+    """
 
     problem: Problem
     prompt: str
     n: int
     seed: int
     first_index: int = 0
+    prefix: str = ""
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 BUILTINS = (
     "prmh.plugins.arith",
+    "prmh.plugins.task_files",
     "prmh.plugins.sim",
     "prmh.plugins.oracle",
     "prmh.plugins.splitters",
@@ -9,4 +10,5 @@ BUILTINS = (
     "prmh.plugins.selectors",
     "prmh.plugins.searches",
     "prmh.plugins.prms",
+    "prmh.plugins.generators",
 )

@@ -63,14 +63,9 @@ def with_common_options(factory: Callable[..., Any]) -> Callable[..., Any]:
 def _scorer(model: str | None, head: str, common: dict[str, Any], **extra: Any) -> Any:
     if not model:
         raise PrmhError("this PRM needs a checkpoint: -P model=PATH_OR_HUB_ID.")
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as e:
-        raise PrmhError(
-            f"transformers PRMs need the hf extra ({e.name} is missing): "
-            "pip install torch==2.13.0 && pip install 'prmh[hf]'."
-        ) from e
+    from prmh.plugins.hf_models import require_hf
+
+    require_hf("transformers PRMs")
     from prmh.plugins.prms.hf import HFScorer
 
     return HFScorer(model, head, **common, **extra)

@@ -19,7 +19,6 @@ nearest kept one, and the result is flagged ``truncated``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from typing import Any
 
 from prmh import ScoreRequest, StepScores
 from prmh.errors import PrmhError
+from prmh.plugins.hf_models import device_and_dtype, quiet_transformers, resolve_checkpoint
 
 HEADS = ("lm", "classifier", "value")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -40,35 +40,6 @@ class Encoded:
 
     ids: list[int]
     positions: list[int]
-
-
-def resolve_checkpoint(model: str, revision: str | None) -> tuple[Path, str]:
-    """A local directory for ``model`` and a fingerprint of its weights.
-
-    A directory is used as it is (fingerprint: weight files' names, sizes and modification
-    times); anything else is a Hub id read from the local cache only (fingerprint: the
-    snapshot's commit), since prmh never downloads during an evaluation.
-    """
-    path = Path(model).expanduser()
-    if path.is_dir():
-        files = sorted(
-            p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".json", ".model")
-        )
-        stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-        return path, hashlib.sha256(repr(stamp).encode()).hexdigest()[:16]
-    if model.startswith((".", "/", "~")) or model.count("/") != 1:
-        raise PrmhError(f"model directory {model!r} does not exist.")
-    try:
-        from huggingface_hub import snapshot_download
-
-        local = Path(snapshot_download(model, revision=revision, local_files_only=True))
-    except Exception as e:
-        raise PrmhError(
-            f"model {model!r} is neither a local directory nor in the local Hugging Face cache "
-            f"({type(e).__name__}). Download it first (`huggingface-cli download {model}`) or "
-            "pass a local directory with -P model=PATH."
-        ) from e
-    return local, local.name
 
 
 def read_tensors(directory: Path, prefix: str) -> dict[str, Any]:
@@ -95,13 +66,6 @@ def read_tensors(directory: Path, prefix: str) -> dict[str, Any]:
     return found
 
 
-def _quiet_transformers() -> None:
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-
-
 class HFScorer:
     """Loads a checkpoint for one head and scores encoded solutions in batches."""
 
@@ -126,25 +90,9 @@ class HFScorer:
         import torch
         from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
-        _quiet_transformers()
+        quiet_transformers()
         self.path, self.fingerprint = resolve_checkpoint(model, revision)
-        self.device = torch.device(
-            ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        )
-        if dtype == "auto":
-            self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        else:
-            try:
-                self.dtype = {
-                    "bf16": torch.bfloat16,
-                    "fp16": torch.float16,
-                    "fp32": torch.float32,
-                    "bfloat16": torch.bfloat16,
-                    "float16": torch.float16,
-                    "float32": torch.float32,
-                }[dtype]
-            except KeyError:
-                raise PrmhError(f"dtype must be auto, bf16, fp16 or fp32, not {dtype!r}.") from None
+        self.device, self.dtype = device_and_dtype(device, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         if not self.tokenizer.is_fast:
             raise PrmhError(

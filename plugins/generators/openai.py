@@ -1,0 +1,191 @@
+"""The `openai` generator: any OpenAI-compatible completions server (vLLM serve, SGLang, TGI).
+
+Several servers can share the work (``base_url`` takes a list): each request goes to the server
+with the fewest requests in flight, round-robin among ties. A failed request (connection error,
+timeout, HTTP 429 or 5xx) is retried on the next server after an exponential backoff; any other
+HTTP error is a mistake in the request and stops the run with the server's message. At most
+``concurrency`` requests are in flight. Every sample is its own request with its own seed, so a
+sample does not change when the pool grows; servers with prefix caching make the shared prompt
+cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from prmh import Generation, SampleRequest
+from prmh.errors import PrmhError
+from prmh.plugins.generators.common import (
+    Sampling,
+    flatten,
+    sample_seed,
+    server_generation,
+    stops_of,
+)
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+def build_payload(
+    model: str, request: SampleRequest, index: int, sampling: Sampling, logprobs: bool
+) -> dict[str, Any]:
+    """The /completions body for sample ``index`` of ``request``."""
+    payload: dict[str, Any] = {
+        "model": model,
+        "prompt": request.prompt + request.prefix,
+        "max_tokens": sampling.max_new_tokens,
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "n": 1,
+        "seed": sample_seed(request, index) % 2**31,
+    }
+    stops = [*request.stop, *sampling.stop]
+    if stops:
+        payload["stop"] = stops
+    if logprobs:
+        payload["logprobs"] = 1
+    return payload
+
+
+def parse_completion(
+    body: dict[str, Any], request: SampleRequest, sampling: Sampling, seconds: float
+) -> Generation:
+    """A Generation from a /completions response body."""
+    try:
+        choice = body["choices"][0]
+        text = choice["text"]
+    except (KeyError, IndexError, TypeError) as e:
+        raise PrmhError(f"the server's completion has no choices[0].text: {body!r:.200}") from e
+    lp = choice.get("logprobs") or {}
+    tokens, logprobs = lp.get("tokens"), lp.get("token_logprobs")
+    usage = body.get("usage") or {}
+    count = usage.get("completion_tokens") or (len(tokens) if tokens else 0)
+    return server_generation(
+        text=text,
+        tokens=tokens,
+        logprobs=logprobs,
+        num_tokens=count,
+        finish_reason=choice.get("finish_reason"),
+        stop_reason=choice.get("stop_reason"),
+        request_stops=request.stop,
+        end_stops=sampling.stop,
+        seconds=seconds,
+    )
+
+
+class Balancer:
+    """Least requests in flight, round-robin among ties; thread-safe."""
+
+    def __init__(self, urls: Sequence[str]):
+        self.urls = list(urls)
+        self.in_flight = dict.fromkeys(self.urls, 0)
+        self.sent = dict.fromkeys(self.urls, 0)
+        self.lock = threading.Lock()
+        self.turn = 0
+
+    def acquire(self, avoid: str | None = None) -> str:
+        with self.lock:
+            candidates = [u for u in self.urls if u != avoid] or self.urls
+            low = min(self.in_flight[u] for u in candidates)
+            tied = [u for u in candidates if self.in_flight[u] == low]
+            url = tied[self.turn % len(tied)]
+            self.turn += 1
+            self.in_flight[url] += 1
+            self.sent[url] += 1
+            return url
+
+    def release(self, url: str) -> None:
+        with self.lock:
+            self.in_flight[url] -= 1
+
+
+class OpenAIGenerator:
+    """Samples from OpenAI-compatible completions servers."""
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | list[str] = "http://127.0.0.1:8000/v1",
+        api_key: str | None = None,
+        temperature: float = 0.7,
+        top_p: float = 1.0,
+        max_new_tokens: int = 1024,
+        stop: str | list[str] | None = None,
+        logprobs: bool = True,
+        concurrency: int = 8,
+        retries: int = 5,
+        backoff: float = 0.5,
+        timeout: float = 600.0,
+    ):
+        urls = [
+            u.strip().rstrip("/")
+            for u in (base_url.split(",") if isinstance(base_url, str) else base_url)
+        ]
+        if not urls or not all(u.startswith(("http://", "https://")) for u in urls):
+            raise PrmhError(f"base_url must be http(s) URLs, got {base_url!r}.")
+        if concurrency < 1 or retries < 0 or backoff < 0 or timeout <= 0:
+            raise PrmhError("need concurrency >= 1, retries >= 0, backoff >= 0 and timeout > 0.")
+        self.model = model
+        self.sampling = Sampling(temperature, top_p, max_new_tokens, stops_of(stop))
+        self.balancer = Balancer(urls)
+        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.logprobs, self.concurrency = logprobs, concurrency
+        self.retries, self.backoff, self.timeout = retries, backoff, timeout
+
+    def sample(self, requests: Sequence[SampleRequest]) -> list[list[Generation]]:
+        rows = flatten(requests)
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            done = list(pool.map(lambda row: self._one(requests[row[0]], row[1]), rows))
+        results = dict(zip(rows, done, strict=True))
+        return [
+            [results[(r, request.first_index + i)] for i in range(request.n)]
+            for r, request in enumerate(requests)
+        ]
+
+    def _one(self, request: SampleRequest, index: int) -> Generation:
+        payload = build_payload(self.model, request, index, self.sampling, self.logprobs)
+        started = time.perf_counter()
+        body = self._post(payload)
+        return parse_completion(body, request, self.sampling, time.perf_counter() - started)
+
+    def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        data = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        last_error, failed = "", None
+        for attempt in range(self.retries + 1):
+            url = self.balancer.acquire(avoid=failed)
+            try:
+                request = urllib.request.Request(f"{url}/completions", data, headers)
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return json.loads(response.read())
+            except urllib.error.HTTPError as e:
+                detail = e.read()[:300].decode(errors="replace")
+                if e.code not in RETRY_STATUS:
+                    raise PrmhError(f"{url} refused the request (HTTP {e.code}): {detail}") from e
+                last_error = f"HTTP {e.code} from {url}: {detail}"
+            except (
+                urllib.error.URLError,
+                TimeoutError,
+                ConnectionError,
+                json.JSONDecodeError,
+            ) as e:
+                last_error = f"{type(e).__name__} from {url}: {e}"
+            finally:
+                self.balancer.release(url)
+            failed = url
+            if attempt < self.retries:
+                time.sleep(self.backoff * 2**attempt)
+        raise PrmhError(
+            f"no completion after {self.retries + 1} attempts; last error: {last_error}. "
+            "Check that the servers in base_url are up."
+        )

@@ -1,0 +1,78 @@
+"""Loading transformers checkpoints, shared by the PRM scorer and the generator.
+
+Nothing here imports torch or transformers at module level.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from prmh.errors import PrmhError
+
+DTYPES = ("auto", "bf16", "fp16", "fp32")
+
+
+def resolve_checkpoint(model: str, revision: str | None) -> tuple[Path, str]:
+    """A local directory for ``model`` and a fingerprint of its weights.
+
+    A directory is used as it is (fingerprint: weight files' names, sizes and modification
+    times); anything else is a Hub id read from the local cache only (fingerprint: the
+    snapshot's commit), since prmh never downloads during an evaluation.
+    """
+    path = Path(model).expanduser()
+    if path.is_dir():
+        files = sorted(
+            p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".json", ".model")
+        )
+        stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        return path, hashlib.sha256(repr(stamp).encode()).hexdigest()[:16]
+    if model.startswith((".", "/", "~")) or model.count("/") != 1:
+        raise PrmhError(f"model directory {model!r} does not exist.")
+    try:
+        from huggingface_hub import snapshot_download
+
+        local = Path(snapshot_download(model, revision=revision, local_files_only=True))
+    except Exception as e:
+        raise PrmhError(
+            f"model {model!r} is neither a local directory nor in the local Hugging Face cache "
+            f"({type(e).__name__}). Download it first (`huggingface-cli download {model}`) or "
+            "pass a local directory with -P model=PATH."
+        ) from e
+    return local, local.name
+
+
+def device_and_dtype(device: str, dtype: str) -> tuple[Any, Any]:
+    """``auto`` picks CUDA when there is one; dtype ``auto`` is bf16 on GPU, fp32 on CPU."""
+    import torch
+
+    chosen = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    )
+    if dtype == "auto":
+        return chosen, torch.bfloat16 if chosen.type == "cuda" else torch.float32
+    named = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    if dtype not in named:
+        raise PrmhError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}.")
+    return chosen, named[dtype]
+
+
+def quiet_transformers() -> None:
+    """No load reports or progress bars from transformers: prmh reports what matters."""
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def require_hf(what: str) -> None:
+    """A clear error when the transformers back end is not installed."""
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as e:
+        raise PrmhError(
+            f"{what} need the hf extra ({e.name} is missing): "
+            "pip install torch==2.13.0 && pip install 'prmh[hf]'."
+        ) from e

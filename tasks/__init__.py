@@ -1,0 +1,1 @@
+"""Task definitions: one TOML file per task, read by ``prmh.plugins.task_files``."""

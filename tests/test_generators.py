@@ -1,0 +1,421 @@
+"""Generators: hf on a tiny local model, vllm request building and parsing without vLLM, and
+openai against small local HTTP servers started here (loopback only)."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import pytest
+from prmh import Problem, SampleRequest
+from prmh.errors import PrmhError
+from prmh.plugins.generators.common import Sampling, sample_seed
+from prmh.plugins.generators.openai import OpenAIGenerator, build_payload, parse_completion
+from prmh.plugins.generators.vllm import build_requests, parse_output
+
+PROBLEM = Problem("p1", "What is 2 + 3?", "5")
+
+
+def request(n=2, seed=0, first_index=0, prefix="", stop=()):
+    return SampleRequest(PROBLEM, "Q: What is 2 + 3?\nA:", n, seed, first_index, prefix, stop)
+
+
+# ---------------------------------------------------------------- hf
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    pytest.importorskip("torch")
+    from prmh.testing import save_tiny_prm, tiny_tokenizer
+
+    return str(save_tiny_prm(tmp_path_factory.mktemp("gen") / "lm", "lm", tiny_tokenizer()))
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_lm, registry_module):
+    return registry_module.create(
+        "generator", "hf", {"model": tiny_lm, "max_new_tokens": 24, "temperature": 1.0}
+    ).instance
+
+
+@pytest.fixture(scope="module")
+def registry_module():
+    from prmh.registry import load_registry
+
+    return load_registry()
+
+
+def test_hf_samples_are_reproducible_and_independent_of_their_batch(hf):
+    whole = hf.sample([request(n=4)])[0]
+    again = hf.sample([request(n=4)])[0]
+    assert [g.text for g in whole] == [g.text for g in again]
+    assert len({g.text for g in whole}) > 1  # sampling, not copies
+    grown = hf.sample(
+        [
+            SampleRequest(Problem("o", "other", "1"), "other prompt", 3, 9),
+            request(n=2, first_index=2),
+        ]
+    )[1]
+    assert [g.text for g in grown] == [g.text for g in whole[2:]]
+    assert hf.sample([request(n=1, seed=1)])[0][0].text != whole[0].text
+
+
+def test_hf_generation_carries_tokens_and_logprobs(hf):
+    for g in hf.sample([request(n=3)])[0]:
+        assert "".join(g.tokens) == g.text
+        assert len(g.token_logprobs) == len(g.tokens)
+        assert all(lp <= 0 for lp in g.token_logprobs)
+        assert g.num_tokens >= len(g.tokens)
+        assert g.finished or g.num_tokens == 24
+
+
+def test_hf_stops_at_a_step_boundary_and_continues_a_prefix(hf):
+    plain = hf.sample([request(n=3)])[0]
+    stopped = hf.sample([request(n=3, stop=(" ",))])[0]
+    for full, cut in zip(plain, stopped, strict=True):
+        if " " in full.text:
+            assert cut.text == full.text[: full.text.index(" ")] and cut.stop == " "
+            assert not cut.finished
+    continued = hf.sample([request(n=1, prefix=" 2 + 3")])[0][0]
+    assert continued.text  # continues after the prefix, which is not repeated
+    assert (
+        hf.context(request(prefix=" 2 + 3"))[-3:]
+        == hf.tokenizer.encode("Q: What is 2 + 3?\nA: 2 + 3")[-3:]
+    )
+
+
+def test_hf_greedy_follows_the_model_argmax(tiny_lm, registry_module):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    greedy = registry_module.create(
+        "generator", "hf", {"model": tiny_lm, "max_new_tokens": 5, "temperature": 0}
+    ).instance
+    g = greedy.sample([request(n=2)])[0]
+    assert g[0].text == g[1].text  # no randomness at temperature 0
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm)
+    ids = greedy.context(request())
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0, -1]
+    first = int(logits.argmax())
+    assert g[0].token_logprobs[0] == pytest.approx(
+        float(torch.log_softmax(logits, -1)[first]), abs=1e-4
+    )
+    assert g[0].tokens[0] == greedy.tokenizer.decode([first])
+
+
+def test_hf_chat_template_and_bad_options(tiny_lm, registry_module):
+    chat = registry_module.create(
+        "generator", "hf", {"model": tiny_lm, "chat_template": True, "system_prompt": "Be brief."}
+    ).instance
+    text = chat.tokenizer.decode(chat.context(request()))
+    assert text.startswith("<|im_start|>system\nBe brief.") and text.endswith("assistant\n")
+    with pytest.raises(PrmhError, match="top_p must be in"):
+        registry_module.create("generator", "hf", {"model": tiny_lm, "top_p": 0})
+    with pytest.raises(PrmhError, match="neither a local directory nor in the local"):
+        registry_module.create("generator", "hf", {"model": "someone/not-cached"})
+
+
+# ---------------------------------------------------------------- vllm (no vLLM needed)
+
+
+def test_vllm_requests_one_per_sample_with_its_own_seed():
+    sampling = Sampling(temperature=0.8, top_p=0.9, max_new_tokens=64, stop=("</s>",))
+    built = build_requests(
+        [request(n=2, prefix="Step 1: 5.", stop=("\n\n",))], sampling, lambda r: f"<chat>{r.prompt}"
+    )
+    assert len(built) == 2
+    prompt, params = built[1]
+    assert prompt == "<chat>Q: What is 2 + 3?\nA:Step 1: 5."
+    assert params == {
+        "n": 1,
+        "temperature": 0.8,
+        "top_p": 0.9,
+        "max_tokens": 64,
+        "seed": sample_seed(request(n=2, prefix="Step 1: 5.", stop=("\n\n",)), 1) % 2**63,
+        "stop": ["\n\n", "</s>"],
+        "logprobs": 0,
+    }
+    assert built[0][1]["seed"] != params["seed"]
+
+
+def _vllm_output(text, ids, pieces, finish, stop_reason):
+    logprobs = [
+        {i: SimpleNamespace(logprob=-0.1 * (k + 1), decoded_token=p)}
+        for k, (i, p) in enumerate(zip(ids, pieces, strict=True))
+    ]
+    completion = SimpleNamespace(
+        text=text, token_ids=ids, logprobs=logprobs, finish_reason=finish, stop_reason=stop_reason
+    )
+    return SimpleNamespace(outputs=[completion])
+
+
+def test_vllm_output_parsing():
+    sampling = Sampling(stop=("</s>",))
+    step = parse_output(
+        _vllm_output("2 + 3 = 5", [1, 2, 3], ["2", " + 3", " = 5"], "stop", "\n\n"),
+        request(stop=("\n\n",)),
+        sampling,
+        0.5,
+    )
+    assert (step.text, step.finished, step.stop, step.num_tokens) == ("2 + 3 = 5", False, "\n\n", 3)
+    assert step.tokens == ("2", " + 3", " = 5")
+    assert step.token_logprobs == pytest.approx((-0.1, -0.2, -0.3))
+    eos = parse_output(_vllm_output("5", [7], ["5"], "stop", None), request(), sampling, 0.1)
+    assert eos.finished and eos.stop is None
+    marker = parse_output(_vllm_output("5", [7], ["5"], "stop", "</s>"), request(), sampling, 0.1)
+    assert marker.finished
+    length = parse_output(
+        _vllm_output("5 5", [7, 7], ["5", " 5"], "length", None), request(), sampling, 0.1
+    )
+    assert not length.finished
+
+
+def test_vllm_without_vllm_is_a_clear_error(registry_module):
+    pytest.importorskip("torch")
+    try:
+        import vllm  # noqa: F401
+
+        pytest.skip("vLLM is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(PrmhError, match=r"needs vLLM and a GPU: pip install 'prmh\[vllm\]'"):
+        registry_module.create("generator", "vllm", {"model": "x"})
+
+
+@pytest.mark.gpu
+def test_vllm_end_to_end_on_gpu(tiny_lm, registry_module):
+    """Runs only where CUDA and vLLM are available."""
+    pytest.importorskip("vllm")
+    g = registry_module.create(
+        "generator", "vllm", {"model": tiny_lm, "max_new_tokens": 8}
+    ).instance
+    out = g.sample([request(n=2, stop=(" ",))])[0]
+    assert len(out) == 2 and all(x.num_tokens <= 8 for x in out)
+
+
+# ---------------------------------------------------------------- openai (local servers)
+
+
+class StandIn(BaseHTTPRequestHandler):
+    """A deterministic /v1/completions server: the completion depends on prompt and seed."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        server = self.server
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with server.lock:
+            server.seen.append(body)
+            server.in_flight += 1
+            server.peak = max(server.peak, server.in_flight)
+            fail = server.failures > 0
+            server.failures -= fail
+        try:
+            time.sleep(server.delay)
+            if fail:
+                self._reply(500, {"error": "overloaded"})
+            elif body.get("model") != "tiny":
+                self._reply(404, {"error": f"model {body.get('model')} not found"})
+            else:
+                self._reply(200, self._complete(body))
+        finally:
+            with server.lock:
+                server.in_flight -= 1
+
+    def _complete(self, body):
+        text = f"Step {body['seed'] % 97}: {len(body['prompt'])}\n\nThe answer is 5."
+        finish, stop_reason = "stop", None
+        for stop in body.get("stop", []):
+            if stop in text:
+                text, stop_reason = text[: text.index(stop)], stop
+        pieces = [p for p in text.replace(" ", "\x00 ").split("\x00") if p]
+        return {
+            "choices": [
+                {
+                    "text": text,
+                    "finish_reason": finish,
+                    "stop_reason": stop_reason,
+                    "logprobs": {"tokens": pieces, "token_logprobs": [-0.5] * len(pieces)},
+                }
+            ],
+            "usage": {"completion_tokens": len(pieces)},
+        }
+
+    def _reply(self, status, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def servers():
+    started = []
+
+    def start(failures=0, delay=0.0):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+        server.seen, server.lock, server.in_flight, server.peak = [], threading.Lock(), 0, 0
+        server.failures, server.delay = failures, delay
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        started.append(server)
+        return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+    yield start
+    for server in started:
+        server.shutdown()
+        server.server_close()
+
+
+def test_openai_payload_and_parsing():
+    sampling = Sampling(temperature=0.5, max_new_tokens=32)
+    payload = build_payload("m", request(prefix=" 2", stop=("\n\n",)), 3, sampling, True)
+    assert payload["prompt"].endswith("A: 2") and payload["stop"] == ["\n\n"]
+    assert payload["n"] == 1 and payload["logprobs"] == 1 and payload["max_tokens"] == 32
+    body = {"choices": [{"text": "Step 1\n\n", "finish_reason": "stop", "stop_reason": None}]}
+    kept_stop = parse_completion(body, request(stop=("\n\n",)), sampling, 0.1)
+    assert kept_stop.text == "Step 1" and kept_stop.stop == "\n\n" and not kept_stop.finished
+    with pytest.raises(PrmhError, match="no choices"):
+        parse_completion({"error": "x"}, request(), sampling, 0.1)
+
+
+def test_openai_balances_retries_and_limits_concurrency(servers):
+    flaky, url_a = servers(failures=2, delay=0.02)
+    steady, url_b = servers(delay=0.02)
+    generator = OpenAIGenerator("tiny", base_url=f"{url_a},{url_b}", concurrency=3, backoff=0.0)
+    out = generator.sample([request(n=8, stop=("\n\n",)), request(n=4, seed=5)])
+    assert [len(row) for row in out] == [8, 4]
+    assert all(g.stop == "\n\n" and not g.finished for g in out[0])
+    assert all(g.finished and g.text.endswith("The answer is 5.") for g in out[1])
+    assert all(
+        "".join(g.tokens) == g.text and len(g.token_logprobs) == len(g.tokens)
+        for row in out
+        for g in row
+    )
+    # 12 samples + 2 retried failures, spread over both servers, never more than 3 at once.
+    assert len(flaky.seen) + len(steady.seen) == 14
+    assert len(flaky.seen) >= 3 and len(steady.seen) >= 3
+    assert flaky.peak + steady.peak <= 3 + 1 and max(flaky.peak, steady.peak) <= 3
+    again = OpenAIGenerator("tiny", base_url=url_b).sample([request(n=8, stop=("\n\n",))])
+    assert [g.text for g in again[0]] == [g.text for g in out[0]]  # seeds, not order
+
+
+def test_openai_errors_are_clear(servers):
+    _, url = servers()
+    with pytest.raises(PrmhError, match=r"refused the request \(HTTP 404\).*model other not found"):
+        OpenAIGenerator("other", base_url=url).sample([request(n=1)])
+    dead = "http://127.0.0.1:9/v1"
+    started = time.monotonic()
+    with pytest.raises(PrmhError, match="no completion after 3 attempts"):
+        OpenAIGenerator("tiny", base_url=dead, retries=2, backoff=0.0, timeout=2).sample(
+            [request(n=1)]
+        )
+    assert time.monotonic() - started < 10
+    with pytest.raises(PrmhError, match="base_url must be http"):
+        OpenAIGenerator("tiny", base_url="localhost:8000")
+
+
+def test_openai_end_to_end_from_the_cli(cli, servers, tiny_lm, tmp_path):
+    server, url = servers()
+    data = tmp_path / "gsm.jsonl"
+    data.write_text(
+        json.dumps({"question": "2 + 3?", "answer": "2 + 3 = 5\n#### 5"})
+        + "\n"
+        + json.dumps({"question": "1 + 1?", "answer": "#### 2"})
+        + "\n"
+    )
+    args = [
+        "eval",
+        "--json",
+        "--task",
+        "gsm8k",
+        "--data",
+        str(data),
+        "--generator",
+        "openai",
+        "-G",
+        "model=tiny",
+        "-G",
+        f"base_url={json.dumps(url)}",
+        "-G",
+        "api_key=sk-secret",
+        "--prm",
+        "math-shepherd",
+        "-P",
+        f"model={tiny_lm}",
+        "-P",
+        'step_tag="apples"',
+        "-P",
+        "good_token_id=5",
+        "-P",
+        "bad_token_id=6",
+        "-n",
+        "1",
+        "-n",
+        "4",
+    ]
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    table = json.loads(result.output)["metrics"]["tables"][0]
+    # Every stand-in completion ends "The answer is 5.": right for the first problem only.
+    assert {c["mean"] for c in table["rows"][0]["cells"]} == {0.5}
+    assert len(server.seen) == 8
+    assert "sk-secret" not in "".join(p.read_text() for p in (cli.results_dir / "runs").glob("*"))
+    assert cli(*args).exit_code == 0 and len(server.seen) == 8  # the same request is never re-sent
+    oracle = cli(*args[:14], "--prm", "oracle", "-n", "1")
+    assert oracle.exit_code == 2 and "oracle PRM needs gold steps" in oracle.output
+
+
+def test_hf_generator_on_gsm8k_from_a_local_file(cli, tiny_lm, tmp_path):
+    """`--task gsm8k --data local.jsonl --generator hf -G model=<tiny>` end to end."""
+    data = tmp_path / "local.jsonl"
+    rows = [
+        {"question": f"What is {a} + {b}?", "answer": f"{a} + {b} = {a + b}\n#### {a + b}"}
+        for a, b in [(1, 2), (3, 4), (5, 6)]
+    ]
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    args = [
+        "eval",
+        "--json",
+        "--task",
+        "gsm8k",
+        "--data",
+        str(data),
+        "--generator",
+        "hf",
+        "-G",
+        f"model={tiny_lm}",
+        "-G",
+        "max_new_tokens=12",
+        "--prm",
+        "math-shepherd",
+        "-P",
+        f"model={tiny_lm}",
+        "-P",
+        'step_tag="apples"',
+        "-P",
+        "good_token_id=5",
+        "-P",
+        "bad_token_id=6",
+        "-n",
+        "1",
+        "-n",
+        "2",
+        "--agg",
+        "last",
+    ]
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    (table,) = record["metrics"]["tables"]
+    assert table["problems"] == 3 and table["grader"]["name"] == "numeric"
+    assert record["metrics"]["cache"]["computed"]["generation"] == 6
+    assert json.loads(cli(*args).output)["metrics"]["cache"]["computed"]["generation"] == 0
+    assert math.isfinite(table["rows"][-1]["cells"][0]["mean"])

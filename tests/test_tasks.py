@@ -1,0 +1,132 @@
+"""Task files: every one loads, local data files are read with clear errors, gold extraction."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from prmh.errors import PrmhError
+from prmh.plugins.task_files import definitions
+
+EXPECTED = {
+    "math500",
+    "gsm8k",
+    "aime24",
+    "aime25",
+    "aime_2025",
+    "hmmt_feb_2025",
+    "cmimc_2025",
+    "brumo_2025",
+    "apex_2025",
+    "hmmt_nov_2025",
+    "gsm-plus",
+    "processbench-gsm8k",
+    "processbench-math",
+    "processbench-olympiadbench",
+    "processbench-omnimath",
+}
+
+
+def test_every_task_file_is_registered_with_its_source(registry):
+    names = {d["name"] for d in definitions()}
+    assert names == EXPECTED
+    assert EXPECTED <= set(registry.names("task"))
+    math500 = registry.get("task", "math500")
+    assert "HuggingFaceH4/MATH-500 (test, 500 problems)" in math500.description
+    for definition in definitions():
+        assert "{question}" in definition["prompt"]
+        task = registry.create("task", definition["name"]).instance
+        assert task.grader in ("math-verify", "numeric")
+
+
+def test_gsm8k_from_jsonl_extracts_the_gold_answer(registry, tmp_path):
+    data = tmp_path / "gsm.jsonl"
+    data.write_text(
+        json.dumps({"question": "Q1", "answer": "work\n#### 1,018"})
+        + "\n\n"
+        + json.dumps({"question": "Q2", "answer": "#### 7"})
+        + "\n"
+    )
+    task = registry.create("task", "gsm8k", {"data": str(data)}).instance
+    problems = task.problems()
+    assert [(p.id, p.question, p.answer) for p in problems] == [
+        ("gsm8k-0", "Q1", "1018"),
+        ("gsm8k-1", "Q2", "7"),
+    ]
+    assert task.problems(1) == problems[:1]
+    assert task.prompt(problems[0]).startswith("Q1\nPlease reason step by step")
+    assert task.extract_answer("so \\boxed{12}") == "12"
+    assert task.extract_answer("so 5 + 7 = 12\n#### 12") == "12"
+
+
+def test_json_and_parquet_files(registry, tmp_path):
+    rows = [{"unique_id": "a/1", "problem": "P", "answer": "\\frac12", "level": 3}]
+    (tmp_path / "m.json").write_text(json.dumps({"data": rows}))
+    problem = registry.create(
+        "task", "math500", {"data": str(tmp_path / "m.json")}
+    ).instance.problems()[0]
+    assert (problem.id, problem.answer) == ("a/1", "\\frac12")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "m.parquet")
+    from_parquet = registry.create("task", "math500", {"data": str(tmp_path / "m.parquet")})
+    assert from_parquet.instance.problems() == [problem]
+
+
+def test_processbench_keeps_steps_and_label_as_metadata(registry, tmp_path):
+    row = {
+        "id": "gsm8k-0",
+        "problem": "P",
+        "steps": ["a", "b"],
+        "label": 1,
+        "final_answer_correct": False,
+        "generator": "x",
+    }
+    (tmp_path / "pb.jsonl").write_text(json.dumps(row) + "\n")
+    (problem,) = registry.create(
+        "task", "processbench-gsm8k", {"data": str(tmp_path / "pb.jsonl")}
+    ).instance.problems()
+    assert problem.metadata == {
+        "solution_steps": ["a", "b"],
+        "label": 1,
+        "final_answer_correct": False,
+    }
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ('{"question": "Q"}\n', "line 1: missing field 'answer'"),
+        ('{"question": "Q", "answer": "1"}\n{"answer": "2"}\n', "line 2: missing field 'question'"),
+        ('{"question": "Q", "answer": "1"}\n{"question": \n', "line 2: not valid JSON"),
+        ('["a list"]\n', "line 1: expected an object with fields"),
+    ],
+)
+def test_malformed_data_files_name_the_line_and_field(registry, tmp_path, content, message):
+    data = tmp_path / "bad.jsonl"
+    data.write_text(content)
+    with pytest.raises(PrmhError, match=message):
+        registry.create("task", "gsm8k", {"data": str(data)}).instance.problems()
+
+
+def test_data_file_errors_from_the_cli(cli, tmp_path):
+    missing = cli("eval", "--task", "gsm8k", "--data", str(tmp_path / "nope.jsonl"))
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"question": "Q",\n "answer": }]')
+    result = cli("eval", "--task", "gsm8k", "--data", str(bad))
+    assert result.exit_code == 2 and "not valid JSON at line 2" in result.output
+    assert not (cli.results_dir / "runs").exists() or not list((cli.results_dir / "runs").iterdir())
+    arith = cli("eval", "--data", str(bad))
+    assert arith.exit_code == 2 and "task 'arith' has no option 'data'" in arith.output
+
+
+def test_the_hub_offline_is_a_clear_error_not_a_hang(registry, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "empty-cache"))
+    started = time.monotonic()
+    with pytest.raises(PrmhError, match=r"could not load HuggingFaceH4/MATH-500 .*--data FILE"):
+        registry.create("task", "math500").instance.problems()
+    assert time.monotonic() - started < 30

@@ -24,6 +24,7 @@ from prmh.records import redact
 from prmh.registry import Component, Registry
 from prmh.store import Store, content_key
 from prmh.types import (
+    Candidate,
     Compute,
     Generation,
     Problem,
@@ -91,92 +92,102 @@ class Workspace:
             fp = self._fingerprints[problem.id] = problem_fingerprint(problem)
         return fp
 
-    def _generation_key(self, problem: Problem, prompt: str, seed: int, index: int) -> str:
-        return content_key(
-            {
-                "generator": self.generator.identity,
-                "problem": self.fingerprint(problem),
-                "prompt": prompt,
-                "seed": seed,
-                "index": index,
-            }
-        )
+    def _generation_key(self, request: SampleRequest, index: int) -> str:
+        key: dict[str, Any] = {
+            "generator": self.generator.identity,
+            "problem": self.fingerprint(request.problem),
+            "prompt": request.prompt,
+            "seed": request.seed,
+            "index": index,
+        }
+        if request.prefix:
+            key["prefix"] = request.prefix
+        if request.stop:
+            key["stop"] = list(request.stop)
+        if request.temperature is not None:
+            key["temperature"] = request.temperature
+        return content_key(key)
 
     def generations(self, problems: Sequence[Problem], n: int, seed: int) -> list[list[Generation]]:
-        """Samples 0..n-1 of each problem: from memory, else the store, else the generator."""
+        """Samples 0..n-1 of each problem's prompt (a pool)."""
         task = self.task.instance
-        prompts = [task.prompt(p) for p in problems]
-        keys = [
-            [self._generation_key(p, prompt, seed, i) for i in range(n)]
-            for p, prompt in zip(problems, prompts, strict=True)
-        ]
+        return self.sample([SampleRequest(p, task.prompt(p), n, seed) for p in problems])
+
+    def sample(
+        self, requests: Sequence[SampleRequest], stage: str = "generate"
+    ) -> list[list[Generation]]:
+        """What each request asks for: from memory, else the store, else the generator, in
+        batches that are each one transaction."""
+        keys = [[self._generation_key(r, r.first_index + i) for i in range(r.n)] for r in requests]
         wanted = [k for row in keys for k in row if k not in self._generations]
         stored = self.store.get_many("generation", wanted)
         self._generations.update((k, Generation.from_json(v)) for k, v in stored.items())
         missing = [
-            (p, prompt, [i for i, k in enumerate(row) if k not in self._generations])
-            for p, prompt, row in zip(problems, prompts, keys, strict=True)
+            replace(r, n=len(run), first_index=r.first_index + run[0])
+            for r, row in zip(requests, keys, strict=True)
+            for run in _runs([i for i, k in enumerate(row) if k not in self._generations])
         ]
-        missing = [m for m in missing if m[2]]
-        total = sum(len(m[2]) for m in missing)
+        missing = list({self._generation_key(r, r.first_index): r for r in missing}.values())
+        total = sum(r.n for r in missing)
         self.stats.add("generation", len(stored), total)
-        done = 0
-        stage = f"generate {self.generator.name} seed={seed}"
+        label = f"{stage} {self.generator.name}"
         if total:
-            self.progress(stage, 0, total)
+            self.progress(label, 0, total)
+        done = 0
         for start in range(0, len(missing), GENERATION_BATCH):
             batch = missing[start : start + GENERATION_BATCH]
-            requests = [
-                SampleRequest(p, prompt, len(run), seed, run[0])
-                for p, prompt, indices in batch
-                for run in _runs(indices)
-            ]
-            outputs = self.generator.instance.sample(requests)
+            outputs = self.generator.instance.sample(batch)
             fresh: dict[str, Any] = {}
-            for request, samples in zip(requests, outputs, strict=True):
+            for request, samples in zip(batch, outputs, strict=True):
                 if len(samples) != request.n:
                     raise PrmhError(
                         f"generator {self.generator.name!r} returned {len(samples)} samples "
                         f"for a request of {request.n}; this is a bug in the generator."
                     )
                 for offset, sample in enumerate(samples):
-                    key = self._generation_key(
-                        request.problem, request.prompt, seed, request.first_index + offset
-                    )
+                    key = self._generation_key(request, request.first_index + offset)
                     self._generations[key] = sample
                     fresh[key] = sample.to_json()
             self.store.put_many("generation", fresh, self.run_id)
             done += len(fresh)
-            self.progress(stage, done, total)
+            self.progress(label, done, total)
         return [[self._generations[k] for k in row] for row in keys]
 
     def scores(
         self, prm: Component, problems: Sequence[Problem], pools: Sequence[Sequence[Solution]]
     ) -> list[list[StepScores]]:
-        """Each solution's step scores under ``prm``: memory, else the store, else one pass."""
+        """Each solution's step scores under ``prm``."""
+        flat = self.score_steps(
+            prm, [(p, s.steps) for p, pool in zip(problems, pools, strict=True) for s in pool]
+        )
+        out, at = [], 0
+        for pool in pools:
+            out.append(flat[at : at + len(pool)])
+            at += len(pool)
+        return out
+
+    def score_steps(
+        self, prm: Component, items: Sequence[tuple[Problem, tuple[str, ...]]]
+    ) -> list[StepScores]:
+        """Step scores of (problem, steps) pairs: memory, else the store, else one PRM pass per
+        distinct pair, in batches that are each one transaction."""
         keys = [
-            [
-                content_key(
-                    {"prm": prm.identity, "problem": self.fingerprint(p), "steps": list(s.steps)}
-                )
-                for s in pool
-            ]
-            for p, pool in zip(problems, pools, strict=True)
+            content_key({"prm": prm.identity, "problem": self.fingerprint(p), "steps": list(steps)})
+            for p, steps in items
         ]
-        wanted = [k for row in keys for k in row if k not in self._scores]
+        wanted = [k for k in keys if k not in self._scores]
         stored = self.store.get_many("score", wanted)
         self._scores.update((k, StepScores.from_json(v)) for k, v in stored.items())
         todo: dict[str, ScoreRequest] = {}
-        for p, pool, row in zip(problems, pools, keys, strict=True):
-            for s, k in zip(pool, row, strict=True):
-                if k not in self._scores and k not in todo:
-                    todo[k] = ScoreRequest(p, s.steps)
+        for (p, steps), k in zip(items, keys, strict=True):
+            if k not in self._scores and k not in todo:
+                todo[k] = ScoreRequest(p, tuple(steps))
         self.stats.add("score", len(stored), len(todo))
         cut = self.truncated.setdefault(content_key(prm.identity), set())
-        items = list(todo.items())
+        batches = list(todo.items())
         stage = f"score {prm.name}"
-        for start in range(0, len(items), SCORE_BATCH):
-            batch = items[start : start + SCORE_BATCH]
+        for start in range(0, len(batches), SCORE_BATCH):
+            batch = batches[start : start + SCORE_BATCH]
             outputs = prm.instance.score([r for _, r in batch])
             if len(outputs) != len(batch):
                 raise PrmhError(
@@ -193,9 +204,9 @@ class Workspace:
                 self._scores[key] = out
                 fresh[key] = out.to_json()
             self.store.put_many("score", fresh, self.run_id)
-            self.progress(stage, start + len(batch), len(items))
-        cut.update(k for row in keys for k in row if self._scores[k].truncated)
-        return [[self._scores[k] for k in row] for row in keys]
+            self.progress(stage, start + len(batch), len(batches))
+        cut.update(k for k in keys if self._scores[k].truncated)
+        return [self._scores[k] for k in keys]
 
 
 def _runs(indices: list[int]) -> list[list[int]]:
@@ -211,12 +222,14 @@ def _runs(indices: list[int]) -> list[list[int]]:
 
 @dataclass
 class SearchContext:
-    """What a search may use: cached samples and scores of one (task, generator, PRM)."""
+    """What a search may use: cached sampling and scoring of one (task, generator, PRM), the
+    splitter, and the aggregator that turns step scores into a solution score."""
 
     workspace: Workspace
     prm: Component
     splitter: Component
     aggregate: Callable[[StepScores], float]
+    pool_size: int = 0
 
     def read(self, generation: Generation) -> Solution:
         """A generation as the task and splitter read it: steps and final answer."""
@@ -228,14 +241,68 @@ class SearchContext:
         answer = self.workspace.task.instance.extract_answer(generation.text)
         return Solution(generation, steps, answer)
 
-    def pool(self, problems: Sequence[Problem], n: int, seed: int) -> list[list[Solution]]:
-        gens = self.workspace.generations(problems, n, seed)
-        return [[self.read(g) for g in row] for row in gens]
+    def prompt(self, problem: Problem) -> str:
+        return self.workspace.task.instance.prompt(problem)
+
+    def pool(
+        self, problems: Sequence[Problem], n: int, seed: int, temperature: float | None = None
+    ) -> list[list[Solution]]:
+        """The first ``n`` samples of each problem's pool (``temperature`` 0: greedy)."""
+        requests = [
+            SampleRequest(p, self.prompt(p), n, seed, temperature=temperature) for p in problems
+        ]
+        return [[self.read(g) for g in row] for row in self.workspace.sample(requests)]
+
+    def extend(
+        self,
+        items: Sequence[tuple[Problem, str, int, int]],
+        seed: int,
+        stop: tuple[str, ...],
+    ) -> list[list[Generation]]:
+        """For each (problem, prefix, n, first index): continuations first..first+n-1 of the
+        prefix, each ending at a stop string or the end of the solution; all problems in one
+        batched, cached call."""
+        requests = [
+            SampleRequest(p, self.prompt(p), n, seed, first, prefix=prefix, stop=stop)
+            for p, prefix, n, first in items
+        ]
+        return self.workspace.sample(requests, stage="extend")
 
     def score(
         self, problems: Sequence[Problem], pools: Sequence[Sequence[Solution]]
     ) -> list[list[StepScores]]:
         return self.workspace.scores(self.prm, problems, pools)
+
+    def score_steps(self, items: Sequence[tuple[Problem, tuple[str, ...]]]) -> list[StepScores]:
+        return self.workspace.score_steps(self.prm, items)
+
+    def question_scores(self, problems: Sequence[Problem]) -> list[StepScores]:
+        """The PRM's score of each problem's empty solution: how likely it is to be solved."""
+        return self.score_steps([(p, ("",)) for p in problems])
+
+    def rank(
+        self, items: Sequence[tuple[Problem, Solution]]
+    ) -> tuple[list[Candidate], list[Compute]]:
+        """Score and aggregate solutions (partial or whole), and what scoring each cost. The
+        ``whole`` aggregator scores each solution's text as one step: a PRM call of its own."""
+        scores = self.score_steps([(p, s.steps) for p, s in items])
+        costs = [
+            Compute(prm_tokens=x.num_tokens, prm_calls=1, wall_seconds=x.seconds) for x in scores
+        ]
+        values = [self.aggregate(x) for x in scores]
+        if getattr(self.aggregate, "whole", False):
+            wholes = self.score_steps(
+                [(p, (s.text.strip(),) if s.text.strip() else ()) for p, s in items]
+            )
+            values = [w.probs[0] if w.probs else 0.0 for w in wholes]
+            costs = [
+                c + Compute(prm_tokens=w.num_tokens, prm_calls=1, wall_seconds=w.seconds)
+                for c, w in zip(costs, wholes, strict=True)
+            ]
+        candidates = [
+            Candidate(s, x, v) for (_, s), x, v in zip(items, scores, values, strict=True)
+        ]
+        return candidates, costs
 
 
 @dataclass(frozen=True)
@@ -352,8 +419,8 @@ def _evaluate_table(
     grading_timeout: float,
 ) -> dict[str, Any]:
     seeds = plan.seed
-    # answers[(row key, search label, budget)][seed index][problem index]
-    answers: dict[tuple, list[list[str | None]]] = {}
+    # answers[(row key, search label, budget)][seed index][problem index] = chosen answers
+    answers: dict[tuple, list[list[tuple[str | None, ...]]]] = {}
     compute: dict[tuple, list[list[Compute]]] = {}
     pool_answers: list[list[list[str | None]]] = []  # [seed][problem][sample]
     extract = workspace.task.instance.extract_answer
@@ -384,15 +451,19 @@ def _evaluate_table(
         search_spec,
         search,
     ), budget, (s_i, seed) in cells:
-        ctx = SearchContext(workspace, prm, splitter, agg.instance)
+        ctx = SearchContext(workspace, prm, splitter, agg.instance, plan.pool)
         results: list[SearchResult] = search.instance.run(ctx, problems, budget, seed)
+        if len(results) != len(problems):
+            raise PrmhError(
+                f"search {search_spec.label!r} returned {len(results)} results for "
+                f"{len(problems)} problems; this is a bug in the search."
+            )
         for sel_spec, selector in pairs("selector", "selector"):
             key = (Row(prm_spec, split_spec, agg_spec, sel_spec), search_spec.label, budget)
             picked = answers.setdefault(key, [[] for _ in seeds])[s_i]
             spent = compute.setdefault(key, [[] for _ in seeds])[s_i]
             for result in results:
-                i = selector.instance(list(result.candidates), grader.canonical)
-                picked.append(replace(result, chosen=i).answer)
+                picked.append(_select(result, selector.instance, grader))
                 spent.append(result.compute)
     golds = [p.answer for p in problems]
     verdicts = _grade(
@@ -422,7 +493,7 @@ def _grade(
     run_id: str,
     grader: Grader,
     golds: list[str],
-    answers: dict[tuple, list[list[str | None]]],
+    answers: dict[tuple, list[list[tuple[str | None, ...]]]],
     pool_answers: list[list[list[str | None]]],
     stats: CacheStats,
     progress: Progress,
@@ -432,7 +503,8 @@ def _grade(
     pairs: set[tuple[str, str]] = set()
     for per_seed in answers.values():
         for row in per_seed:
-            pairs.update((a, g) for a, g in zip(row, golds, strict=True) if a is not None)
+            for picks, gold in zip(row, golds, strict=True):
+                pairs.update((a, gold) for a in picks if a is not None)
     for seed_rows in pool_answers:
         for samples, gold in zip(seed_rows, golds, strict=True):
             pairs.update((a, gold) for a in samples if a is not None)
@@ -470,6 +542,27 @@ def _grade(
     return verdicts
 
 
+def _select(result: SearchResult, selector: Callable, grader: Grader) -> tuple[str | None, ...]:
+    """The selected answer, or one per subset when the search drew several subsets."""
+    groups = (
+        [result]
+        if result.subsets is None
+        else [
+            replace(result, candidates=tuple(result.candidates[i] for i in subset))
+            for subset in result.subsets
+        ]
+    )
+    return tuple(
+        replace(g, chosen=selector(list(g.candidates), grader.canonical)).answer for g in groups
+    )
+
+
+def _fraction_correct(
+    picks: tuple[str | None, ...], gold: str, verdicts: dict[tuple[str, str], bool]
+) -> float:
+    return sum(_correct(a, gold, verdicts) for a in picks) / len(picks)
+
+
 def _correct(answer: str | None, gold: str, verdicts: dict[tuple[str, str], bool]) -> bool:
     return answer is not None and verdicts[(answer, gold)]
 
@@ -480,7 +573,7 @@ def _table(
     gen_spec: Spec,
     problems: list[Problem],
     grader: Grader,
-    answers: dict[tuple, list[list[str | None]]],
+    answers: dict[tuple, list[list[tuple[str | None, ...]]]],
     compute: dict[tuple, list[list[Compute]]],
     pool_answers: list[list[list[str | None]]],
     verdicts: dict[tuple[str, str], bool],
@@ -520,7 +613,10 @@ def _table(
             key = (row, column["search"], column["budget"])
             correct = np.array(
                 [
-                    [_correct(a, g, verdicts) for a, g in zip(seed_row, golds, strict=True)]
+                    [
+                        _fraction_correct(a, g, verdicts)
+                        for a, g in zip(seed_row, golds, strict=True)
+                    ]
                     for seed_row in answers[key]
                 ]
             )

@@ -132,13 +132,16 @@ class SearchResult:
     """A search's outcome for one problem: scored candidates and what finding them cost.
 
     ``chosen`` is the index of the candidate a selector picked; searches leave it None and
-    prmh sets it per selector, since selection is post-processing.
+    prmh sets it per selector, since selection is post-processing. ``subsets`` (optional) are
+    groups of candidate indices to select from separately, e.g. random N-subsets of a larger
+    pool; the problem's accuracy is then the mean over them.
     """
 
     problem_id: str
     candidates: tuple[Candidate, ...]
     compute: Compute
     chosen: int | None = None
+    subsets: tuple[tuple[int, ...], ...] | None = None
 
     @property
     def solution(self) -> Solution | None:
@@ -155,7 +158,8 @@ class SampleRequest:
     """Ask a generator for samples ``first_index .. first_index + n - 1`` of one prompt.
 
     ``prefix`` is solution text already written (the generator continues after it); ``stop``
-    strings end a sample early, e.g. at the end of the next step for step-level search.
+    strings end a sample early, e.g. at the end of the next step for step-level search;
+    ``temperature`` overrides the generator's (0 is greedy decoding).
     """
 
     problem: Problem
@@ -165,6 +169,7 @@ class SampleRequest:
     first_index: int = 0
     prefix: str = ""
     stop: tuple[str, ...] = ()
+    temperature: float | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Aggregators: a solution's step scores to one number. No steps scores the lowest, 0."""
+"""Aggregators: a solution's step scores to one number. No steps scores the lowest, 0.
+
+``whole`` is different: the PRM scores the whole solution as one step (a PRM call of its own,
+made by the search context), instead of combining the step scores.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,15 @@ def product(scores: StepScores) -> float:
     return math.prod(scores.probs) if scores.probs else 0.0
 
 
+class WholeSolution:
+    """Marks that the solution's text is scored as a single step; see ``SearchContext.rank``."""
+
+    whole = True
+
+    def __call__(self, scores: StepScores) -> float:
+        return scores.probs[0] if len(scores.probs) == 1 else last(scores)
+
+
 @hookimpl
 def prmh_register_aggregator(register):
     register("mean", lambda: mean, description="Mean of the step scores")
@@ -34,3 +47,4 @@ def prmh_register_aggregator(register):
     register("max", lambda: maximum, description="Highest step score")
     register("last", lambda: last, description="Score of the last step")
     register("prod", lambda: product, description="Product of the step scores")
+    register("whole", WholeSolution, description="The PRM scores the whole solution as one step")

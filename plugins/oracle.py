@@ -6,6 +6,10 @@ arithmetic holds. The exact verdict becomes a probability through a logit of
 (standard deviation in logit units) and a ``temperature`` (> 1 flattens). The noise of step k
 is a pure function of (seed, question, steps 1..k), so a prefix scored alone gets the same
 scores, as for a real causal PRM.
+
+With ``quantiles=true`` it also reports 10%, 50% and 90% quantiles, the step's logit moved by
+``spread`` standard normal quantiles, as a calibrated quantile PRM does. The empty solution
+(one empty step: "how likely is this question to be solved?") scores ``prior``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from prmh import Problem, ScoreRequest, StepScores, hookimpl
 from prmh.errors import PrmhError
 from prmh.plugins.sim import count_tokens
 
+QUANTILE_LEVELS = (0.1, 0.5, 0.9)
+NORMAL_QUANTILES = {0.1: -1.2815515655446004, 0.5: 0.0, 0.9: 1.2815515655446004}
 _EQUATION = re.compile(r"(-?\d+) ([-+*/]) (-?\d+) = (-?\d+)")
 _NUMBER = re.compile(r"-?\d+")
 
@@ -63,11 +69,18 @@ class OraclePRM:
         bias: float = 0.0,
         temperature: float = 1.0,
         seed: int = 0,
+        quantiles: bool = False,
+        spread: float = 1.0,
+        prior: float = 0.5,
     ):
         if not 0.5 < confidence < 1.0:
             raise PrmhError(f"oracle option confidence must be in (0.5, 1), got {confidence}.")
-        if noise < 0 or temperature <= 0:
-            raise PrmhError("oracle options need noise >= 0 and temperature > 0.")
+        if noise < 0 or temperature <= 0 or spread < 0:
+            raise PrmhError("oracle options need noise >= 0, spread >= 0 and temperature > 0.")
+        if not 0.0 < prior < 1.0:
+            raise PrmhError(f"oracle option prior must be in (0, 1), got {prior}.")
+        self.levels = QUANTILE_LEVELS if quantiles else None
+        self.spread, self.prior = spread, prior
         self.margin = math.log(confidence / (1 - confidence))
         self.noise, self.bias, self.temperature, self.seed = noise, bias, temperature, seed
 
@@ -81,23 +94,42 @@ class OraclePRM:
                     "Use it with the arith task."
                 )
             good = correct_prefix_length(request.problem, request.steps)
-            probs = tuple(
-                self._prob(request.problem.question, request.steps[: k + 1], k < good)
+            logits = [
+                self._logit(request.problem.question, request.steps[: k + 1], k < good)
                 for k in range(len(request.steps))
-            )
+            ]
+            if request.steps == ("",):  # the empty solution: the question's prior
+                logits = [math.log(self.prior / (1 - self.prior))]
             tokens = count_tokens(request.problem.question) + sum(
                 count_tokens(s) for s in request.steps
             )
-            out.append(StepScores(probs, num_tokens=tokens, seconds=time.perf_counter() - started))
+            quantiles = None
+            if self.levels:
+                quantiles = tuple(
+                    tuple(_sigmoid(z + self.spread * NORMAL_QUANTILES[q]) for q in self.levels)
+                    for z in logits
+                )
+            out.append(
+                StepScores(
+                    tuple(_sigmoid(z) for z in logits),
+                    quantiles=quantiles,
+                    quantile_levels=self.levels,
+                    num_tokens=tokens,
+                    seconds=time.perf_counter() - started,
+                )
+            )
         return out
 
-    def _prob(self, question: str, prefix: tuple[str, ...], good: bool) -> float:
+    def _logit(self, question: str, prefix: tuple[str, ...], good: bool) -> float:
         logit = self.margin if good else -self.margin
         if self.noise:
             digest = hashlib.sha256(repr((self.seed, question, prefix)).encode()).digest()
             logit += self.noise * random.Random(digest).gauss(0.0, 1.0)
-        z = logit / self.temperature + self.bias
-        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+        return logit / self.temperature + self.bias
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
 
 @hookimpl
@@ -106,5 +138,5 @@ def prmh_register_prm(register):
         "oracle",
         OraclePRM,
         description="Exact step checker for arith with optional noise and miscalibration",
-        version="1",
+        version="2",
     )

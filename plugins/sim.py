@@ -14,7 +14,10 @@ them) and a log-probability per token, as a real sampler would: confident in gen
 at the first token of each step, and least at the token where a mistake was made. This lets
 confidence-based step splitting and uncertainty measures run on the bundled world.
 
-Sample ``i`` of a problem depends only on (question, seed, i) and the options.
+Sample ``i`` of a problem depends only on (question, prefix, seed, i) and the options. Given a
+prefix (steps already written, as beam search asks), sim writes the next step and, when the
+request stops at ``"\n\n"``, stops there. At temperature 0 (greedy) an event happens exactly
+when its probability is above one half.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import random
 import re
 import time
 
-from prmh import Generation, Problem, SampleRequest, hookimpl
+from prmh import Generation, SampleRequest, hookimpl
 from prmh.errors import PrmhError
 from prmh.plugins.arith import apply, final_step, first_step, step_text
 
@@ -82,12 +85,11 @@ class SimGenerator:
         self.delay = delay
 
     def sample(self, requests: list[SampleRequest]) -> list[list[Generation]]:
-        return [
-            [self._one(r.problem, r.seed, r.first_index + i) for i in range(r.n)] for r in requests
-        ]
+        return [[self._one(r, r.first_index + i) for i in range(r.n)] for r in requests]
 
-    def _one(self, problem: Problem, seed: int, index: int) -> Generation:
+    def _one(self, request: SampleRequest, index: int) -> Generation:
         started = time.perf_counter()
+        problem = request.problem
         meta = problem.metadata
         if "ops" not in meta:
             raise PrmhError(
@@ -98,30 +100,54 @@ class SimGenerator:
         puzzle = random.Random(f"sim-problem:{problem.question}")
         trap_step = puzzle.randrange(len(ops))
         difficulty = puzzle.random()
-        rng = random.Random(f"sim:{problem.question}:{seed}:{index}")
-        trapped = rng.random() < self.trap_rate * difficulty
-        steps = [first_step(meta["name"], meta["start"], meta["item"])]
-        mistakes: list[int | None] = [None]
+        prefix = request.prefix
+        rng = random.Random(
+            f"sim:{problem.question}:{request.seed}:{index}"
+            if not prefix
+            else f"sim:{problem.question}:{prefix}:{request.seed}:{index}"
+        )
+        greedy = request.temperature == 0
+
+        def happens(p: float) -> bool:  # greedy decoding takes the likelier outcome
+            return p > 0.5 if greedy else rng.random() < p
+
+        done = [step for step in prefix.split("\n\n") if step.strip()]
+        trapped = happens(self.trap_rate * difficulty) if not done else None
         value = meta["start"]
-        for k, (op, b) in enumerate(ops):
+        if len(done) > 1:
+            numbers = re.findall(r"-?\d+", done[-1])
+            value = int(numbers[-1]) if numbers else value
+        steps: list[str] = []
+        mistakes: list[int | None] = []
+        finished, stop = True, None
+        for k in range(len(done), len(ops) + 2):
             mistake = None
-            if trapped and k == trap_step:
-                op = _MISREAD[op]
-            result = apply(op, value, b)
-            if rng.random() < self.slip_rate:
-                result += rng.choice([-1, 1]) * rng.randint(1, 9)
-            step = step_text(op, value, b, result, meta["item"])
-            if op != ops[k][0]:
-                mistake = step.index(f" {op} ") + 1
-            elif result != apply(op, value, b):
-                mistake = step.rindex(f"= {result}") + 2
+            if k == 0:
+                step = first_step(meta["name"], meta["start"], meta["item"])
+            elif k <= len(ops):
+                op, b = ops[k - 1]
+                if k - 1 == trap_step:
+                    if trapped is None:
+                        trapped = happens(self.trap_rate * difficulty)
+                    if trapped:
+                        op = _MISREAD[op]
+                result = apply(op, value, b)
+                if happens(self.slip_rate):
+                    result += rng.choice([-1, 1]) * rng.randint(1, 9)
+                step = step_text(op, value, b, result, meta["item"])
+                if op != ops[k - 1][0]:
+                    mistake = step.index(f" {op} ") + 1
+                elif result != apply(op, value, b):
+                    mistake = step.rindex(f"= {result}") + 2
+                value = result
+            else:
+                step = final_step(value)
             steps.append(step)
             mistakes.append(mistake)
-            value = result
-        steps.append(final_step(value))
-        mistakes.append(None)
-        finished = True
-        if rng.random() < self.truncate_rate:
+            if k <= len(ops) and "\n\n" in request.stop:
+                finished, stop = False, "\n\n"  # the end of this step
+                break
+        if not prefix and stop is None and not greedy and rng.random() < self.truncate_rate:
             keep = rng.randint(1, len(steps) - 1)
             steps, mistakes = steps[:keep], mistakes[:keep]
             finished = False
@@ -129,17 +155,18 @@ class SimGenerator:
             time.sleep(self.delay)
         tokens: list[str] = []
         logprobs: list[float] = []
+        lead = "\n\n" if prefix and not prefix.endswith("\n\n") else ""
         for k, (step, mistake) in enumerate(zip(steps, mistakes, strict=True)):
-            pieces, lps = _step_tokens(step, "\n\n" if k else "", mistake, rng)
+            pieces, lps = _step_tokens(step, "\n\n" if k else lead, mistake, rng)
             tokens += pieces
             logprobs += lps
-        text = "".join(tokens)
         return Generation(
-            text=text,
+            text="".join(tokens),
             finished=finished,
             num_tokens=len(tokens),
             token_logprobs=tuple(logprobs),
             tokens=tuple(tokens),
+            stop=stop,
             seconds=time.perf_counter() - started,
         )
 
@@ -150,6 +177,6 @@ def prmh_register_generator(register):
         "sim",
         SimGenerator,
         description="Simulated arith solutions with planted slips and per-problem traps",
-        version="2",
+        version="3",
         speed_args=("delay",),
     )

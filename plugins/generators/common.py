@@ -48,6 +48,11 @@ class Sampling:
             raise PrmhError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}.")
 
 
+def temperature_of(request: SampleRequest, sampling: Sampling) -> float:
+    """The request's temperature override, else the generator's."""
+    return sampling.temperature if request.temperature is None else request.temperature
+
+
 def flatten(requests: Sequence[SampleRequest]) -> list[tuple[int, int]]:
     """(request number, sample index) for every sample asked for."""
     return [

@@ -19,7 +19,14 @@ from typing import Any
 
 from prmh import Generation, SampleRequest
 from prmh.errors import PrmhError
-from prmh.plugins.generators.common import Sampling, first_stop, flatten, sample_seed, stops_of
+from prmh.plugins.generators.common import (
+    Sampling,
+    first_stop,
+    flatten,
+    sample_seed,
+    stops_of,
+    temperature_of,
+)
 
 
 def token_pieces(decode_prefix: Any, count: int) -> list[str]:
@@ -127,6 +134,7 @@ class HFGenerator:
                 [contexts[r] for r, _ in batch],
                 [sample_seed(requests[r], i) for r, i in batch],
                 [requests[r].stop for r, _ in batch],
+                [temperature_of(requests[r], self.sampling) for r, _ in batch],
             )
             out.update(zip(batch, generations, strict=True))
         return [
@@ -135,7 +143,11 @@ class HFGenerator:
         ]
 
     def _decode(
-        self, contexts: list[list[int]], seeds: list[int], stops: list[tuple[str, ...]]
+        self,
+        contexts: list[list[int]],
+        seeds: list[int],
+        stops: list[tuple[str, ...]],
+        temperatures: list[float],
     ) -> list[Generation]:
         torch, s = self.torch, self.sampling
         started = time.perf_counter()
@@ -169,7 +181,7 @@ class HFGenerator:
                     if ended[b] is not None:
                         chosen.append(self.pad)
                         continue
-                    token, logprob = self._pick(logits[b], generators[b])
+                    token, logprob = self._pick(logits[b], generators[b], temperatures[b])
                     chosen.append(token)
                     tokens[b].append(token)
                     logprobs[b].append(logprob)
@@ -187,12 +199,12 @@ class HFGenerator:
             for b in range(len(contexts))
         ]
 
-    def _pick(self, logits: Any, generator: Any) -> tuple[int, float]:
+    def _pick(self, logits: Any, generator: Any, temperature: float) -> tuple[int, float]:
         torch, s = self.torch, self.sampling
-        if s.temperature == 0:
+        if temperature == 0:
             token = int(logits.argmax())
             return token, float(torch.log_softmax(logits, -1)[token])
-        logp = torch.log_softmax(logits / s.temperature, -1)
+        logp = torch.log_softmax(logits / temperature, -1)
         probs = logp.exp()
         if s.top_p < 1:
             ordered, order = probs.sort(descending=True)

@@ -29,6 +29,7 @@ from prmh.plugins.generators.common import (
     sample_seed,
     server_generation,
     stops_of,
+    temperature_of,
 )
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -42,7 +43,7 @@ def build_payload(
         "model": model,
         "prompt": request.prompt + request.prefix,
         "max_tokens": sampling.max_new_tokens,
-        "temperature": sampling.temperature,
+        "temperature": temperature_of(request, sampling),
         "top_p": sampling.top_p,
         "n": 1,
         "seed": sample_seed(request, index) % 2**31,

@@ -21,6 +21,7 @@ from prmh.plugins.generators.common import (
     sample_seed,
     server_generation,
     stops_of,
+    temperature_of,
 )
 
 
@@ -33,7 +34,7 @@ def build_requests(
         request = requests[r]
         params = {
             "n": 1,
-            "temperature": sampling.temperature,
+            "temperature": temperature_of(request, sampling),
             "top_p": sampling.top_p,
             "max_tokens": sampling.max_new_tokens,
             "seed": sample_seed(request, index) % 2**63,

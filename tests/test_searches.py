@@ -1,0 +1,274 @@
+"""Search strategies, IAS budgets, the whole-solution aggregator and vote selectors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from prmh import Candidate, Generation, Solution, StepScores
+from prmh.evaluate import CacheStats, SearchContext, Workspace
+from prmh.grading import get_grader
+from prmh.plugins.ias import ias_of_k, ias_of_m, n_ias
+from prmh.store import Store
+
+KEY = get_grader("numeric").canonical
+
+
+# ---------------------------------------------------------------- IAS arithmetic
+
+
+def test_n_ias_by_hand():
+    assert n_ias(0.5) == 7  # ceil(log 0.01 / log 0.5) = ceil(6.64)
+    assert n_ias(0.1) == 44  # ceil(4.605 / 0.1054) = ceil(43.7)
+    assert n_ias(0.9) == 2
+    assert n_ias(0.5, confidence=0.9) == 4  # ceil(log 0.1 / log 0.5) = ceil(3.32)
+    assert n_ias(0.5, d=4) == 2  # ceil(6.64 / 4)
+    # p is clipped to [1e-4, 1 - 1e-4]
+    assert n_ias(0.0) == n_ias(1e-4) == math.ceil(math.log(0.01) / math.log(1 - 1e-4))
+    assert n_ias(1.0) == 1 and n_ias(-3) == n_ias(0.0)
+
+
+def test_ias_of_k_and_m_by_hand():
+    # The best beam alone needs 2 samples <= 1 x 4: keep 1.
+    assert ias_of_k([0.1, 0.9, 0.5], m_max=4, k_max=4, confidence=0.99) == 1
+    # Each beam needs 13 (p=0.3); 2, 4, 6 children never cover it: keep k_max.
+    assert ias_of_k([0.3] * 4, m_max=2, k_max=4, confidence=0.99) == 4
+    # k=1: 4 < N_IAS(0.5) = 7; k=2: 8 >= N_IAS(0.45) = ceil(7.7) = 8.
+    assert ias_of_k([0.1, 0.5, 0.45], m_max=4, k_max=4, confidence=0.99) == 2
+    # ... but with the runner-up at 0.2 (N_IAS = 21), k=2 is not enough either.
+    assert ias_of_k([0.2, 0.5, 0.1], m_max=4, k_max=4, confidence=0.99) == 3
+    assert ias_of_k([0.01], m_max=4, k_max=4, confidence=0.99) == 1  # fewer beams than k_max
+    # Weakest kept 0.2: ceil(4.605 / (4 x 0.2231)) = 6 children, under m_max = 8.
+    assert ias_of_m([0.5, 0.2], k_max=4, m_max=8, confidence=0.99) == 6
+    assert ias_of_m([0.01], k_max=4, m_max=8, confidence=0.99) == 8  # capped
+
+
+# ---------------------------------------------------------------- a context on the bundled world
+
+
+@pytest.fixture
+def world(registry, tmp_path):
+    def make(prm_args=None, agg="mean", limit=12, pool=16):
+        task = registry.create("task", "arith")
+        workspace = Workspace(
+            task,
+            registry.create("generator", "sim"),
+            Store(tmp_path),
+            "test",
+            CacheStats(),
+            lambda *a: None,
+        )
+        ctx = SearchContext(
+            workspace,
+            registry.create("prm", "oracle", prm_args or {"noise": 2.0}),
+            registry.create("splitter", "double-newline"),
+            registry.create("aggregator", agg).instance,
+            pool,
+        )
+        return ctx, task.instance.problems(limit)
+
+    return make
+
+
+class Counting:
+    """Wraps a context to record how many continuations each problem asks for per call."""
+
+    def __init__(self, ctx):
+        self.ctx, self.calls = ctx, []
+
+    def extend(self, items, seed, stop):
+        per_problem = {}
+        for problem, _, n, _ in items:
+            per_problem[problem.id] = per_problem.get(problem.id, 0) + n
+        self.calls.append(per_problem)
+        return self.ctx.extend(items, seed, stop)
+
+    def __getattr__(self, name):
+        return getattr(self.ctx, name)
+
+
+@pytest.mark.parametrize("search", ["beam", "dvts", "beam-ias", "beam-ias:freq=1,ias_m=true"])
+@pytest.mark.parametrize("budget", [1, 4, 16])
+def test_step_searches_respect_the_budget_and_return_only_finished_solutions(
+    registry, world, search, budget
+):
+    name, _, options = search.partition(":")
+    args = dict(o.split("=") for o in options.split(",") if o)
+    args = {k: (v == "true" if v in ("true", "false") else int(v)) for k, v in args.items()}
+    ctx, problems = world({"noise": 2.0, "quantiles": True, "spread": 1.5})
+    counting = Counting(ctx)
+    results = registry.create("search", name, args).instance.run(counting, problems, budget, 0)
+    assert [r.problem_id for r in results] == [p.id for p in problems]
+    for call in counting.calls:
+        assert all(n <= budget for n in call.values())
+    for problem, result in zip(problems, results, strict=True):
+        assert 0 < len(result.candidates) <= budget
+        for c in result.candidates:
+            assert c.solution.finished and c.solution.answer is not None
+            # No beam from another problem: the first step names this problem's start.
+            assert c.solution.steps[0].startswith(
+                f"{problem.metadata['name']} starts with {problem.metadata['start']} "
+            )
+        assert result.compute.generated_tokens > 0 and result.compute.prm_calls > 0
+
+
+def test_uncalibrated_beam_ias_is_beam_search(registry, world):
+    ctx, problems = world({"noise": 2.0})
+    for freq in (1, 3):
+        beam = registry.create("search", "beam", {"width": 4, "freq": freq}).instance
+        ias = registry.create("search", "beam-ias", {"width": 4, "freq": freq}).instance
+        assert beam.run(ctx, problems, 8, 0) == ias.run(ctx, problems, 8, 0)
+
+
+def test_beam_ias_uses_quantiles_to_spend_less(registry, world):
+    ctx, problems = world({"noise": 1.0, "quantiles": True, "spread": 0.5}, limit=20)
+    beam = registry.create("search", "beam", {"width": 4}).instance.run(ctx, problems, 16, 0)
+    ias = registry.create("search", "beam-ias", {"width": 4, "freq": 1}).instance.run(
+        ctx, problems, 16, 0
+    )
+    spent = lambda results: sum(r.compute.generated_tokens for r in results)  # noqa: E731
+    assert spent(ias) < spent(beam)
+
+
+def test_bon_ias_budgets_follow_the_formula(registry, world):
+    bon_ias = registry.create("search", "bon-ias").instance
+    for prior, budget, expected in [(0.5, 16, 7), (0.5, 4, 4), (0.9, 16, 2), (1e-6, 64, 64)]:
+        ctx, problems = world({"prior": prior}, limit=3)
+        sizes, _ = bon_ias.budgets(ctx, problems, budget)
+        assert sizes == [expected] * 3
+        results = bon_ias.run(ctx, problems, budget, 0)
+        assert all(len(r.candidates) <= expected for r in results)
+
+
+def test_greedy_is_deterministic_and_ignores_the_budget(registry, world):
+    ctx, problems = world()
+    greedy = registry.create("search", "greedy").instance
+    one, many = greedy.run(ctx, problems, 1, 0), greedy.run(ctx, problems, 16, 3)
+    texts = lambda results: [[c.solution.text for c in r.candidates] for r in results]  # noqa: E731
+    assert texts(one) == texts(many)
+    assert all(len(r.candidates) <= 1 for r in one)
+
+
+def test_whole_scores_the_solution_as_one_step(registry, world):
+    ctx, problems = world({"noise": 0.0}, agg="whole", limit=4)
+    (result, *_) = registry.create("search", "best-of-n").instance.run(ctx, problems, 2, 0)
+    solution = result.candidates[0].solution
+    (alone,) = ctx.score_steps([(problems[0], (solution.text,))])
+    assert result.candidates[0].score == alone.probs[0]
+    assert result.compute.prm_calls == 4  # 2 solutions, each scored by steps and whole
+    assert len(result.candidates[0].scores.probs) == len(solution.steps)
+
+
+def test_best_of_n_subsets_average_over_random_subsets(cli):
+    args = [
+        "eval",
+        "--json",
+        "--prm",
+        "oracle:noise=3",
+        "--agg",
+        "mean",
+        "--limit",
+        "40",
+        "-n",
+        "4",
+        "--pool",
+        "16",
+        "--search",
+        "best-of-n",
+        "--search",
+        "best-of-n:subsets=20",
+    ]
+    tables = json.loads(cli(*args).output)["metrics"]["tables"][0]
+    (row,) = [r for r in tables["rows"] if r["kind"] == "prm"]
+    first_n, subsets = row["cells"]
+    assert subsets["search"] == "best-of-n:subsets=20"
+    assert first_n["mean"] != subsets["mean"]
+    assert subsets["compute"]["prm_calls"] == 4
+    again = json.loads(cli(*args).output)["metrics"]["tables"][0]
+    assert again["rows"] == tables["rows"]
+
+
+# ---------------------------------------------------------------- selectors
+
+
+def cands(*rows):
+    """(answer, solution score, step probabilities) rows as candidates."""
+    return [
+        Candidate(Solution(Generation(a or "", True, 1), ("s",) * len(p), a), StepScores(p), score)
+        for a, score, p in rows
+    ]
+
+
+def select(registry, name, table, **options):
+    return registry.create("selector", name, options).instance(table, KEY)
+
+
+def test_weighted_vote_and_pqm_combine(registry):
+    table = cands(
+        ("1", 0.9, (0.9, 0.2)),
+        ("2", 0.5, (0.6, 0.5)),
+        ("2", 0.5, (0.5, 0.5)),
+        ("1", 0.05, (0.9, 0.9)),
+    )
+    # weighted: answer 1 -> 0.95, answer 2 -> 1.0; its best candidate (first on ties) is #1
+    assert select(registry, "weighted-vote", table) == 1
+    # pqm: answer 1 -> min 0.2 + 0.9 = 1.1, answer 2 -> 0.5 + 0.5 = 1.0; best of 1 is #0
+    assert select(registry, "pqm-combine", table) == 0
+    # 0.5 and 1/2 vote together
+    halves = cands(("0.5", 0.3, (0.3,)), ("3", 0.5, (0.5,)), ("1/2", 0.3, (0.3,)))
+    assert select(registry, "weighted-vote", halves) in (0, 2)
+    # ties between answers go to the answer seen first
+    assert select(registry, "weighted-vote", cands(("7", 0.4, (1,)), ("8", 0.4, (1,)))) == 0
+
+
+def test_hybrid_and_frequency_votes(registry):
+    confident = cands(("1", 0.1, (1,)), ("1", 0.1, (1,)), ("1", 0.1, (1,)), ("2", 0.9, (1,)))
+    assert select(registry, "hybrid-vote", confident) == 0  # 3/4 >= 0.5: majority
+    split = cands(("1", 0.1, (1,)), ("2", 0.2, (1,)), ("3", 0.9, (1,)), ("1", 0.1, (1,)))
+    assert select(registry, "hybrid-vote", split, threshold=0.6) == 2  # 2/4 < 0.6: PRM
+    assert select(registry, "hybrid-vote", split, threshold=0.5) == 0
+    # frequency-vote: 1 -> (3/4)^a x 0.1, 2 -> (1/4)^a x 0.9
+    assert select(registry, "frequency-vote", confident, alpha=0.5) == 3  # 0.087 < 0.45
+    assert select(registry, "frequency-vote", confident, alpha=3.0) == 0  # 0.042 > 0.014
+    assert select(registry, "frequency-vote", cands((None, 1, (1,)))) is None
+
+
+# ---------------------------------------------------------------- the table users run
+
+
+def test_the_issue_command_runs_on_the_bundled_world(cli):
+    result = cli(
+        "eval",
+        "--json",
+        "--search",
+        "best-of-n",
+        "--search",
+        "beam",
+        "--search",
+        "dvts",
+        "--search",
+        "beam-ias",
+        "--agg",
+        "mean",
+        "--agg",
+        "min",
+        "--agg",
+        "last",
+        "-n",
+        "4",
+        "-n",
+        "16",
+        "--prm",
+        "oracle:noise=3,quantiles=true",
+        "--limit",
+        "30",
+    )
+    assert result.exit_code == 0, result.output
+    (table,) = json.loads(result.output)["metrics"]["tables"]
+    rows = [r for r in table["rows"] if r["kind"] == "prm"]
+    assert len(rows) == 3 and all(len(r["cells"]) == 8 for r in rows)
+    for cell in (c for r in rows for c in r["cells"]):
+        assert cell["low"] <= cell["mean"] <= cell["high"]
+        assert cell["compute"]["generated_tokens"] > 0 and cell["compute"]["prm_calls"] > 0

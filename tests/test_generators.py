@@ -424,3 +424,70 @@ def test_hf_generator_on_gsm8k_from_a_local_file(cli, tiny_lm, tmp_path):
     assert record["metrics"]["cache"]["computed"]["generation"] == 6
     assert json.loads(cli(*args).output)["metrics"]["cache"]["computed"]["generation"] == 0
     assert math.isfinite(table["rows"][-1]["cells"][0]["mean"])
+
+
+def test_step_searches_on_tiny_local_models(cli, tiny_lm, tmp_path):
+    """Beam, DVTS and beam-IAS with the hf generator and a transformers PRM, end to end."""
+    data = tmp_path / "local.jsonl"
+    data.write_text(
+        "\n".join(
+            json.dumps({"question": f"What is {a} + 1?", "answer": f"#### {a + 1}"})
+            for a in range(3)
+        )
+        + "\n"
+    )
+    steps = [
+        "-S",
+        'beam.separator="."',
+        "-S",
+        'dvts.separator="."',
+        "-S",
+        'beam-ias.separator="."',
+        "-S",
+        "beam.max_steps=3",
+        "-S",
+        "dvts.max_steps=3",
+        "-S",
+        "beam-ias.max_steps=3",
+    ]
+    result = cli(
+        "eval",
+        "--json",
+        "--task",
+        "gsm8k",
+        "--data",
+        str(data),
+        "--generator",
+        "hf",
+        "-G",
+        f"model={tiny_lm}",
+        "-G",
+        "max_new_tokens=8",
+        "--prm",
+        "math-shepherd",
+        "-P",
+        f"model={tiny_lm}",
+        "-P",
+        'step_tag="apples"',
+        "-P",
+        "good_token_id=5",
+        "-P",
+        "bad_token_id=6",
+        "--search",
+        "beam",
+        "--search",
+        "dvts",
+        "--search",
+        "beam-ias",
+        "-n",
+        "4",
+        "--agg",
+        "last",
+        *steps,
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = [
+        r for r in json.loads(result.output)["metrics"]["tables"][0]["rows"] if r["kind"] == "prm"
+    ]
+    assert [c["search"].split(":")[0] for c in row["cells"]] == ["beam", "dvts", "beam-ias"]
+    assert all(c["compute"]["generated_tokens"] > 0 for c in row["cells"])

@@ -426,3 +426,10 @@ def test_generic_recipe_from_the_readme(cli, tokenizer, tmp_path):
     args = json.loads(result.output)["config"]["prm"][0]["args"]
     assert args["template"] == "### Question: {question}\n### Solution: {solution}"
     assert args["step_suffix"] == " <step>"
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_a_solution_without_steps_gets_no_scores(registry, checkpoints, recipe):
+    prm = build(registry, checkpoints, recipe)
+    empty, full = score(prm, (), STEPS)
+    assert empty.probs == () and len(full.probs) == len(STEPS)

@@ -155,8 +155,14 @@ class HFScorer:
         import torch
 
         results: list[tuple[list[float], bool, int] | None] = [None] * len(encoded)
-        prepared = [self._truncate(e) for e in encoded]
-        order = sorted(range(len(prepared)), key=lambda i: len(prepared[i][0].ids))
+        for i, e in enumerate(encoded):
+            if not e.positions:  # a solution without steps: nothing to read, no model call
+                results[i] = ([], False, 0)
+        prepared = [self._truncate(e) if e.positions else None for e in encoded]
+        order = sorted(
+            (i for i, p in enumerate(prepared) if p is not None),
+            key=lambda i: len(prepared[i][0].ids),
+        )
         rows = bias = None
         if self.head == "lm":
             assert good_bad is not None
@@ -187,7 +193,8 @@ class HFScorer:
                 ).last_hidden_state
                 for row, i in enumerate(batch):
                     enc, truncated, keep = prepared[i]
-                    h = hidden[row, torch.tensor(enc.positions, device=self.device)]
+                    where = torch.tensor(enc.positions, dtype=torch.long, device=self.device)
+                    h = hidden[row, where]
                     probs = self._read(h, rows, bias)
                     values = probs.float().cpu().tolist()
                     results[i] = ([values[k] for k in keep], truncated, len(enc.ids))

@@ -173,6 +173,8 @@ class ChatTurnsRecipe:
         return Encoded(enc.ids, [p - 1 for p in enc.positions])
 
     def encode(self, question: str, steps: Sequence[str]) -> Encoded:
+        if not steps:  # no turns to template, nothing to read
+            return Encoded([], [])
         return self._encode(question, steps, self.good)
 
 

@@ -466,7 +466,7 @@ def _evaluate_table(
                 picked.append(_select(result, selector.instance, grader))
                 spent.append(result.compute)
     golds = [p.answer for p in problems]
-    verdicts = _grade(
+    verdicts, grading = _grade(
         store,
         workspace.run_id,
         grader,
@@ -481,6 +481,7 @@ def _evaluate_table(
         plan, task_spec, gen_spec, problems, grader, answers, compute, pool_answers, verdicts
     )
     table["fitted_splitters"] = fitted
+    table["grading"] = grading
     table["truncated_solutions"] = {
         spec.label: len(workspace.truncated.get(content_key(prm.identity), ()))
         for spec, prm in pairs("prm", "prm")
@@ -498,8 +499,9 @@ def _grade(
     stats: CacheStats,
     progress: Progress,
     timeout: float,
-) -> dict[tuple[str, str], bool]:
-    """Grade every distinct (answer, gold) pair once, through the store."""
+) -> tuple[dict[tuple[str, str], bool], dict[str, int]]:
+    """Grade every distinct (answer, gold) pair once, through the store; also how many
+    answers were graded, timed out or broke the grader."""
     pairs: set[tuple[str, str]] = set()
     for per_seed in answers.values():
         for row in per_seed:
@@ -522,6 +524,7 @@ def _grade(
     }
     stored = store.get_many("grade", keys.values())
     verdicts = {pair: stored[k]["correct"] for pair, k in keys.items() if k in stored}
+    outcomes = [stored[k] for k in keys.values() if k in stored]
     todo = [pair for pair in ordered if pair not in verdicts]
     stats.add("grade", len(verdicts), len(todo))
     if todo:
@@ -539,7 +542,13 @@ def _grade(
                 "error": verdict.error,
             }
         store.put_many("grade", fresh, run_id)
-    return verdicts
+        outcomes += fresh.values()
+    counts = {
+        "answers": len(outcomes),
+        "timed_out": sum(bool(o.get("timed_out")) for o in outcomes),
+        "errors": sum(o.get("error") is not None for o in outcomes),
+    }
+    return verdicts, counts
 
 
 def _select(result: SearchResult, selector: Callable, grader: Grader) -> tuple[str | None, ...]:

@@ -114,6 +114,15 @@ def render_metrics(metrics: dict[str, Any]) -> Group:
                         style="yellow",
                     )
                 )
+        grading = table.get("grading", {})
+        if grading.get("timed_out") or grading.get("errors"):
+            parts.append(
+                Text(
+                    f"grading: {grading['timed_out']} of {grading['answers']} distinct answers "
+                    f"timed out and {grading['errors']} broke the grader; all graded wrong",
+                    style="yellow",
+                )
+            )
         for splitter, threshold in table.get("fitted_splitters", {}).items():
             parts.append(Text(f"{splitter}: fitted threshold {threshold:.4g}", style="dim"))
         parts.append(Text(""))

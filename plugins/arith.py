@@ -151,9 +151,15 @@ class ArithTask:
     """Multi-step arithmetic word problems with exact gold answers and gold steps."""
 
     name = "arith"
-    grader = "numeric"
 
-    def __init__(self, split: str = "test", seed: int = 0, min_ops: int = 2, max_ops: int = 5):
+    def __init__(
+        self,
+        split: str = "test",
+        seed: int = 0,
+        min_ops: int = 2,
+        max_ops: int = 5,
+        grader: str = "numeric",
+    ):
         if split not in SPLIT_SIZES:
             raise PrmhError(f"arith has splits {', '.join(SPLIT_SIZES)}, not {split!r}.")
         if not 1 <= min_ops <= max_ops <= 12:
@@ -162,6 +168,7 @@ class ArithTask:
                 f"max_ops={max_ops})."
             )
         self.split, self.seed, self.min_ops, self.max_ops = split, seed, min_ops, max_ops
+        self.grader = grader
 
     def problems(self, limit: int | None = None) -> list[Problem]:
         problems = generate(self.split, self.seed, self.min_ops, self.max_ops)

@@ -13,3 +13,9 @@ def die_on_crash(prediction: str, gold: str) -> bool:
     if prediction == "crash":
         os._exit(3)
     return prediction == gold
+
+
+def hang_if_negative(prediction: str, gold: str) -> bool:
+    while prediction.startswith("-"):
+        pass
+    return prediction.strip() == gold.strip()

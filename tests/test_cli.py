@@ -73,6 +73,8 @@ def test_default_record_is_complete(default_run):
     assert config["graders"] == [{"name": "numeric", "version": "1"}]
     assert {"prmh", "?"} >= {p["distribution"] for p in config["plugins"]}
     assert record["libraries"]["python"] and record["libraries"]["pluggy"]
+    grading = record["metrics"]["tables"][0]["grading"]
+    assert grading["answers"] > 100 and grading["timed_out"] == grading["errors"] == 0
     assert set(record["git"]) == {"revision", "dirty"}
     assert (results / "runs" / f"{record['run_id']}.json").is_file()
 
@@ -215,3 +217,30 @@ def test_a_real_error_exits_2_without_traceback(tmp_path):
     )
     assert out.returncode == 2
     assert out.stderr.startswith("Error: unknown prm 'nope'") and "Traceback" not in out.stderr
+
+
+def test_answers_that_time_out_are_counted_and_shown(cli):
+    args = [
+        "eval",
+        "-T",
+        "grader=grading_helpers:hang_if_negative",
+        "--grading-timeout",
+        "0.5",
+        "--prm",
+        "oracle",
+        "--agg",
+        "mean",
+        "-n",
+        "8",
+        "--limit",
+        "30",
+    ]
+    result = cli(*args, "--json")
+    assert result.exit_code == 0, result.output
+    grading = json.loads(result.output)["metrics"]["tables"][0]["grading"]
+    assert grading["timed_out"] > 0 and grading["errors"] == 0
+    shown = cli(*args)  # from the store: the counts survive a re-run
+    assert (
+        f"grading: {grading['timed_out']} of {grading['answers']} distinct answers timed out"
+        in shown.output
+    )

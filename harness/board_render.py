@@ -1,0 +1,307 @@
+"""Leaderboard pages: Markdown and a self-contained HTML page (inline CSS, JS and SVG plots).
+
+Pure functions of the board data, so a rebuild from the same records is byte-identical.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from typing import Any
+
+PALETTE = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#17becf",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+)
+MAX_PLOTTED = 10
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _cell_text(cell: dict[str, Any] | None) -> str:
+    if cell is None:
+        return "–"
+    return f"{_pct(cell['mean'])} [{_pct(cell['low'])}, {_pct(cell['high'])}]"
+
+
+def _label(row: dict[str, Any]) -> str:
+    return f"{row['prm']} · {row['agg']} · {row['selector']}"
+
+
+def _describe(data: dict[str, Any]) -> str:
+    b = data["board"]
+    return (
+        f"Task `{b['task']}` (version {b['task_version']}), graded by `{b['grader']}` (version "
+        f"{b['grader_version']}). Rows are ranked by `{b['rank_by'][0]}` at N={b['rank_by'][1]}; "
+        "cells are accuracy in percent with a 95% bootstrap interval. A row's rank is one plus "
+        "the number of rows whose interval lies entirely above its own, so rows that differ "
+        "within their intervals share a rank."
+    )
+
+
+def render_markdown(data: dict[str, Any], columns: list[tuple[str, int]]) -> str:
+    b = data["board"]
+    key = f"{b['rank_by'][0]}@{b['rank_by'][1]}"
+    head = (
+        ["rank", "PRM · agg · selector", "generator"]
+        + [f"{s} N={n}" for s, n in columns]
+        + ["generated tokens / problem", "PRM calls / problem", "record"]
+    )
+    lines = [
+        f"# {b['title']}",
+        "",
+        _describe(data),
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for row in data["rows"]:
+        ranked = row["cells"].get(key)
+        compute = ranked["compute"] if ranked else None
+        flag = " (dirty tree)" if row["dirty"] else ""
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    str(row["rank"]) if row["rank"] is not None else "–",
+                    _label(row).replace("|", "\\|"),
+                    row["generator"].replace("|", "\\|"),
+                    *[_cell_text(row["cells"].get(f"{s}@{n}")) for s, n in columns],
+                    f"{compute['generated_tokens']:.0f}" if compute else "–",
+                    f"{compute['prm_calls']:.1f}" if compute else "–",
+                    f"[{row['run_id']}](records/{row['run_id']}.json){flag}",
+                ]
+            )
+            + " |"
+        )
+    if data["calibration"]:
+        lines += [
+            "",
+            "## Calibration",
+            "",
+            "| record | PRM | metric | value |",
+            "|---|---|---|---|",
+        ]
+        for c in data["calibration"]:
+            for metric in sorted(k for k in c if k not in ("run_id", "prm")):
+                lines.append(f"| {c['run_id']} | {c.get('prm', '')} | {metric} | {c[metric]} |")
+    lines += [
+        "",
+        f"Built by `prmh leaderboard build {b['name']}` from the records in "
+        "`records/`; see `board.json` for the data.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _svg_plot(title: str, x_label: str, series: list[dict[str, Any]], log_x: bool) -> str:
+    """Lines with interval bars: series = [{label, color, points: [(x, mean, low, high)]}]."""
+    width, height, left, right, top, bottom = 560, 300, 50, 210, 30, 40
+    xs = [p[0] for s in series for p in s["points"] if p[0] > 0]
+    if not xs:
+        return ""
+    fx = math.log2 if log_x else (lambda v: v)
+    x0, x1 = fx(min(xs)), fx(max(xs))
+    x1 = x1 if x1 > x0 else x0 + 1
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def sx(v: float) -> float:
+        return left + (fx(v) - x0) / (x1 - x0) * plot_w
+
+    def sy(v: float) -> float:
+        return top + (1 - v) * plot_h
+
+    parts = [
+        f'<svg class="plot" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{html.escape(title)}"><text x="{left}" y="18" class="t">'
+        f"{html.escape(title)}</text>"
+    ]
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        y = sy(tick)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" '
+            f'class="grid"/><text x="{left - 6}" y="{y + 4:.1f}" class="yl">'
+            f"{int(tick * 100)}</text>"
+        )
+    for v in sorted(set(xs)):
+        x = sx(v)
+        parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 16}" class="xl">{v:g}</text>')
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" class="xl">'
+        f"{html.escape(x_label)}</text>"
+    )
+    for i, s in enumerate(series):
+        pts = [p for p in s["points"] if p[0] > 0]
+        path = " ".join(f"{sx(x):.1f},{sy(m):.1f}" for x, m, _, _ in pts)
+        parts.append(
+            f'<polyline points="{path}" fill="none" stroke="{s["color"]}" stroke-width="2"/>'
+        )
+        for x, m, lo, hi in pts:
+            parts.append(
+                f'<line x1="{sx(x):.1f}" y1="{sy(lo):.1f}" x2="{sx(x):.1f}" '
+                f'y2="{sy(hi):.1f}" stroke="{s["color"]}"/><circle cx="{sx(x):.1f}" '
+                f'cy="{sy(m):.1f}" r="3" fill="{s["color"]}"/>'
+            )
+        y = top + 12 + 16 * i
+        parts.append(
+            f'<rect x="{width - right + 10}" y="{y - 8}" width="10" height="10" '
+            f'fill="{s["color"]}"/><text x="{width - right + 24}" y="{y + 1}" '
+            f'class="lg">{html.escape(s["label"][:28])}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
+table{border-collapse:collapse;font-size:14px}th,td{padding:4px 8px;border-bottom:1px solid #ddd;
+text-align:right}td{white-space:nowrap}td:last-child{white-space:normal}th{cursor:pointer;background:#f4f4f4;user-select:none}td.l,th.l{text-align:left}
+th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
+.plots{display:flex;flex-wrap:wrap;gap:1em}.plot{width:560px;height:300px;border:1px solid #eee}
+.plot .t{font-size:13px;font-weight:600}.plot .yl{font-size:10px;text-anchor:end}
+.plot .xl{font-size:10px;text-anchor:middle}.plot .lg{font-size:10px}
+.plot .grid{stroke:#eee}.dirty{color:#b00}
+"""
+
+SCRIPT = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  var heads = table.querySelectorAll('th');
+  heads.forEach(function (th, column) {
+    th.addEventListener('click', function () {
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      var ascending = !th.classList.contains('sorted-asc');
+      rows.sort(function (a, b) {
+        var x = a.cells[column].getAttribute('data-sort');
+        var y = b.cells[column].getAttribute('data-sort');
+        var nx = parseFloat(x), ny = parseFloat(y);
+        var order = (isNaN(nx) || isNaN(ny)) ? x.localeCompare(y) : nx - ny;
+        return ascending ? order : -order;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+      heads.forEach(function (h) { h.classList.remove('sorted-asc', 'sorted-desc'); });
+      th.classList.add(ascending ? 'sorted-asc' : 'sorted-desc');
+    });
+  });
+});
+"""
+
+
+def render_html(data: dict[str, Any], columns: list[tuple[str, int]]) -> str:
+    b = data["board"]
+    key = f"{b['rank_by'][0]}@{b['rank_by'][1]}"
+    head = [
+        '<th class="l">rank</th>',
+        '<th class="l">PRM · agg · selector</th>',
+        '<th class="l">generator</th>',
+    ]
+    head += [f"<th>{html.escape(s)} N={n}</th>" for s, n in columns]
+    head += [
+        "<th>generated tokens / problem</th>",
+        "<th>PRM calls / problem</th>",
+        '<th class="l">record</th>',
+    ]
+    body = []
+    for row in data["rows"]:
+        ranked = row["cells"].get(key)
+        compute = ranked["compute"] if ranked else None
+        cells = [
+            f'<td class="l" data-sort="{row["rank"] if row["rank"] is not None else 1e9}">'
+            f"{row['rank'] if row['rank'] is not None else '–'}</td>",
+            f'<td class="l" data-sort="{html.escape(_label(row))}">{html.escape(_label(row))}</td>',
+            f'<td class="l" data-sort="{html.escape(row["generator"])}">'
+            f"{html.escape(row['generator'])}</td>",
+        ]
+        for s, n in columns:
+            cell = row["cells"].get(f"{s}@{n}")
+            cells.append(
+                f'<td data-sort="{cell["mean"] if cell else -1}">'
+                f"{html.escape(_cell_text(cell))}</td>"
+            )
+        cells.append(
+            f'<td data-sort="{compute["generated_tokens"] if compute else -1}">'
+            f"{compute['generated_tokens']:.0f}</td>"
+            if compute
+            else '<td data-sort="-1">–</td>'
+        )
+        cells.append(
+            f'<td data-sort="{compute["prm_calls"] if compute else -1}">'
+            f"{compute['prm_calls']:.1f}</td>"
+            if compute
+            else '<td data-sort="-1">–</td>'
+        )
+        dirty = ' <span class="dirty">dirty tree</span>' if row["dirty"] else ""
+        cells.append(
+            f'<td class="l" data-sort="{row["run_id"]}"><a href="records/'
+            f'{row["run_id"]}.json">{row["run_id"]}</a>{dirty}</td>'
+        )
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    plotted = data["rows"][:MAX_PLOTTED]
+    plots = []
+    for search in b["searches"]:
+        series = []
+        for i, row in enumerate(plotted):
+            points = [
+                (n, c["mean"], c["low"], c["high"])
+                for n in b["budgets"]
+                if (c := row["cells"].get(f"{search}@{n}"))
+            ]
+            if points:
+                series.append(
+                    {"label": _label(row), "color": PALETTE[i % len(PALETTE)], "points": points}
+                )
+        plots.append(_svg_plot(f"accuracy vs budget: {search}", "N (log scale)", series, True))
+    compute_series = []
+    for i, row in enumerate(plotted):
+        points = sorted(
+            (round(c["compute"]["generated_tokens"]), c["mean"], c["low"], c["high"])
+            for k, c in row["cells"].items()
+            if k.startswith(b["rank_by"][0] + "@")
+        )
+        if points:
+            compute_series.append(
+                {"label": _label(row), "color": PALETTE[i % len(PALETTE)], "points": points}
+            )
+    plots.append(
+        _svg_plot(
+            f"accuracy vs compute: {b['rank_by'][0]}",
+            "generated tokens per problem (log scale)",
+            compute_series,
+            True,
+        )
+    )
+    calibration = ""
+    if data["calibration"]:
+        rows_html = "".join(
+            f'<tr><td class="l">{html.escape(str(c["run_id"]))}</td><td class="l">'
+            f'{html.escape(str(c.get("prm", "")))}</td><td class="l">{html.escape(m)}</td>'
+            f"<td>{html.escape(json.dumps(c[m]))}</td></tr>"
+            for c in data["calibration"]
+            for m in sorted(k for k in c if k not in ("run_id", "prm"))
+        )
+        calibration = (
+            '<h2>Calibration</h2><table><thead><tr><th class="l">record</th>'
+            '<th class="l">PRM</th><th class="l">metric</th><th>value</th></tr>'
+            f"</thead><tbody>{rows_html}</tbody></table>"
+        )
+    describe = html.escape(_describe(data).replace("`", ""))
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(b['title'])}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{html.escape(b['title'])}</h1><p>{describe}</p>"
+        f'<table class="sortable" id="board"><thead><tr>{"".join(head)}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+        f'<h2>Plots</h2><div class="plots">{"".join(plots)}</div>{calibration}'
+        f'<p>Data: <a href="board.json">board.json</a>.</p>'
+        f"<script>{SCRIPT}</script></body></html>\n"
+    )

@@ -1,0 +1,295 @@
+"""Leaderboards: a board definition plus accepted run records, rebuilt from records alone.
+
+A board lives in ``ROOT/NAME/``: ``board.toml`` says what counts (task and its version, grader
+and its version, the searches and budgets shown, the column that ranks rows), ``records/``
+holds the accepted run records, and ``build`` writes ``README.md``, ``index.html`` and
+``board.json`` from them. Nothing in the outputs depends on when or where they were built, so
+rebuilding from the same records gives byte-identical files.
+
+A row is one PRM · aggregator · selector of one record. Ranks are honest about noise: a row's
+rank is one plus the number of rows whose whole confidence interval lies above its interval, so
+rows that differ within their intervals share a rank.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prmh.errors import PrmhError
+from prmh.records import RECORD_SCHEMA_VERSION
+
+BOARD_FILE = "board.toml"
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+PROVENANCE = ("run_id", "argv", "config", "prmh_version", "libraries", "git", "started", "finished")
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    title: str
+    task: str
+    task_version: str
+    grader: str
+    grader_version: str
+    searches: tuple[str, ...]
+    budgets: tuple[int, ...]
+    rank_by: tuple[str, int]
+    path: Path
+
+    @property
+    def records_dir(self) -> Path:
+        return self.path / "records"
+
+
+def board_path(root: Path, name: str) -> Path:
+    if not NAME.match(name):
+        raise PrmhError(f"board name {name!r} must be lower-case letters, digits, '.', '_' or '-'.")
+    return root / name
+
+
+def create_board(
+    root: Path,
+    name: str,
+    *,
+    task: str,
+    task_version: str,
+    grader: str,
+    grader_version: str,
+    searches: list[str],
+    budgets: list[int],
+    title: str | None = None,
+) -> Board:
+    """Write a new board definition; an existing board is never overwritten."""
+    path = board_path(root, name)
+    if (path / BOARD_FILE).exists():
+        raise PrmhError(f"board {name!r} already exists in {str(path)!r}.")
+    if not searches or not budgets or any(b < 1 for b in budgets):
+        raise PrmhError("a board needs at least one search and budgets of at least 1.")
+    budgets = sorted(set(budgets))
+    lines = [
+        f"# The {name} leaderboard: what counts. Rebuild with `prmh leaderboard build {name}`.",
+        f"title = {json.dumps(title or name)}",
+        f"task = {json.dumps(task)}",
+        f"task_version = {json.dumps(task_version)}",
+        f"grader = {json.dumps(grader)}",
+        f"grader_version = {json.dumps(grader_version)}",
+        f"searches = {json.dumps(searches)}",
+        f"budgets = {json.dumps(budgets)}",
+        "# the column that ranks rows: [search, budget]",
+        f"rank_by = [{json.dumps(searches[0])}, {budgets[-1]}]",
+    ]
+    (path / "records").mkdir(parents=True, exist_ok=True)
+    (path / BOARD_FILE).write_text("\n".join(lines) + "\n")
+    return load_board(root, name)
+
+
+def load_board(root: Path, name: str) -> Board:
+    path = board_path(root, name)
+    try:
+        data = tomllib.loads((path / BOARD_FILE).read_text())
+    except FileNotFoundError:
+        raise PrmhError(
+            f"no board {name!r} in {str(root)!r}; create it with `prmh leaderboard new {name}`."
+        ) from None
+    except tomllib.TOMLDecodeError as e:
+        raise PrmhError(f"{path / BOARD_FILE} is not valid TOML: {e}.") from e
+    try:
+        search, budget = data["rank_by"]
+        return Board(
+            name=name,
+            title=str(data.get("title", name)),
+            task=str(data["task"]),
+            task_version=str(data["task_version"]),
+            grader=str(data["grader"]),
+            grader_version=str(data["grader_version"]),
+            searches=tuple(data["searches"]),
+            budgets=tuple(int(b) for b in data["budgets"]),
+            rank_by=(str(search), int(budget)),
+            path=path,
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise PrmhError(f"{path / BOARD_FILE} is missing or has a bad {e}.") from e
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise PrmhError(f"no run record at {str(path)!r}.") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise PrmhError(f"{str(path)!r} is not a readable JSON run record: {e}.") from e
+    if not isinstance(data, dict):
+        raise PrmhError(f"{str(path)!r} is not a run record.")
+    return data
+
+
+def board_tables(board: Board, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The record's result tables for this board's task (any generator)."""
+    return [
+        t
+        for t in (record.get("metrics") or {}).get("tables", [])
+        if t.get("task", "").split(":")[0] == board.task
+    ]
+
+
+def check_record(board: Board, record: dict[str, Any], accepted: list[dict[str, Any]]) -> list[str]:
+    """Why the record cannot join the board (empty when it can); also flags a dirty tree."""
+    problems = []
+    if record.get("schema_version") != RECORD_SCHEMA_VERSION:
+        problems.append(
+            f"schema version {record.get('schema_version')!r} is not {RECORD_SCHEMA_VERSION}"
+        )
+    if record.get("status") != "success":
+        problems.append(f"the run's status is {record.get('status')!r}, not 'success'")
+    missing = [k for k in PROVENANCE if not record.get(k)]
+    git = record.get("git") or {}
+    if not git.get("revision"):
+        missing.append("git revision")
+    if missing:
+        problems.append(f"incomplete provenance: no {', '.join(missing)}")
+    config = record.get("config") or {}
+    tasks = [t for t in config.get("task", []) if t.get("name") == board.task]
+    if not tasks:
+        problems.append(f"it did not run task {board.task!r}")
+    elif any(str(t.get("version")) != board.task_version for t in tasks):
+        versions = sorted({str(t.get("version")) for t in tasks})
+        problems.append(
+            f"task {board.task} version {', '.join(versions)} is not the board's "
+            f"{board.task_version}"
+        )
+    tables = board_tables(board, record)
+    graders = {(t["grader"]["name"], str(t["grader"]["version"])) for t in tables}
+    if tables and graders != {(board.grader, board.grader_version)}:
+        problems.append(
+            f"graded with {sorted(graders)}, not the board's {board.grader} {board.grader_version}"
+        )
+    if tasks and not any(
+        c.get("search") in board.searches and c.get("budget") in board.budgets
+        for t in tables
+        for r in t["rows"]
+        if r["kind"] == "prm"
+        for c in r["cells"]
+    ):
+        problems.append("it has no result for the board's searches and budgets")
+    for other in accepted:
+        if other.get("run_id") == record.get("run_id"):
+            problems.append(f"run {record.get('run_id')} is already on the board")
+        elif other.get("config") == record.get("config") and other.get("metrics") == record.get(
+            "metrics"
+        ):
+            problems.append(f"it duplicates run {other.get('run_id')} already on the board")
+    return problems
+
+
+def accepted_records(board: Board) -> list[dict[str, Any]]:
+    return [read_record(p) for p in sorted(board.records_dir.glob("*.json"))]
+
+
+def add_records(board: Board, paths: list[Path]) -> list[str]:
+    """Accept records only if every one passes; otherwise change nothing. Returns run ids."""
+    accepted = accepted_records(board)
+    incoming = [(Path(p), read_record(Path(p))) for p in paths]
+    reasons = []
+    for path, record in incoming:
+        problems = check_record(board, record, accepted)
+        if problems:
+            reasons.append(f"{path}: " + "; ".join(problems))
+        accepted.append(record)  # also catches the same run given twice
+    if reasons:
+        raise PrmhError("rejected, the board is unchanged:\n  " + "\n  ".join(reasons))
+    for path, record in incoming:
+        shutil.copyfile(path, board.records_dir / f"{record['run_id']}.json")
+    return [record["run_id"] for _, record in incoming]
+
+
+def rows(board: Board) -> list[dict[str, Any]]:
+    """Every row of every accepted record, with its cells for the board's columns, ranked."""
+    out = []
+    for record in accepted_records(board):
+        for table in board_tables(board, record):
+            for row in table["rows"]:
+                if row["kind"] != "prm":
+                    continue
+                cells = {
+                    f"{c['search']}@{c['budget']}": c
+                    for c in row["cells"]
+                    if c["search"] in board.searches and c["budget"] in board.budgets
+                }
+                out.append(
+                    {
+                        "run_id": record["run_id"],
+                        "generator": table["generator"],
+                        "prm": row["prm"],
+                        "agg": row["agg"],
+                        "selector": row["selector"],
+                        "problems": table["problems"],
+                        "seeds": table["seeds"],
+                        "dirty": (record.get("git") or {}).get("dirty") is not False,
+                        "prmh_version": record.get("prmh_version"),
+                        "cells": cells,
+                    }
+                )
+    key = f"{board.rank_by[0]}@{board.rank_by[1]}"
+    ranked = [r for r in out if key in r["cells"]]
+    for r in ranked:
+        r["rank"] = 1 + sum(o["cells"][key]["low"] > r["cells"][key]["high"] for o in ranked)
+    ranked.sort(
+        key=lambda r: (
+            r["rank"],
+            -r["cells"][key]["mean"],
+            r["run_id"],
+            r["prm"],
+            r["agg"],
+            r["selector"],
+        )
+    )
+    unranked = sorted(
+        (r for r in out if key not in r["cells"]),
+        key=lambda r: (r["run_id"], r["prm"], r["agg"], r["selector"]),
+    )
+    for r in unranked:
+        r["rank"] = None
+    return ranked + unranked
+
+
+def build(board: Board) -> list[Path]:
+    """Write README.md, index.html and board.json from the accepted records."""
+    from prmh.board_render import render_html, render_markdown
+
+    table = rows(board)
+    columns = [(s, b) for s in board.searches for b in board.budgets]
+    calibration = [
+        {"run_id": r["run_id"], **c}
+        for r in accepted_records(board)
+        for c in (r.get("metrics") or {}).get("calibration", [])
+    ]
+    data = {
+        "board": {
+            "name": board.name,
+            "title": board.title,
+            "task": board.task,
+            "task_version": board.task_version,
+            "grader": board.grader,
+            "grader_version": board.grader_version,
+            "searches": list(board.searches),
+            "budgets": list(board.budgets),
+            "rank_by": list(board.rank_by),
+        },
+        "rows": table,
+        "calibration": calibration,
+    }
+    written = []
+    for name, text in (
+        ("board.json", json.dumps(data, indent=1, sort_keys=True) + "\n"),
+        ("README.md", render_markdown(data, columns)),
+        ("index.html", render_html(data, columns)),
+    ):
+        (board.path / name).write_text(text)
+        written.append(board.path / name)
+    return written

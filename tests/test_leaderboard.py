@@ -1,0 +1,232 @@
+"""Leaderboards: accepting and rejecting records, identical rebuilds, ranks with ties, and the
+page in a real headless browser (Debian's chromium, installed here when missing)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from prmh.leaderboard import load_board, rows
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two successful runs of the bundled world and one that failed."""
+    from click.testing import CliRunner
+
+    from prmh.cli import cli
+
+    results = tmp_path_factory.mktemp("lb") / "results"
+    runner = CliRunner()
+    for args in (
+        ["--prm", "oracle", "--prm", "oracle:noise=3", "--agg", "mean", "--agg", "last"],
+        ["--prm", "oracle:noise=6", "--search", "best-of-n", "--search", "beam", "--agg", "min"],
+    ):
+        out = runner.invoke(cli, ["eval", "--limit", "60", "--results-dir", str(results), *args])
+        assert out.exit_code == 0, out.output
+    paths = sorted((results / "runs").glob("*.json"))
+    failed = json.loads(paths[0].read_text())
+    failed.update(status="error", run_id="20000101-000000-failed", error="boom")
+    (results / "runs" / "20000101-000000-failed.json").write_text(json.dumps(failed))
+    return results, paths
+
+
+@pytest.fixture
+def board(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli(
+        "leaderboard",
+        "new",
+        "demo",
+        "--search",
+        "best-of-n",
+        "--search",
+        "beam",
+        "-n",
+        "1",
+        "-n",
+        "4",
+        "-n",
+        "16",
+        "--title",
+        "Demo board",
+    )
+    assert result.exit_code == 0, result.output
+    return tmp_path / "leaderboards" / "demo"
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_add_and_rebuild_identically(cli, runs, board):
+    results, paths = runs
+    added = cli("leaderboard", "add", "demo", *map(str, paths))
+    assert added.exit_code == 0, added.output
+    first = snapshot(board)
+    assert {"board.toml", "README.md", "index.html", "board.json"} <= set(first)
+    assert len([k for k in first if k.startswith("records/")]) == 2
+    for name in ("README.md", "index.html", "board.json"):
+        (board / name).unlink()
+    assert cli("leaderboard", "build", "demo").exit_code == 0
+    assert snapshot(board) == first
+    readme = first["README.md"].decode()
+    assert "| rank | PRM · agg · selector |" in readme
+    for path in paths:
+        assert f"(records/{path.stem}.json)" in readme
+    data = json.loads(first["board.json"])
+    assert data["board"]["task"] == "arith" and data["board"]["grader"] == "numeric"
+
+
+def test_rows_within_their_intervals_share_a_rank(cli, runs, board):
+    _, paths = runs
+    cli("leaderboard", "add", "demo", *map(str, paths))
+    table = rows(load_board(Path("leaderboards"), "demo"))
+    key = "best-of-n@16"
+    for r in table:
+        above = [o for o in table if o["cells"][key]["low"] > r["cells"][key]["high"]]
+        assert r["rank"] == 1 + len(above)
+    assert [r["rank"] for r in table] == sorted(r["rank"] for r in table)
+    exact = [r for r in table if r["prm"] == "oracle"]
+    noisy = [r for r in table if r["prm"] == "oracle:noise=6"]
+    assert all(r["rank"] == 1 for r in exact) and all(r["rank"] > 1 for r in noisy)
+
+
+@pytest.mark.parametrize(
+    "change,reason",
+    [
+        ({"status": "error"}, "status is 'error', not 'success'"),
+        ({"git": {"revision": None, "dirty": None}}, "incomplete provenance: no git revision"),
+        ({"libraries": None}, "incomplete provenance: no libraries"),
+        ({"schema_version": 7}, "schema version 7 is not 1"),
+        ("task_version", "task arith version 0 is not the board's 1"),
+        ("grader", "graded with [('exact', '1')], not the board's numeric 1"),
+    ],
+)
+def test_bad_records_are_rejected_and_the_board_is_unchanged(
+    cli, runs, board, tmp_path, change, reason
+):
+    _, paths = runs
+    assert cli("leaderboard", "add", "demo", str(paths[0])).exit_code == 0
+    before = snapshot(board)
+    record = json.loads(paths[1].read_text())
+    if change == "task_version":
+        record["config"]["task"][0]["version"] = "0"
+    elif change == "grader":
+        for table in record["metrics"]["tables"]:
+            table["grader"] = {"name": "exact", "version": "1"}
+    else:
+        record.update(change)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(record))
+    result = cli("leaderboard", "add", "demo", str(bad))
+    assert (
+        result.exit_code == 2 and reason in result.output and "board is unchanged" in result.output
+    )
+    assert snapshot(board) == before
+    checked = cli("leaderboard", "check", str(bad), "--board", "demo")
+    assert checked.exit_code == 2 and reason in checked.output
+
+
+def test_duplicates_and_check(cli, runs, board):
+    results, paths = runs
+    assert cli("leaderboard", "add", "demo", str(paths[0])).exit_code == 0
+    before = snapshot(board)
+    again = cli("leaderboard", "add", "demo", str(paths[0]), str(paths[1]))
+    assert again.exit_code == 2 and "already on the board" in again.output
+    assert snapshot(board) == before  # the good second record was not added either
+    twice = cli("leaderboard", "add", "demo", str(paths[1]), str(paths[1]))
+    assert twice.exit_code == 2 and snapshot(board) == before
+    ok = cli(
+        "leaderboard", "check", paths[1].stem, "--board", "demo", "--results-dir", str(results)
+    )
+    assert ok.exit_code == 0 and ": ok" in ok.output
+    failed = cli(
+        "leaderboard",
+        "check",
+        "20000101-000000-failed",
+        "--board",
+        "demo",
+        "--results-dir",
+        str(results),
+    )
+    assert failed.exit_code == 2 and "status is 'error'" in failed.output
+    assert cli("leaderboard", "new", "demo").exit_code == 2
+    assert "no board 'nope'" in cli("leaderboard", "build", "nope").output
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's chromium and chromedriver, installed by this setup where missing."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        for command in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"],
+        ):
+            done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+            assert done.returncode == 0, f"could not install chromium: {done.stderr[-2000:]}"
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-sync",
+        "--disable-component-update",
+        "--window-size=1400,1200",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_the_page_in_a_headless_browser(cli, runs, board, chromium):
+    from selenium.webdriver.common.by import By
+
+    _, paths = runs
+    assert cli("leaderboard", "add", "demo", *map(str, paths)).exit_code == 0
+    chromium.get((board / "index.html").as_uri())
+    errors = [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    table = chromium.find_element(By.ID, "board")
+
+    def column(i):
+        return [
+            r.find_elements(By.TAG_NAME, "td")[i].get_attribute("data-sort")
+            for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")
+        ]
+
+    headers = table.find_elements(By.TAG_NAME, "th")
+    n16 = next(i for i, h in enumerate(headers) if h.text == "best-of-n N=16")
+    before = column(1)
+    headers[n16].click()  # ascending: the worst row first
+    ascending = [float(x) for x in column(n16)]
+    assert ascending == sorted(ascending) and column(1) != before
+    headers[n16].click()
+    assert [float(x) for x in column(n16)] == sorted(ascending, reverse=True)
+    plots = chromium.find_elements(By.CSS_SELECTOR, "svg.plot")
+    assert len(plots) == 3  # two searches vs budget, one vs compute
+    assert all(p.find_elements(By.TAG_NAME, "polyline") for p in plots)
+    assert all(p.size["width"] > 300 for p in plots)
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert chromium.save_screenshot(str(ARTIFACTS / "leaderboard.png"))

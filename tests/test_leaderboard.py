@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from prmh.leaderboard import load_board, rows
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -20,7 +19,6 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 def runs(tmp_path_factory):
     """Two successful runs of the bundled world and one that failed."""
     from click.testing import CliRunner
-
     from prmh.cli import cli
 
     results = tmp_path_factory.mktemp("lb") / "results"
@@ -71,7 +69,7 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 
 
 def test_add_and_rebuild_identically(cli, runs, board):
-    results, paths = runs
+    _, paths = runs
     added = cli("leaderboard", "add", "demo", *map(str, paths))
     assert added.exit_code == 0, added.output
     first = snapshot(board)

@@ -228,3 +228,14 @@ def test_the_page_in_a_headless_browser(cli, runs, board, chromium):
     assert all(p.size["width"] > 300 for p in plots)
     ARTIFACTS.mkdir(exist_ok=True)
     assert chromium.save_screenshot(str(ARTIFACTS / "leaderboard.png"))
+
+
+def test_the_maintained_board_rebuilds_identically(tmp_path):
+    """leaderboards/arith-tiny in the repository is exactly what its records build."""
+    from prmh.leaderboard import build
+
+    source = Path(__file__).parent.parent / "leaderboards" / "arith-tiny"
+    copy = shutil.copytree(source, tmp_path / "arith-tiny")
+    build(load_board(tmp_path, "arith-tiny"))
+    assert snapshot(copy) == snapshot(source)
+    assert len(list((copy / "records").glob("*.json"))) >= 2

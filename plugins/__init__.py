@@ -11,4 +11,5 @@ BUILTINS = (
     "prmh.plugins.searches",
     "prmh.plugins.prms",
     "prmh.plugins.generators",
+    "prmh.plugins.losses",
 )

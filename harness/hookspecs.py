@@ -115,8 +115,10 @@ def prmh_register_labeler(register: Register) -> None:
     """Register step labelers: solutions to per-step correctness labels.
 
     The factory returns an object with
-    ``label(problem: Problem, steps: list[str], rollout) -> StepLabels`` where ``rollout`` is a
-    callable estimating the success rate of a prefix.
+    ``label(problem, steps, correct, rollout, uncertainty=None) -> StepLabels``: ``correct`` is
+    whether the solution's final answer is right, ``rollout(k, n) -> RolloutValue`` continues the
+    prefix of the first ``k`` steps ``n`` times (``k = 0``: the question alone), and
+    ``uncertainty`` is one number per step for uncertainty-guided labelers.
     """
 
 

@@ -178,3 +178,26 @@ class ScoreRequest:
 
     problem: Problem
     steps: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RolloutValue:
+    """What continuing a prefix ``n`` times gave: the success rate, UnPRM's perplexity-weighted
+    rate (each continuation weighted by exp(mean token log-probability)), each continuation's
+    outcome in order, and the tokens generated."""
+
+    rate: float
+    weighted: float
+    outcomes: tuple[bool, ...]
+    tokens: int
+
+
+@dataclass(frozen=True)
+class StepLabels:
+    """A labeler's verdict on a solution: one label per step in [0, 1] (None when the labeler
+    skipped the solution), the first wrong step if it found one, and what it spent."""
+
+    labels: tuple[float, ...] | None
+    error_step: int | None
+    rollouts: int
+    tokens: int

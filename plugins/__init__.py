@@ -12,4 +12,5 @@ BUILTINS = (
     "prmh.plugins.prms",
     "prmh.plugins.generators",
     "prmh.plugins.losses",
+    "prmh.plugins.labelers",
 )

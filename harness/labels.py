@@ -1,0 +1,159 @@
+"""Step-labelled data in the three formats PRM training code reads, written and read back.
+
+- ``math-shepherd`` (JSONL): ``input`` is the question followed by the steps, each numbered
+  ``Step k:`` (added when missing) and tagged `` ки``, one per line; ``label`` is the same text
+  with each tag replaced by ``+`` (good) or ``-`` (bad).
+- ``unprm`` (a JSON list): ``prompt``, ``answer``, ``completions`` (the steps), ``label``
+  (one boolean per step).
+- ``stepwise`` (JSONL, TRL's stepwise supervision): ``prompt``, ``completions``, ``labels``.
+
+Labels are written as good/bad (a soft label counts as good from 0.5); reading gives 1.0/0.0.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prmh.errors import PrmhError
+
+FORMATS = ("math-shepherd", "unprm", "stepwise")
+TAG = "ки"
+_NUMBERED = re.compile(r"^Step \d+:")
+_FIRST_STEP = re.compile(r"Step 1:")
+
+
+@dataclass(frozen=True)
+class LabelledSolution:
+    question: str
+    steps: tuple[str, ...]
+    labels: tuple[float, ...]
+    answer: str = ""
+
+
+def _numbered(steps: Sequence[str]) -> list[str]:
+    return [s if _NUMBERED.match(s) else f"Step {k}: {s}" for k, s in enumerate(steps, start=1)]
+
+
+def to_record(item: LabelledSolution, fmt: str) -> dict[str, Any]:
+    good = [label >= 0.5 for label in item.labels]
+    if fmt == "math-shepherd":
+        steps = _numbered(item.steps)
+        text = "\n".join(f"{s} {TAG}" for s in steps)
+        marks = "\n".join(f"{s} {'+' if g else '-'}" for s, g in zip(steps, good, strict=True))
+        return {
+            "input": f"{item.question} {text}",
+            "label": f"{item.question} {marks}",
+            "task": "prmh",
+        }
+    if fmt == "unprm":
+        return {
+            "prompt": item.question,
+            "answer": item.answer,
+            "completions": list(item.steps),
+            "label": good,
+        }
+    if fmt == "stepwise":
+        return {"prompt": item.question, "completions": list(item.steps), "labels": good}
+    raise PrmhError(f"unknown label format {fmt!r}; formats are: {', '.join(FORMATS)}.")
+
+
+def from_record(row: Any, fmt: str, where: str) -> LabelledSolution:
+    if not isinstance(row, dict):
+        raise PrmhError(f"{where}: expected an object, got {row!r:.60}.")
+    needed = {
+        "math-shepherd": ("input", "label"),
+        "unprm": ("prompt", "completions", "label"),
+        "stepwise": ("prompt", "completions", "labels"),
+    }[fmt]
+    for key in needed:
+        if key not in row:
+            raise PrmhError(f"{where}: missing field {key!r} ({fmt} format).")
+    if fmt == "math-shepherd":
+        return _shepherd(row["input"], row["label"], where)
+    labels = row["label"] if fmt == "unprm" else row["labels"]
+    steps = row["completions"]
+    if len(labels) != len(steps):
+        raise PrmhError(f"{where}: {len(steps)} steps but {len(labels)} labels.")
+    return LabelledSolution(
+        str(row["prompt"]),
+        tuple(map(str, steps)),
+        tuple(float(bool(x)) for x in labels),
+        str(row.get("answer", "")),
+    )
+
+
+def _shepherd(text: str, label: str, where: str) -> LabelledSolution:
+    """Walk the input and the label text together: each step is followed by its tag in one and
+    by ``+``/``-`` in the other (the tag and the mark differ in length)."""
+    start = _FIRST_STEP.search(text)
+    if start is None or label[: start.start()] != text[: start.start()]:
+        raise PrmhError(
+            f"{where}: not Math-Shepherd text (no 'Step 1:' in the input, or input "
+            "and label start differently)."
+        )
+    question = text[: start.start()].rstrip()
+    steps, labels = [], []
+    at_text = at_label = start.start()
+    while (tag := text.find(f" {TAG}", at_text)) >= 0:
+        step = text[at_text:tag]
+        mark = label[at_label + len(step) + 1 : at_label + len(step) + 2]
+        if label[at_label : at_label + len(step)] != step or mark not in ("+", "-"):
+            raise PrmhError(f"{where}: the label text does not match step {len(steps) + 1}.")
+        steps.append(step.strip())
+        labels.append(1.0 if mark == "+" else 0.0)
+        at_text, at_label = tag + len(TAG) + 1, at_label + len(step) + 2
+    if not steps:
+        raise PrmhError(f"{where}: no step tags ' {TAG}' in the input.")
+    return LabelledSolution(question, tuple(steps), tuple(labels))
+
+
+def write_labels(path: Path, items: Iterable[LabelledSolution], fmt: str) -> int:
+    rows = [to_record(item, fmt) for item in items]
+    if fmt == "unprm":
+        text = json.dumps(rows, indent=1, ensure_ascii=False) + "\n"
+    else:
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    Path(path).write_text(text)
+    return len(rows)
+
+
+def detect_format(row: dict[str, Any]) -> str:
+    if "input" in row and "label" in row:
+        return "math-shepherd"
+    if "labels" in row:
+        return "stepwise"
+    if "label" in row and "completions" in row:
+        return "unprm"
+    raise PrmhError(f"cannot tell the label format of {sorted(row)}; formats: {FORMATS}.")
+
+
+def read_labels(path: Path, fmt: str | None = None) -> list[LabelledSolution]:
+    """Read any of the three formats (detected from the fields when ``fmt`` is None)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise PrmhError(f"cannot read labels {str(path)!r}: {e.strerror}.") from e
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            rows = [(f"item {i + 1}", r) for i, r in enumerate(json.loads(text))]
+        except json.JSONDecodeError as e:
+            raise PrmhError(f"{path}: not valid JSON at line {e.lineno}: {e.msg}.") from e
+    else:
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append((f"line {number}", json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise PrmhError(f"{path} line {number}: not valid JSON: {e.msg}.") from e
+    if not rows:
+        raise PrmhError(f"{path} holds no labelled solutions.")
+    kind = fmt or detect_format(rows[0][1])
+    return [from_record(row, kind, f"{path} {where}") for where, row in rows]

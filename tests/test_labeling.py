@@ -1,0 +1,163 @@
+"""Labelers against planted first errors, uncertainty measures, and label-file round trips."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from prmh import Generation, Problem, RolloutValue
+from prmh.errors import PrmhError
+from prmh.labels import LabelledSolution, read_labels, write_labels
+from prmh.plugins.uncertainty import step_entropy, step_log_sum, step_uncertainty
+
+PROBLEM = Problem("p", "Q?", "1")
+
+
+def planted(error: int, root: float = 0.6, good: float = 0.7, bad: float = 0.1):
+    """A stand-in rollout: prefixes through a step before ``error`` keep a high value."""
+    calls = []
+
+    def rollout(k: int, n: int) -> RolloutValue:
+        calls.append((k, n))
+        if k == 0:
+            value = root
+        else:
+            value = good if k - 1 < error else bad
+        outcomes = tuple(i % 10 < round(10 * value) for i in range(n))
+        return RolloutValue(sum(outcomes) / n, value, outcomes, tokens=5 * n)
+
+    rollout.calls = calls
+    return rollout
+
+
+STRATEGIES = ["sequential", "binary", "adaptive-binary", "uncertainty", "uncertainty-delta"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("error", [0, 1, 3, 6, 8])
+def test_unprm_searches_find_the_planted_error(registry, strategy, error):
+    steps = [f"s{i}" for i in range(10)]
+    # uncertainty peaks at the planted error (and rises most there)
+    uncertainty = [1.0 + (5.0 if i == error else 0.0) for i in range(10)]
+    labeler = registry.create("labeler", strategy).instance
+    rollout = planted(error)
+    out = labeler.label(PROBLEM, steps, False, rollout, uncertainty)
+    if strategy == "uncertainty-delta" and error == 0:
+        assert out.error_step != 0  # step 0 is never probed
+        return
+    assert out.error_step == error
+    assert out.labels == tuple([1.0] * error + [0.0] * (10 - error))
+    assert out.rollouts == sum(n for _, n in rollout.calls) and out.tokens == 5 * out.rollouts
+
+
+def test_binary_search_costs_less_than_sequential(registry):
+    steps = [f"s{i}" for i in range(16)]
+    spent = {
+        s: registry.create("labeler", s)
+        .instance.label(PROBLEM, steps, False, planted(12), None)
+        .rollouts
+        for s in ("sequential", "binary")
+    }
+    assert spent["binary"] < spent["sequential"]
+
+
+def test_no_failing_probe_blames_the_answer_step_and_correct_solutions_are_all_good(registry):
+    labeler = registry.create("labeler", "sequential").instance
+    out = labeler.label(PROBLEM, ["a", "b", "c"], False, planted(99), None)
+    assert out.error_step == 2 and out.labels == (1.0, 1.0, 0.0)
+    good = labeler.label(PROBLEM, ["a", "b"], True, planted(0), None)
+    assert good.labels == (1.0, 1.0) and good.rollouts == 0
+
+
+def test_adaptive_budget_by_hand(registry):
+    labeler = registry.create("labeler", "adaptive-binary").instance
+    rollout = planted(2, root=0.3)  # 3 of every 10 root rollouts succeed: 10th success at #32
+    labeler.label(PROBLEM, ["a", "b", "c", "d"], False, rollout, None)
+    assert rollout.calls[0] == (0, 72)
+    assert rollout.calls[1] == (0, 32)  # max(16, 8 * ceil(32 / 8))
+    assert all(n == 32 for _, n in rollout.calls[1:])
+    skipped = labeler.label(PROBLEM, ["a", "b"], False, planted(1, root=0.1), None)
+    assert skipped.labels is None and skipped.rollouts == 72  # <= 10 successes of 72
+    with pytest.raises(PrmhError, match="needs one uncertainty per step"):
+        registry.create("labeler", "uncertainty").instance.label(
+            PROBLEM, ["a", "b"], False, planted(1), None
+        )
+
+
+def test_monte_carlo_labels(registry):
+    rollout = planted(2, good=0.5, bad=0.0)
+    hard = registry.create("labeler", "mc-hard", {"n": 10}).instance.label(
+        PROBLEM, ["a", "b", "c", "d"], False, rollout, None
+    )
+    assert hard.labels == (1.0, 1.0, 0.0, 0.0) and hard.error_step == 2 and hard.rollouts == 30
+    soft = registry.create("labeler", "mc-soft", {"n": 10}).instance.label(
+        PROBLEM, ["a", "b", "c"], True, planted(1, good=0.5, bad=0.2), None
+    )
+    assert soft.labels == (0.5, 0.2, 1.0)
+
+
+def test_uncertainty_measures_by_hand():
+    lps = [math.log(0.5), math.log(0.25)]
+    pi = [math.exp(x / 5) for x in lps]
+    pi = [p / sum(pi) for p in pi]
+    assert step_entropy(lps) == pytest.approx(-sum(p * math.log(p) for p in pi))
+    assert step_log_sum(lps) == pytest.approx(-sum(math.log(p) for p in pi))
+    assert step_entropy([-1.0] * 8) == pytest.approx(math.log(8))  # bounded by log L
+    g = Generation(
+        "ab\n\ncd",
+        True,
+        4,
+        token_logprobs=(-0.1, -0.2, -0.3, -0.4),
+        tokens=("a", "b", "\n\nc", "d"),
+    )
+    assert step_uncertainty(g, ["ab", "cd"]) == [
+        step_entropy([-0.1, -0.2]),
+        step_entropy([-0.3, -0.4]),
+    ]
+
+
+ITEMS = [
+    LabelledSolution(
+        "Tom has 3 apples. How many?",
+        ("Step 1: He has 3.", "Step 2: The answer is 3."),
+        (1.0, 1.0),
+        "3",
+    ),
+    LabelledSolution(
+        "What is 2 + 2?", ("Step 1: 2 + 2 = 5.", "Step 2: The answer is 5."), (0.0, 0.0), "4"
+    ),
+]
+
+
+@pytest.mark.parametrize("fmt", ["math-shepherd", "unprm", "stepwise"])
+def test_label_files_round_trip(tmp_path, fmt):
+    path = tmp_path / f"labels.{fmt}"
+    assert write_labels(path, ITEMS, fmt) == 2
+    back = read_labels(path)  # the format is detected from the fields
+    assert [(b.question, b.steps, b.labels) for b in back] == [
+        (i.question, i.steps, i.labels) for i in ITEMS
+    ]
+    write_labels(tmp_path / "again", back, fmt)
+    if fmt != "unprm":
+        assert (tmp_path / "again").read_text() == path.read_text()
+
+
+def test_math_shepherd_format_matches_the_dataset(tmp_path):
+    write_labels(tmp_path / "ms.jsonl", ITEMS[1:], "math-shepherd")
+    row = json.loads((tmp_path / "ms.jsonl").read_text())
+    assert row["input"] == "What is 2 + 2? Step 1: 2 + 2 = 5. ки\nStep 2: The answer is 5. ки"
+    assert row["label"] == "What is 2 + 2? Step 1: 2 + 2 = 5. -\nStep 2: The answer is 5. -"
+    plain = LabelledSolution("Q", ("first", "second"), (1.0, 0.0))
+    write_labels(tmp_path / "p.jsonl", [plain], "math-shepherd")
+    assert read_labels(tmp_path / "p.jsonl")[0].steps == ("Step 1: first", "Step 2: second")
+
+
+def test_malformed_label_files(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "q", "completions": ["a"], "labels": [true, false]}\n')
+    with pytest.raises(PrmhError, match="line 1: 1 steps but 2 labels"):
+        read_labels(bad)
+    bad.write_text('{"prompt": "q"}\n')
+    with pytest.raises(PrmhError, match="cannot tell the label format"):
+        read_labels(bad)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from prmh.answers import majority_index
 from prmh.errors import PrmhError
-from prmh.grading import Grader, get_grader, grade_many
+from prmh.grading import Grader, GraderPool, get_grader
 from prmh.matrix import EvalPlan, Spec
 from prmh.metrics import bootstrap_mean, pass_at_k
 from prmh.records import redact
@@ -500,8 +500,7 @@ def _grade(
     progress: Progress,
     timeout: float,
 ) -> tuple[dict[tuple[str, str], bool], dict[str, int]]:
-    """Grade every distinct (answer, gold) pair once, through the store; also how many
-    answers were graded, timed out or broke the grader."""
+    """Grade every distinct (answer, gold) pair of a table once; see ``grade_pairs``."""
     pairs: set[tuple[str, str]] = set()
     for per_seed in answers.values():
         for row in per_seed:
@@ -510,7 +509,23 @@ def _grade(
     for seed_rows in pool_answers:
         for samples, gold in zip(seed_rows, golds, strict=True):
             pairs.update((a, gold) for a in samples if a is not None)
-    ordered = sorted(pairs)
+    with GraderPool() as pool:
+        return grade_pairs(store, run_id, grader, pairs, pool, stats, progress, timeout)
+
+
+def grade_pairs(
+    store: Store,
+    run_id: str,
+    grader: Grader,
+    pairs: Iterable[tuple[str, str]],
+    pool: GraderPool,
+    stats: CacheStats,
+    progress: Progress = _no_progress,
+    timeout: float = 5.0,
+) -> tuple[dict[tuple[str, str], bool], dict[str, int]]:
+    """Verdicts for (answer, gold) pairs: from the store, else graded in the worker pool and
+    stored; also how many answers were graded, timed out or broke the grader."""
+    ordered = sorted(set(pairs))
     keys = {
         pair: content_key(
             {
@@ -528,7 +543,7 @@ def _grade(
     todo = [pair for pair in ordered if pair not in verdicts]
     stats.add("grade", len(verdicts), len(todo))
     if todo:
-        graded = grade_many(
+        graded = pool.grade(
             [(grader.name, a, g) for a, g in todo],
             timeout=timeout,
             on_progress=lambda done: progress("grade", done, len(todo)),

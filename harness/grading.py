@@ -147,33 +147,44 @@ class _Worker:
         self.conn.close()
 
 
-def grade_many(
-    items: Sequence[tuple[str, str, str]],
-    *,
-    timeout: float = 5.0,
-    workers: int = 2,
-    chunk_size: int = 64,
-    on_progress: Callable[[int], None] | None = None,
-) -> list[Verdict]:
-    """Grade ``(grader, prediction, gold)`` triples; each answer gets ``timeout`` seconds."""
-    for grader_name, _, _ in items:
-        get_grader(grader_name)
-    verdicts: list[Verdict | None] = [None] * len(items)
-    pending = list(range(len(items)))[::-1]
-    if not pending:
-        return []
-    ctx = mp.get_context("spawn")
-    pool = [_Worker(ctx) for _ in range(max(1, min(workers, len(items))))]
-    done = 0
-    try:
+class GraderPool:
+    """Worker processes that grade answers, kept alive across calls (``with GraderPool() as
+    pool: pool.grade(items)``); each answer still gets a hard timeout."""
+
+    def __init__(self, workers: int = 2, chunk_size: int = 64):
+        self.size, self.chunk_size = max(1, workers), chunk_size
+        self.ctx = mp.get_context("spawn")
+        self.pool: list[_Worker] = []
+
+    def __enter__(self) -> GraderPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def grade(
+        self,
+        items: Sequence[tuple[str, str, str]],
+        *,
+        timeout: float = 5.0,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[Verdict]:
+        """Grade ``(grader, prediction, gold)`` triples; each answer gets ``timeout`` seconds."""
+        for grader_name, _, _ in items:
+            get_grader(grader_name)
+        verdicts: list[Verdict | None] = [None] * len(items)
+        pending = list(range(len(items)))[::-1]
+        if not pending:
+            return []
+        while len(self.pool) < min(self.size, len(items)):
+            self.pool.append(_Worker(self.ctx))
+        pool, chunk_size, done = self.pool, self.chunk_size, 0
         while pending or any(w.chunk for w in pool):
-            for i, w in enumerate(pool):
+            for w in pool:
                 if not w.chunk and pending:
-                    take = [pending.pop() for _ in range(min(chunk_size, len(pending)))]
-                    w.chunk = take
-                    w.conn.send([items[j] for j in take])
+                    w.chunk = [pending.pop() for _ in range(min(chunk_size, len(pending)))]
+                    w.conn.send([items[j] for j in w.chunk])
                     w.deadline = time.monotonic() + timeout
-                    pool[i] = w
             busy = [w for w in pool if w.chunk]
             now = time.monotonic()
             ready = wait(
@@ -202,11 +213,13 @@ def grade_many(
                     pending.extend(reversed(w.chunk))
                     w.chunk = []
                     w.kill()
-                    pool[i] = _Worker(ctx)
+                    pool[i] = _Worker(self.ctx)
             if on_progress is not None:
                 on_progress(done)
-    finally:
-        for w in pool:
+        return [v for v in verdicts if v is not None]
+
+    def close(self) -> None:
+        for w in self.pool:
             try:
                 w.conn.send(None)
             except OSError:
@@ -214,4 +227,17 @@ def grade_many(
             w.process.join(timeout=1)
             if w.process.is_alive():
                 w.kill()
-    return [v for v in verdicts if v is not None]
+        self.pool = []
+
+
+def grade_many(
+    items: Sequence[tuple[str, str, str]],
+    *,
+    timeout: float = 5.0,
+    workers: int = 2,
+    chunk_size: int = 64,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[Verdict]:
+    """Grade ``(grader, prediction, gold)`` triples in a fresh pool; see ``GraderPool``."""
+    with GraderPool(workers, chunk_size) as pool:
+        return pool.grade(items, timeout=timeout, on_progress=on_progress)

@@ -13,4 +13,5 @@ BUILTINS = (
     "prmh.plugins.generators",
     "prmh.plugins.losses",
     "prmh.plugins.labelers",
+    "prmh.plugins.workflows",
 )

@@ -1,0 +1,256 @@
+"""The data-and-training commands: ``prmh rollout``, ``prmh label`` and ``prmh train``.
+
+They are registered through the public ``command`` hook, like any third-party command. Rollouts
+and labels read solutions from a task and a generator through the same store as ``prmh eval``,
+so everything resumes and nothing is sampled or graded twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from prmh import hookimpl
+from prmh.errors import PrmhError
+
+
+def _kv(flag: str, dest: str, kind: str) -> Any:
+    return click.option(
+        flag, dest, multiple=True, metavar="KEY=VALUE", help=f"Option for the {kind} (repeatable)."
+    )
+
+
+def _source_options(f: Any) -> Any:
+    """The options that say which solutions to work on."""
+    for decorator in reversed(
+        [
+            click.option("--task", "task_name", default="arith", show_default=True),
+            _kv("-T", "task_args", "task"),
+            click.option("--generator", "generator_name", default="sim", show_default=True),
+            _kv("-G", "generator_args", "generator"),
+            click.option(
+                "--splitter", "splitter_name", default="double-newline", show_default=True
+            ),
+            click.option(
+                "--limit", type=int, default=50, show_default=True, help="Use the first N problems."
+            ),
+            click.option(
+                "-n",
+                "--samples",
+                type=int,
+                default=4,
+                show_default=True,
+                help="Solutions per problem.",
+            ),
+            click.option("--seed", type=int, default=0, show_default=True),
+            click.option(
+                "--results-dir",
+                type=click.Path(file_okay=False, path_type=Path),
+                default=None,
+                help="The store [env PRMH_RESULTS_DIR; ./prmh-results].",
+            ),
+            click.option(
+                "--out",
+                type=click.Path(dir_okay=False, path_type=Path),
+                required=True,
+                help="Where to write the result.",
+            ),
+        ]
+    ):
+        f = decorator(f)
+    return f
+
+
+class Source:
+    """Solutions of a task from a generator, with everything needed to roll them out."""
+
+    def __init__(self, options: dict[str, Any]):
+        from prmh.cli import _resolve_results_dir
+        from prmh.evaluate import CacheStats, SearchContext, Workspace
+        from prmh.grading import GraderPool, get_grader
+        from prmh.matrix import parse_assignment
+        from prmh.records import new_run_id
+        from prmh.registry import load_registry
+        from prmh.rollout import Rollouts
+        from prmh.store import Store, ensure_results_dir
+
+        if options["samples"] < 1 or options["limit"] < 1:
+            raise PrmhError("--samples and --limit must be at least 1.")
+        registry = load_registry()
+        args = {
+            k: dict(parse_assignment(a) for a in options[k])
+            for k in ("task_args", "generator_args")
+        }
+        self.task = registry.create("task", options["task_name"], args["task_args"])
+        generator = registry.create("generator", options["generator_name"], args["generator_args"])
+        splitter = registry.create("splitter", options["splitter_name"])
+        self.grader = get_grader(self.task.instance.grader)
+        self.problems = self.task.instance.problems(options["limit"])
+        self.store = Store(ensure_results_dir(_resolve_results_dir(options["results_dir"])))
+        self.workspace = Workspace(
+            self.task, generator, self.store, new_run_id(), CacheStats(), lambda *a: None
+        )
+        self.read = SearchContext(self.workspace, None, splitter, lambda s: 0.0).read
+        self.samples, self.seed = options["samples"], options["seed"]
+        self.pool = GraderPool()
+        self.rollouts = Rollouts(self.workspace, self.grader, self.pool, self.seed)
+
+    def solutions(self) -> list[tuple[Any, int, Any, Any, bool]]:
+        """(problem, sample index, generation, solution, correct) for finished solutions."""
+        from prmh.evaluate import grade_pairs
+
+        pools = self.workspace.generations(self.problems, self.samples, self.seed)
+        rows = [
+            (p, i, g, self.read(g))
+            for p, pool in zip(self.problems, pools, strict=True)
+            for i, g in enumerate(pool)
+        ]
+        rows = [r for r in rows if r[3].finished and r[3].steps]
+        verdicts, _ = grade_pairs(
+            self.store,
+            self.workspace.run_id,
+            self.grader,
+            {(s.answer, p.answer) for p, _, _, s in rows},
+            self.pool,
+            self.workspace.stats,
+        )
+        return [(p, i, g, s, verdicts[(s.answer, p.answer)]) for p, i, g, s in rows]
+
+    def close(self) -> None:
+        self.pool.close()
+        self.store.close()
+
+
+def rollout_command() -> click.Command:
+    @click.command("rollout")
+    @_source_options
+    @click.option(
+        "-k",
+        "--rollouts",
+        type=int,
+        default=8,
+        show_default=True,
+        help="Continuations per step prefix.",
+    )
+    def rollout(rollouts: int, out: Path, **options: Any) -> None:
+        """Monte Carlo rollouts: each step prefix of each solution (the empty prefix included)
+        continued K times; writes one JSON line per solution with each prefix's success rate."""
+        from prmh.rollout import Prefix
+
+        if rollouts < 1:
+            raise PrmhError("--rollouts must be at least 1.")
+        started = time.perf_counter()
+        source = Source(options)
+        try:
+            solutions = source.solutions()
+            prefixes = [
+                Prefix(p, s.steps, k, rollouts)
+                for p, _, _, s, _ in solutions
+                for k in range(len(s.steps))
+            ]
+            values = iter(source.rollouts.values(prefixes))
+            lines = []
+            for p, i, _, s, correct in solutions:
+                rows = [{"k": k, **_value(next(values))} for k in range(len(s.steps))]
+                rows.append({"k": len(s.steps), "rate": float(correct), "weighted": float(correct)})
+                lines.append(
+                    json.dumps(
+                        {
+                            "problem_id": p.id,
+                            "question": p.question,
+                            "answer": p.answer,
+                            "sample": i,
+                            "steps": list(s.steps),
+                            "correct": correct,
+                            "values": rows,
+                        }
+                    )
+                )
+            out.write_text("".join(line + "\n" for line in lines))
+            stats = source.workspace.stats.to_json()
+        finally:
+            source.close()
+        click.echo(
+            f"{len(solutions)} solutions, {len(prefixes)} prefixes x {rollouts} rollouts "
+            f"-> {out} ({time.perf_counter() - started:.1f} s; generations "
+            f"{stats['from_store'].get('generation', 0)} stored + "
+            f"{stats['computed'].get('generation', 0)} new)"
+        )
+
+    return rollout
+
+
+def _value(v: Any) -> dict[str, float]:
+    return {"rate": v.rate, "weighted": v.weighted}
+
+
+def label_command() -> click.Command:
+    @click.command("label")
+    @_source_options
+    @click.option("--labeler", "labeler_name", default="mc-hard", show_default=True)
+    @_kv("-L", "labeler_args", "labeler")
+    @click.option(
+        "--uncertainty",
+        type=click.Choice(["entropy", "log-sum"]),
+        default="entropy",
+        show_default=True,
+        help="Step uncertainty for the uncertainty labelers.",
+    )
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["math-shepherd", "unprm", "stepwise"]),
+        default="stepwise",
+        show_default=True,
+    )
+    def label(
+        labeler_name: str,
+        labeler_args: tuple[str, ...],
+        uncertainty: str,
+        fmt: str,
+        out: Path,
+        **options: Any,
+    ) -> None:
+        """Label each step of each solution with a labeler and write a training file."""
+        from prmh.labels import LabelledSolution, write_labels
+        from prmh.matrix import parse_assignment
+        from prmh.plugins.uncertainty import step_uncertainty
+        from prmh.registry import load_registry
+
+        labeler = (
+            load_registry()
+            .create("labeler", labeler_name, dict(parse_assignment(a) for a in labeler_args))
+            .instance
+        )
+        wants_uncertainty = labeler_name.startswith("uncertainty")
+        source = Source(options)
+        items, skipped, rollouts, tokens = [], 0, 0, 0
+        try:
+            for p, _, g, s, correct in source.solutions():
+                u = step_uncertainty(g, s.steps, uncertainty) if wants_uncertainty else None
+                result = labeler.label(
+                    p, s.steps, correct, source.rollouts.for_solution(p, s.steps), u
+                )
+                rollouts, tokens = rollouts + result.rollouts, tokens + result.tokens
+                if result.labels is None:
+                    skipped += 1
+                    continue
+                items.append(LabelledSolution(p.question, s.steps, result.labels, p.answer))
+        finally:
+            source.close()
+        written = write_labels(out, items, fmt)
+        click.echo(
+            f"{labeler_name}: {written} solutions labelled, {skipped} skipped, "
+            f"{rollouts} rollouts and {tokens} generated tokens spent -> {out} ({fmt})"
+        )
+
+    return label
+
+
+@hookimpl
+def prmh_register_command(register):
+    register("rollout", rollout_command, description="Monte Carlo rollouts of step prefixes")
+    register("label", label_command, description="Step labels from a labeler, as a training file")

@@ -60,10 +60,12 @@ def device_and_dtype(device: str, dtype: str) -> tuple[Any, Any]:
 
 def quiet_transformers() -> None:
     """No load reports or progress bars from transformers: prmh reports what matters."""
+    from huggingface_hub.utils import disable_progress_bars
     from transformers.utils import logging
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+    disable_progress_bars()
 
 
 def require_hf(what: str) -> None:

@@ -250,7 +250,118 @@ def label_command() -> click.Command:
     return label
 
 
+def train_command() -> click.Command:
+    @click.command("train")
+    @click.option(
+        "--data",
+        "data_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=True,
+        help="Labelled steps (math-shepherd, unprm or stepwise).",
+    )
+    @click.option("--model", "base", required=True, help="Base causal LM (directory or Hub id).")
+    @click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        required=True,
+        help="Where to save the PRM (then: prmh eval --prm OUT).",
+    )
+    @click.option("--loss", default="bce", show_default=True, help="See `prmh list loss`.")
+    @_kv("-L", "loss_args", "loss")
+    @click.option(
+        "--lora/--full",
+        default=True,
+        show_default=True,
+        help="LoRA adapters (merged on save) or full fine-tuning.",
+    )
+    @click.option("--lora-r", type=int, default=8, show_default=True)
+    @click.option("--epochs", type=float, default=2.0, show_default=True)
+    @click.option("--max-steps", type=int, default=None, help="Stop after N optimiser steps.")
+    @click.option("--lr", "learning_rate", type=float, default=1e-4, show_default=True)
+    @click.option("--batch-size", type=int, default=8, show_default=True)
+    @click.option("--grad-accum", type=int, default=1, show_default=True)
+    @click.option("--warmup", type=float, default=0.1, show_default=True)
+    @click.option("--max-length", type=int, default=1024, show_default=True)
+    @click.option("--separator", default="[PRM]", show_default=True)
+    @click.option("--save-every", type=int, default=0, help="Checkpoint every N steps.")
+    @click.option("--resume", is_flag=True, help="Continue from OUT's checkpoint.")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--device", default="auto", show_default=True)
+    def train(
+        data_path: Path,
+        base: str,
+        out: Path,
+        loss: str,
+        loss_args: tuple[str, ...],
+        lora: bool,
+        lora_r: int,
+        epochs: float,
+        max_steps: int | None,
+        learning_rate: float,
+        batch_size: int,
+        grad_accum: int,
+        warmup: float,
+        max_length: int,
+        separator: str,
+        save_every: int,
+        resume: bool,
+        seed: int,
+        device: str,
+    ) -> None:
+        """Train a PRM (value head read at a separator) from step-labelled data."""
+        from prmh.labels import read_labels
+        from prmh.matrix import parse_assignment
+        from prmh.plugins.training import TrainConfig
+        from prmh.plugins.training import train as run
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress
+
+        items = read_labels(data_path)
+        config = TrainConfig(
+            loss=loss,
+            loss_options=tuple(parse_assignment(a) for a in loss_args),
+            lora=lora,
+            lora_r=lora_r,
+            epochs=epochs,
+            max_steps=max_steps,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            warmup=warmup,
+            max_length=max_length,
+            separator=separator,
+            seed=seed,
+            save_every=save_every,
+            device=device,
+        )
+        bars = Progress(
+            "training",
+            BarColumn(),
+            MofNCompleteColumn(),
+            "loss {task.fields[loss]}",
+            console=Console(stderr=True),
+            transient=True,
+        )
+        with bars:
+            task = bars.add_task("train", total=None, loss="-")
+
+            def on_step(step: int, total: int, value: float) -> None:
+                bars.update(task, completed=step, total=total, loss=f"{value:.4f}")
+
+            summary = run(items, base, out, config, resume=resume, on_step=on_step)
+        losses = summary["losses"]
+        head = sum(losses[:5]) / max(1, len(losses[:5]))
+        tail = sum(losses[-5:]) / max(1, len(losses[-5:]))
+        click.echo(
+            f"trained {summary['steps']} steps on {summary['examples']} solutions "
+            f"(loss {head:.4f} -> {tail:.4f}); saved {out} (evaluate: prmh eval --prm {out})"
+        )
+
+    return train
+
+
 @hookimpl
 def prmh_register_command(register):
     register("rollout", rollout_command, description="Monte Carlo rollouts of step prefixes")
     register("label", label_command, description="Step labels from a labeler, as a training file")
+    register("train", train_command, description="Train a PRM from step-labelled data")

@@ -31,6 +31,7 @@ from prmh.errors import PrmhError
 from prmh.plugins.hf_models import device_and_dtype, quiet_transformers, resolve_checkpoint
 
 HEADS = ("lm", "classifier", "value")
+QUANTILE_LEVELS = (0.1, 0.5, 0.9)
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -101,6 +102,7 @@ class HFScorer:
             )
         self.head = head
         self.positive_index = positive_index
+        self.quantile_levels: tuple[float, ...] | None = None
         self.max_tokens_per_batch = max_tokens_per_batch
         load = {"dtype": self.dtype}
         if head == "lm":
@@ -115,8 +117,13 @@ class HFScorer:
                 layer = torch.nn.Sequential(
                     torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2)
                 )
-            else:
-                layer = torch.nn.Linear(hidden, 1)
+            else:  # one output, or three quantile heads (0.1, 0.5, 0.9) from calibration
+                outputs = weights["weight"].shape[0] if "weight" in weights else 1
+                if outputs not in (1, len(QUANTILE_LEVELS)):
+                    raise PrmhError(f"a value head has 1 or 3 outputs, not {outputs}.")
+                layer = torch.nn.Linear(hidden, outputs)
+                if outputs > 1:
+                    self.quantile_levels = QUANTILE_LEVELS
             if not weights:
                 raise PrmhError(
                     f"checkpoint {model!r} has no {head} head weights named {key}*; it is not a "
@@ -210,7 +217,8 @@ class HFScorer:
         out = self.model.head(h)
         if self.head == "classifier":
             return torch.softmax(out.float(), dim=-1)[:, self.positive_index]
-        return torch.sigmoid(out.float().squeeze(-1))
+        probs = torch.sigmoid(out.float())
+        return probs if self.quantile_levels else probs.squeeze(-1)
 
     def _truncate(self, enc: Encoded) -> tuple[Encoded, bool, list[int]]:
         """Keep the last ``max_length`` tokens; map each step to a kept read position."""
@@ -250,10 +258,22 @@ def head_model(backbone: Any, layer: Any, head: str) -> Any:
     return HeadModel()
 
 
-def to_step_scores(result: tuple[list[float], bool, int], started: float, count: int) -> StepScores:
-    probs, truncated, tokens = result
+def to_step_scores(
+    result: tuple[list, bool, int],
+    started: float,
+    count: int,
+    levels: tuple[float, ...] | None = None,
+) -> StepScores:
+    """Wrap a scorer result; with quantile heads the probability is the median quantile."""
+    values, truncated, tokens = result
+    quantiles = None
+    if levels:
+        quantiles = tuple(tuple(v) for v in values)
+        values = [v[levels.index(0.5)] for v in values]
     return StepScores(
-        tuple(probs),
+        tuple(values),
+        quantiles=quantiles,
+        quantile_levels=levels if quantiles is not None else None,
         num_tokens=tokens,
         truncated=truncated,
         seconds=(time.perf_counter() - started) / max(1, count),
@@ -267,4 +287,4 @@ def score_requests(
     started = time.perf_counter()
     encoded = [recipe.encode(r.problem.question, list(r.steps)) for r in requests]
     results = scorer.score(encoded, getattr(recipe, "good_bad", None))
-    return [to_step_scores(r, started, len(requests)) for r in results]
+    return [to_step_scores(r, started, len(requests), scorer.quantile_levels) for r in results]

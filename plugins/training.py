@@ -1,0 +1,275 @@
+"""PRM training on transformers + peft + torch: a causal LM backbone with a linear value head
+read at a separator after each step, the layout the ``value-head`` PRM recipe scores.
+
+Solutions are encoded by the same recipe that scores them (``question\\n`` then the steps, each
+followed by `` SEP``, one per line), so training and evaluation cannot disagree on format. The
+separator is added to the tokenizer when it is not one token. Batches are built from solutions
+of similar length (length buckets, their order shuffled per epoch from the seed); gradients
+accumulate over ``grad_accum`` batches; the learning rate follows a cosine schedule after a
+linear warmup. LoRA (on the attention's q and v projections, the new token's embedding trained
+in full) or full fine-tuning; the head is always trained in full. bf16 autocast on GPU. A
+checkpoint (trainable weights, optimiser, schedule, step) is written every ``save_every``
+optimiser steps and at the end of each epoch; ``resume`` continues from it exactly. The saved
+directory (LoRA merged) holds the backbone, ``value_head.safetensors``, the tokenizer and a
+``prmh_prm.json``, so ``--prm DIR`` evaluates it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prmh.errors import PrmhError
+from prmh.labels import LabelledSolution
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    loss: str = "bce"
+    loss_options: tuple[tuple[str, Any], ...] = ()
+    lora: bool = True
+    lora_r: int = 8
+    lora_alpha: int = 32
+    epochs: float = 2.0
+    max_steps: int | None = None
+    learning_rate: float = 1e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    warmup: float = 0.1
+    max_length: int = 1024
+    separator: str = "[PRM]"
+    query_template: str = "{question}"
+    seed: int = 0
+    save_every: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+
+
+def _batches(lengths: list[int], size: int, epoch: int, seed: int) -> list[list[int]]:
+    """Length buckets: sort by length, cut into batches, shuffle the batches."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches = [order[i : i + size] for i in range(0, len(order), size)]
+    random.Random(f"{seed}:{epoch}").shuffle(batches)
+    return batches
+
+
+def train(
+    items: list[LabelledSolution],
+    base: str,
+    out: Path,
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Train and save a PRM; returns a summary (losses per optimiser step, examples used)."""
+    from prmh.plugins.hf_models import device_and_dtype, quiet_transformers, require_hf
+    from prmh.registry import load_registry
+
+    require_hf("prmh train")
+    import torch
+    from prmh.plugins.hf_models import resolve_checkpoint
+    from prmh.plugins.prms.recipes import TaggedRecipe
+    from transformers import AutoModel, AutoTokenizer, get_cosine_schedule_with_warmup
+
+    if config.batch_size < 1 or config.grad_accum < 1 or config.learning_rate <= 0:
+        raise PrmhError("batch_size and grad_accum must be at least 1 and the learning rate > 0.")
+    if not items:
+        raise PrmhError("no labelled solutions to train on.")
+    quiet_transformers()
+    loss_fn = load_registry().create("loss", config.loss, dict(config.loss_options)).instance
+    torch.manual_seed(config.seed)
+    device, _ = device_and_dtype(config.device, config.dtype)
+    path, _ = resolve_checkpoint(base, None)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    added = 0
+    if len(tokenizer.encode(config.separator, add_special_tokens=False)) != 1:
+        added = tokenizer.add_special_tokens({"additional_special_tokens": [config.separator]})
+    backbone = AutoModel.from_pretrained(path, dtype=torch.float32)
+    if added:
+        backbone.resize_token_embeddings(len(tokenizer))
+    recipe = TaggedRecipe(
+        tokenizer,
+        template="{question}\n{solution}",
+        suffix=f" {config.separator}",
+        joiner="\n",
+        query_template=config.query_template,
+    )
+    examples = []
+    for item in items:
+        enc = recipe.encode(item.question, list(item.steps))
+        if len(enc.ids) <= config.max_length:
+            examples.append((enc, item.labels))
+    if not examples:
+        raise PrmhError(f"every solution is longer than max_length={config.max_length}.")
+    outputs = 3 if config.loss == "wql" else 1
+    head = torch.nn.Linear(backbone.config.hidden_size, outputs)
+    if config.lora:
+        from peft import LoraConfig, get_peft_model
+
+        backbone = get_peft_model(
+            backbone,
+            LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=0.1,
+                target_modules=["q_proj", "v_proj"],
+                modules_to_save=["embed_tokens"] if added else None,
+            ),
+        )
+    backbone.to(device)
+    head.to(device)
+    params = [p for p in backbone.parameters() if p.requires_grad] + list(head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
+    lengths = [len(e.ids) for e, _ in examples]
+    per_epoch = math.ceil(math.ceil(len(examples) / config.batch_size) / config.grad_accum)
+    total = (
+        config.max_steps if config.max_steps is not None else math.ceil(per_epoch * config.epochs)
+    )
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer, int(config.warmup * total), max(1, total)
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    step, losses = 0, []
+    trainable = {n for n, p in backbone.named_parameters() if p.requires_grad}
+    if resume and (out / CHECKPOINT).is_file():
+        saved = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
+        backbone.load_state_dict(saved["backbone"], strict=False)
+        head.load_state_dict(saved["head"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        step, losses = saved["step"], saved["losses"]
+        torch.set_rng_state(saved["rng"])
+
+    def checkpoint() -> None:
+        state = {n: p for n, p in backbone.state_dict().items() if n in trainable}
+        tmp = out / (CHECKPOINT + ".tmp")
+        torch.save(
+            {
+                "backbone": state,
+                "head": head.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "step": step,
+                "losses": losses,
+                "rng": torch.get_rng_state(),
+            },
+            tmp,
+        )
+        tmp.replace(out / CHECKPOINT)
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+    backbone.train()
+    micro = 0
+    epoch = 0
+    while step < total:
+        for batch in _batches(lengths, config.batch_size, epoch, config.seed):
+            if micro < step * config.grad_accum:  # resuming: replay the order, skip the work
+                micro += 1
+                continue
+            loss = (
+                _batch_loss(
+                    torch,
+                    backbone,
+                    head,
+                    loss_fn,
+                    [examples[i] for i in batch],
+                    tokenizer,
+                    device,
+                    autocast,
+                )
+                / config.grad_accum
+            )
+            loss.backward()
+            micro += 1
+            if micro % config.grad_accum == 0:
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+                step += 1
+                losses.append(loss.item() * config.grad_accum)
+                if on_step is not None:
+                    on_step(step, total, losses[-1])
+                if config.save_every and step % config.save_every == 0:
+                    checkpoint()
+                if step >= total:
+                    break
+        epoch += 1
+        checkpoint()
+    _save(backbone, head, tokenizer, out, config)
+    return {
+        "steps": step,
+        "losses": losses,
+        "examples": len(examples),
+        "skipped_too_long": len(items) - len(examples),
+        "added_separator": bool(added),
+    }
+
+
+def _batch_loss(
+    torch: Any,
+    backbone: Any,
+    head: Any,
+    loss_fn: Any,
+    batch: list,
+    tokenizer: Any,
+    device: Any,
+    autocast: Any,
+) -> Any:
+    width = max(len(e.ids) for e, _ in batch)
+    steps = max(len(e.positions) for e, _ in batch)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    positions = torch.zeros((len(batch), steps), dtype=torch.long)
+    labels = torch.zeros((len(batch), steps))
+    step_mask = torch.zeros((len(batch), steps))
+    for row, (enc, y) in enumerate(batch):
+        ids[row, : len(enc.ids)] = torch.tensor(enc.ids)
+        mask[row, : len(enc.ids)] = 1
+        positions[row, : len(enc.positions)] = torch.tensor(enc.positions)
+        labels[row, : len(y)] = torch.tensor(y)
+        step_mask[row, : len(y)] = 1
+    ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
+    context = autocast if autocast is not None else _null()
+    with context:
+        hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state
+    gathered = hidden.float()[torch.arange(len(batch), device=device)[:, None], positions]
+    values = head(gathered)
+    values = values if values.shape[-1] > 1 else values.squeeze(-1)
+    return loss_fn(values, labels.to(device), step_mask.to(device))
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _save(backbone: Any, head: Any, tokenizer: Any, out: Path, config: TrainConfig) -> None:
+    from prmh.registry import write_prm_config
+    from safetensors.torch import save_file
+
+    model = backbone.merge_and_unload() if hasattr(backbone, "merge_and_unload") else backbone
+    model.eval()
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    save_file(
+        {
+            "v_head.summary.weight": head.weight.detach().cpu().contiguous(),
+            "v_head.summary.bias": head.bias.detach().cpu().contiguous(),
+        },
+        out / "value_head.safetensors",
+    )
+    write_prm_config(
+        out, "value-head", {"separator": config.separator, "query_template": config.query_template}
+    )

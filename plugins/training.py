@@ -31,6 +31,7 @@ CHECKPOINT = "checkpoint.pt"
 
 @dataclass(frozen=True)
 class TrainConfig:
+    head: str = "value"
     loss: str = "bce"
     loss_options: tuple[tuple[str, Any], ...] = ()
     lora: bool = True
@@ -43,7 +44,7 @@ class TrainConfig:
     grad_accum: int = 1
     warmup: float = 0.1
     max_length: int = 1024
-    separator: str = "[PRM]"
+    separator: str | None = None  # default: "[PRM]" for a value head, "ки" for an lm head
     query_template: str = "{question}"
     seed: int = 0
     save_every: int = 0
@@ -76,12 +77,23 @@ def train(
     import torch
     from prmh.plugins.hf_models import resolve_checkpoint
     from prmh.plugins.prms.recipes import TaggedRecipe
-    from transformers import AutoModel, AutoTokenizer, get_cosine_schedule_with_warmup
+    from transformers import (
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        get_cosine_schedule_with_warmup,
+    )
 
     if config.batch_size < 1 or config.grad_accum < 1 or config.learning_rate <= 0:
         raise PrmhError("batch_size and grad_accum must be at least 1 and the learning rate > 0.")
     if not items:
         raise PrmhError("no labelled solutions to train on.")
+    if config.head not in ("value", "lm"):
+        raise PrmhError(f"--head must be value or lm, not {config.head!r}.")
+    lm = config.head == "lm"
+    if lm and config.loss == "wql":
+        raise PrmhError("wql trains three quantile outputs: use --head value.")
+    separator = config.separator or ("ки" if lm else "[PRM]")
     quiet_transformers()
     loss_fn = load_registry().create("loss", config.loss, dict(config.loss_options)).instance
     torch.manual_seed(config.seed)
@@ -89,18 +101,28 @@ def train(
     path, _ = resolve_checkpoint(base, None)
     tokenizer = AutoTokenizer.from_pretrained(path)
     added = 0
-    if len(tokenizer.encode(config.separator, add_special_tokens=False)) != 1:
-        added = tokenizer.add_special_tokens({"additional_special_tokens": [config.separator]})
-    backbone = AutoModel.from_pretrained(path, dtype=torch.float32)
+    if len(tokenizer.encode(separator, add_special_tokens=False)) != 1:
+        added = tokenizer.add_special_tokens({"additional_special_tokens": [separator]})
+    model_class = AutoModelForCausalLM if lm else AutoModel
+    backbone = model_class.from_pretrained(path, dtype=torch.float32)
     if added:
         backbone.resize_token_embeddings(len(tokenizer))
-    recipe = TaggedRecipe(
-        tokenizer,
-        template="{question}\n{solution}",
-        suffix=f" {config.separator}",
-        joiner="\n",
-        query_template=config.query_template,
-    )
+    if lm:  # Math-Shepherd's format: "question solution", " ки" after each step
+        recipe = TaggedRecipe(
+            tokenizer, template="{question} {solution}", suffix=f" {separator}", joiner="\n\n"
+        )
+        label_ids = [tokenizer.encode(t, add_special_tokens=False) for t in ("+", "-")]
+        if any(len(ids) != 1 for ids in label_ids):
+            raise PrmhError("an lm head reads the tokens '+' and '-'; this tokenizer splits them.")
+        good_bad = [ids[0] for ids in label_ids]
+    else:
+        recipe = TaggedRecipe(
+            tokenizer,
+            template="{question}\n{solution}",
+            suffix=f" {separator}",
+            joiner="\n",
+            query_template=config.query_template,
+        )
     examples = []
     for item in items:
         enc = recipe.encode(item.question, list(item.steps))
@@ -110,6 +132,8 @@ def train(
         raise PrmhError(f"every solution is longer than max_length={config.max_length}.")
     outputs = 3 if config.loss == "wql" else 1
     head = torch.nn.Linear(backbone.config.hidden_size, outputs)
+    if lm:  # the value is the logit difference of '+' and '-': softmax([+, -])[0] = sigmoid
+        head = _label_tokens(torch, backbone.get_output_embeddings(), good_bad)
     if config.lora:
         from peft import LoraConfig, get_peft_model
 
@@ -125,7 +149,12 @@ def train(
         )
     backbone.to(device)
     head.to(device)
-    params = [p for p in backbone.parameters() if p.requires_grad] + list(head.parameters())
+    seen: set[int] = set()
+    params = [
+        p
+        for p in [*backbone.parameters(), *head.parameters()]
+        if p.requires_grad and id(p) not in seen and not seen.add(id(p))
+    ]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
     lengths = [len(e.ids) for e, _ in examples]
     per_epoch = math.ceil(math.ceil(len(examples) / config.batch_size) / config.grad_accum)
@@ -176,7 +205,7 @@ def train(
             loss = (
                 _batch_loss(
                     torch,
-                    backbone,
+                    backbone.get_decoder() if lm else backbone,
                     head,
                     loss_fn,
                     [examples[i] for i in batch],
@@ -203,7 +232,7 @@ def train(
                     break
         epoch += 1
         checkpoint()
-    _save(backbone, head, tokenizer, out, config)
+    _save(backbone, None if lm else head, tokenizer, out, config, separator)
     return {
         "steps": step,
         "losses": losses,
@@ -255,7 +284,26 @@ class _null:
         return None
 
 
-def _save(backbone: Any, head: Any, tokenizer: Any, out: Path, config: TrainConfig) -> None:
+def _label_tokens(torch: Any, output: Any, good_bad: list[int]) -> Any:
+    """An lm head read as a value: logit('+') - logit('-') at each tag."""
+
+    class LabelTokens(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.output = output
+
+        def forward(self, h: Any) -> Any:
+            logits = h @ self.output.weight[good_bad].T
+            if getattr(self.output, "bias", None) is not None:
+                logits = logits + self.output.bias[good_bad]
+            return (logits[..., 0] - logits[..., 1]).unsqueeze(-1)
+
+    return LabelTokens()
+
+
+def _save(
+    backbone: Any, head: Any, tokenizer: Any, out: Path, config: TrainConfig, separator: str
+) -> None:
     from prmh.registry import write_prm_config
     from safetensors.torch import save_file
 
@@ -263,6 +311,10 @@ def _save(backbone: Any, head: Any, tokenizer: Any, out: Path, config: TrainConf
     model.eval()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    if head is None:  # an lm head: a Math-Shepherd-style PRM
+        options = {"step_tag": separator, "good_token": "+", "bad_token": "-"}
+        write_prm_config(out, "math-shepherd", options)
+        return
     save_file(
         {
             "v_head.summary.weight": head.weight.detach().cpu().contiguous(),
@@ -270,6 +322,5 @@ def _save(backbone: Any, head: Any, tokenizer: Any, out: Path, config: TrainConf
         },
         out / "value_head.safetensors",
     )
-    write_prm_config(
-        out, "value-head", {"separator": config.separator, "query_template": config.query_template}
-    )
+    options = {"separator": separator, "query_template": config.query_template}
+    write_prm_config(out, "value-head", options)

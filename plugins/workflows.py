@@ -266,6 +266,13 @@ def train_command() -> click.Command:
         required=True,
         help="Where to save the PRM (then: prmh eval --prm OUT).",
     )
+    @click.option(
+        "--head",
+        type=click.Choice(["value", "lm"]),
+        default="value",
+        show_default=True,
+        help="A value head at a separator, or the LM head's '+'/'-' at a ' ки' tag.",
+    )
     @click.option("--loss", default="bce", show_default=True, help="See `prmh list loss`.")
     @_kv("-L", "loss_args", "loss")
     @click.option(
@@ -282,7 +289,7 @@ def train_command() -> click.Command:
     @click.option("--grad-accum", type=int, default=1, show_default=True)
     @click.option("--warmup", type=float, default=0.1, show_default=True)
     @click.option("--max-length", type=int, default=1024, show_default=True)
-    @click.option("--separator", default="[PRM]", show_default=True)
+    @click.option("--separator", default=None, help="Step separator [[PRM] or ки by head].")
     @click.option("--save-every", type=int, default=0, help="Checkpoint every N steps.")
     @click.option("--resume", is_flag=True, help="Continue from OUT's checkpoint.")
     @click.option("--seed", type=int, default=0, show_default=True)
@@ -291,6 +298,7 @@ def train_command() -> click.Command:
         data_path: Path,
         base: str,
         out: Path,
+        head: str,
         loss: str,
         loss_args: tuple[str, ...],
         lora: bool,
@@ -302,7 +310,7 @@ def train_command() -> click.Command:
         grad_accum: int,
         warmup: float,
         max_length: int,
-        separator: str,
+        separator: str | None,
         save_every: int,
         resume: bool,
         seed: int,
@@ -318,6 +326,7 @@ def train_command() -> click.Command:
 
         items = read_labels(data_path)
         config = TrainConfig(
+            head=head,
             loss=loss,
             loss_options=tuple(parse_assignment(a) for a in loss_args),
             lora=lora,

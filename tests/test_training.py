@@ -144,3 +144,23 @@ def test_rollout_label_train_eval_from_the_command_line(cli, base, tmp_path):
     (prm,) = json.loads(result.output)["config"]["prm"]
     assert prm["name"] == str(tmp_path / "prm") and prm["args"]["separator"] == "[PRM]"
     assert "weights" in prm["extra"]
+
+
+@pytest.mark.parametrize("lora", [True, False])
+def test_an_lm_head_trains_into_a_math_shepherd_prm(base, registry, tmp_path, lora):
+    items = [item for _, item in exact_labels("train", 30, 4)]
+    summary = train(
+        items,
+        base,
+        tmp_path / "lm",
+        TrainConfig(head="lm", lora=lora, epochs=2, learning_rate=1e-3, batch_size=8),
+    )
+    losses = summary["losses"]
+    assert summary["added_separator"] and sum(losses[-3:]) < sum(losses[:3])
+    component = registry.create("prm", str(tmp_path / "lm"))
+    assert component.entry.factory.func.__name__ == "math_shepherd"
+    assert component.args["step_tag"] == "ки"
+    (scores,) = component.instance.score([ScoreRequest(ArithTask().problems(1)[0], items[0].steps)])
+    assert len(scores.probs) == len(items[0].steps) and all(0 < p < 1 for p in scores.probs)
+    with pytest.raises(Exception, match="wql trains three quantile outputs"):
+        train(items, base, tmp_path / "x", TrainConfig(head="lm", loss="wql", max_steps=1))

@@ -32,6 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
+
     from prmh.evaluate import CacheStats, SearchContext, Workspace
     from prmh.registry import load_registry
     from prmh.store import Store, ensure_results_dir

@@ -72,6 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
+
     from prmh import Problem, ScoreRequest
     from prmh.registry import load_registry
     from prmh.testing import save_tiny_prm, tiny_tokenizer

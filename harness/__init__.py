@@ -7,6 +7,7 @@ Importing prmh is cheap: no model library is imported until a component needs it
 from __future__ import annotations
 
 import pluggy
+
 from prmh._version import __version__
 from prmh.errors import PrmhError
 from prmh.types import (

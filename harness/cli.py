@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from prmh._version import __version__
 from prmh.errors import PrmhError
 
@@ -59,6 +60,14 @@ class PrmhGroup(click.Group):
             return super().invoke(ctx)
         except PrmhError as e:
             raise UserError(str(e)) from None
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> click.Context:
+        received = list(args)  # what prmh was called with, for run records
+        ctx = super().make_context(info_name, args, parent, **extra)
+        ctx.meta["prmh.argv"] = received
+        return ctx
 
 
 def _results_dir_option(f: Any) -> Any:
@@ -161,7 +170,8 @@ def eval_command(
     prepared = prepare(plan, load_registry())
     root = ensure_results_dir(_resolve_results_dir(results_dir, config))
     store = Store(root)
-    record = RunRecord(root / "runs", prepared.resolved_config())
+    argv = click.get_current_context().find_root().meta.get("prmh.argv", sys.argv[1:])
+    record = RunRecord(root / "runs", prepared.resolved_config(), argv)
     record.data["results_dir"] = str(root.resolve())
     record.save()
     try:
@@ -236,8 +246,9 @@ class _progress_bars:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def list_command(kind: str | None, as_json: bool) -> None:
     """List registered components, all kinds or one KIND (task, prm, search...)."""
-    from prmh.registry import KINDS, load_registry
     from rich.table import Table
+
+    from prmh.registry import KINDS, load_registry
 
     if kind is not None and kind not in KINDS:
         raise PrmhError(f"unknown kind {kind!r}; kinds are: {', '.join(KINDS)}.")
@@ -282,8 +293,9 @@ def _print_failures(registry: Any, console: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def plugins_command(as_json: bool) -> None:
     """List loaded plugins with their distribution, version and hooks, and any that failed."""
-    from prmh.registry import load_registry
     from rich.table import Table
+
+    from prmh.registry import load_registry
 
     registry = load_registry()
     if as_json:

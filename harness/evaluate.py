@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+
 from prmh.answers import majority_index
 from prmh.errors import PrmhError
 from prmh.grading import Grader, GraderPool, get_grader

@@ -12,6 +12,7 @@ import os
 from importlib.metadata import entry_points
 
 import pluggy
+
 from prmh import hookspecs
 from prmh._version import __version__
 from prmh.plugins import BUILTINS

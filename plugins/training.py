@@ -75,14 +75,15 @@ def train(
 
     require_hf("prmh train")
     import torch
-    from prmh.plugins.hf_models import resolve_checkpoint
-    from prmh.plugins.prms.recipes import TaggedRecipe
     from transformers import (
         AutoModel,
         AutoModelForCausalLM,
         AutoTokenizer,
         get_cosine_schedule_with_warmup,
     )
+
+    from prmh.plugins.hf_models import resolve_checkpoint
+    from prmh.plugins.prms.recipes import TaggedRecipe
 
     if config.batch_size < 1 or config.grad_accum < 1 or config.learning_rate <= 0:
         raise PrmhError("batch_size and grad_accum must be at least 1 and the learning rate > 0.")
@@ -304,8 +305,9 @@ def _label_tokens(torch: Any, output: Any, good_bad: list[int]) -> Any:
 def _save(
     backbone: Any, head: Any, tokenizer: Any, out: Path, config: TrainConfig, separator: str
 ) -> None:
-    from prmh.registry import write_prm_config
     from safetensors.torch import save_file
+
+    from prmh.registry import write_prm_config
 
     model = backbone.merge_and_unload() if hasattr(backbone, "merge_and_unload") else backbone
     model.eval()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from prmh import hookimpl
 from prmh.errors import PrmhError
 
@@ -317,12 +318,13 @@ def train_command() -> click.Command:
         device: str,
     ) -> None:
         """Train a PRM (value head read at a separator) from step-labelled data."""
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress
+
         from prmh.labels import read_labels
         from prmh.matrix import parse_assignment
         from prmh.plugins.training import TrainConfig
         from prmh.plugins.training import train as run
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress
 
         items = read_labels(data_path)
         config = TrainConfig(

@@ -26,6 +26,7 @@ def registry():
 def cli(tmp_path, monkeypatch):
     """Invoke ``prmh`` in-process with a fresh results directory; returns click's Result."""
     from click.testing import CliRunner
+
     from prmh.cli import cli as command
 
     monkeypatch.setenv("PRMH_RESULTS_DIR", str(tmp_path / "results"))

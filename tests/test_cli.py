@@ -29,6 +29,7 @@ def _cell(table, label, search, budget):
 def default_run(tmp_path_factory):
     """One run of `prmh eval` with no options, shared by the tests that read its numbers."""
     from click.testing import CliRunner
+
     from prmh.cli import cli
 
     results = tmp_path_factory.mktemp("default")
@@ -66,6 +67,7 @@ def test_default_eval_makes_sense(default_run):
 def test_default_record_is_complete(default_run):
     record, results = default_run
     assert record["schema_version"] == 1
+    assert record["argv"] == ["eval", "--json", "--results-dir", str(results)]
     config = record["config"]
     assert [p["label"] for p in config["prm"]] == ["oracle", "oracle:noise=3"]
     assert config["prm"][1]["args"]["noise"] == 3 and "confidence" in config["prm"][1]["args"]

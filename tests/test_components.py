@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from prmh import Candidate, Generation, Solution, StepScores
 from prmh.errors import PrmhError
 from prmh.grading import get_grader

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pluggy
+
 from prmh import hookspecs
 from prmh.registry import KINDS
 

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
+
 from prmh import Problem, SampleRequest
 from prmh.errors import PrmhError
 from prmh.plugins.generators.common import Sampling, sample_seed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from prmh.errors import PrmhError
 from prmh.grading import get_grader, grade_many, grade_numeric, parse_number
 

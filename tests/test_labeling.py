@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+
 from prmh import Generation, Problem, RolloutValue
 from prmh.errors import PrmhError
 from prmh.labels import LabelledSolution, read_labels, write_labels

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from prmh.leaderboard import load_board, rows
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -19,6 +20,7 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 def runs(tmp_path_factory):
     """Two successful runs of the bundled world and one that failed."""
     from click.testing import CliRunner
+
     from prmh.cli import cli
 
     results = tmp_path_factory.mktemp("lb") / "results"

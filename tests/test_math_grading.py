@@ -6,6 +6,7 @@ import os
 import time
 
 import pytest
+
 from prmh.answers import boxed, extractor, gsm8k, last_number, the_answer_is
 from prmh.grading import get_grader, grade_many
 from prmh.mathgrade import canonical

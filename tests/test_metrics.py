@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from prmh.metrics import bootstrap_mean, pass_at_k
 
 

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from prmh.errors import PrmhError
 from prmh.registry import KINDS, load_registry
 

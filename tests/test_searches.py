@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+
 from prmh import Candidate, Generation, Solution, StepScores
 from prmh.evaluate import CacheStats, SearchContext, Workspace
 from prmh.grading import get_grader

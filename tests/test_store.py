@@ -6,6 +6,7 @@ import os
 import sqlite3
 
 import pytest
+
 from prmh.errors import PrmhError
 from prmh.store import Store, content_key, ensure_results_dir
 

@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+
 from prmh.errors import PrmhError
 from prmh.plugins.task_files import definitions
 

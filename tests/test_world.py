@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from prmh import Problem, SampleRequest, ScoreRequest
 from prmh.errors import PrmhError
 from prmh.plugins.arith import ArithTask, apply_all, generate

@@ -14,4 +14,5 @@ BUILTINS = (
     "prmh.plugins.losses",
     "prmh.plugins.labelers",
     "prmh.plugins.workflows",
+    "prmh.plugins.analysis_commands",
 )

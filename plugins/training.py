@@ -48,6 +48,8 @@ class TrainConfig:
     query_template: str = "{question}"
     seed: int = 0
     save_every: int = 0
+    init_head: str | None = None  # a value_head.safetensors to start from (calibration)
+    lora_layers: str = "all"  # or "quarter": every fourth layer (3, 7, ...), as in calibration
     device: str = "auto"
     dtype: str = "auto"
 
@@ -133,6 +135,13 @@ def train(
         raise PrmhError(f"every solution is longer than max_length={config.max_length}.")
     outputs = 3 if config.loss == "wql" else 1
     head = torch.nn.Linear(backbone.config.hidden_size, outputs)
+    if config.init_head:  # every output starts as the given head: each quantile = its probability
+        from safetensors.torch import load_file
+
+        start = load_file(config.init_head)
+        with torch.no_grad():
+            head.weight.copy_(start["v_head.summary.weight"][:1].repeat(outputs, 1))
+            head.bias.copy_(start["v_head.summary.bias"][:1].repeat(outputs))
     if lm:  # the value is the logit difference of '+' and '-': softmax([+, -])[0] = sigmoid
         head = _label_tokens(torch, backbone.get_output_embeddings(), good_bad)
     if config.lora:
@@ -144,7 +153,7 @@ def train(
                 r=config.lora_r,
                 lora_alpha=config.lora_alpha,
                 lora_dropout=0.1,
-                target_modules=["q_proj", "v_proj"],
+                target_modules=_targets(backbone, config.lora_layers),
                 modules_to_save=["embed_tokens"] if added else None,
             ),
         )
@@ -283,6 +292,17 @@ class _null:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def _targets(model: Any, which: str) -> list[str]:
+    """LoRA targets: q and v projections of every layer, or of every fourth (3, 7, ...)."""
+    if which == "all":
+        return ["q_proj", "v_proj"]
+    if which != "quarter":
+        raise PrmhError(f"lora_layers must be all or quarter, not {which!r}.")
+    count = model.config.num_hidden_layers
+    layers = [i for i in range(count) if i % 4 == 3] or [count - 1]
+    return [f"layers.{i}.self_attn.{m}" for i in layers for m in ("q_proj", "v_proj")]
 
 
 def _label_tokens(torch: Any, output: Any, good_bad: list[int]) -> Any:

@@ -1,0 +1,443 @@
+"""``prmh analyze processbench|calibration`` and ``prmh calibrate``.
+
+Each analysis prints a rich table, writes its plot (PNG, matplotlib) and a run record whose
+``metrics`` hold the numbers (calibration results appear on leaderboards). PRM scores go
+through the store, like ``prmh eval``'s.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+from prmh import hookimpl
+from prmh.errors import PrmhError
+
+
+def _prm_options(f: Any) -> Any:
+    for decorator in reversed(
+        [
+            click.option(
+                "--prm",
+                "prm_specs",
+                multiple=True,
+                required=True,
+                help="PRM (repeatable); NAME:KEY=VALUE for options.",
+            ),
+            click.option(
+                "-P",
+                "prm_args",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="Option for every PRM, or NAME.KEY=VALUE for one.",
+            ),
+            click.option(
+                "--results-dir",
+                type=click.Path(file_okay=False, path_type=Path),
+                default=None,
+                help="The store and run records.",
+            ),
+            click.option(
+                "--plot",
+                type=click.Path(dir_okay=False, path_type=Path),
+                default=None,
+                help="Where to write the plot (PNG) [RESULTS_DIR/runs/RUN.png].",
+            ),
+            click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON."),
+        ]
+    ):
+        f = decorator(f)
+    return f
+
+
+class Scoring:
+    """PRMs and a store-backed workspace to score (problem, steps) pairs with them."""
+
+    def __init__(
+        self,
+        prm_specs: tuple[str, ...],
+        prm_args: tuple[str, ...],
+        results_dir: Path | None,
+        analysis: str,
+    ):
+        from prmh.cli import _resolve_results_dir
+        from prmh.evaluate import CacheStats, Workspace
+        from prmh.matrix import Spec, parse_assignment
+        from prmh.records import RunRecord
+        from prmh.registry import load_registry
+        from prmh.store import Store, ensure_results_dir
+
+        self.registry = load_registry()
+        options = dict(parse_assignment(a) for a in prm_args)
+        specs = [Spec.parse(s).with_options(options) for s in prm_specs]
+        self.prms = [(s.label, self.registry.create("prm", s.name, s.args)) for s in specs]
+        root = ensure_results_dir(_resolve_results_dir(results_dir))
+        self.store = Store(root)
+        config = {
+            "analysis": analysis,
+            "prm": [{"label": label, **c.identity} for label, c in self.prms],
+        }
+        argv = click.get_current_context().find_root().meta.get("prmh.argv", [])
+        self.record = RunRecord(root / "runs", config, argv)
+        self.record.save()
+        self.workspace = Workspace(
+            None, None, self.store, self.record.run_id, CacheStats(), lambda *a: None
+        )
+
+    def score(self, prm: Any, items: list) -> list:
+        return self.workspace.score_steps(prm, items)
+
+    def finish(self, metrics: dict[str, Any], plot: Path | None, draw: Any) -> Path:
+        path = plot or self.record.path.with_suffix(".png")
+        draw(path)
+        self.record.finish("success", metrics={**metrics, "plot": str(path)})
+        self.store.close()
+        return path
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise PrmhError("plots need matplotlib: pip install 'prmh[analysis]'.") from e
+    return plt
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for i, c in enumerate(columns):
+        table.add_column(c, justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(table)
+
+
+def _pct(x: float) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+
+
+def processbench_command() -> click.Command:
+    @click.command("processbench")
+    @_prm_options
+    @click.option(
+        "--task",
+        "tasks",
+        multiple=True,
+        default=["processbench-gsm8k"],
+        show_default=True,
+        help="ProcessBench subsets (repeatable).",
+    )
+    @click.option(
+        "-T",
+        "task_args",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Task option (e.g. data=FILE) for every task, or NAME.KEY=VALUE.",
+    )
+    @click.option("--limit", type=int, default=None, help="First N samples of each subset.")
+    @click.option("--threshold", type=float, default=0.5, show_default=True)
+    @click.option("--pick-on", default=None, help="Subset whose best threshold is used on all.")
+    def processbench(
+        prm_specs, prm_args, results_dir, plot, as_json, tasks, task_args, limit, threshold, pick_on
+    ) -> None:
+        """ProcessBench: predict each solution's earliest wrong step (the first step scored
+        below a threshold); accuracy on erroneous and on correct samples and their F1, at a
+        fixed threshold, over a sweep, and at the threshold that is best on one subset."""
+        from prmh.analysis import THRESHOLDS, processbench_scores
+        from prmh.matrix import Spec, parse_assignment
+
+        if pick_on is not None and pick_on not in tasks:
+            raise PrmhError(f"--pick-on {pick_on!r} is not one of the --task subsets.")
+        run = Scoring(prm_specs, prm_args, results_dir, "processbench")
+        options = dict(parse_assignment(a) for a in task_args)
+        data = {}
+        for name in tasks:
+            spec = Spec(name).with_options(options)
+            task = run.registry.create("task", spec.name, spec.args).instance
+            problems = [p for p in task.problems(limit) if "solution_steps" in p.metadata]
+            if not problems:
+                raise PrmhError(
+                    f"task {name!r} has no ProcessBench samples (solution steps and "
+                    "the earliest wrong step)."
+                )
+            data[name] = problems
+        results: dict[str, Any] = {}
+        for label, prm in run.prms:
+            per_task = {}
+            for name, problems in data.items():
+                scores = run.score(
+                    prm, [(p, tuple(p.metadata["solution_steps"])) for p in problems]
+                )
+                probs = [s.probs for s in scores]
+                labels = [int(p.metadata["label"]) for p in problems]
+                per_task[name] = {
+                    "fixed": processbench_scores(probs, labels, threshold),
+                    "sweep": [processbench_scores(probs, labels, t) for t in THRESHOLDS],
+                }
+            picked = None
+            if pick_on:
+                picked = max(per_task[pick_on]["sweep"], key=lambda r: r["f1"])["threshold"]
+                for entry in per_task.values():
+                    entry["picked"] = next(r for r in entry["sweep"] if r["threshold"] == picked)
+            results[label] = {"tasks": per_task, "picked_threshold": picked}
+        rows = []
+        for label, result in results.items():
+            for name, entry in result["tasks"].items():
+                f = entry["fixed"]
+                rows.append(
+                    [
+                        f"{label} · {name}",
+                        str(f["erroneous"] + f["correct"]),
+                        _pct(f["error_accuracy"]),
+                        _pct(f["correct_accuracy"]),
+                        _pct(f["f1"]),
+                        _pct(entry["picked"]["f1"]) if "picked" in entry else "-",
+                    ]
+                )
+        picked_note = "" if not pick_on else f"; picked on {pick_on}"
+
+        def draw(path: Path) -> None:
+            plt = _pyplot()
+            figure, axis = plt.subplots(figsize=(6, 4))
+            for label, result in results.items():
+                for name, entry in result["tasks"].items():
+                    axis.plot(
+                        [r["threshold"] for r in entry["sweep"]],
+                        [r["f1"] for r in entry["sweep"]],
+                        marker=".",
+                        label=f"{label} · {name}",
+                    )
+            axis.set_xlabel("threshold")
+            axis.set_ylabel("ProcessBench F1")
+            axis.legend(fontsize=7)
+            figure.tight_layout()
+            figure.savefig(path, dpi=100)
+            plt.close(figure)
+
+        path = run.finish({"processbench": results}, plot, draw)
+        if as_json:
+            click.echo(json.dumps(results, indent=1))
+            return
+        _table(
+            f"ProcessBench at threshold {threshold}{picked_note} (percent)",
+            ["PRM · subset", "samples", "erroneous acc.", "correct acc.", "F1", "F1 picked"],
+            rows,
+        )
+        click.echo(f"plot: {path}; record: {run.record.path}")
+
+    return processbench
+
+
+def _rollout_rows(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise PrmhError(f"{path} line {number}: not valid JSON: {e.msg}.") from e
+    if not rows or not all({"question", "steps", "values"} <= set(r) for r in rows):
+        raise PrmhError(f"{path} is not a `prmh rollout` file (question, steps, values).")
+    return rows
+
+
+def calibration_points(
+    run: Scoring, prm: Any, rows: list[dict[str, Any]]
+) -> tuple[list, list, list]:
+    """(predicted, observed, quantiles) per rollout prefix: the prefix's last step score from
+    one pass over the whole solution (a causal PRM scores a prefix as if alone); the empty
+    prefix is scored as one empty step."""
+    from prmh import Problem
+
+    problems = [
+        Problem(str(r.get("problem_id", i)), r["question"], str(r.get("answer", "")))
+        for i, r in enumerate(rows)
+    ]
+    full = run.score(prm, [(p, tuple(r["steps"])) for p, r in zip(problems, rows, strict=True)])
+    empty = run.score(prm, [(p, ("",)) for p in problems])
+    predicted, observed, quantiles = [], [], []
+    for r, scores, question in zip(rows, full, empty, strict=True):
+        for value in r["values"]:
+            k = value["k"]
+            if k > len(r["steps"]):
+                continue
+            source, index = (question, 0) if k == 0 else (scores, k - 1)
+            predicted.append(source.probs[index])
+            observed.append(value["rate"])
+            if source.quantiles is not None:
+                quantiles.append(source.quantiles[index])
+    return predicted, observed, quantiles
+
+
+def calibration_command() -> click.Command:
+    @click.command("calibration")
+    @_prm_options
+    @click.option(
+        "--rollouts",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=True,
+        help="A `prmh rollout` file: success rates of step prefixes.",
+    )
+    @click.option("--bins", type=int, default=10, show_default=True)
+    def calibration(prm_specs, prm_args, results_dir, plot, as_json, rollouts, bins) -> None:
+        """How well PRM scores match rollout success rates: expected calibration error, Brier
+        score, a reliability diagram and, for quantile PRMs, each quantile's coverage."""
+        from prmh.analysis import calibration_scores, quantile_coverage
+
+        rows = _rollout_rows(rollouts)
+        run = Scoring(prm_specs, prm_args, results_dir, "calibration")
+        results = []
+        for label, prm in run.prms:
+            predicted, observed, quantiles = calibration_points(run, prm, rows)
+            entry = {"prm": label, **calibration_scores(predicted, observed, bins)}
+            if quantiles:
+                levels = (0.1, 0.5, 0.9)
+                entry["coverage"] = quantile_coverage(quantiles, observed, levels)
+            results.append(entry)
+
+        def draw(path: Path) -> None:
+            plt = _pyplot()
+            figure, axis = plt.subplots(figsize=(5, 5))
+            axis.plot([0, 1], [0, 1], color="#999", linestyle="--", label="calibrated")
+            for entry in results:
+                axis.plot(
+                    [d["predicted"] for d in entry["diagram"]],
+                    [d["observed"] for d in entry["diagram"]],
+                    marker="o",
+                    label=f"{entry['prm']} (ECE {entry['ece']:.3f})",
+                )
+            axis.set_xlabel("PRM score")
+            axis.set_ylabel("rollout success rate")
+            axis.legend(fontsize=7)
+            figure.tight_layout()
+            figure.savefig(path, dpi=100)
+            plt.close(figure)
+
+        summary = [{k: v for k, v in e.items() if k != "diagram"} for e in results]
+        path = run.finish({"calibration": summary, "diagrams": results}, plot, draw)
+        if as_json:
+            click.echo(json.dumps(results, indent=1))
+            return
+        _table(
+            f"calibration against {rollouts} ({results[0]['count']} prefixes)",
+            ["PRM", "ECE", "Brier", "q0.1 coverage", "q0.5 coverage", "q0.9 coverage"],
+            [
+                [
+                    e["prm"],
+                    f"{e['ece']:.4f}",
+                    f"{e['brier']:.4f}",
+                    *[
+                        f"{e['coverage'][k]:.3f}" if "coverage" in e else "-"
+                        for k in ("0.1", "0.5", "0.9")
+                    ],
+                ]
+                for e in results
+            ],
+        )
+        click.echo(f"reliability diagram: {path}; record: {run.record.path}")
+
+    return calibration
+
+
+def analyze_group() -> click.Group:
+    @click.group("analyze")
+    def analyze() -> None:
+        """Analyse PRMs: step errors (ProcessBench) and calibration against rollouts."""
+
+    analyze.add_command(processbench_command())
+    analyze.add_command(calibration_command())
+    return analyze
+
+
+def calibrate_command() -> click.Command:
+    @click.command("calibrate")
+    @click.option("--rollouts", type=click.Path(dir_okay=False, path_type=Path), required=True)
+    @click.option(
+        "--prm",
+        "prm_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        required=True,
+        help="A value-head PRM saved by prmh (prmh train).",
+    )
+    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+    @click.option("--epochs", type=float, default=3.0, show_default=True)
+    @click.option("--lr", "learning_rate", type=float, default=1e-4, show_default=True)
+    @click.option("--batch-size", type=int, default=8, show_default=True)
+    @click.option("--lora-r", type=int, default=2, show_default=True)
+    @click.option(
+        "--layers",
+        type=click.Choice(["quarter", "all"]),
+        default="quarter",
+        show_default=True,
+        help="LoRA on every fourth layer (the release) or all.",
+    )
+    @click.option("--seed", type=int, default=0, show_default=True)
+    def calibrate(
+        rollouts, prm_dir, out, epochs, learning_rate, batch_size, lora_r, layers, seed
+    ) -> None:
+        """Fit a calibrated PRM by quantile regression (wql, quantiles 0.1/0.5/0.9) on rollout
+        success rates, starting from a value-head PRM: its head becomes three heads that all
+        start as the original, LoRA adapts a subset of layers. The result outputs quantiles."""
+        from prmh.labels import LabelledSolution
+        from prmh.plugins.training import TrainConfig, train
+        from prmh.registry import read_prm_config
+
+        config = read_prm_config(prm_dir)
+        if config["recipe"] != "value-head" or not (prm_dir / "value_head.safetensors").is_file():
+            raise PrmhError(f"{prm_dir} is not a value-head PRM saved by `prmh train`.")
+        items = []
+        for r in _rollout_rows(rollouts):
+            steps = tuple(r["steps"])
+            by_k = {v["k"]: v["rate"] for v in r["values"]}
+            if all(k in by_k for k in range(len(steps) + 1)):
+                items.append(
+                    LabelledSolution(
+                        r["question"], steps, tuple(by_k[k] for k in range(1, len(steps) + 1))
+                    )
+                )
+                items.append(LabelledSolution(r["question"], ("",), (by_k[0],)))
+        options = config.get("options", {})
+        summary = train(
+            items,
+            str(prm_dir),
+            out,
+            TrainConfig(
+                loss="wql",
+                lora=True,
+                lora_r=lora_r,
+                epochs=epochs,
+                learning_rate=learning_rate,
+                batch_size=batch_size,
+                separator=options.get("separator", "[PRM]"),
+                query_template=options.get("query_template", "{question}"),
+                seed=seed,
+                init_head=str(prm_dir / "value_head.safetensors"),
+                lora_layers=layers,
+            ),
+        )
+        losses = summary["losses"]
+        click.echo(
+            f"calibrated on {len(items)} prefix sets; wql {losses[0]:.4f} -> "
+            f"{losses[-1]:.4f}; saved {out} (a quantile PRM: prmh eval --prm {out})"
+        )
+
+    return calibrate
+
+
+@hookimpl
+def prmh_register_command(register):
+    register("analyze", analyze_group, description="Step errors and calibration of PRMs")
+    register("calibrate", calibrate_command, description="Calibrate a PRM on rollout rates")

@@ -1,0 +1,237 @@
+"""PRM analysis: metrics by hand, ProcessBench and calibration from the command line, and the
+calibrated PRM beating the uncalibrated one on the bundled world."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+
+import pytest
+
+from prmh.analysis import (
+    calibration_scores,
+    first_error,
+    pearson,
+    pearson_interval,
+    processbench_scores,
+    quantile_coverage,
+)
+
+
+def test_processbench_metrics_by_hand():
+    probs = [[0.9, 0.2, 0.1], [0.9, 0.8], [0.3, 0.9], [0.9, 0.9, 0.9]]
+    labels = [1, -1, 1, 2]
+    assert [first_error(p, 0.5) for p in probs] == [1, -1, 0, -1]
+    r = processbench_scores(probs, labels, 0.5)
+    # erroneous: #0 right (1), #2 wrong (0 != 1), #3 wrong (-1 != 2): 1/3; correct: #1 right
+    assert r["error_accuracy"] == pytest.approx(1 / 3) and r["correct_accuracy"] == 1.0
+    assert r["f1"] == pytest.approx(2 * (1 / 3) * 1 / (1 / 3 + 1))
+    assert (r["erroneous"], r["correct"]) == (3, 1)
+
+
+def test_calibration_metrics_by_hand():
+    r = calibration_scores([0.05, 0.15, 0.95, 0.85], [0.0, 0.0, 1.0, 0.5], bins=10)
+    # bins 0, 1, 9, 8, one point each: ECE = mean |p - y|
+    assert r["ece"] == pytest.approx((0.05 + 0.15 + 0.05 + 0.35) / 4)
+    assert r["brier"] == pytest.approx((0.05**2 + 0.15**2 + 0.05**2 + 0.35**2) / 4)
+    assert [d["count"] for d in r["diagram"]] == [1, 1, 1, 1]
+    assert calibration_scores([0.5] * 4, [0.5] * 4)["ece"] == 0.0
+    coverage = quantile_coverage([[0.1, 0.5, 0.9]] * 4, [0.0, 0.3, 0.6, 1.0], (0.1, 0.5, 0.9))
+    assert coverage == {"0.1": 0.25, "0.5": 0.5, "0.9": 0.75}
+
+
+def test_pearson_by_hand():
+    assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(pearson([1, 1, 1], [1, 2, 3]))
+    r = pearson_interval([0.1, 0.9, 0.2, 0.8, 0.3, 0.7] * 5, [0, 1, 0, 1, 0, 1] * 5)
+    assert r["low"] <= r["r"] <= r["high"] and r["r"] > 0.9
+
+
+@pytest.fixture
+def keyword_prm(tmp_path, monkeypatch):
+    """A PRM plugin installed for this test: a step mentioning 'wrong' scores 0.1."""
+    root = tmp_path / "plugin"
+    root.mkdir()
+    (root / "keyword_prm.py").write_text(
+        textwrap.dedent("""
+        from prmh import StepScores, hookimpl
+
+        class Keyword:
+            def score(self, requests):
+                return [StepScores(tuple(0.1 if "wrong" in s else 0.9 for s in r.steps))
+                        for r in requests]
+
+        @hookimpl
+        def prmh_register_prm(register):
+            register("keyword", Keyword)
+    """)
+    )
+    info = root / "keyword_prm-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: keyword-prm\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[prmh]\nkeyword = keyword_prm\n")
+    monkeypatch.syspath_prepend(str(root))
+
+
+def test_processbench_from_the_command_line(cli, keyword_prm, tmp_path):
+    rows = [
+        {
+            "id": "a",
+            "problem": "P",
+            "steps": ["ok", "wrong", "x"],
+            "label": 1,
+            "final_answer_correct": False,
+        },
+        {
+            "id": "b",
+            "problem": "P",
+            "steps": ["ok", "ok"],
+            "label": -1,
+            "final_answer_correct": True,
+        },
+        {"id": "c", "problem": "P", "steps": ["wrong"], "label": 0, "final_answer_correct": False},
+    ]
+    data = tmp_path / "pb.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plot = tmp_path / "pb.png"
+    result = cli(
+        "analyze",
+        "processbench",
+        "--prm",
+        "keyword",
+        "--task",
+        "processbench-gsm8k",
+        "--task",
+        "processbench-math",
+        "-T",
+        f"data={data}",
+        "--pick-on",
+        "processbench-gsm8k",
+        "--plot",
+        str(plot),
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)["keyword"]
+    fixed = metrics["tasks"]["processbench-math"]["fixed"]
+    assert (fixed["error_accuracy"], fixed["correct_accuracy"], fixed["f1"]) == (1.0, 1.0, 1.0)
+    assert 0.1 < metrics["picked_threshold"] <= 0.9
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    records = list((cli.results_dir / "runs").glob("*.json"))
+    assert json.loads(records[0].read_text())["metrics"]["processbench"]["keyword"]
+    bad = cli("analyze", "processbench", "--prm", "keyword", "--task", "arith")
+    assert bad.exit_code == 2 and "has no ProcessBench samples" in bad.output
+
+
+def test_calibrating_a_trained_prm_lowers_its_calibration_error(cli, tmp_path):
+    """The bundled world end to end: rollouts, labels, a trained PRM, its calibration, and the
+    report on held-out rollouts."""
+    pytest.importorskip("torch")
+    from prmh.testing import tiny_qwen2, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    base = tmp_path / "base"
+    tiny_qwen2(tokenizer, hidden=64, layers=2).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    train_rollouts, test_rollouts = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    assert (
+        cli(
+            "rollout",
+            "-T",
+            "split=train",
+            "--limit",
+            "40",
+            "-n",
+            "4",
+            "-k",
+            "8",
+            "--out",
+            str(train_rollouts),
+        ).exit_code
+        == 0
+    )
+    assert (
+        cli(
+            "rollout",
+            "-T",
+            "split=test",
+            "--limit",
+            "25",
+            "-n",
+            "4",
+            "-k",
+            "8",
+            "--out",
+            str(test_rollouts),
+        ).exit_code
+        == 0
+    )
+    labels = tmp_path / "labels.jsonl"
+    assert (
+        cli(
+            "label",
+            "-T",
+            "split=train",
+            "--limit",
+            "40",
+            "-n",
+            "4",
+            "--labeler",
+            "mc-hard",
+            "--out",
+            str(labels),
+        ).exit_code
+        == 0
+    )
+    prm, calibrated = tmp_path / "prm", tmp_path / "calibrated"
+    trained = cli(
+        "train",
+        "--data",
+        str(labels),
+        "--model",
+        str(base),
+        "--out",
+        str(prm),
+        "--full",
+        "--loss",
+        "bce",
+        "--epochs",
+        "3",
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        "16",
+    )
+    assert trained.exit_code == 0, trained.output
+    fitted = cli(
+        "calibrate",
+        "--rollouts",
+        str(train_rollouts),
+        "--prm",
+        str(prm),
+        "--out",
+        str(calibrated),
+        "--epochs",
+        "3",
+        "--lr",
+        "1e-3",
+    )
+    assert fitted.exit_code == 0, fitted.output
+    report = cli(
+        "analyze",
+        "calibration",
+        "--prm",
+        str(prm),
+        "--prm",
+        str(calibrated),
+        "--rollouts",
+        str(test_rollouts),
+        "--json",
+    )
+    assert report.exit_code == 0, report.output
+    before, after = json.loads(report.output)
+    assert after["ece"] < before["ece"] and after["brier"] < before["brier"]
+    assert "coverage" in after and "coverage" not in before
+    assert 0.3 < after["coverage"]["0.5"] < 0.7

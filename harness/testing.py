@@ -85,7 +85,7 @@ def tiny_qwen2(tokenizer: Any, *, hidden: int = 32, layers: int = 2, seed: int =
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=1024,
+        max_position_embeddings=4096,
         tie_word_embeddings=False,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,

@@ -352,13 +352,213 @@ def calibration_command() -> click.Command:
     return calibration
 
 
+DEFAULT_THRESHOLDS = "128,256,512,1024,1536,2048"
+AGGREGATIONS = ("mean", "min", "last", "whole")
+
+
+def truncate(text: str, threshold: int, tokenizer: Any) -> str:
+    """The first ``threshold`` tokens of ``text`` (the PRM's tokenizer; words and punctuation
+    marks for PRMs without one)."""
+    if tokenizer is None:
+        import re
+
+        return "".join(re.findall(r"\s*(?:\w+|[^\w\s])", text)[:threshold])
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    return tokenizer.decode(ids[:threshold], skip_special_tokens=True)
+
+
+def partial_scores(
+    prm: Any,
+    splitter: Any,
+    problem: Any,
+    text: str,
+    thresholds: list[int],
+    one_pass: bool,
+    whole: bool = True,
+) -> tuple[list[list[float]], list[float], int]:
+    """Step scores of the full solution and of its truncations (full first), the ``whole``
+    score of each truncation, and the forward tokens spent. With ``one_pass`` and a causal
+    transformers PRM, every truncation comes from the full solution's single pass (a solution
+    longer than the PRM's ``max_length`` is rescored, since it would be truncated)."""
+    from prmh import ScoreRequest
+
+    scorer = getattr(prm.instance, "scorer", None)
+    tokenizer = getattr(scorer, "tokenizer", None)
+    texts = [truncate(text, t, tokenizer) for t in thresholds]
+    steps = [tuple(splitter.split(text))] + [tuple(splitter.split(t)) for t in texts]
+    recipe = getattr(prm.instance, "recipe", None)
+    encoded = [recipe.encode(problem.question, list(s)) for s in steps] if scorer else []
+    if one_pass and scorer is not None and len(encoded[0].ids) <= scorer.max_length:
+        full, variants = scorer.score_variants(
+            encoded[0], encoded[1:], getattr(recipe, "good_bad", None)
+        )
+        step_probs = [full, *variants]
+        tokens = len(encoded[0].ids) + sum(
+            len(e.ids) - _shared(encoded[0].ids, e.ids) for e in encoded[1:]
+        )
+    else:
+        scored = prm.instance.score([ScoreRequest(problem, s) for s in steps])
+        step_probs = [list(x.probs) for x in scored]
+        tokens = sum(x.num_tokens for x in scored)
+    if not whole:
+        return step_probs, [], tokens
+    wholes = prm.instance.score(
+        [ScoreRequest(problem, (t.strip(),) if t.strip() else ()) for t in texts]
+    )
+    return step_probs, [w.probs[0] if w.probs else 0.0 for w in wholes], tokens
+
+
+def _shared(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return min(n, len(b) - 1)
+
+
+def _aggregate(probs: list[float], how: str) -> float:
+    if not probs:
+        return 0.0
+    return {"mean": sum(probs) / len(probs), "min": min(probs), "last": probs[-1]}[how]
+
+
+def correlation_command() -> click.Command:
+    @click.command("correlation")
+    @_prm_options
+    @click.option("--task", "task_name", default="arith", show_default=True)
+    @click.option("-T", "task_args", multiple=True, metavar="KEY=VALUE")
+    @click.option("--generator", "generator_name", default="sim", show_default=True)
+    @click.option("-G", "generator_args", multiple=True, metavar="KEY=VALUE")
+    @click.option("--splitter", "splitter_name", default="double-newline", show_default=True)
+    @click.option("--limit", type=int, default=50, show_default=True)
+    @click.option("-n", "--samples", type=int, default=8, show_default=True)
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option(
+        "--thresholds",
+        default=DEFAULT_THRESHOLDS,
+        show_default=True,
+        help="Token counts at which solutions are cut (the PRM's tokenizer).",
+    )
+    @click.option(
+        "--method",
+        type=click.Choice(["one-pass", "rescore"]),
+        default="one-pass",
+        show_default=True,
+        help="How partial solutions are scored (same numbers).",
+    )
+    def correlation(
+        prm_specs, prm_args, results_dir, plot, as_json, method, thresholds, **source
+    ) -> None:
+        """How well scores of partial solutions predict final correctness: solutions cut at
+        token thresholds, scored, aggregated (mean, min, last, and whole: the cut text scored
+        as one block), and correlated (Pearson, bootstrap interval over problems) with
+        correctness and with the full solution's score."""
+        from prmh.analysis import pearson_interval
+        from prmh.plugins.workflows import Source
+
+        try:
+            cuts = sorted({int(t) for t in thresholds.split(",") if t.strip()})
+        except ValueError:
+            raise PrmhError(f"--thresholds must be whole numbers, got {thresholds!r}.") from None
+        if not cuts or cuts[0] < 1:
+            raise PrmhError("--thresholds must be positive token counts.")
+        run = Scoring(prm_specs, prm_args, results_dir, "correlation")
+        solutions = Source({**source, "results_dir": results_dir}).solutions_for_analysis()
+        splitter = run.registry.create("splitter", source["splitter_name"]).instance
+        correct = [float(c) for *_, c in solutions]
+        groups = [p.id for p, *_ in solutions]
+        results: dict[str, Any] = {}
+        for label, prm in run.prms:
+            scores = {a: {t: [] for t in cuts} for a in AGGREGATIONS}
+            full_scores = {a: [] for a in AGGREGATIONS}
+            tokens = 0
+            for problem, generation, _ in solutions:
+                step_probs, wholes, spent = partial_scores(
+                    prm, splitter, problem, generation.text, cuts, method == "one-pass"
+                )
+                tokens += spent
+                for a in ("mean", "min", "last"):
+                    full_scores[a].append(_aggregate(step_probs[0], a))
+                    for t, probs in zip(cuts, step_probs[1:], strict=True):
+                        scores[a][t].append(_aggregate(probs, a))
+                full_scores["whole"].append(wholes[-1])
+                for t, w in zip(cuts, wholes, strict=True):
+                    scores["whole"][t].append(w)
+            table = {
+                a: {
+                    str(t): {
+                        "correctness": pearson_interval(scores[a][t], correct, groups),
+                        "full_score": pearson_interval(scores[a][t], full_scores[a], groups),
+                    }
+                    for t in cuts
+                }
+                | {"full": {"correctness": pearson_interval(full_scores[a], correct, groups)}}
+                for a in AGGREGATIONS
+            }
+            results[label] = {
+                "correlations": table,
+                "forward_tokens": tokens,
+                "solutions": len(solutions),
+                "method": method,
+            }
+
+        def draw(path: Path) -> None:
+            plt = _pyplot()
+            figure, axis = plt.subplots(figsize=(6, 4))
+            for label, result in results.items():
+                for a in AGGREGATIONS:
+                    r = [result["correlations"][a][str(t)]["correctness"]["r"] for t in cuts]
+                    axis.plot(cuts, r, marker=".", label=f"{label} · {a}")
+            axis.set_xscale("log", base=2)
+            axis.set_xlabel("tokens of the solution kept")
+            axis.set_ylabel("Pearson r with correctness")
+            axis.legend(fontsize=7)
+            figure.tight_layout()
+            figure.savefig(path, dpi=100)
+            plt.close(figure)
+
+        path = run.finish({"correlation": results}, plot, draw)
+        if as_json:
+            click.echo(json.dumps(results, indent=1))
+            return
+        for label, result in results.items():
+
+            def cell(entry: dict[str, float]) -> str:
+                return f"{entry['r']:.3f} [{entry['low']:.2f}, {entry['high']:.2f}]"
+
+            rows = [
+                [
+                    f"tau={t}",
+                    *[cell(result["correlations"][a][str(t)]["correctness"]) for a in AGGREGATIONS],
+                ]
+                for t in cuts
+            ]
+            rows.append(
+                [
+                    "full solution",
+                    *[cell(result["correlations"][a]["full"]["correctness"]) for a in AGGREGATIONS],
+                ]
+            )
+            _table(
+                f"{label}: Pearson r of partial-solution scores with correctness "
+                f"({result['solutions']} solutions, {result['forward_tokens']} forward tokens)",
+                ["threshold", *AGGREGATIONS],
+                rows,
+            )
+        click.echo(f"plot: {path}; record: {run.record.path}")
+
+    return correlation
+
+
 def analyze_group() -> click.Group:
     @click.group("analyze")
     def analyze() -> None:
-        """Analyse PRMs: step errors (ProcessBench) and calibration against rollouts."""
+        """Analyse PRMs: step errors, calibration, and reliability on partial solutions."""
 
     analyze.add_command(processbench_command())
     analyze.add_command(calibration_command())
+    analyze.add_command(correlation_command())
     return analyze
 
 

@@ -120,6 +120,13 @@ class Source:
         )
         return [(p, i, g, s, verdicts[(s.answer, p.answer)]) for p, i, g, s in rows]
 
+    def solutions_for_analysis(self) -> list[tuple[Any, Any, bool]]:
+        """(problem, generation, correct) for every finished solution; closes the source."""
+        try:
+            return [(p, g, correct) for p, _, g, _, correct in self.solutions()]
+        finally:
+            self.close()
+
     def close(self) -> None:
         self.pool.close()
         self.store.close()

@@ -235,3 +235,34 @@ def test_calibrating_a_trained_prm_lowers_its_calibration_error(cli, tmp_path):
     assert after["ece"] < before["ece"] and after["brier"] < before["brier"]
     assert "coverage" in after and "coverage" not in before
     assert 0.3 < after["coverage"]["0.5"] < 0.7
+
+
+def test_correlation_from_the_command_line(cli, tmp_path):
+    args = [
+        "analyze",
+        "correlation",
+        "--prm",
+        "oracle:noise=1",
+        "--limit",
+        "15",
+        "-n",
+        "4",
+        "--thresholds",
+        "6,12,24,200",
+        "--json",
+    ]
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(result.output).values()
+    table = entry["correlations"]
+    assert set(table) == {"mean", "min", "last", "whole"}
+    for how in table:
+        assert set(table[how]) == {"6", "12", "24", "200", "full"}
+        # cut past the end, a solution is whole again: the same score as the full solution
+        assert table[how]["200"]["full_score"]["r"] == pytest.approx(1.0)
+    # an exact-ish PRM: late cuts predict correctness better than early ones
+    assert table["min"]["200"]["correctness"]["r"] > table["min"]["6"]["correctness"]["r"]
+    rescored = cli(*args, "--method", "rescore")
+    assert json.loads(rescored.output)["oracle:noise=1"]["correlations"] == table
+    bad = cli("analyze", "correlation", "--prm", "oracle", "--thresholds", "0,5")
+    assert bad.exit_code == 2 and "positive token counts" in bad.output

@@ -433,3 +433,33 @@ def test_a_solution_without_steps_gets_no_scores(registry, checkpoints, recipe):
     prm = build(registry, checkpoints, recipe)
     empty, full = score(prm, (), STEPS)
     assert empty.probs == () and len(full.probs) == len(STEPS)
+
+
+@pytest.mark.parametrize("recipe", ["qwen-math-prm", "math-shepherd", "value-head", "skywork"])
+def test_truncations_from_one_pass_equal_truncate_and_rescore(registry, checkpoints, recipe):
+    from prmh.plugins.analysis_commands import partial_scores
+
+    prm = registry.create(
+        "prm", recipe, {"model": checkpoints[RECIPES[recipe][0]], **RECIPES[recipe][1]}
+    )
+    splitter = registry.create("splitter", "double-newline").instance
+    text = "\n\n".join(STEPS) + "\n\nSo the total stays 19 apples in the end."
+    cuts = [3, 7, 12, 20, 26, 40, 500]
+    one, whole_one, tokens_one = partial_scores(prm, splitter, PROBLEM, text, cuts, True)
+    many, whole_many, tokens_many = partial_scores(prm, splitter, PROBLEM, text, cuts, False)
+    assert len(one) == len(many) == len(cuts) + 1
+    for a, b in zip(one, many, strict=True):
+        assert a == pytest.approx(b, abs=1e-5)
+    assert whole_one == whole_many
+    assert tokens_one < tokens_many
+
+
+def test_one_pass_falls_back_when_a_solution_exceeds_max_length(registry, checkpoints):
+    from prmh.plugins.analysis_commands import partial_scores
+
+    prm = registry.create("prm", "math-shepherd", {"model": checkpoints["lm"], "max_length": 30})
+    splitter = registry.create("splitter", "double-newline").instance
+    text = "\n\n".join(STEPS)
+    one, _, _ = partial_scores(prm, splitter, PROBLEM, text, [5, 10, 100], True)
+    many, _, _ = partial_scores(prm, splitter, PROBLEM, text, [5, 10, 100], False)
+    assert one == many  # the same (truncated) scoring, not scores past the limit

@@ -208,6 +208,57 @@ class HFScorer:
                 start = stop
         return [r for r in results if r is not None]
 
+    def score_variants(
+        self, full: Encoded, variants: Sequence[Encoded], good_bad: tuple[int, int] | None = None
+    ) -> tuple[list[float], list[list[float]]]:
+        """Scores of a solution and of variants of it that share a token prefix with it (its
+        truncations), from one forward pass: each variant reuses the full pass's KV cache up to
+        the tokens they share and runs only its own tail. Equal to scoring each variant alone,
+        for a causal model. No truncation to ``max_length`` is applied here."""
+        import torch
+
+        rows = bias = None
+        if self.head == "lm":
+            out = self.model.get_output_embeddings()
+            rows = out.weight[list(good_bad)]
+            bias = out.bias[list(good_bad)] if getattr(out, "bias", None) is not None else None
+
+        def read(hidden: Any, positions: list[int]) -> list[float]:
+            if not positions:
+                return []
+            where = torch.tensor(positions, dtype=torch.long, device=self.device)
+            return self._read(hidden[0, where], rows, bias).float().cpu().tolist()
+
+        with torch.inference_mode():
+            output = self.backbone(
+                input_ids=torch.tensor([full.ids], device=self.device), use_cache=True
+            )
+            hidden, cache = output.last_hidden_state, output.past_key_values
+            scores = read(hidden, full.positions)
+            shared = []
+            for v in variants:
+                n = 0
+                for a, b in zip(full.ids, v.ids, strict=False):
+                    if a != b:
+                        break
+                    n += 1
+                shared.append(min(n, len(v.ids) - 1))  # at least one token of tail to run
+            results: list[list[float]] = [[] for _ in variants]
+            for i in sorted(range(len(variants)), key=lambda i: -shared[i]):
+                v, n = variants[i], shared[i]
+                _crop(cache, n)  # only shrinks: variants go from the longest shared prefix down
+                tail = self.backbone(
+                    input_ids=torch.tensor([v.ids[n:]], device=self.device),
+                    past_key_values=cache,
+                    use_cache=True,
+                    position_ids=torch.arange(n, len(v.ids), device=self.device)[None],
+                ).last_hidden_state
+                _crop(cache, n)
+                before = [p for p in v.positions if p < n]
+                after = [p - n for p in v.positions if p >= n]
+                results[i] = read(hidden, before) + read(tail, after)
+        return scores, results
+
     def _read(self, h: Any, rows: Any, bias: Any) -> Any:
         import torch
 
@@ -234,6 +285,14 @@ class HFScorer:
         first = len(enc.positions) - len(kept)
         keep = [max(0, k - first) for k in range(len(enc.positions))]
         return Encoded(enc.ids[cut:], kept), True, keep
+
+
+def _crop(cache: Any, length: int) -> None:
+    """Keep the first ``length`` positions of a KV cache (a negative crop removes that many
+    tokens, in every transformers version)."""
+    remove = cache.get_seq_length() - length
+    if remove > 0:
+        cache.crop(-remove)
 
 
 def head_model(backbone: Any, layer: Any, head: str) -> Any:

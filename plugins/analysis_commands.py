@@ -99,7 +99,16 @@ class Scoring:
         return path
 
 
-def _pyplot() -> Any:
+def line_plot(
+    path: Path,
+    lines: list[tuple[list, list, str]],
+    xlabel: str,
+    ylabel: str,
+    *,
+    diagonal: bool = False,
+    log2x: bool = False,
+) -> None:
+    """A PNG of labelled lines (xs, ys, label); ``diagonal`` adds the y = x reference."""
     try:
         import matplotlib
 
@@ -107,7 +116,19 @@ def _pyplot() -> Any:
         import matplotlib.pyplot as plt
     except ImportError as e:
         raise PrmhError("plots need matplotlib: pip install 'prmh[analysis]'.") from e
-    return plt
+    figure, axis = plt.subplots(figsize=(5, 5) if diagonal else (6, 4))
+    if diagonal:
+        axis.plot([0, 1], [0, 1], color="#999", linestyle="--", label="calibrated")
+    for xs, ys, label in lines:
+        axis.plot(xs, ys, marker="o" if diagonal else ".", label=label)
+    if log2x:
+        axis.set_xscale("log", base=2)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
@@ -210,22 +231,16 @@ def processbench_command() -> click.Command:
         picked_note = "" if not pick_on else f"; picked on {pick_on}"
 
         def draw(path: Path) -> None:
-            plt = _pyplot()
-            figure, axis = plt.subplots(figsize=(6, 4))
-            for label, result in results.items():
-                for name, entry in result["tasks"].items():
-                    axis.plot(
-                        [r["threshold"] for r in entry["sweep"]],
-                        [r["f1"] for r in entry["sweep"]],
-                        marker=".",
-                        label=f"{label} · {name}",
-                    )
-            axis.set_xlabel("threshold")
-            axis.set_ylabel("ProcessBench F1")
-            axis.legend(fontsize=7)
-            figure.tight_layout()
-            figure.savefig(path, dpi=100)
-            plt.close(figure)
+            lines = [
+                (
+                    [r["threshold"] for r in e["sweep"]],
+                    [r["f1"] for r in e["sweep"]],
+                    f"{label} · {name}",
+                )
+                for label, result in results.items()
+                for name, e in result["tasks"].items()
+            ]
+            line_plot(path, lines, "threshold", "ProcessBench F1")
 
         path = run.finish({"processbench": results}, plot, draw)
         if as_json:
@@ -309,22 +324,15 @@ def calibration_command() -> click.Command:
             results.append(entry)
 
         def draw(path: Path) -> None:
-            plt = _pyplot()
-            figure, axis = plt.subplots(figsize=(5, 5))
-            axis.plot([0, 1], [0, 1], color="#999", linestyle="--", label="calibrated")
-            for entry in results:
-                axis.plot(
-                    [d["predicted"] for d in entry["diagram"]],
-                    [d["observed"] for d in entry["diagram"]],
-                    marker="o",
-                    label=f"{entry['prm']} (ECE {entry['ece']:.3f})",
+            lines = [
+                (
+                    [d["predicted"] for d in e["diagram"]],
+                    [d["observed"] for d in e["diagram"]],
+                    f"{e['prm']} (ECE {e['ece']:.3f})",
                 )
-            axis.set_xlabel("PRM score")
-            axis.set_ylabel("rollout success rate")
-            axis.legend(fontsize=7)
-            figure.tight_layout()
-            figure.savefig(path, dpi=100)
-            plt.close(figure)
+                for e in results
+            ]
+            line_plot(path, lines, "PRM score", "rollout success rate", diagonal=True)
 
         summary = [{k: v for k, v in e.items() if k != "diagram"} for e in results]
         path = run.finish({"calibration": summary, "diagrams": results}, plot, draw)
@@ -504,19 +512,18 @@ def correlation_command() -> click.Command:
             }
 
         def draw(path: Path) -> None:
-            plt = _pyplot()
-            figure, axis = plt.subplots(figsize=(6, 4))
-            for label, result in results.items():
-                for a in AGGREGATIONS:
-                    r = [result["correlations"][a][str(t)]["correctness"]["r"] for t in cuts]
-                    axis.plot(cuts, r, marker=".", label=f"{label} · {a}")
-            axis.set_xscale("log", base=2)
-            axis.set_xlabel("tokens of the solution kept")
-            axis.set_ylabel("Pearson r with correctness")
-            axis.legend(fontsize=7)
-            figure.tight_layout()
-            figure.savefig(path, dpi=100)
-            plt.close(figure)
+            lines = [
+                (
+                    cuts,
+                    [result["correlations"][a][str(t)]["correctness"]["r"] for t in cuts],
+                    f"{label} · {a}",
+                )
+                for label, result in results.items()
+                for a in AGGREGATIONS
+            ]
+            line_plot(
+                path, lines, "tokens of the solution kept", "Pearson r with correctness", log2x=True
+            )
 
         path = run.finish({"correlation": results}, plot, draw)
         if as_json:

@@ -77,12 +77,7 @@ def train(
 
     require_hf("prmh train")
     import torch
-    from transformers import (
-        AutoModel,
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        get_cosine_schedule_with_warmup,
-    )
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     from prmh.plugins.hf_models import resolve_checkpoint
     from prmh.plugins.prms.recipes import TaggedRecipe
@@ -159,15 +154,57 @@ def train(
         )
     backbone.to(device)
     head.to(device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+    decoder = backbone.get_decoder() if lm else backbone
+
+    def batch_loss(batch: list[int]) -> Any:
+        chosen = [examples[i] for i in batch]
+        return _batch_loss(torch, decoder, head, loss_fn, chosen, tokenizer, device, autocast)
+
+    step, losses = _optimise(
+        torch,
+        {"backbone": backbone, "head": head},
+        [len(e.ids) for e, _ in examples],
+        batch_loss,
+        config,
+        out,
+        resume,
+        on_step,
+    )
+    _save(backbone, None if lm else head, tokenizer, out, config, separator)
+    return {
+        "steps": step,
+        "losses": losses,
+        "examples": len(examples),
+        "skipped_too_long": len(items) - len(examples),
+        "added_separator": bool(added),
+    }
+
+
+def _optimise(
+    torch: Any,
+    modules: dict[str, Any],
+    lengths: list[int],
+    batch_loss: Callable[[list[int]], Any],
+    config: TrainConfig,
+    out: Path,
+    resume: bool,
+    on_step: Callable[[int, int, float], None] | None,
+) -> tuple[int, list[float]]:
+    """The training loop both trainers share: length-bucketed batches, gradient accumulation,
+    AdamW with a cosine schedule after warmup, clipping, checkpoints of every trainable weight
+    with the optimiser, schedule and RNG state, and an exact resume."""
+    from transformers import get_cosine_schedule_with_warmup
+
     seen: set[int] = set()
     params = [
         p
-        for p in [*backbone.parameters(), *head.parameters()]
+        for m in modules.values()
+        for p in m.parameters()
         if p.requires_grad and id(p) not in seen and not seen.add(id(p))
     ]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
-    lengths = [len(e.ids) for e, _ in examples]
-    per_epoch = math.ceil(math.ceil(len(examples) / config.batch_size) / config.grad_accum)
+    per_epoch = math.ceil(math.ceil(len(lengths) / config.batch_size) / config.grad_accum)
     total = (
         config.max_steps if config.max_steps is not None else math.ceil(per_epoch * config.epochs)
     )
@@ -176,23 +213,27 @@ def train(
     )
     out.mkdir(parents=True, exist_ok=True)
     step, losses = 0, []
-    trainable = {n for n, p in backbone.named_parameters() if p.requires_grad}
+    trainable = {
+        name: {n for n, p in m.named_parameters() if p.requires_grad} for name, m in modules.items()
+    }
     if resume and (out / CHECKPOINT).is_file():
-        saved = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
-        backbone.load_state_dict(saved["backbone"], strict=False)
-        head.load_state_dict(saved["head"])
+        saved = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=False)
+        for name, m in modules.items():
+            m.load_state_dict(saved["modules"][name], strict=False)
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         step, losses = saved["step"], saved["losses"]
         torch.set_rng_state(saved["rng"])
 
     def checkpoint() -> None:
-        state = {n: p for n, p in backbone.state_dict().items() if n in trainable}
         tmp = out / (CHECKPOINT + ".tmp")
+        state = {
+            name: {n: p for n, p in m.state_dict().items() if n in trainable[name]}
+            for name, m in modules.items()
+        }
         torch.save(
             {
-                "backbone": state,
-                "head": head.state_dict(),
+                "modules": state,
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "step": step,
@@ -203,8 +244,8 @@ def train(
         )
         tmp.replace(out / CHECKPOINT)
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
-    backbone.train()
+    for m in modules.values():
+        m.train()
     micro = 0
     epoch = 0
     while step < total:
@@ -212,19 +253,7 @@ def train(
             if micro < step * config.grad_accum:  # resuming: replay the order, skip the work
                 micro += 1
                 continue
-            loss = (
-                _batch_loss(
-                    torch,
-                    backbone.get_decoder() if lm else backbone,
-                    head,
-                    loss_fn,
-                    [examples[i] for i in batch],
-                    tokenizer,
-                    device,
-                    autocast,
-                )
-                / config.grad_accum
-            )
+            loss = batch_loss(batch) / config.grad_accum
             loss.backward()
             micro += 1
             if micro % config.grad_accum == 0:
@@ -242,14 +271,7 @@ def train(
                     break
         epoch += 1
         checkpoint()
-    _save(backbone, None if lm else head, tokenizer, out, config, separator)
-    return {
-        "steps": step,
-        "losses": losses,
-        "examples": len(examples),
-        "skipped_too_long": len(items) - len(examples),
-        "added_separator": bool(added),
-    }
+    return step, losses
 
 
 def _batch_loss(

@@ -368,3 +368,93 @@ def _save(
     )
     options = {"separator": separator, "query_template": config.query_template}
     write_prm_config(out, "value-head", options)
+
+
+def train_generator(
+    pairs: list[tuple[str, str]],
+    base: str,
+    out: Path,
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Supervised fine-tuning of a causal LM on (prompt, completion) pairs: the loss is on the
+    completion's tokens and the end-of-sequence token only. Saves a model ``-G model=OUT`` reads
+    (LoRA merged)."""
+    from prmh.plugins.hf_models import quiet_transformers, require_hf, resolve_checkpoint
+
+    require_hf("generator training")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prmh.plugins.hf_models import device_and_dtype
+
+    if not pairs:
+        raise PrmhError("no (prompt, completion) pairs to train on.")
+    quiet_transformers()
+    torch.manual_seed(config.seed)
+    device, _ = device_and_dtype(config.device, config.dtype)
+    path, _ = resolve_checkpoint(base, None)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise PrmhError(f"the tokenizer of {base!r} has no end-of-sequence token.")
+    examples = []
+    for prompt, completion in pairs:
+        context = tokenizer.encode(prompt)
+        target = [*tokenizer.encode(completion, add_special_tokens=False), eos]
+        if len(context) + len(target) <= config.max_length:
+            examples.append((context + target, len(context)))
+    if not examples:
+        raise PrmhError(f"every example is longer than max_length={config.max_length}.")
+    if config.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=0.1,
+                target_modules=_targets(model, config.lora_layers),
+            ),
+        )
+    model.to(device)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+
+    def batch_loss(batch: list[int]) -> Any:
+        chosen = [examples[i] for i in batch]
+        width = max(len(ids) for ids, _ in chosen)
+        ids = torch.full((len(chosen), width), pad, dtype=torch.long)
+        labels = torch.full((len(chosen), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(chosen), width), dtype=torch.long)
+        for row, (seq, prompt_length) in enumerate(chosen):
+            ids[row, : len(seq)] = torch.tensor(seq)
+            labels[row, prompt_length : len(seq)] = torch.tensor(seq[prompt_length:])
+            mask[row, : len(seq)] = 1
+        return model(
+            input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)
+        ).loss
+
+    step, losses = _optimise(
+        torch,
+        {"model": model},
+        [len(ids) for ids, _ in examples],
+        batch_loss,
+        config,
+        out,
+        resume,
+        on_step,
+    )
+    merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+    merged.eval()
+    merged.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return {
+        "steps": step,
+        "losses": losses,
+        "examples": len(examples),
+        "skipped_too_long": len(pairs) - len(examples),
+    }

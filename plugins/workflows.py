@@ -378,8 +378,80 @@ def train_command() -> click.Command:
     return train
 
 
+def train_generator_command() -> click.Command:
+    @click.command("train-generator")
+    @click.option("--task", "task_name", default="arith", show_default=True)
+    @_kv("-T", "task_args", "task")
+    @click.option("--limit", type=int, default=None, help="Use the first N problems.")
+    @click.option("--model", "base", required=True, help="Base causal LM (directory or Hub id).")
+    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+    @click.option("--lora/--full", default=False, show_default=True)
+    @click.option("--epochs", type=float, default=2.0, show_default=True)
+    @click.option("--max-steps", type=int, default=None)
+    @click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True)
+    @click.option("--batch-size", type=int, default=32, show_default=True)
+    @click.option("--max-length", type=int, default=512, show_default=True)
+    @click.option("--seed", type=int, default=0, show_default=True)
+    def train_generator(
+        task_name: str,
+        task_args: tuple[str, ...],
+        limit: int | None,
+        base: str,
+        out: Path,
+        lora: bool,
+        epochs: float,
+        max_steps: int | None,
+        learning_rate: float,
+        batch_size: int,
+        max_length: int,
+        seed: int,
+    ) -> None:
+        """Fine-tune a generator on a task's gold step-by-step solutions (the task's prompt,
+        then the gold steps separated by blank lines)."""
+        from prmh.matrix import parse_assignment
+        from prmh.plugins.training import TrainConfig
+        from prmh.plugins.training import train_generator as run
+        from prmh.registry import load_registry
+
+        task = (
+            load_registry()
+            .create("task", task_name, dict(parse_assignment(a) for a in task_args))
+            .instance
+        )
+        problems = [p for p in task.problems(limit) if p.steps]
+        if not problems:
+            raise PrmhError(f"task {task_name!r} has no gold steps to train a generator on.")
+        pairs = [(task.prompt(p), "\n\n".join(p.steps)) for p in problems]
+        summary = run(
+            pairs,
+            base,
+            out,
+            TrainConfig(
+                lora=lora,
+                epochs=epochs,
+                max_steps=max_steps,
+                learning_rate=learning_rate,
+                batch_size=batch_size,
+                max_length=max_length,
+                seed=seed,
+            ),
+        )
+        losses = summary["losses"]
+        click.echo(
+            f"trained {summary['steps']} steps on {summary['examples']} solutions (loss "
+            f"{losses[0]:.4f} -> {losses[-1]:.4f}); saved {out} (use: -G model={out})"
+        )
+
+    return train_generator
+
+
 @hookimpl
 def prmh_register_command(register):
     register("rollout", rollout_command, description="Monte Carlo rollouts of step prefixes")
     register("label", label_command, description="Step labels from a labeler, as a training file")
     register("train", train_command, description="Train a PRM from step-labelled data")
+    register(
+        "train-generator",
+        train_generator_command,
+        description="Fine-tune a generator on a task's gold solutions",
+    )

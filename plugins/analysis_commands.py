@@ -389,6 +389,7 @@ def partial_scores(
     transformers PRM, every truncation comes from the full solution's single pass (a solution
     longer than the PRM's ``max_length`` is rescored, since it would be truncated)."""
     from prmh import ScoreRequest
+    from prmh.plugins.prms.hf import shared_prefix
 
     scorer = getattr(prm.instance, "scorer", None)
     tokenizer = getattr(scorer, "tokenizer", None)
@@ -402,7 +403,7 @@ def partial_scores(
         )
         step_probs = [full, *variants]
         tokens = len(encoded[0].ids) + sum(
-            len(e.ids) - _shared(encoded[0].ids, e.ids) for e in encoded[1:]
+            len(e.ids) - shared_prefix(encoded[0].ids, e.ids) for e in encoded[1:]
         )
     else:
         scored = prm.instance.score([ScoreRequest(problem, s) for s in steps])
@@ -414,15 +415,6 @@ def partial_scores(
         [ScoreRequest(problem, (t.strip(),) if t.strip() else ()) for t in texts]
     )
     return step_probs, [w.probs[0] if w.probs else 0.0 for w in wholes], tokens
-
-
-def _shared(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return min(n, len(b) - 1)
 
 
 def _aggregate(probs: list[float], how: str) -> float:

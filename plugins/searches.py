@@ -36,13 +36,6 @@ def _scored(ctx, problems: list[Problem], pools) -> list[tuple[list[Candidate], 
     return out
 
 
-def _total(costs: list[Compute]) -> Compute:
-    total = Compute()
-    for c in costs:
-        total = total + c
-    return total
-
-
 class BestOfN:
     """Score the first N samples of the pool (every budget reads the same pool). With
     ``subsets`` > 0 and a pool larger than N, draw that many random N-subsets of the pool per
@@ -63,14 +56,16 @@ class BestOfN:
             finished = [i for i, c in enumerate(cands) if c.solution.finished]
             if not resample:
                 results.append(
-                    SearchResult(problem.id, tuple(cands[i] for i in finished), _total(costs))
+                    SearchResult(
+                        problem.id, tuple(cands[i] for i in finished), sum(costs, Compute())
+                    )
                 )
                 continue
             rng = random.Random(f"subsets:{seed}:{problem.id}:{budget}")
             draws = [sorted(rng.sample(range(n), budget)) for _ in range(self.subsets)]
             where = {i: k for k, i in enumerate(finished)}
             subsets = tuple(tuple(where[i] for i in d if i in where) for d in draws)
-            mean = _total([_total([costs[i] for i in d]) for d in draws])
+            mean = sum((sum((costs[i] for i in d), Compute()) for d in draws), Compute())
             k = len(draws)
             results.append(
                 SearchResult(
@@ -94,7 +89,9 @@ class Greedy:
     def run(self, ctx, problems: list[Problem], budget: int, seed: int) -> list[SearchResult]:
         pools = ctx.pool(problems, 1, seed, temperature=0.0)
         return [
-            SearchResult(p.id, tuple(c for c in cands if c.solution.finished), _total(costs))
+            SearchResult(
+                p.id, tuple(c for c in cands if c.solution.finished), sum(costs, Compute())
+            )
             for p, (cands, costs) in zip(problems, _scored(ctx, problems, pools), strict=True)
         ]
 
@@ -121,7 +118,7 @@ class BonIAS:
         for p, q, (cands, costs) in zip(
             problems, questions, _scored(ctx, problems, pools), strict=True
         ):
-            spent = _total(costs) + Compute(prm_tokens=q.num_tokens, prm_calls=1)
+            spent = sum(costs, Compute()) + Compute(prm_tokens=q.num_tokens, prm_calls=1)
             results.append(
                 SearchResult(p.id, tuple(c for c in cands if c.solution.finished), spent)
             )

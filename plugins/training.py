@@ -16,6 +16,7 @@ directory (LoRA merged) holds the backbone, ``value_head.safetensors``, the toke
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections.abc import Callable
@@ -139,19 +140,8 @@ def train(
             head.bias.copy_(start["v_head.summary.bias"][:1].repeat(outputs))
     if lm:  # the value is the logit difference of '+' and '-': softmax([+, -])[0] = sigmoid
         head = _label_tokens(torch, backbone.get_output_embeddings(), good_bad)
-    if config.lora:
-        from peft import LoraConfig, get_peft_model
-
-        backbone = get_peft_model(
-            backbone,
-            LoraConfig(
-                r=config.lora_r,
-                lora_alpha=config.lora_alpha,
-                lora_dropout=0.1,
-                target_modules=_targets(backbone, config.lora_layers),
-                modules_to_save=["embed_tokens"] if added else None,
-            ),
-        )
+    if config.lora:  # a new separator's embedding row is trained in full
+        backbone = _with_lora(backbone, config, ["embed_tokens"] if added else None)
     backbone.to(device)
     head.to(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
@@ -299,8 +289,7 @@ def _batch_loss(
         labels[row, : len(y)] = torch.tensor(y)
         step_mask[row, : len(y)] = 1
     ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
-    context = autocast if autocast is not None else _null()
-    with context:
+    with autocast if autocast is not None else contextlib.nullcontext():
         hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state
     gathered = hidden.float()[torch.arange(len(batch), device=device)[:, None], positions]
     values = head(gathered)
@@ -308,12 +297,27 @@ def _batch_loss(
     return loss_fn(values, labels.to(device), step_mask.to(device))
 
 
-class _null:
-    def __enter__(self) -> None:
-        return None
+def _with_lora(model: Any, config: TrainConfig, modules_to_save: list[str] | None = None) -> Any:
+    from peft import LoraConfig, get_peft_model
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+    return get_peft_model(
+        model,
+        LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=0.1,
+            target_modules=_targets(model, config.lora_layers),
+            modules_to_save=modules_to_save,
+        ),
+    )
+
+
+def _save_merged(model: Any, tokenizer: Any, out: Path) -> None:
+    """The model with any LoRA weights merged in, and its tokenizer."""
+    merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+    merged.eval()
+    merged.save_pretrained(out)
+    tokenizer.save_pretrained(out)
 
 
 def _targets(model: Any, which: str) -> list[str]:
@@ -351,10 +355,7 @@ def _save(
 
     from prmh.registry import write_prm_config
 
-    model = backbone.merge_and_unload() if hasattr(backbone, "merge_and_unload") else backbone
-    model.eval()
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    _save_merged(backbone, tokenizer, out)
     if head is None:  # an lm head: a Math-Shepherd-style PRM
         options = {"step_tag": separator, "good_token": "+", "bad_token": "-"}
         write_prm_config(out, "math-shepherd", options)
@@ -410,17 +411,7 @@ def train_generator(
     if not examples:
         raise PrmhError(f"every example is longer than max_length={config.max_length}.")
     if config.lora:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=config.lora_r,
-                lora_alpha=config.lora_alpha,
-                lora_dropout=0.1,
-                target_modules=_targets(model, config.lora_layers),
-            ),
-        )
+        model = _with_lora(model, config)
     model.to(device)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
 
@@ -448,10 +439,7 @@ def train_generator(
         resume,
         on_step,
     )
-    merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-    merged.eval()
-    merged.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    _save_merged(model, tokenizer, out)
     return {
         "steps": step,
         "losses": losses,

@@ -36,6 +36,22 @@ def tiny_lm(tmp_path_factory):
     return str(save_tiny_prm(tmp_path_factory.mktemp("gen") / "lm", "lm", tiny_tokenizer()))
 
 
+def tiny_prm(model: str) -> list[str]:
+    """`prmh eval` options for a Math-Shepherd-style PRM on the tiny model (tag "apples")."""
+    return [
+        "--prm",
+        "math-shepherd",
+        "-P",
+        f"model={model}",
+        "-P",
+        'step_tag="apples"',
+        "-P",
+        "good_token_id=5",
+        "-P",
+        "bad_token_id=6",
+    ]
+
+
 @pytest.fixture(scope="module")
 def hf(tiny_lm, registry_module):
     return registry_module.create(
@@ -337,7 +353,7 @@ def test_openai_end_to_end_from_the_cli(cli, servers, tiny_lm, tmp_path):
         + json.dumps({"question": "1 + 1?", "answer": "#### 2"})
         + "\n"
     )
-    args = [
+    source = [
         "eval",
         "--json",
         "--task",
@@ -352,21 +368,8 @@ def test_openai_end_to_end_from_the_cli(cli, servers, tiny_lm, tmp_path):
         f"base_url={json.dumps(url)}",
         "-G",
         "api_key=sk-secret",
-        "--prm",
-        "math-shepherd",
-        "-P",
-        f"model={tiny_lm}",
-        "-P",
-        'step_tag="apples"',
-        "-P",
-        "good_token_id=5",
-        "-P",
-        "bad_token_id=6",
-        "-n",
-        "1",
-        "-n",
-        "4",
     ]
+    args = [*source, *tiny_prm(tiny_lm), "-n", "1", "-n", "4"]
     result = cli(*args)
     assert result.exit_code == 0, result.output
     table = json.loads(result.output)["metrics"]["tables"][0]
@@ -375,7 +378,7 @@ def test_openai_end_to_end_from_the_cli(cli, servers, tiny_lm, tmp_path):
     assert len(server.seen) == 8
     assert "sk-secret" not in "".join(p.read_text() for p in (cli.results_dir / "runs").glob("*"))
     assert cli(*args).exit_code == 0 and len(server.seen) == 8  # the same request is never re-sent
-    oracle = cli(*args[:14], "--prm", "oracle", "-n", "1")
+    oracle = cli(*source, "--prm", "oracle", "-n", "1")
     assert oracle.exit_code == 2 and "oracle PRM needs gold steps" in oracle.output
 
 
@@ -400,16 +403,7 @@ def test_hf_generator_on_gsm8k_from_a_local_file(cli, tiny_lm, tmp_path):
         f"model={tiny_lm}",
         "-G",
         "max_new_tokens=12",
-        "--prm",
-        "math-shepherd",
-        "-P",
-        f"model={tiny_lm}",
-        "-P",
-        'step_tag="apples"',
-        "-P",
-        "good_token_id=5",
-        "-P",
-        "bad_token_id=6",
+        *tiny_prm(tiny_lm),
         "-n",
         "1",
         "-n",
@@ -464,16 +458,7 @@ def test_step_searches_on_tiny_local_models(cli, tiny_lm, tmp_path):
         f"model={tiny_lm}",
         "-G",
         "max_new_tokens=8",
-        "--prm",
-        "math-shepherd",
-        "-P",
-        f"model={tiny_lm}",
-        "-P",
-        'step_tag="apples"',
-        "-P",
-        "good_token_id=5",
-        "-P",
-        "bad_token_id=6",
+        *tiny_prm(tiny_lm),
         "--search",
         "beam",
         "--search",

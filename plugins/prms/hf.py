@@ -235,14 +235,7 @@ class HFScorer:
             )
             hidden, cache = output.last_hidden_state, output.past_key_values
             scores = read(hidden, full.positions)
-            shared = []
-            for v in variants:
-                n = 0
-                for a, b in zip(full.ids, v.ids, strict=False):
-                    if a != b:
-                        break
-                    n += 1
-                shared.append(min(n, len(v.ids) - 1))  # at least one token of tail to run
+            shared = [shared_prefix(full.ids, v.ids) for v in variants]
             results: list[list[float]] = [[] for _ in variants]
             for i in sorted(range(len(variants)), key=lambda i: -shared[i]):
                 v, n = variants[i], shared[i]
@@ -285,6 +278,17 @@ class HFScorer:
         first = len(enc.positions) - len(kept)
         keep = [max(0, k - first) for k in range(len(enc.positions))]
         return Encoded(enc.ids[cut:], kept), True, keep
+
+
+def shared_prefix(full: Sequence[int], variant: Sequence[int]) -> int:
+    """How many leading tokens a variant shares with the full sequence, leaving it at least
+    one token of its own to run."""
+    n = 0
+    for a, b in zip(full, variant, strict=False):
+        if a != b:
+            break
+        n += 1
+    return min(n, len(variant) - 1)
 
 
 def _crop(cache: Any, length: int) -> None:

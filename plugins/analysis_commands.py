@@ -622,6 +622,8 @@ def calibrate_command() -> click.Command:
                 batch_size=batch_size,
                 separator=options.get("separator", "[PRM]"),
                 query_template=options.get("query_template", "{question}"),
+                joiner=options.get("joiner", "\n"),
+                step_suffix=options.get("step_suffix"),
                 seed=seed,
                 init_head=str(prm_dir / "value_head.safetensors"),
                 lora_layers=layers,

@@ -46,6 +46,8 @@ class TrainConfig:
     warmup: float = 0.1
     max_length: int = 1024
     separator: str | None = None  # default: "[PRM]" for a value head, "ки" for an lm head
+    joiner: str = "\n"  # value head: between steps
+    step_suffix: str | None = None  # value head: after each step; default " " + separator
     query_template: str = "{question}"
     seed: int = 0
     save_every: int = 0
@@ -92,6 +94,10 @@ def train(
     lm = config.head == "lm"
     if lm and config.loss == "wql":
         raise PrmhError("wql trains three quantile outputs: use --head value.")
+    if lm and (config.joiner != "\n" or config.step_suffix is not None):
+        raise PrmhError(
+            "--joiner and --step-suffix shape the value head's layout: use --head value."
+        )
     separator = config.separator or ("ки" if lm else "[PRM]")
     quiet_transformers()
     loss_fn = load_registry().create("loss", config.loss, dict(config.loss_options)).instance
@@ -118,8 +124,9 @@ def train(
         recipe = TaggedRecipe(
             tokenizer,
             template="{question}\n{solution}",
-            suffix=f" {separator}",
-            joiner="\n",
+            suffix=f" {separator}" if config.step_suffix is None else config.step_suffix,
+            mark=separator,
+            joiner=config.joiner,
             query_template=config.query_template,
         )
     examples = []
@@ -368,6 +375,10 @@ def _save(
         out / "value_head.safetensors",
     )
     options = {"separator": separator, "query_template": config.query_template}
+    if config.joiner != "\n":
+        options["joiner"] = config.joiner
+    if config.step_suffix is not None:
+        options["step_suffix"] = config.step_suffix
     write_prm_config(out, "value-head", options)
 
 

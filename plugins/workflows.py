@@ -24,6 +24,11 @@ def _kv(flag: str, dest: str, kind: str) -> Any:
     )
 
 
+def _unescape(text: str) -> str:
+    """Command-line text with ``\\n`` and ``\\t`` for newlines and tabs (other text as is)."""
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
 def _source_options(f: Any) -> Any:
     """The options that say which solutions to work on."""
     for decorator in reversed(
@@ -298,6 +303,20 @@ def train_command() -> click.Command:
     @click.option("--warmup", type=float, default=0.1, show_default=True)
     @click.option("--max-length", type=int, default=1024, show_default=True)
     @click.option("--separator", default=None, help="Step separator [[PRM] or ки by head].")
+    @click.option(
+        "--query-template",
+        default="{question}",
+        show_default=True,
+        help="Value head: the text before the steps ({question} is replaced; \\n is a newline).",
+    )
+    @click.option(
+        "--joiner", default="\\n", show_default=True, help="Value head: text between steps."
+    )
+    @click.option(
+        "--step-suffix",
+        default=None,
+        help="Value head: text after each step, containing the separator [' ' + separator].",
+    )
     @click.option("--save-every", type=int, default=0, help="Checkpoint every N steps.")
     @click.option("--resume", is_flag=True, help="Continue from OUT's checkpoint.")
     @click.option("--seed", type=int, default=0, show_default=True)
@@ -319,6 +338,9 @@ def train_command() -> click.Command:
         warmup: float,
         max_length: int,
         separator: str | None,
+        query_template: str,
+        joiner: str,
+        step_suffix: str | None,
         save_every: int,
         resume: bool,
         seed: int,
@@ -347,7 +369,10 @@ def train_command() -> click.Command:
             grad_accum=grad_accum,
             warmup=warmup,
             max_length=max_length,
-            separator=separator,
+            separator=None if separator is None else _unescape(separator),
+            query_template=_unescape(query_template),
+            joiner=_unescape(joiner),
+            step_suffix=None if step_suffix is None else _unescape(step_suffix),
             seed=seed,
             save_every=save_every,
             device=device,

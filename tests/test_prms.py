@@ -31,6 +31,10 @@ RECIPES = {
     "skywork": ("value", {}),
     "value-head": ("value", {}),
     "value-head:ş": ("value", {"separator": "ş"}),
+    "value-head:layout": (
+        "value",
+        {"separator": "ş", "joiner": "\n\n", "step_suffix": "ş", "query_template": "Q: {question}"},
+    ),
     "asprm": ("lm", {"good_token_id": 40, "bad_token_id": 41}),
     "generic": (
         "classifier",
@@ -73,6 +77,14 @@ def test_scores_are_probabilities_one_per_step(registry, checkpoints, recipe):
     assert len(out.probs) == len(STEPS)
     assert all(0.0 < p < 1.0 for p in out.probs)
     assert out.num_tokens > 20 and not out.truncated
+
+
+def test_value_head_layout_options_shape_the_text(registry, checkpoints):
+    """joiner, step_suffix and query_template lay out the text; scores are read at the mark."""
+    prm = build(registry, checkpoints, "value-head:layout")
+    text, spans = prm.recipe.render(QUESTION, STEPS[:2])
+    assert text == f"Q: {QUESTION}\n{STEPS[0]}ş\n\n{STEPS[1]}ş"
+    assert [text[a:b] for a, b in spans] == ["ş", "ş"]
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
@@ -325,7 +337,16 @@ def test_a_prmh_prm_directory_loads_with_its_recipe(registry, checkpoints, tmp_p
 
 @pytest.mark.parametrize(
     "recipe",
-    ["qwen-math-prm", "math-shepherd", "rlhflow", "skywork", "value-head", "asprm", "generic"],
+    [
+        "qwen-math-prm",
+        "math-shepherd",
+        "rlhflow",
+        "skywork",
+        "value-head",
+        "value-head:layout",
+        "asprm",
+        "generic",
+    ],
 )
 def test_each_recipe_runs_end_to_end_from_the_cli(cli, checkpoints, recipe):
     head, options = RECIPES[recipe]
@@ -333,7 +354,7 @@ def test_each_recipe_runs_end_to_end_from_the_cli(cli, checkpoints, recipe):
         "eval",
         "--json",
         "--prm",
-        recipe,
+        recipe.split(":")[0],
         "-P",
         f"model={checkpoints[head]}",
         "--limit",

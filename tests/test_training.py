@@ -146,6 +146,28 @@ def test_rollout_label_train_eval_from_the_command_line(cli, base, tmp_path):
     assert "weights" in prm["extra"]
 
 
+def test_the_value_head_layout_is_trained_saved_and_scored(cli, base, registry, tmp_path):
+    """--query-template/--joiner/--step-suffix lay out training text; the saved PRM scores the
+    same layout, and an lm head refuses them."""
+    from prmh.labels import write_labels
+
+    data = tmp_path / "labels.jsonl"
+    items = [item for _, item in exact_labels("train", 4, 2)]
+    write_labels(data, items, "stepwise")
+    args = ["train", "--data", str(data), "--model", base, "--max-steps", "2", "--batch-size", "4"]
+    layout = ["--query-template", "Q: {question}\\nA:", "--joiner", "\\n\\n"]
+    layout += ["--step-suffix", "\\n[PRM]"]
+    result = cli(*args, "--out", str(tmp_path / "prm"), *layout)
+    assert result.exit_code == 0, result.output
+    component = registry.create("prm", str(tmp_path / "prm"))
+    assert component.args["joiner"] == "\n\n" and component.args["step_suffix"] == "\n[PRM]"
+    text, spans = component.instance.recipe.render("Why?", ("a", "b"))
+    assert text == "Q: Why?\nA:\na\n[PRM]\n\nb\n[PRM]"
+    assert [text[a:b] for a, b in spans] == ["[PRM]", "[PRM]"]
+    refused = cli(*args, "--out", str(tmp_path / "lm"), "--head", "lm", "--joiner", " ")
+    assert refused.exit_code == 2 and "use --head value" in refused.output
+
+
 @pytest.mark.parametrize("lora", [True, False])
 def test_an_lm_head_trains_into_a_math_shepherd_prm(base, registry, tmp_path, lora):
     items = [item for _, item in exact_labels("train", 30, 4)]

@@ -160,17 +160,23 @@ def value_head(
     separator: str = "[PRM]",
     query_template: str = "{question}",
     head_key: str = "v_head.summary",
+    joiner: str = "\n",
+    step_suffix: str | None = None,
     *,
     common: dict[str, Any],
 ) -> RecipePRM:
+    """Question (through ``query_template``), a newline, then the steps joined by ``joiner``,
+    each followed by ``step_suffix`` (default: a space and the separator); the value head is
+    read at the separator's token."""
     from prmh.plugins.prms.recipes import TaggedRecipe
 
     scorer = _scorer(model, "value", common, head_key=head_key)
     recipe = TaggedRecipe(
         scorer.tokenizer,
         template="{question}\n{solution}",
-        suffix=f" {separator}",
-        joiner="\n",
+        suffix=f" {separator}" if step_suffix is None else step_suffix,
+        mark=separator,
+        joiner=joiner,
         query_template=query_template,
     )
     return RecipePRM(scorer, recipe)

@@ -83,7 +83,7 @@ def train(
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     from prmh.plugins.hf_models import resolve_checkpoint
-    from prmh.plugins.prms.recipes import TaggedRecipe
+    from prmh.plugins.prms.recipes import TaggedRecipe, value_head_recipe
 
     if config.batch_size < 1 or config.grad_accum < 1 or config.learning_rate <= 0:
         raise PrmhError("batch_size and grad_accum must be at least 1 and the learning rate > 0.")
@@ -121,13 +121,8 @@ def train(
             raise PrmhError("an lm head reads the tokens '+' and '-'; this tokenizer splits them.")
         good_bad = [ids[0] for ids in label_ids]
     else:
-        recipe = TaggedRecipe(
-            tokenizer,
-            template="{question}\n{solution}",
-            suffix=f" {separator}" if config.step_suffix is None else config.step_suffix,
-            mark=separator,
-            joiner=config.joiner,
-            query_template=config.query_template,
+        recipe = value_head_recipe(
+            tokenizer, separator, config.query_template, config.joiner, config.step_suffix
         )
     examples = []
     for item in items:

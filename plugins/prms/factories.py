@@ -165,20 +165,11 @@ def value_head(
     *,
     common: dict[str, Any],
 ) -> RecipePRM:
-    """Question (through ``query_template``), a newline, then the steps joined by ``joiner``,
-    each followed by ``step_suffix`` (default: a space and the separator); the value head is
-    read at the separator's token."""
-    from prmh.plugins.prms.recipes import TaggedRecipe
+    """A value head read at ``separator``, in the layout of ``value_head_recipe``."""
+    from prmh.plugins.prms.recipes import value_head_recipe
 
     scorer = _scorer(model, "value", common, head_key=head_key)
-    recipe = TaggedRecipe(
-        scorer.tokenizer,
-        template="{question}\n{solution}",
-        suffix=f" {separator}" if step_suffix is None else step_suffix,
-        mark=separator,
-        joiner=joiner,
-        query_template=query_template,
-    )
+    recipe = value_head_recipe(scorer.tokenizer, separator, query_template, joiner, step_suffix)
     return RecipePRM(scorer, recipe)
 
 

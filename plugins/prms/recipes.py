@@ -196,3 +196,23 @@ class SegmentRecipe:
             ids += [*self.tokenizer.encode(step, add_special_tokens=False), self.step_id]
             positions.append(len(ids) - 1)
         return Encoded(ids, positions)
+
+
+def value_head_recipe(
+    tokenizer: Any,
+    separator: str,
+    query_template: str = "{question}",
+    joiner: str = "\n",
+    step_suffix: str | None = None,
+) -> TaggedRecipe:
+    """The value-head layout, for training and scoring alike: the question (through
+    ``query_template``), a newline, then the steps joined by ``joiner``, each followed by
+    ``step_suffix`` (default: a space and the separator); read at the separator's token."""
+    return TaggedRecipe(
+        tokenizer,
+        template="{question}\n{solution}",
+        suffix=f" {separator}" if step_suffix is None else step_suffix,
+        mark=separator,
+        joiner=joiner,
+        query_template=query_template,
+    )

@@ -104,15 +104,36 @@ def _kv(kind: str) -> dict[str, Any]:
 
 @cli.command("eval")
 @click.option("--task", "task", multiple=True, help="Task (repeatable) [default: arith].")
-@click.option("--generator", multiple=True, help="Generator (repeatable) [default: sim].")
-@click.option("--prm", multiple=True, help="PRM (repeatable) [default: oracle, oracle:noise=3].")
+@click.option(
+    "--world",
+    envvar="PRMH_WORLD",
+    default=None,
+    help="Defaults for what is not given: tiny (the shipped neural models) or sim (simulated "
+    "solver, exact oracle; no torch) [default: tiny; env PRMH_WORLD].",
+)
+@click.option("--generator", multiple=True, help="Generator (repeatable) [world: tiny | sim].")
+@click.option(
+    "--prm",
+    multiple=True,
+    help="PRM (repeatable) [world: tiny-calibrated | oracle, oracle:noise=3].",
+)
 @click.option("--splitter", multiple=True, help="Step splitter [default: double-newline].")
-@click.option("--agg", multiple=True, help="Aggregator (repeatable) [default: mean, min, last].")
-@click.option("--selector", multiple=True, help="Answer selector (repeatable) [default: argmax].")
-@click.option("--search", multiple=True, help="Search strategy (repeatable) [default: best-of-n].")
+@click.option(
+    "--agg", multiple=True, help="Aggregator (repeatable) [world: min, last | mean, min, last]."
+)
+@click.option(
+    "--selector",
+    multiple=True,
+    help="Answer selector (repeatable) [world: argmax, weighted-vote | argmax].",
+)
+@click.option(
+    "--search",
+    multiple=True,
+    help="Search strategy (repeatable) [world: best-of-n, beam-ias | best-of-n].",
+)
 @click.option("-n", "--budget", multiple=True, type=int, help="Budget N (repeatable) [1, 4, 16].")
 @click.option("--seed", multiple=True, type=int, help="Seed (repeatable) [default: 0].")
-@click.option("--limit", type=int, default=None, help="Use the first N problems [default: 200].")
+@click.option("--limit", type=int, default=None, help="Use the first N problems [world: 50 | 200].")
 @click.option("--pool", type=int, default=None, help="Samples per problem [default: largest N].")
 @click.option(
     "--data",

@@ -24,22 +24,37 @@ ARG_KEYS = {
     "prm": "prm_args",
     "search": "search_args",
 }
-SCALAR_KEYS = ("limit", "pool", "results_dir")
+SCALAR_KEYS = ("limit", "pool", "results_dir", "world")
 CONFIG_KEYS = (*LIST_KEYS, *ARG_KEYS.values(), *SCALAR_KEYS)
 
 DEFAULTS: dict[str, Any] = {
     "task": ["arith"],
-    "generator": ["sim"],
-    "prm": ["oracle", "oracle:noise=3"],
     "splitter": ["double-newline"],
-    "agg": ["mean", "min", "last"],
     "selector": ["argmax"],
-    "search": ["best-of-n"],
     "budget": [1, 4, 16],
     "seed": [0],
-    "limit": 200,
     "pool": None,
 }
+# What a bare `prmh eval` runs, by world (--world, env PRMH_WORLD): the tiny neural models
+# shipped in the package, or the simulated solver with the exact oracle (no torch needed).
+WORLDS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "generator": ["tiny"],
+        "prm": ["tiny-calibrated"],
+        "agg": ["min", "last"],
+        "selector": ["argmax", "weighted-vote"],
+        "search": ["best-of-n", "beam-ias"],
+        "limit": 50,
+    },
+    "sim": {
+        "generator": ["sim"],
+        "prm": ["oracle", "oracle:noise=3"],
+        "agg": ["mean", "min", "last"],
+        "search": ["best-of-n"],
+        "limit": 200,
+    },
+}
+DEFAULT_WORLD = "tiny"
 
 
 def parse_value(text: str) -> Any:
@@ -166,7 +181,10 @@ def _ints(key: str, values: Iterable[Any], minimum: int) -> tuple[int, ...]:
 def build_plan(options: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> EvalPlan:
     """Merge defaults < config file < command-line options, and check what can be checked
     without building components. ``options`` values are None or empty when not given."""
-    merged: dict[str, Any] = dict(DEFAULTS)
+    world = options.get("world") or (config or {}).get("world") or DEFAULT_WORLD
+    if world not in WORLDS:
+        raise PrmhError(f"unknown world {world!r}; worlds are: {', '.join(WORLDS)}.")
+    merged: dict[str, Any] = {**DEFAULTS, **WORLDS[world]}
     for source in (config or {}, options):
         for key, value in source.items():
             if value is None or (

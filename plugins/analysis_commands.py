@@ -397,7 +397,8 @@ def partial_scores(
     steps = [tuple(splitter.split(text))] + [tuple(splitter.split(t)) for t in texts]
     recipe = getattr(prm.instance, "recipe", None)
     encoded = [recipe.encode(problem.question, list(s)) for s in steps] if scorer else []
-    if one_pass and scorer is not None and len(encoded[0].ids) <= scorer.max_length:
+    shares_cache = hasattr(scorer, "score_variants")  # the implicit PRM has no such pass
+    if one_pass and shares_cache and len(encoded[0].ids) <= scorer.max_length:
         full, variants = scorer.score_variants(
             encoded[0], encoded[1:], getattr(recipe, "good_bad", None)
         )
@@ -569,7 +570,7 @@ def calibrate_command() -> click.Command:
         "prm_dir",
         type=click.Path(file_okay=False, path_type=Path),
         required=True,
-        help="A value-head PRM saved by prmh (prmh train).",
+        help="A value-head or implicit PRM saved by prmh (prmh train).",
     )
     @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
     @click.option("--epochs", type=float, default=3.0, show_default=True)
@@ -588,15 +589,20 @@ def calibrate_command() -> click.Command:
         rollouts, prm_dir, out, epochs, learning_rate, batch_size, lora_r, layers, seed
     ) -> None:
         """Fit a calibrated PRM by quantile regression (wql, quantiles 0.1/0.5/0.9) on rollout
-        success rates, starting from a value-head PRM: its head becomes three heads that all
-        start as the original, LoRA adapts a subset of layers. The result outputs quantiles."""
+        success rates, starting from a PRM saved by `prmh train`. A value head becomes three
+        heads that all start as the original and LoRA adapts a subset of layers; an implicit
+        PRM keeps its two models and fits three (scale, bias) pairs. The result outputs
+        quantiles."""
         from prmh.labels import LabelledSolution
         from prmh.plugins.training import TrainConfig, train
         from prmh.registry import read_prm_config
 
         config = read_prm_config(prm_dir)
-        if config["recipe"] != "value-head" or not (prm_dir / "value_head.safetensors").is_file():
-            raise PrmhError(f"{prm_dir} is not a value-head PRM saved by `prmh train`.")
+        implicit = config["recipe"] == "implicit"
+        if not implicit and (
+            config["recipe"] != "value-head" or not (prm_dir / "value_head.safetensors").is_file()
+        ):
+            raise PrmhError(f"{prm_dir} is not a value-head or implicit PRM saved by `prmh train`.")
         items = []
         for r in _rollout_rows(rollouts):
             steps = tuple(r["steps"])
@@ -614,19 +620,22 @@ def calibrate_command() -> click.Command:
             str(prm_dir),
             out,
             TrainConfig(
+                head="implicit" if implicit else "value",
                 loss="wql",
-                lora=True,
+                lora=not implicit,
                 lora_r=lora_r,
                 epochs=epochs,
                 learning_rate=learning_rate,
                 batch_size=batch_size,
-                separator=options.get("separator", "[PRM]"),
+                separator=None if implicit else options.get("separator", "[PRM]"),
                 query_template=options.get("query_template", "{question}"),
                 joiner=options.get("joiner", "\n"),
                 step_suffix=options.get("step_suffix"),
                 seed=seed,
-                init_head=str(prm_dir / "value_head.safetensors"),
+                init_head=str(prm_dir if implicit else prm_dir / "value_head.safetensors"),
                 lora_layers=layers,
+                reference=str(prm_dir / options["reference"]) if implicit else None,
+                freeze_backbone=implicit,
             ),
         )
         losses = summary["losses"]

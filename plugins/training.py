@@ -52,6 +52,9 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 0
     init_head: str | None = None  # a value_head.safetensors to start from (calibration)
+    reference: str | None = None  # implicit head: the reference LM (default: a copy of base)
+    beta: float = 0.1  # implicit head: the starting scale of the log-likelihood ratio
+    freeze_backbone: bool = False  # train the head alone
     lora_layers: str = "all"  # or "quarter": every fourth layer (3, 7, ...), as in calibration
     device: str = "auto"
     dtype: str = "auto"
@@ -89,9 +92,15 @@ def train(
         raise PrmhError("batch_size and grad_accum must be at least 1 and the learning rate > 0.")
     if not items:
         raise PrmhError("no labelled solutions to train on.")
-    if config.head not in ("value", "lm"):
-        raise PrmhError(f"--head must be value or lm, not {config.head!r}.")
+    if config.head not in ("value", "lm", "implicit"):
+        raise PrmhError(f"--head must be value, lm or implicit, not {config.head!r}.")
     lm = config.head == "lm"
+    if lm and config.freeze_backbone:
+        raise PrmhError("an lm head is part of the backbone: --freeze-backbone needs --head value.")
+    if config.head == "implicit":
+        return _train_implicit(items, base, out, config, resume, on_step)
+    if config.reference:
+        raise PrmhError("--reference is the implicit head's reference model: use --head implicit.")
     if lm and config.loss == "wql":
         raise PrmhError("wql trains three quantile outputs: use --head value.")
     if lm and (config.joiner != "\n" or config.step_suffix is not None):
@@ -142,7 +151,9 @@ def train(
             head.bias.copy_(start["v_head.summary.bias"][:1].repeat(outputs))
     if lm:  # the value is the logit difference of '+' and '-': softmax([+, -])[0] = sigmoid
         head = _label_tokens(torch, backbone.get_output_embeddings(), good_bad)
-    if config.lora:  # a new separator's embedding row is trained in full
+    if config.freeze_backbone:
+        backbone.requires_grad_(False)
+    elif config.lora:  # a new separator's embedding row is trained in full
         backbone = _with_lora(backbone, config, ["embed_tokens"] if added else None)
     backbone.to(device)
     head.to(device)
@@ -170,6 +181,109 @@ def train(
         "examples": len(examples),
         "skipped_too_long": len(items) - len(examples),
         "added_separator": bool(added),
+    }
+
+
+def _train_implicit(
+    items: list[LabelledSolution],
+    base: str,
+    out: Path,
+    config: TrainConfig,
+    resume: bool,
+    on_step: Callable[[int, int, float], None] | None,
+) -> dict[str, Any]:
+    """The implicit head: the base model is the policy, compared with a frozen reference; its
+    (scale, bias) pairs map each step's summed log-likelihood ratio to a logit."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prmh.plugins.hf_models import device_and_dtype, quiet_transformers, resolve_checkpoint
+    from prmh.plugins.prms.implicit import ImplicitRecipe, pack, step_values, token_log_ratios
+    from prmh.registry import load_registry, read_prm_config, write_prm_config
+
+    if config.step_suffix is not None or config.separator:
+        raise PrmhError("the implicit head reads no separator: drop --separator/--step-suffix.")
+    quiet_transformers()
+    loss_fn = load_registry().create("loss", config.loss, dict(config.loss_options)).instance
+    torch.manual_seed(config.seed)
+    device, _ = device_and_dtype(config.device, config.dtype)
+    path, _ = resolve_checkpoint(base, None)
+    ref_path, _ = resolve_checkpoint(config.reference or base, None)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if AutoTokenizer.from_pretrained(ref_path).get_vocab() != tokenizer.get_vocab():
+        raise PrmhError(f"--reference {config.reference!r} has another vocabulary than {base!r}.")
+    policy = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    reference = AutoModelForCausalLM.from_pretrained(ref_path, dtype=torch.float32).eval()
+    reference.requires_grad_(False)
+    recipe = ImplicitRecipe(tokenizer, config.query_template, config.joiner)
+    examples = []
+    for item in items:
+        enc = recipe.encode(item.question, list(item.steps))
+        if len(enc.ids) <= config.max_length:
+            examples.append((enc, item.labels))
+    if not examples:
+        raise PrmhError(f"every solution is longer than max_length={config.max_length}.")
+    outputs = 3 if config.loss == "wql" else 1
+    scale, bias = [config.beta] * outputs, [0.0] * outputs
+    if config.init_head:  # every output starts as the given PRM's first pair
+        options = read_prm_config(config.init_head).get("options", {})
+        scale, bias = [options["scale"][0]] * outputs, [options["bias"][0]] * outputs
+    head = torch.nn.ParameterDict(
+        {
+            "scale": torch.nn.Parameter(torch.tensor(scale)),
+            "bias": torch.nn.Parameter(torch.tensor(bias)),
+        }
+    )
+    if config.freeze_backbone:
+        policy.requires_grad_(False)
+    elif config.lora:
+        policy = _with_lora(policy, config)
+    for m in (policy, reference, head):
+        m.to(device)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    def batch_loss(batch: list[int]) -> Any:
+        chosen = [examples[i] for i in batch]
+        ids, mask, starts, positions = pack(torch, [e for e, _ in chosen], pad, device)
+        labels = torch.zeros(positions.shape)
+        step_mask = torch.zeros(positions.shape)
+        for row, (_, y) in enumerate(chosen):
+            labels[row, : len(y)] = torch.tensor(y)
+            step_mask[row, : len(y)] = 1
+        q = step_values(
+            torch, token_log_ratios(torch, policy, reference, ids, mask), starts, positions
+        )
+        values = q[..., None] * head["scale"] + head["bias"]
+        values = values if outputs > 1 else values.squeeze(-1)
+        return loss_fn(values, labels.to(device), step_mask.to(device))
+
+    step, losses = _optimise(
+        torch,
+        {"policy": policy, "head": head},
+        [len(e.ids) for e, _ in examples],
+        batch_loss,
+        config,
+        out,
+        resume,
+        on_step,
+    )
+    _save_merged(policy, tokenizer, out)
+    reference.save_pretrained(out / "reference")
+    tokenizer.save_pretrained(out / "reference")
+    options = {
+        "reference": "reference",
+        "query_template": config.query_template,
+        "joiner": config.joiner,
+        "scale": head["scale"].detach().cpu().tolist(),
+        "bias": head["bias"].detach().cpu().tolist(),
+    }
+    write_prm_config(out, "implicit", options)
+    return {
+        "steps": step,
+        "losses": losses,
+        "examples": len(examples),
+        "skipped_too_long": len(items) - len(examples),
+        "added_separator": False,
     }
 
 

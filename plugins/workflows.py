@@ -281,10 +281,26 @@ def train_command() -> click.Command:
     )
     @click.option(
         "--head",
-        type=click.Choice(["value", "lm"]),
+        type=click.Choice(["value", "lm", "implicit"]),
         default="value",
         show_default=True,
-        help="A value head at a separator, or the LM head's '+'/'-' at a ' ки' tag.",
+        help="A value head at a separator, the LM head's '+'/'-' at a ' ки' tag, or an implicit "
+        "PRM (log-likelihood ratio of the model to --reference, summed to each step's end).",
+    )
+    @click.option(
+        "--reference",
+        default=None,
+        help="Implicit head: the reference LM [a frozen copy of --model]; saved with the PRM.",
+    )
+    @click.option(
+        "--beta",
+        type=float,
+        default=0.1,
+        show_default=True,
+        help="Implicit head: the starting scale of the log-likelihood ratio.",
+    )
+    @click.option(
+        "--freeze-backbone", is_flag=True, help="Train the head alone (the model stays as it is)."
     )
     @click.option("--loss", default="bce", show_default=True, help="See `prmh list loss`.")
     @_kv("-L", "loss_args", "loss")
@@ -307,10 +323,14 @@ def train_command() -> click.Command:
         "--query-template",
         default="{question}",
         show_default=True,
-        help="Value head: the text before the steps ({question} is replaced; \\n is a newline).",
+        help="Value or implicit head: the text before the steps ({question} is replaced; \\n "
+        "is a newline).",
     )
     @click.option(
-        "--joiner", default="\\n", show_default=True, help="Value head: text between steps."
+        "--joiner",
+        default="\\n",
+        show_default=True,
+        help="Value or implicit head: text between steps.",
     )
     @click.option(
         "--step-suffix",
@@ -326,6 +346,9 @@ def train_command() -> click.Command:
         base: str,
         out: Path,
         head: str,
+        reference: str | None,
+        beta: float,
+        freeze_backbone: bool,
         loss: str,
         loss_args: tuple[str, ...],
         lora: bool,
@@ -346,7 +369,8 @@ def train_command() -> click.Command:
         seed: int,
         device: str,
     ) -> None:
-        """Train a PRM (value head read at a separator) from step-labelled data."""
+        """Train a PRM (a value head read at a separator, an lm head, or an implicit PRM) from
+        step-labelled data."""
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress
 
@@ -358,6 +382,9 @@ def train_command() -> click.Command:
         items = read_labels(data_path)
         config = TrainConfig(
             head=head,
+            reference=reference,
+            beta=beta,
+            freeze_backbone=freeze_backbone,
             loss=loss,
             loss_options=tuple(parse_assignment(a) for a in loss_args),
             lora=lora,

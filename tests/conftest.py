@@ -11,6 +11,9 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.pop("PRMH_DISABLE_PLUGINS", None)
 os.environ.pop("PRMH_RESULTS_DIR", None)
+# A bare `prmh eval` in these tests runs the simulated world (fast, no models); the shipped tiny
+# world is tested by name (tests/test_tiny_world.py).
+os.environ["PRMH_WORLD"] = "sim"
 
 TESTS = Path(__file__).parent
 

@@ -21,6 +21,7 @@ RECIPES = {
     "skywork": "Skywork-o1-Open-PRM: value head, sigmoid at the newline after each step",
     "value-head": "Causal LM + linear value head read at a separator (PQM [PRM], UnPRM ş, prmh)",
     "asprm": "AdaptiveStep PRMs: ' ки ' tags, positive-label value at each tag (ids from config)",
+    "implicit": "Implicit PRM (PRIME): log-likelihood ratio of a policy to a reference LM",
     "generic": "Configurable recipe: template, step suffix and mark, and how to read the score",
 }
 

@@ -241,3 +241,31 @@ def generic(
     if read == "lm":
         recipe.good_bad = _token_ids(scorer, good_token, bad_token, good_token_id, bad_token_id)
     return RecipePRM(scorer, recipe)
+
+
+@with_common_options
+def implicit(
+    model: str | None = None,
+    reference: str | None = None,
+    query_template: str = "{question}\n",
+    joiner: str = "\n\n",
+    scale: Sequence[float] = (1.0,),
+    bias: Sequence[float] = (0.0,),
+    *,
+    common: dict[str, Any],
+) -> RecipePRM:
+    """An implicit PRM: sigmoid(scale * q + bias), q the summed log-likelihood ratio of the
+    policy ``model`` to ``reference`` up to each step's end; three pairs give quantiles."""
+    if not model or not reference:
+        raise PrmhError(
+            "the implicit PRM compares two language models: -P model=POLICY -P reference=REF."
+        )
+    from prmh.plugins.hf_models import require_hf
+
+    require_hf("transformers PRMs")
+    from prmh.plugins.prms.implicit import ImplicitRecipe, ImplicitScorer
+
+    as_list = [scale] if isinstance(scale, int | float) else scale
+    biases = [bias] if isinstance(bias, int | float) else bias
+    scorer = ImplicitScorer(model, reference, as_list, biases, **common)
+    return RecipePRM(scorer, ImplicitRecipe(scorer.tokenizer, query_template, joiner))

@@ -37,10 +37,25 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 @dataclass(frozen=True)
 class Encoded:
-    """A solution as the model reads it: token ids and one read position per step."""
+    """A solution as the model reads it: token ids, one read position per step, and the first
+    token of the solution (read by likelihood-based PRMs)."""
 
     ids: list[int]
     positions: list[int]
+    start: int = 0
+
+
+def length_batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Indices sorted by length, cut into batches whose padded size stays under ``max_tokens``
+    (a longer item goes alone)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and lengths[i] * (len(batches[-1]) + 1) <= max_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def read_tensors(directory: Path, prefix: str) -> dict[str, Any]:
@@ -166,10 +181,7 @@ class HFScorer:
             if not e.positions:  # a solution without steps: nothing to read, no model call
                 results[i] = ([], False, 0)
         prepared = [self._truncate(e) if e.positions else None for e in encoded]
-        order = sorted(
-            (i for i, p in enumerate(prepared) if p is not None),
-            key=lambda i: len(prepared[i][0].ids),
-        )
+        todo = [i for i, p in enumerate(prepared) if p is not None]
         rows = bias = None
         if self.head == "lm":
             assert good_bad is not None
@@ -177,17 +189,10 @@ class HFScorer:
             rows = out.weight[list(good_bad)]
             bias = out.bias[list(good_bad)] if getattr(out, "bias", None) is not None else None
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        start = 0
+        lengths = [len(prepared[i][0].ids) for i in todo]
         with torch.inference_mode():
-            while start < len(order):
-                stop = start + 1
-                longest = len(prepared[order[start]][0].ids)
-                while stop < len(order):
-                    longest = max(longest, len(prepared[order[stop]][0].ids))
-                    if longest * (stop - start + 1) > self.max_tokens_per_batch:
-                        break
-                    stop += 1
-                batch = order[start:stop]
+            for chosen in length_batches(lengths, self.max_tokens_per_batch):
+                batch = [todo[j] for j in chosen]
                 width = max(len(prepared[i][0].ids) for i in batch)
                 ids = torch.full((len(batch), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -205,7 +210,6 @@ class HFScorer:
                     probs = self._read(h, rows, bias)
                     values = probs.float().cpu().tolist()
                     results[i] = ([values[k] for k in keep], truncated, len(enc.ids))
-                start = stop
         return [r for r in results if r is not None]
 
     def score_variants(

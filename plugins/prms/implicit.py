@@ -1,0 +1,177 @@
+"""Implicit PRMs (PRIME; Yuan et al. 2024, "Free Process Rewards without Process Labels").
+
+A policy LM and a reference LM read the solution in the generator's own layout. Token ``i``
+earns ``log pi(y_i | y_<i) - log pi_ref(y_i | y_<i)``; a step's value ``q`` is the sum from the
+first solution token to the step's last token (a Q-value: everything said so far), and its
+probability is ``sigmoid(scale * q + bias)``. The reward lives in the likelihoods, so a policy
+model that knows the task better than the reference marks the steps where they disagree. Three
+(scale, bias) pairs, fitted by ``prmh calibrate``, give the 0.1/0.5/0.9 quantiles.
+
+A saved implicit PRM is a directory with the policy model, its tokenizer, the reference model
+(``reference`` in ``prmh_prm.json``; a relative path is read from the directory) and the
+(scale, bias) pairs in ``prmh_prm.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prmh.errors import PrmhError
+from prmh.plugins.hf_models import device_and_dtype, quiet_transformers, resolve_checkpoint
+from prmh.plugins.prms.hf import QUANTILE_LEVELS, Encoded, length_batches
+
+
+class ImplicitRecipe:
+    """``query_template`` then the steps joined by ``joiner``. A step is read at the token just
+    before the one that holds its last character: that token may merge with the joiner (``.``
+    then a blank line is one token in Qwen's tokenizer) or stand alone at the end of a partial
+    solution, so it is counted with the next step instead. A partial solution thus scores
+    exactly as the same steps inside a longer one. An empty step is read before the solution."""
+
+    def __init__(self, tokenizer: Any, query_template: str = "{question}\n", joiner: str = "\n\n"):
+        if "{question}" not in query_template:
+            raise PrmhError(f"query_template {query_template!r} must contain {{question}}.")
+        self.tokenizer, self.query_template, self.joiner = tokenizer, query_template, joiner
+
+    def encode(self, question: str, steps: Sequence[str]) -> Encoded:
+        prefix = self.query_template.format(question=question)
+        if not prefix:
+            raise PrmhError("the implicit PRM needs text before the solution (query_template).")
+        text, ends = prefix, []
+        for k, step in enumerate(steps):
+            text += (self.joiner if k else "") + step
+            ends.append(len(text) if step else 0)
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
+        start = next((i for i, (a, b) in enumerate(offsets) if b > len(prefix)), len(ids))
+        start = max(start, 1)  # the first token has no prediction to read
+        positions = []
+        for end in ends:
+            if not end:
+                positions.append(start - 1)
+                continue
+            last = next(i for i, (a, b) in enumerate(offsets) if b >= end)
+            positions.append(max(last - 1, start - 1))
+        return Encoded(ids, positions, start)
+
+
+def token_log_ratios(torch: Any, policy: Any, reference: Any, ids: Any, mask: Any) -> Any:
+    """[B, L]: at position i, log pi(ids_i) - log pi_ref(ids_i) (0 at position 0); the
+    reference runs without gradients."""
+
+    def logprobs(model: Any) -> Any:
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        picked = logits.gather(-1, ids[:, 1:, None]).squeeze(-1)
+        return picked - logits.logsumexp(-1)
+
+    with torch.no_grad():
+        ref = logprobs(reference)
+    ratio = logprobs(policy) - ref
+    return torch.nn.functional.pad(ratio, (1, 0))
+
+
+def step_values(torch: Any, ratios: Any, starts: Any, positions: Any) -> Any:
+    """[B, T] Q-values: the sum of ``ratios`` from each row's start to each step position."""
+    index = torch.arange(ratios.shape[1], device=ratios.device)[None]
+    total = (ratios * (index >= starts[:, None])).cumsum(-1)
+    return total.gather(1, positions)
+
+
+class ImplicitScorer:
+    """Both models loaded; ``score`` returns step probabilities (or quantiles) per solution."""
+
+    def __init__(
+        self,
+        model: str,
+        reference: str,
+        scale: Sequence[float],
+        bias: Sequence[float],
+        *,
+        revision: str | None = None,
+        dtype: str = "auto",
+        device: str = "auto",
+        adapter: str | None = None,
+        max_tokens_per_batch: int = 8192,
+        max_length: int | None = None,
+    ):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if len(scale) != len(bias) or len(scale) not in (1, len(QUANTILE_LEVELS)):
+            raise PrmhError("an implicit PRM has 1 or 3 (scale, bias) pairs, of equal lengths.")
+        if adapter:
+            raise PrmhError("the implicit PRM takes no adapter; merge it into the policy model.")
+        if max_tokens_per_batch < 1:
+            raise PrmhError("max_tokens_per_batch must be at least 1.")
+        quiet_transformers()
+        self.path, policy_print = resolve_checkpoint(model, revision)
+        ref_path = Path(reference).expanduser()
+        if not ref_path.is_absolute() and (self.path / ref_path).is_dir():
+            ref_path = self.path / ref_path
+        ref_path, ref_print = resolve_checkpoint(str(ref_path), None)
+        self.fingerprint = f"{policy_print}:{ref_print}:{list(scale)}:{list(bias)}"
+        self.device, self.dtype = device_and_dtype(device, dtype)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        if AutoTokenizer.from_pretrained(ref_path).get_vocab() != self.tokenizer.get_vocab():
+            raise PrmhError(
+                f"the reference {str(ref_path)!r} has another vocabulary than the policy model "
+                f"{str(self.path)!r}; an implicit PRM compares the same tokens under both."
+            )
+        self.policy = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)
+        self.reference = AutoModelForCausalLM.from_pretrained(ref_path, dtype=self.dtype)
+        for m in (self.policy, self.reference):
+            m.to(self.device).eval()
+        self.scale = torch.tensor(list(scale), dtype=torch.float32, device=self.device)
+        self.bias = torch.tensor(list(bias), dtype=torch.float32, device=self.device)
+        self.quantile_levels = QUANTILE_LEVELS if len(scale) > 1 else None
+        self.max_tokens_per_batch = max_tokens_per_batch
+        limit = getattr(self.policy.config, "max_position_embeddings", None) or 4096
+        self.max_length = min(max_length or limit, limit)
+
+    def score(
+        self, encoded: Sequence[Encoded], good_bad: Any = None
+    ) -> list[tuple[list[Any], bool, int]]:
+        """Per solution: step probabilities (lists of quantiles), False, tokens read."""
+        import torch
+
+        too_long = [len(e.ids) for e in encoded if len(e.ids) > self.max_length]
+        if too_long:
+            raise PrmhError(
+                f"a solution of {max(too_long)} tokens is longer than max_length="
+                f"{self.max_length}; the implicit PRM reads whole solutions (raise max_length)."
+            )
+        results: list[tuple[list[Any], bool, int]] = [([], False, 0)] * len(encoded)
+        todo = [i for i, e in enumerate(encoded) if e.positions]
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        with torch.inference_mode():
+            for batch in length_batches(
+                [len(encoded[i].ids) for i in todo], self.max_tokens_per_batch
+            ):
+                rows = [encoded[todo[j]] for j in batch]
+                ids, mask, starts, positions = pack(torch, rows, pad, self.device)
+                ratios = token_log_ratios(torch, self.policy, self.reference, ids, mask)
+                q = step_values(torch, ratios, starts, positions)
+                probs = torch.sigmoid(q[..., None] * self.scale + self.bias).cpu()
+                for row, j in enumerate(batch):
+                    count = len(rows[row].positions)
+                    values = probs[row, :count]
+                    values = values.tolist() if self.quantile_levels else values[:, 0].tolist()
+                    results[todo[j]] = (values, False, len(rows[row].ids))
+        return results
+
+
+def pack(torch: Any, rows: Sequence[Encoded], pad: int, device: Any) -> tuple[Any, ...]:
+    """Right-padded ids and mask, each row's start, and step positions (padded with 0)."""
+    width = max(len(e.ids) for e in rows)
+    steps = max(len(e.positions) for e in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    positions = torch.zeros((len(rows), steps), dtype=torch.long)
+    for r, e in enumerate(rows):
+        ids[r, : len(e.ids)] = torch.tensor(e.ids)
+        mask[r, : len(e.ids)] = 1
+        positions[r, : len(e.positions)] = torch.tensor(e.positions)
+    starts = torch.tensor([e.start for e in rows])
+    return ids.to(device), mask.to(device), starts.to(device), positions.to(device)

@@ -1,0 +1,100 @@
+"""The tiny world: a generator and PRMs trained on ``arith`` by ``recipes/tiny/build.sh`` and
+shipped in the package (``prmh/plugins/tiny_world``), so ``prmh eval`` runs real neural models
+through the same code paths as a 7B PRM on a CPU, with no download.
+
+- generator ``tiny``: a 4-layer Qwen2 LM (0.7M parameters) fine-tuned on the train split's gold
+  solutions; it makes real arithmetic slips.
+- PRM ``tiny``: an implicit PRM, the same LM trained further (policy) against the generator
+  (reference), its scale fitted on Monte Carlo step labels (``prmh train --head implicit``).
+- PRM ``tiny-calibrated``: the same PRM with quantile outputs from ``prmh calibrate``, for the
+  instance-adaptive searches (``bon-ias``, ``beam-ias``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+from prmh import hookimpl
+from prmh.errors import PrmhError
+
+WORLD = Path(__file__).parent / "tiny_world"
+GENERATOR_OPTIONS = {"temperature": 0.7, "max_new_tokens": 160, "batch_size": 64}
+
+
+def _checkpoint(name: str, marker: str) -> Path:
+    path = WORLD / name
+    if not (path / marker).is_file():
+        raise PrmhError(
+            f"the tiny world's {name} checkpoint is missing from {WORLD}; rebuild it with "
+            "recipes/tiny/build.sh (see recipes/tiny/README.md)."
+        )
+    return path
+
+
+class Shipped:
+    """A registered factory with a shipped checkpoint preset; the checkpoint is looked up (and
+    a PRM's saved options read) only when the component is built or its options listed."""
+
+    def __init__(self, kind: str, name: str, preset: dict[str, Any] | None = None):
+        self.kind, self.name, self.preset = kind, name, preset or {}
+
+    def _target(self) -> tuple[Any, dict[str, Any]]:
+        if self.kind == "generator":
+            from prmh.plugins.generators.hf import HFGenerator
+
+            return HFGenerator, {"model": str(WORLD / self.name), **self.preset}
+        from prmh.plugins.prms.factories import implicit
+        from prmh.registry import PRM_CONFIG_FILE, read_prm_config
+
+        path = _checkpoint(self.name, PRM_CONFIG_FILE)
+        options = read_prm_config(path).get("options", {})
+        model = (path / options.pop("model", ".")).resolve()  # the shipped copy it shares
+        return implicit, {**options, "model": str(model), **self.preset}
+
+    def __call__(self, **options: Any) -> Any:
+        if self.kind == "generator":
+            _checkpoint(self.name, "config.json")
+        factory, preset = self._target()
+        return factory(**{**preset, **options})
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        factory, preset = self._target()
+        signature = inspect.signature(factory)
+        return signature.replace(
+            parameters=[
+                p.replace(default=preset[p.name]) if p.name in preset else p
+                for p in signature.parameters.values()
+                if p.name != "self"
+            ]
+        )
+
+
+@hookimpl
+def prmh_register_generator(register):
+    register(
+        "tiny",
+        Shipped("generator", "generator", GENERATOR_OPTIONS),
+        description="The tiny world's arith generator (4-layer Qwen2, shipped, CPU)",
+        version="1",
+    )
+
+
+@hookimpl
+def prmh_register_prm(register):
+    register(
+        "tiny",
+        Shipped("prm", "prm"),
+        description="The tiny world's implicit PRM on arith (shipped, CPU)",
+        version="1",
+        speed_args=("device", "max_tokens_per_batch"),
+    )
+    register(
+        "tiny-calibrated",
+        Shipped("prm", "prm-calibrated"),
+        description="The tiny PRM with calibrated quantiles (for bon-ias, beam-ias)",
+        version="1",
+        speed_args=("device", "max_tokens_per_batch"),
+    )

@@ -1,0 +1,205 @@
+"""The implicit PRM: its step values are summed log-likelihood ratios, it scores prefixes as the
+full pass does, `prmh train --head implicit` trains and saves it, and `prmh calibrate` gives it
+quantiles."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from prmh import ScoreRequest  # noqa: E402
+from prmh.errors import PrmhError  # noqa: E402
+from prmh.labels import LabelledSolution  # noqa: E402
+from prmh.plugins.arith import PROMPT, ArithTask  # noqa: E402
+from prmh.plugins.training import TrainConfig, train  # noqa: E402
+
+QUERY = "Problem: {question}\nSolution:\n"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Two tiny LMs that share a tokenizer (policy: seed 1, reference: seed 0)."""
+    from prmh.testing import tiny_qwen2, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    root = tmp_path_factory.mktemp("implicit")
+    for name, seed in (("reference", 0), ("policy", 1)):
+        tiny_qwen2(tokenizer, hidden=32, layers=2, seed=seed).save_pretrained(root / name)
+        tokenizer.save_pretrained(root / name)
+    return str(root / "policy"), str(root / "reference")
+
+
+def build(registry, models, **options):
+    policy, reference = models
+    args = {"model": policy, "reference": reference, "query_template": QUERY, **options}
+    return registry.create("prm", "implicit", args).instance
+
+
+def log_likelihood(model, ids, start):
+    with torch.no_grad():
+        logp = model(input_ids=torch.tensor([ids])).logits[0].log_softmax(-1)
+    return sum(logp[i - 1, ids[i]].item() for i in range(start, len(ids)))
+
+
+def test_a_step_value_is_the_log_likelihood_ratio_up_to_the_step_end(registry, models):
+    prm = build(registry, models, scale=[0.5], bias=[0.25])
+    problem = ArithTask().problems(1)[0]
+    steps = list(problem.steps[:3])
+    (scores,) = prm.score([ScoreRequest(problem, tuple(steps))])
+    scorer = prm.scorer
+    for k in range(1, len(steps) + 1):
+        text = QUERY.format(question=problem.question) + "\n\n".join(steps[:k])
+        ids = scorer.tokenizer.encode(text)[:-1]  # read before the step's last token
+        start = len(scorer.tokenizer.encode(QUERY.format(question=problem.question)))
+        q = log_likelihood(scorer.policy, ids, start) - log_likelihood(scorer.reference, ids, start)
+        assert scores.probs[k - 1] == pytest.approx(1 / (1 + math.exp(-(0.5 * q + 0.25))), 1e-5)
+
+
+def test_prefixes_score_as_in_the_full_pass_and_batching_does_not_matter(registry, models):
+    prm = build(registry, models, max_tokens_per_batch=64)
+    problems = ArithTask().problems(4)
+    requests = [ScoreRequest(p, p.steps[:k]) for p in problems for k in (1, 3, len(p.steps))]
+    together = prm.score(requests)
+    alone = [prm.score([r])[0] for r in requests]
+    for a, b in zip(together, alone, strict=True):
+        assert a.probs == pytest.approx(b.probs, abs=1e-5)
+    for p in problems:
+        full, *_ = prm.score([ScoreRequest(p, p.steps)])
+        short, *_ = prm.score([ScoreRequest(p, p.steps[:2])])
+        assert short.probs == pytest.approx(full.probs[:2], abs=1e-5)
+    (empty,) = prm.score([ScoreRequest(problems[0], ("",))])
+    assert empty.probs == pytest.approx([0.5])  # nothing said yet: q = 0
+
+
+def test_bad_options_are_named(registry, models):
+    with pytest.raises(PrmhError, match="reference"):
+        registry.create("prm", "implicit", {"model": models[0]})
+    with pytest.raises(PrmhError, match="1 or 3"):
+        build(registry, models, scale=[1.0, 2.0], bias=[0.0, 0.0])
+    with pytest.raises(PrmhError, match=r"\{question\}"):
+        build(registry, models, query_template="no question")
+
+
+def labelled(problems):
+    """(problem, item): gold solutions, and the same with a wrong result from step 2 on."""
+    items = []
+    for p in problems:
+        steps = p.steps
+        items.append((p, LabelledSolution(p.question, steps, (1.0,) * len(steps))))
+        bad = (steps[0], steps[1].replace(" = ", " = 99"), *steps[2:])
+        items.append((p, LabelledSolution(p.question, bad, (1.0,) + (0.0,) * (len(bad) - 1))))
+    return items
+
+
+def test_training_learns_the_wrong_step_and_saves_a_loadable_prm(registry, models, tmp_path):
+    items = [item for _, item in labelled(ArithTask("train").problems(24))]
+    config = TrainConfig(
+        head="implicit",
+        reference=models[1],
+        lora=False,
+        epochs=6,
+        learning_rate=3e-3,
+        batch_size=8,
+        query_template=QUERY,
+        joiner="\n\n",
+    )
+    summary = train(items, models[1], tmp_path / "prm", config)
+    assert sum(summary["losses"][-3:]) / 3 < sum(summary["losses"][:3]) / 3 - 0.1
+    saved = json.loads((tmp_path / "prm" / "prmh_prm.json").read_text())
+    assert saved["recipe"] == "implicit" and saved["options"]["reference"] == "reference"
+    prm = registry.create("prm", str(tmp_path / "prm")).instance
+    held = labelled(ArithTask().problems(8))
+    scores = prm.score([ScoreRequest(p, i.steps) for p, i in held])
+    good = [s.probs[1] for s, (_, i) in zip(scores, held, strict=True) if i.labels[1] == 1]
+    bad = [s.probs[1] for s, (_, i) in zip(scores, held, strict=True) if i.labels[1] == 0]
+    assert sum(a > b for a in good for b in bad) / (len(good) * len(bad)) > 0.8
+
+
+def test_a_frozen_backbone_trains_only_the_scale_and_bias(models, tmp_path):
+    config = TrainConfig(
+        head="implicit",
+        reference=models[1],
+        freeze_backbone=True,
+        epochs=2,
+        learning_rate=0.05,
+        batch_size=4,
+        query_template=QUERY,
+        joiner="\n\n",
+    )
+    items = [item for _, item in labelled(ArithTask("train").problems(6))]
+    train(items, models[0], tmp_path / "prm", config)
+    from safetensors.torch import load_file
+
+    before = load_file(f"{models[0]}/model.safetensors")
+    after = load_file(tmp_path / "prm" / "model.safetensors")
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    options = json.loads((tmp_path / "prm" / "prmh_prm.json").read_text())["options"]
+    assert options["scale"] != [0.1] and options["bias"] != [0.0]
+
+
+def test_the_command_line_trains_and_calibrates_an_implicit_prm(cli, models, tmp_path):
+    policy, reference = models
+    common = ["-T", "split=train", "--limit", "6", "-n", "2"]
+    data = tmp_path / "labels.jsonl"
+    assert cli("label", *common, "-L", "n=2", "--out", str(data)).exit_code == 0
+    query = PROMPT.replace("\n", "\\n")
+    trained = cli(
+        "train",
+        "--data",
+        str(data),
+        "--model",
+        policy,
+        "--reference",
+        reference,
+        "--head",
+        "implicit",
+        "--freeze-backbone",
+        "--query-template",
+        query,
+        "--joiner",
+        "\\n\\n",
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--out",
+        str(tmp_path / "prm"),
+    )
+    assert trained.exit_code == 0, trained.output
+    rollouts = tmp_path / "rollouts.jsonl"
+    assert cli("rollout", *common, "-k", "2", "--out", str(rollouts)).exit_code == 0
+    calibrated = cli(
+        "calibrate",
+        "--rollouts",
+        str(rollouts),
+        "--prm",
+        str(tmp_path / "prm"),
+        "--out",
+        str(tmp_path / "cal"),
+        "--epochs",
+        "1",
+        "--lr",
+        "0.05",
+    )
+    assert calibrated.exit_code == 0, calibrated.output
+    options = json.loads((tmp_path / "cal" / "prmh_prm.json").read_text())["options"]
+    assert len(options["scale"]) == 3 and options["query_template"] == PROMPT
+    result = cli(
+        "eval",
+        "--json",
+        "--prm",
+        str(tmp_path / "cal"),
+        "--search",
+        "bon-ias",
+        "--limit",
+        "3",
+        "-n",
+        "2",
+    )
+    assert result.exit_code == 0, result.output
+    bad = cli("train", "--data", str(data), "--model", policy, "--reference", policy, "--out", "x")
+    assert bad.exit_code == 2 and "--head implicit" in bad.output

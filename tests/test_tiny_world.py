@@ -1,0 +1,87 @@
+"""The tiny world shipped in the package: its checkpoints load, fit the size budget and give
+fixed outputs on fixed inputs, and a small `prmh eval` runs on them end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from prmh import SampleRequest, ScoreRequest
+from prmh.plugins.arith import ArithTask
+from prmh.plugins.tiny import WORLD
+
+# Measured on the shipped checkpoints (recipes/tiny/build.sh); a change to loading, layout or
+# scoring moves them.
+GOLD_SCORES = [0.70121, 0.71188, 0.71323, 0.71961, 0.71978]
+SLIP_SCORES = [0.70121, 0.48915, 0.11706, 0.12028, 0.12037]
+CALIBRATED_QUANTILES = [[0.19661, 0.73199, 0.92913], [0.21898, 0.77125, 0.93525]]
+GREEDY_START = "Dev starts with 25 cards.\n\nGetting 38 more gives 25 + 38 = 63 cards."
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return ArithTask().problems(1)[0]
+
+
+def slipped(problem):
+    """The gold solution with its second step's result off by ten (later steps unchanged)."""
+    steps = list(problem.steps)
+    head, _, value = steps[1].rpartition(" = ")
+    number = value.split(" ")[0]
+    steps[1] = f"{head} = {int(number) + 10}{value[len(number) :]}"
+    return tuple(steps)
+
+
+def test_the_shipped_world_fits_in_20_mb():
+    size = sum(p.stat().st_size for p in WORLD.rglob("*") if p.is_file())
+    assert 0 < size <= 20 * 2**20
+
+
+def test_the_tiny_prm_gives_fixed_scores_and_catches_the_slip(registry, problem):
+    prm = registry.create("prm", "tiny").instance
+    gold, slip = prm.score(
+        [ScoreRequest(problem, problem.steps), ScoreRequest(problem, slipped(problem))]
+    )
+    assert list(gold.probs) == pytest.approx(GOLD_SCORES, abs=1e-4)
+    assert list(slip.probs) == pytest.approx(SLIP_SCORES, abs=1e-4)
+    assert slip.probs[1] < gold.probs[1] - 0.2
+    for k in (1, 2, 4):  # a partial solution scores as the same steps inside the whole
+        (part,) = prm.score([ScoreRequest(problem, slipped(problem)[:k])])
+        assert list(part.probs) == pytest.approx(SLIP_SCORES[:k], abs=1e-5)
+
+
+def test_the_calibrated_prm_gives_fixed_quantiles(registry, problem):
+    prm = registry.create("prm", "tiny-calibrated").instance
+    (scores,) = prm.score([ScoreRequest(problem, problem.steps[:2])])
+    assert scores.quantile_levels == (0.1, 0.5, 0.9)
+    flat = [v for step in scores.quantiles for v in step]
+    assert flat == pytest.approx([v for step in CALIBRATED_QUANTILES for v in step], abs=1e-4)
+    assert all(a <= b <= c for a, b, c in scores.quantiles)
+
+
+def test_the_tiny_generator_writes_a_fixed_greedy_solution(registry, problem):
+    generator = registry.create("generator", "tiny", {"temperature": 0.0}).instance
+    ((sample,),) = generator.sample([SampleRequest(problem, ArithTask().prompt(problem), 1, 0)])
+    assert sample.finished and sample.text.startswith(GREEDY_START)
+
+
+def test_a_small_eval_runs_on_the_tiny_world(cli):
+    result = cli("eval", "--world", "tiny", "--json", "--limit", "3", "-n", "1", "-n", "2")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    config = record["config"]
+    assert [g["name"] for g in config["generator"]] == ["tiny"]
+    assert [p["name"] for p in config["prm"]] == ["tiny-calibrated"]
+    searches = {"best-of-n", "beam-ias"}
+    assert {s["name"] for s in config["search"]} == searches
+    (table,) = record["metrics"]["tables"]
+    rows = [row for row in table["rows"] if row["kind"] == "prm"]
+    assert {(r["agg"], r["selector"]) for r in rows} == {
+        (a, s) for a in ("min", "last") for s in ("argmax", "weighted-vote")
+    }
+    cells = [c for row in rows for c in row["cells"]]
+    assert {c["search"] for c in cells} == searches
+    assert all(0 <= c["mean"] <= 1 and c["compute"]["prm_tokens"] > 0 for c in cells)

@@ -20,7 +20,7 @@ from prmh import hookimpl
 from prmh.errors import PrmhError
 
 WORLD = Path(__file__).parent / "tiny_world"
-GENERATOR_OPTIONS = {"temperature": 0.7, "max_new_tokens": 160, "batch_size": 64}
+GENERATOR_OPTIONS = {"temperature": 0.7, "max_new_tokens": 160, "batch_size": 128}
 
 
 def _checkpoint(name: str, marker: str) -> Path:

@@ -198,7 +198,8 @@ def _train_implicit(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from prmh.plugins.hf_models import device_and_dtype, quiet_transformers, resolve_checkpoint
-    from prmh.plugins.prms.implicit import ImplicitRecipe, pack, step_values, token_log_ratios
+    from prmh.plugins.prms.hf import pack
+    from prmh.plugins.prms.implicit import ImplicitRecipe, step_values, token_log_ratios
     from prmh.registry import load_registry, read_prm_config, write_prm_config
 
     if config.step_suffix is not None or config.separator:
@@ -245,17 +246,13 @@ def _train_implicit(
     def batch_loss(batch: list[int]) -> Any:
         chosen = [examples[i] for i in batch]
         ids, mask, starts, positions = pack(torch, [e for e, _ in chosen], pad, device)
-        labels = torch.zeros(positions.shape)
-        step_mask = torch.zeros(positions.shape)
-        for row, (_, y) in enumerate(chosen):
-            labels[row, : len(y)] = torch.tensor(y)
-            step_mask[row, : len(y)] = 1
+        labels, step_mask = _step_labels(torch, [y for _, y in chosen], positions.shape, device)
         q = step_values(
             torch, token_log_ratios(torch, policy, reference, ids, mask), starts, positions
         )
         values = q[..., None] * head["scale"] + head["bias"]
         values = values if outputs > 1 else values.squeeze(-1)
-        return loss_fn(values, labels.to(device), step_mask.to(device))
+        return loss_fn(values, labels, step_mask)
 
     step, losses = _optimise(
         torch,
@@ -390,27 +387,26 @@ def _batch_loss(
     device: Any,
     autocast: Any,
 ) -> Any:
-    width = max(len(e.ids) for e, _ in batch)
-    steps = max(len(e.positions) for e, _ in batch)
+    from prmh.plugins.prms.hf import pack
+
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    positions = torch.zeros((len(batch), steps), dtype=torch.long)
-    labels = torch.zeros((len(batch), steps))
-    step_mask = torch.zeros((len(batch), steps))
-    for row, (enc, y) in enumerate(batch):
-        ids[row, : len(enc.ids)] = torch.tensor(enc.ids)
-        mask[row, : len(enc.ids)] = 1
-        positions[row, : len(enc.positions)] = torch.tensor(enc.positions)
-        labels[row, : len(y)] = torch.tensor(y)
-        step_mask[row, : len(y)] = 1
-    ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
+    ids, mask, _, positions = pack(torch, [e for e, _ in batch], pad, device)
+    labels, step_mask = _step_labels(torch, [y for _, y in batch], positions.shape, device)
     with autocast if autocast is not None else contextlib.nullcontext():
         hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state
     gathered = hidden.float()[torch.arange(len(batch), device=device)[:, None], positions]
     values = head(gathered)
     values = values if values.shape[-1] > 1 else values.squeeze(-1)
-    return loss_fn(values, labels.to(device), step_mask.to(device))
+    return loss_fn(values, labels, step_mask)
+
+
+def _step_labels(torch: Any, labels: list, shape: Any, device: Any) -> tuple[Any, Any]:
+    """Per-step targets padded to ``shape`` and the mask of real steps."""
+    targets, mask = torch.zeros(shape), torch.zeros(shape)
+    for row, y in enumerate(labels):
+        targets[row, : len(y)] = torch.tensor(y)
+        mask[row, : len(y)] = 1
+    return targets.to(device), mask.to(device)
 
 
 def _with_lora(model: Any, config: TrainConfig, modules_to_save: list[str] | None = None) -> Any:

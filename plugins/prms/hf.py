@@ -82,6 +82,21 @@ def read_tensors(directory: Path, prefix: str) -> dict[str, Any]:
     return found
 
 
+def pack(torch: Any, rows: Sequence[Encoded], pad: int, device: Any) -> tuple[Any, ...]:
+    """Right-padded ids and mask, each row's start, and step positions (padded with 0)."""
+    width = max(len(e.ids) for e in rows)
+    steps = max(len(e.positions) for e in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    positions = torch.zeros((len(rows), steps), dtype=torch.long)
+    for r, e in enumerate(rows):
+        ids[r, : len(e.ids)] = torch.tensor(e.ids)
+        mask[r, : len(e.ids)] = 1
+        positions[r, : len(e.positions)] = torch.tensor(e.positions)
+    starts = torch.tensor([e.start for e in rows])
+    return ids.to(device), mask.to(device), starts.to(device), positions.to(device)
+
+
 class HFScorer:
     """Loads a checkpoint for one head and scores encoded solutions in batches."""
 
@@ -193,16 +208,8 @@ class HFScorer:
         with torch.inference_mode():
             for chosen in length_batches(lengths, self.max_tokens_per_batch):
                 batch = [todo[j] for j in chosen]
-                width = max(len(prepared[i][0].ids) for i in batch)
-                ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, i in enumerate(batch):
-                    seq = prepared[i][0].ids
-                    ids[row, : len(seq)] = torch.tensor(seq)
-                    mask[row, : len(seq)] = 1
-                hidden = self.backbone(
-                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
-                ).last_hidden_state
+                ids, mask, _, _ = pack(torch, [prepared[i][0] for i in batch], pad, self.device)
+                hidden = self.backbone(input_ids=ids, attention_mask=mask).last_hidden_state
                 for row, i in enumerate(batch):
                     enc, truncated, keep = prepared[i]
                     where = torch.tensor(enc.positions, dtype=torch.long, device=self.device)

@@ -20,7 +20,7 @@ from typing import Any
 
 from prmh.errors import PrmhError
 from prmh.plugins.hf_models import device_and_dtype, quiet_transformers, resolve_checkpoint
-from prmh.plugins.prms.hf import QUANTILE_LEVELS, Encoded, length_batches
+from prmh.plugins.prms.hf import QUANTILE_LEVELS, Encoded, length_batches, pack
 
 
 class ImplicitRecipe:
@@ -160,18 +160,3 @@ class ImplicitScorer:
                     values = values.tolist() if self.quantile_levels else values[:, 0].tolist()
                     results[todo[j]] = (values, False, len(rows[row].ids))
         return results
-
-
-def pack(torch: Any, rows: Sequence[Encoded], pad: int, device: Any) -> tuple[Any, ...]:
-    """Right-padded ids and mask, each row's start, and step positions (padded with 0)."""
-    width = max(len(e.ids) for e in rows)
-    steps = max(len(e.positions) for e in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    positions = torch.zeros((len(rows), steps), dtype=torch.long)
-    for r, e in enumerate(rows):
-        ids[r, : len(e.ids)] = torch.tensor(e.ids)
-        mask[r, : len(e.ids)] = 1
-        positions[r, : len(e.positions)] = torch.tensor(e.positions)
-    starts = torch.tensor([e.start for e in rows])
-    return ids.to(device), mask.to(device), starts.to(device), positions.to(device)

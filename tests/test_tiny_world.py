@@ -85,3 +85,19 @@ def test_a_small_eval_runs_on_the_tiny_world(cli):
     cells = [c for row in rows for c in row["cells"]]
     assert {c["search"] for c in cells} == searches
     assert all(0 <= c["mean"] <= 1 and c["compute"]["prm_tokens"] > 0 for c in cells)
+
+
+def test_a_bare_eval_plans_the_tiny_world_and_sim_is_one_option_away(cli, monkeypatch):
+    from prmh.matrix import build_plan
+
+    monkeypatch.delenv("PRMH_WORLD", raising=False)
+    plan = build_plan({})
+    assert [s.name for s in plan.generator] == ["tiny"]
+    assert [s.name for s in plan.prm] == ["tiny-calibrated"]
+    assert plan.limit == 50 and plan.budget == (1, 4, 16)
+    assert len(plan.agg) >= 2 and len(plan.selector) >= 2
+    sim = build_plan({"world": "sim"})
+    assert [s.name for s in sim.generator] == ["sim"] and sim.limit == 200
+    assert build_plan({}, {"world": "sim"}).generator[0].name == "sim"
+    bad = cli("eval", "--world", "big")
+    assert bad.exit_code == 2 and "unknown world 'big'" in bad.output

@@ -75,6 +75,6 @@ def require_hf(what: str) -> None:
         import transformers  # noqa: F401
     except ImportError as e:
         raise PrmhError(
-            f"{what} need the hf extra ({e.name} is missing): "
+            f"{what}: needs the hf extra ({e.name} is missing): "
             "pip install torch==2.13.0 && pip install 'prmh[hf]'."
         ) from e

@@ -54,6 +54,12 @@ class Shipped:
         return implicit, {**options, "model": str(model), **self.preset}
 
     def __call__(self, **options: Any) -> Any:
+        from prmh.plugins.hf_models import require_hf
+
+        try:
+            require_hf(f"the tiny world's {self.kind}")
+        except PrmhError as e:
+            raise PrmhError(f"{e} Or run the simulated world: prmh eval --world sim.") from None
         if self.kind == "generator":
             _checkpoint(self.name, "config.json")
         factory, preset = self._target()

@@ -411,7 +411,7 @@ def test_missing_hf_extra_is_a_clear_error(monkeypatch, registry):
     import sys
 
     monkeypatch.setitem(sys.modules, "transformers", None)
-    with pytest.raises(PrmhError, match=r"need the hf extra \(transformers is missing\)"):
+    with pytest.raises(PrmhError, match=r"needs the hf extra \(transformers is missing\)"):
         registry.create("prm", "math-shepherd", {"model": "anything"})
 
 

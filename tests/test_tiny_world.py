@@ -101,3 +101,13 @@ def test_a_bare_eval_plans_the_tiny_world_and_sim_is_one_option_away(cli, monkey
     assert build_plan({}, {"world": "sim"}).generator[0].name == "sim"
     bad = cli("eval", "--world", "big")
     assert bad.exit_code == 2 and "unknown world 'big'" in bad.output
+
+
+def test_without_torch_the_error_names_the_extra_and_the_sim_world(registry, monkeypatch):
+    import sys
+
+    from prmh.errors import PrmhError
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(PrmhError, match=r"hf extra \(torch is missing\).*--world sim"):
+        registry.create("generator", "tiny")

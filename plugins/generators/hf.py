@@ -224,6 +224,8 @@ class HFGenerator:
         """(finished, request stop) when row b is done; None to go on."""
         if token in self.eos:
             return True, None
+        if not stops[b] and not self.sampling.stop:  # nothing to look for: no decoding
+            return None
         previous = texts[b]
         texts[b] = self.tokenizer.decode(tokens[b], skip_special_tokens=True)
         search_from = max(

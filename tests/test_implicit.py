@@ -73,6 +73,10 @@ def test_prefixes_score_as_in_the_full_pass_and_batching_does_not_matter(registr
         assert short.probs == pytest.approx(full.probs[:2], abs=1e-5)
     (empty,) = prm.score([ScoreRequest(problems[0], ("",))])
     assert empty.probs == pytest.approx([0.5])  # nothing said yet: q = 0
+    p = problems[0]
+    (gap,) = prm.score([ScoreRequest(p, (p.steps[0], "", p.steps[1]))])
+    (plain,) = prm.score([ScoreRequest(p, p.steps[:1])])
+    assert gap.probs[1] == pytest.approx(plain.probs[0], abs=1e-6)
 
 
 def test_bad_options_are_named(registry, models):

@@ -28,7 +28,7 @@ class ImplicitRecipe:
     before the one that holds its last character: that token may merge with the joiner (``.``
     then a blank line is one token in Qwen's tokenizer) or stand alone at the end of a partial
     solution, so it is counted with the next step instead. A partial solution thus scores
-    exactly as the same steps inside a longer one. An empty step is read before the solution."""
+    exactly as the same steps inside a longer one. An empty step keeps the value before it."""
 
     def __init__(self, tokenizer: Any, query_template: str = "{question}\n", joiner: str = "\n\n"):
         if "{question}" not in query_template:
@@ -49,8 +49,8 @@ class ImplicitRecipe:
         start = max(start, 1)  # the first token has no prediction to read
         positions = []
         for end in ends:
-            if not end:
-                positions.append(start - 1)
+            if not end:  # nothing said: the value so far
+                positions.append(positions[-1] if positions else start - 1)
                 continue
             last = next(i for i, (a, b) in enumerate(offsets) if b >= end)
             positions.append(max(last - 1, start - 1))

@@ -95,25 +95,30 @@ def train(
     if config.head not in ("value", "lm", "implicit"):
         raise PrmhError(f"--head must be value, lm or implicit, not {config.head!r}.")
     lm = config.head == "lm"
+    implicit = config.head == "implicit"
     if lm and config.freeze_backbone:
         raise PrmhError("an lm head is part of the backbone: --freeze-backbone needs --head value.")
-    if config.head == "implicit":
-        return _train_implicit(items, base, out, config, resume, on_step)
-    if config.reference:
+    if config.reference and not implicit:
         raise PrmhError("--reference is the implicit head's reference model: use --head implicit.")
+    if implicit and (config.step_suffix is not None or config.separator):
+        raise PrmhError("the implicit head reads no separator: drop --separator/--step-suffix.")
     if lm and config.loss == "wql":
         raise PrmhError("wql trains three quantile outputs: use --head value.")
     if lm and (config.joiner != "\n" or config.step_suffix is not None):
         raise PrmhError(
             "--joiner and --step-suffix shape the value head's layout: use --head value."
         )
-    separator = config.separator or ("ки" if lm else "[PRM]")
     quiet_transformers()
     loss_fn = load_registry().create("loss", config.loss, dict(config.loss_options)).instance
     torch.manual_seed(config.seed)
     device, _ = device_and_dtype(config.device, config.dtype)
     path, _ = resolve_checkpoint(base, None)
     tokenizer = AutoTokenizer.from_pretrained(path)
+    if implicit:
+        return _train_implicit(
+            items, path, tokenizer, loss_fn, device, out, config, resume, on_step
+        )
+    separator = config.separator or ("ки" if lm else "[PRM]")
     added = 0
     if len(tokenizer.encode(separator, add_special_tokens=False)) != 1:
         added = tokenizer.add_special_tokens({"additional_special_tokens": [separator]})
@@ -133,13 +138,7 @@ def train(
         recipe = value_head_recipe(
             tokenizer, separator, config.query_template, config.joiner, config.step_suffix
         )
-    examples = []
-    for item in items:
-        enc = recipe.encode(item.question, list(item.steps))
-        if len(enc.ids) <= config.max_length:
-            examples.append((enc, item.labels))
-    if not examples:
-        raise PrmhError(f"every solution is longer than max_length={config.max_length}.")
+    examples = _examples(recipe, items, config.max_length)
     outputs = 3 if config.loss == "wql" else 1
     head = torch.nn.Linear(backbone.config.hidden_size, outputs)
     if config.init_head:  # every output starts as the given head: each quantile = its probability
@@ -175,55 +174,67 @@ def train(
         on_step,
     )
     _save(backbone, None if lm else head, tokenizer, out, config, separator)
+    return _summary(step, losses, len(examples), len(items), added_separator=bool(added))
+
+
+def _examples(recipe: Any, items: list[LabelledSolution], max_length: int) -> list[tuple]:
+    """(encoded solution, step labels) for every item that fits in ``max_length`` tokens."""
+    examples = []
+    for item in items:
+        enc = recipe.encode(item.question, list(item.steps))
+        if len(enc.ids) <= max_length:
+            examples.append((enc, item.labels))
+    if not examples:
+        raise PrmhError(f"every solution is longer than max_length={max_length}.")
+    return examples
+
+
+def _summary(
+    step: int, losses: list[float], used: int, given: int, added_separator: bool = False
+) -> dict[str, Any]:
     return {
         "steps": step,
         "losses": losses,
-        "examples": len(examples),
-        "skipped_too_long": len(items) - len(examples),
-        "added_separator": bool(added),
+        "examples": used,
+        "skipped_too_long": given - used,
+        "added_separator": added_separator,
     }
 
 
 def _train_implicit(
     items: list[LabelledSolution],
-    base: str,
+    path: Path,
+    tokenizer: Any,
+    loss_fn: Any,
+    device: Any,
     out: Path,
     config: TrainConfig,
     resume: bool,
     on_step: Callable[[int, int, float], None] | None,
 ) -> dict[str, Any]:
-    """The implicit head: the base model is the policy, compared with a frozen reference; its
-    (scale, bias) pairs map each step's summed log-likelihood ratio to a logit."""
+    """The implicit head: the model at ``path`` is the policy, compared with a frozen
+    reference; its (scale, bias) pairs map each step's summed log-likelihood ratio to a logit."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    from prmh.plugins.hf_models import device_and_dtype, quiet_transformers, resolve_checkpoint
+    from prmh.plugins.hf_models import resolve_checkpoint
     from prmh.plugins.prms.hf import pack
-    from prmh.plugins.prms.implicit import ImplicitRecipe, step_values, token_log_ratios
-    from prmh.registry import load_registry, read_prm_config, write_prm_config
+    from prmh.plugins.prms.implicit import (
+        ImplicitRecipe,
+        check_vocabulary,
+        step_values,
+        token_log_ratios,
+    )
+    from prmh.registry import read_prm_config, write_prm_config
 
-    if config.step_suffix is not None or config.separator:
-        raise PrmhError("the implicit head reads no separator: drop --separator/--step-suffix.")
-    quiet_transformers()
-    loss_fn = load_registry().create("loss", config.loss, dict(config.loss_options)).instance
-    torch.manual_seed(config.seed)
-    device, _ = device_and_dtype(config.device, config.dtype)
-    path, _ = resolve_checkpoint(base, None)
-    ref_path, _ = resolve_checkpoint(config.reference or base, None)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if AutoTokenizer.from_pretrained(ref_path).get_vocab() != tokenizer.get_vocab():
-        raise PrmhError(f"--reference {config.reference!r} has another vocabulary than {base!r}.")
+    ref_path, _ = resolve_checkpoint(config.reference or str(path), None)
+    check_vocabulary(tokenizer, path, ref_path)
     policy = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     reference = AutoModelForCausalLM.from_pretrained(ref_path, dtype=torch.float32).eval()
     reference.requires_grad_(False)
-    recipe = ImplicitRecipe(tokenizer, config.query_template, config.joiner)
-    examples = []
-    for item in items:
-        enc = recipe.encode(item.question, list(item.steps))
-        if len(enc.ids) <= config.max_length:
-            examples.append((enc, item.labels))
-    if not examples:
-        raise PrmhError(f"every solution is longer than max_length={config.max_length}.")
+    examples = _examples(
+        ImplicitRecipe(tokenizer, config.query_template, config.joiner), items, config.max_length
+    )
     outputs = 3 if config.loss == "wql" else 1
     scale, bias = [config.beta] * outputs, [0.0] * outputs
     if config.init_head:  # every output starts as the given PRM's first pair
@@ -275,13 +286,7 @@ def _train_implicit(
         "bias": head["bias"].detach().cpu().tolist(),
     }
     write_prm_config(out, "implicit", options)
-    return {
-        "steps": step,
-        "losses": losses,
-        "examples": len(examples),
-        "skipped_too_long": len(items) - len(examples),
-        "added_separator": False,
-    }
+    return _summary(step, losses, len(examples), len(items))
 
 
 def _optimise(

@@ -57,6 +57,17 @@ class ImplicitRecipe:
         return Encoded(ids, positions, start)
 
 
+def check_vocabulary(tokenizer: Any, policy: Path, reference: Path) -> None:
+    """Refuse a reference whose tokenizer is not the policy's: both must score the same ids."""
+    from transformers import AutoTokenizer
+
+    if AutoTokenizer.from_pretrained(reference).get_vocab() != tokenizer.get_vocab():
+        raise PrmhError(
+            f"the reference {str(reference)!r} has another vocabulary than the policy model "
+            f"{str(policy)!r}; an implicit PRM compares the same tokens under both."
+        )
+
+
 def token_log_ratios(torch: Any, policy: Any, reference: Any, ids: Any, mask: Any) -> Any:
     """[B, L]: at position i, log pi(ids_i) - log pi_ref(ids_i) (0 at position 0); the
     reference runs without gradients."""
@@ -114,11 +125,7 @@ class ImplicitScorer:
         self.fingerprint = f"{policy_print}:{ref_print}:{list(scale)}:{list(bias)}"
         self.device, self.dtype = device_and_dtype(device, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        if AutoTokenizer.from_pretrained(ref_path).get_vocab() != self.tokenizer.get_vocab():
-            raise PrmhError(
-                f"the reference {str(ref_path)!r} has another vocabulary than the policy model "
-                f"{str(self.path)!r}; an implicit PRM compares the same tokens under both."
-            )
+        check_vocabulary(self.tokenizer, self.path, ref_path)
         self.policy = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)
         self.reference = AutoModelForCausalLM.from_pretrained(ref_path, dtype=self.dtype)
         for m in (self.policy, self.reference):

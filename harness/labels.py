@@ -7,7 +7,9 @@
   (one boolean per step).
 - ``stepwise`` (JSONL, TRL's stepwise supervision): ``prompt``, ``completions``, ``labels``.
 
-Labels are written as good/bad (a soft label counts as good from 0.5); reading gives 1.0/0.0.
+Hard labels (0 or 1) are written as booleans, soft labels (Math-Shepherd's success rates) as
+numbers, so ``mse`` and soft targets train on what was labelled. Math-Shepherd's text marks a
+soft label as ``+`` from 0.5 and keeps the numbers in an extra ``soft_label`` list.
 """
 
 from __future__ import annotations
@@ -39,26 +41,42 @@ def _numbered(steps: Sequence[str]) -> list[str]:
     return [s if _NUMBERED.match(s) else f"Step {k}: {s}" for k, s in enumerate(steps, start=1)]
 
 
+def _written(labels: Sequence[float]) -> list[bool] | list[float]:
+    """Booleans when every label is hard, the numbers themselves otherwise."""
+    if all(label in (0.0, 1.0) for label in labels):
+        return [label == 1.0 for label in labels]
+    return [float(label) for label in labels]
+
+
 def to_record(item: LabelledSolution, fmt: str) -> dict[str, Any]:
-    good = [label >= 0.5 for label in item.labels]
     if fmt == "math-shepherd":
         steps = _numbered(item.steps)
         text = "\n".join(f"{s} {TAG}" for s in steps)
-        marks = "\n".join(f"{s} {'+' if g else '-'}" for s, g in zip(steps, good, strict=True))
-        return {
+        marks = "\n".join(
+            f"{s} {'+' if y >= 0.5 else '-'}" for s, y in zip(steps, item.labels, strict=True)
+        )
+        row: dict[str, Any] = {
             "input": f"{item.question} {text}",
             "label": f"{item.question} {marks}",
             "task": "prmh",
         }
+        written = _written(item.labels)
+        if written and not isinstance(written[0], bool):
+            row["soft_label"] = written
+        return row
     if fmt == "unprm":
         return {
             "prompt": item.question,
             "answer": item.answer,
             "completions": list(item.steps),
-            "label": good,
+            "label": _written(item.labels),
         }
     if fmt == "stepwise":
-        return {"prompt": item.question, "completions": list(item.steps), "labels": good}
+        return {
+            "prompt": item.question,
+            "completions": list(item.steps),
+            "labels": _written(item.labels),
+        }
     raise PrmhError(f"unknown label format {fmt!r}; formats are: {', '.join(FORMATS)}.")
 
 
@@ -74,17 +92,34 @@ def from_record(row: Any, fmt: str, where: str) -> LabelledSolution:
         if key not in row:
             raise PrmhError(f"{where}: missing field {key!r} ({fmt} format).")
     if fmt == "math-shepherd":
-        return _shepherd(row["input"], row["label"], where)
-    labels = row["label"] if fmt == "unprm" else row["labels"]
+        item = _shepherd(row["input"], row["label"], where)
+        if "soft_label" not in row:
+            return item
+        soft = _read_labels(row["soft_label"], len(item.steps), where)
+        return LabelledSolution(item.question, item.steps, soft)
     steps = row["completions"]
-    if len(labels) != len(steps):
-        raise PrmhError(f"{where}: {len(steps)} steps but {len(labels)} labels.")
+    if not isinstance(steps, list):
+        raise PrmhError(f"{where}: 'completions' must be a list of steps.")
+    labels = _read_labels(row["label"] if fmt == "unprm" else row["labels"], len(steps), where)
     return LabelledSolution(
-        str(row["prompt"]),
-        tuple(map(str, steps)),
-        tuple(float(bool(x)) for x in labels),
-        str(row.get("answer", "")),
+        str(row["prompt"]), tuple(map(str, steps)), labels, str(row.get("answer", ""))
     )
+
+
+def _read_labels(labels: Any, count: int, where: str) -> tuple[float, ...]:
+    """Booleans as 1.0/0.0, numbers in [0, 1] as they are."""
+    if not isinstance(labels, list) or len(labels) != count:
+        size = len(labels) if isinstance(labels, list) else "no list of"
+        raise PrmhError(f"{where}: {count} steps but {size} labels.")
+    out = []
+    for x in labels:
+        if isinstance(x, bool) or (isinstance(x, int | float) and 0.0 <= x <= 1.0):
+            out.append(float(x))
+        else:
+            raise PrmhError(
+                f"{where}: a label must be true/false or a number in [0, 1], not {x!r}."
+            )
+    return tuple(out)
 
 
 def _shepherd(text: str, label: str, where: str) -> LabelledSolution:

@@ -14,8 +14,9 @@ prefix that ends with it, k = i + 1; the last step gets the solution's outcome.
   and ``uncertainty-delta`` (by decreasing rise in uncertainty from the previous step; step 0
   is never probed). ``sequential`` and ``binary`` use a fixed budget (48 rollouts per probe);
   the others an adaptive one: 72 rollouts at the root, the solution is skipped when at most 10
-  succeed, else n = max(16, 8 * ceil(i / 8)) for i the number of root rollouts it took to
-  reach 10 successes, and the root is re-estimated with n.
+  succeed, else n = max(16, 8 * ceil(i / 8)) for i the 0-based index of the root rollout that
+  brings the 10th success (as in UnPRM's ``generate_train_data.py``), and the root is
+  re-estimated with n.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class UnPRMSearch:
             root = spend(0, self.root_n)
             successes = 0
             reached = None
-            for i, ok in enumerate(root.outcomes, start=1):
+            for i, ok in enumerate(root.outcomes):  # 0-based, as in the release
                 successes += ok
                 if successes >= self.min_correct:
                     reached = i

@@ -10,9 +10,10 @@ real steps and 0 for padding. A trajectory's wrong steps are those labelled belo
   ``zeta`` added to wrong steps' values, the Q0 term only when the trajectory has a wrong step,
   epsilon 1e-5 in the denominator; per trajectory the mean over its terms, then over the batch.
   ``standardize`` first standardises values over the whole padded batch (UnPRM's variant).
-- ``theory-rank`` (Eq. 9, approximate as in the release): the positive terms with an inclusive
-  running sum, plus a ranking among wrong steps (earlier wrong steps above later ones).
-- ``ablate-rank`` (Eq. 12): only the first wrong step in the denominator, no margin.
+- ``theory-rank`` (Eq. 9, equal to the release's ``theory_ranking_loss`` with its quirks, see
+  ``TheoryRank``): the positive terms plus a ranking among wrong steps.
+- ``ablate-rank`` (Eq. 12): only the first wrong step in the denominator, no margin; the true
+  first wrong step, where the release takes the step at index "number of correct labels".
 - ``wql``: mean pinball loss of sigmoid(head) for quantiles 0.1, 0.5, 0.9 (calibration).
 """
 
@@ -93,7 +94,15 @@ class Rank:
 
 
 class TheoryRank:
-    """PQM Eq. 9 as released: inclusive running sum over correct steps, ranking among wrong."""
+    """PQM's Eq. 9 as released (``theory_ranking_loss`` in PQM's ``train_ablation.py``).
+
+    Three quirks of the release are kept, so numbers match it: the Q0 term is counted whenever
+    the trajectory has a wrong step; a correct step after the first one has its own exp(Q) twice
+    in its denominator (the running sum is inclusive); and the correct part is divided by the
+    number of steps plus one (the Q0 slot). The ranking part sums, for each wrong step except
+    one in the padded tensor's last column, -log(e^Q / (e^Q + sum of e^Q of later wrong
+    steps)), divided by the number of steps; the two parts are averaged over the batch apart.
+    """
 
     def __init__(self, zeta: float = 4.0):
         self.zeta = zeta
@@ -101,25 +110,35 @@ class TheoryRank:
     def __call__(self, values: Any, labels: Any, mask: Any) -> Any:
         import torch
 
-        losses = []
-        for q, y, m in zip(values, labels, mask.bool(), strict=True):
-            q, y = q[m], y[m]
-            correct, wrong = q[y >= 0.5], q[y < 0.5]
-            wrong_mass = torch.exp(wrong + self.zeta).sum()
-            terms = []
-            running = torch.ones((), dtype=q.dtype)
-            for q_t in correct:
-                running = running + torch.exp(q_t)  # inclusive, as in the release
-                terms.append(-(q_t - torch.log(running + wrong_mass + EPSILON)))
-            for k in range(len(wrong)):
-                later = torch.exp(wrong[k:]).sum()
-                terms.append(-(wrong[k] - torch.log(later + EPSILON)))
-            losses.append(torch.stack(terms).sum() / max(1, int(m.sum())) if terms else q.sum() * 0)
-        return torch.stack(losses).mean()
+        valid = mask.bool()
+        correct, wrong = valid & (labels >= 0.5), valid & (labels < 0.5)
+        steps = valid.sum(1).clamp(min=1).to(values.dtype)
+        exp_q = values.exp()
+        # ranking among wrong steps: each against the wrong steps after it
+        wrong_exp = torch.where(wrong, exp_q, 0)
+        later = wrong_exp.flip(-1).cumsum(-1).flip(-1) - wrong_exp
+        current = torch.where(wrong, exp_q, 1)
+        ranking = -torch.log(current / (current + later + EPSILON))
+        ranked = wrong.clone()
+        ranked[:, -1] = False
+        negative = (torch.where(ranked, ranking, 0).sum(1) / steps).mean()
+        # the correct steps and Q0 against every wrong step with margin zeta
+        wrong_mass = torch.where(wrong, (values + self.zeta).exp(), 0).sum(1, keepdim=True)
+        inclusive = torch.where(correct, exp_q, 0).cumsum(1)
+        inclusive[:, 0] = 0
+        current = torch.where(correct, exp_q, 1)
+        terms = -torch.log(current / (current + 1 + inclusive + wrong_mass + EPSILON))
+        q0 = torch.log(1 + wrong_mass[:, 0] + EPSILON) * wrong.any(1)
+        positive = ((q0 + torch.where(correct, terms, 0).sum(1)) / (steps + 1)).mean()
+        return positive + negative
 
 
 def ablate_rank(values: Any, labels: Any, mask: Any) -> Any:
-    """PQM Eq. 12: the first wrong step alone in the denominator, no margin."""
+    """PQM Eq. 12: the first wrong step alone in the denominator, no margin.
+
+    The first wrong step is the true one. PQM's release takes the step at index "number of
+    correct labels", which is the first wrong step only when labels read 1...1 0...0; for
+    labels such as 1 0 1 0 it would read a later step (a correct one here)."""
     import torch
 
     losses = []
@@ -155,6 +174,10 @@ def prmh_register_loss(register):
     register("mse", lambda: mse, description="Per-step squared error of sigmoid(value)")
     register("orm", lambda: orm, description="Outcome loss on the last step")
     register("rank", Rank, description="PQM comparative Q-value ranking loss (zeta margin)")
-    register("theory-rank", TheoryRank, description="PQM Eq. 9 with ranking among wrong steps")
-    register("ablate-rank", lambda: ablate_rank, description="PQM Eq. 12 ablation")
+    register("theory-rank", TheoryRank, description="PQM Eq. 9 as released")
+    register(
+        "ablate-rank",
+        lambda: ablate_rank,
+        description="PQM Eq. 12 ablation (the true first wrong step, not the release's index)",
+    )
     register("wql", lambda: wql, description="Pinball loss on 0.1/0.5/0.9 quantile heads")

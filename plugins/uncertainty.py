@@ -18,24 +18,24 @@ from prmh.errors import PrmhError
 TEMPERATURE = 5.0
 
 
-def _softened(logprobs: Sequence[float], temperature: float) -> list[float]:
+def _log_softened(logprobs: Sequence[float], temperature: float) -> list[float]:
+    """log softmax(logprob / T), computed in log space so that no weight underflows to 0."""
     scaled = [lp / temperature for lp in logprobs]
     top = max(scaled)
-    weights = [math.exp(x - top) for x in scaled]
-    total = sum(weights)
-    return [w / total for w in weights]
+    log_total = top + math.log(sum(math.exp(x - top) for x in scaled))
+    return [x - log_total for x in scaled]
 
 
 def step_entropy(logprobs: Sequence[float], temperature: float = TEMPERATURE) -> float:
     if not logprobs:
         return 0.0
-    return -sum(p * math.log(p) for p in _softened(logprobs, temperature) if p > 0)
+    return -sum(math.exp(lp) * lp for lp in _log_softened(logprobs, temperature))
 
 
 def step_log_sum(logprobs: Sequence[float], temperature: float = TEMPERATURE) -> float:
     if not logprobs:
         return 0.0
-    return -sum(math.log(p) for p in _softened(logprobs, temperature))
+    return -sum(_log_softened(logprobs, temperature))
 
 
 def token_entropy(distributions: Sequence[Sequence[float]]) -> float:
@@ -51,23 +51,26 @@ MEASURES = {"entropy": step_entropy, "log-sum": step_log_sum}
 
 
 def step_logprobs(generation: Generation, steps: Sequence[str]) -> list[list[float]]:
-    """Each step's token log-probabilities: a token belongs to the step its text ends in."""
+    """Each step's token log-probabilities. A token belongs to the step its first character
+    falls in, so a new step starts at the token that opens it (UnPRM's ``split_by_step`` starts
+    one at each ``Step`` token) and the token that ends a step (``.\n``) stays with it; tokens
+    before the first step belong to the first."""
     if generation.tokens is None or generation.token_logprobs is None:
         raise PrmhError("uncertainty needs the generator's tokens and log-probabilities.")
-    ends, at = [], 0
+    starts, at = [], 0
     for step in steps:
         found = generation.text.find(step, at)
         if found < 0:
             raise PrmhError("a step is not part of its generation's text.")
+        starts.append(found)
         at = found + len(step)
-        ends.append(at)
     out: list[list[float]] = [[] for _ in steps]
     position, k = 0, 0
     for token, lp in zip(generation.tokens, generation.token_logprobs, strict=True):
-        position += len(token)
-        while k < len(ends) - 1 and position > ends[k]:
+        while k < len(starts) - 1 and position >= starts[k + 1]:
             k += 1
         out[k].append(lp)
+        position += len(token)
     return out
 
 

@@ -78,6 +78,18 @@ def test_adaptive_budget_by_hand(registry):
     assert rollout.calls[0] == (0, 72)
     assert rollout.calls[1] == (0, 32)  # max(16, 8 * ceil(32 / 8))
     assert all(n == 32 for _, n in rollout.calls[1:])
+    # the release counts from the 0-based index of the 10th success: rollout 17 (index 16)
+    # gives 16, not 24 (Jiuzhouh/UnPRM generate_train_data.py at 31b85ae: ceil(i/8)*8, i 0-based)
+    for tenth, n in ((16, 16), (24, 24), (64, 64), (9, 16), (30, 32)):
+        outcomes = (False,) * (tenth - 9) + (True,) * (81 - tenth)  # 72 rollouts
+        calls = []
+
+        def rollout(k, size, outcomes=outcomes, calls=calls):
+            calls.append((k, size))
+            return RolloutValue(0.5, 0.9 if k == 0 else 0.1, outcomes[:size], tokens=size)
+
+        labeler.label(PROBLEM, ["a", "b", "c"], False, rollout, None)
+        assert calls[1] == (0, n), tenth
     skipped = labeler.label(PROBLEM, ["a", "b"], False, planted(1, root=0.1), None)
     assert skipped.labels is None and skipped.rollouts == 72  # <= 10 successes of 72
     with pytest.raises(PrmhError, match="needs one uncertainty per step"):
@@ -112,10 +124,45 @@ def test_uncertainty_measures_by_hand():
         token_logprobs=(-0.1, -0.2, -0.3, -0.4),
         tokens=("a", "b", "\n\nc", "d"),
     )
+    # "\n\nc" starts inside the first step's part of the text: it stays with the first step
     assert step_uncertainty(g, ["ab", "cd"]) == [
-        step_entropy([-0.1, -0.2]),
-        step_entropy([-0.3, -0.4]),
+        step_entropy([-0.1, -0.2, -0.3]),
+        step_entropy([-0.4]),
     ]
+
+
+def test_log_sum_and_entropy_survive_very_low_log_probabilities():
+    lps = [-5000.0, -1.0, -20000.0]
+    scaled = [x / 5 for x in lps]
+    top = max(scaled)
+    log_z = top + math.log(sum(math.exp(x - top) for x in scaled))
+    assert step_log_sum(lps) == pytest.approx(-sum(x - log_z for x in scaled))
+    assert step_entropy(lps) == pytest.approx(0.0, abs=1e-12)
+
+
+def released_split_by_step(tokens, logprobs):
+    """UnPRM's ``split_by_step`` (Jiuzhouh/UnPRM ``generate_train_data.py`` at 31b85ae): walk
+    the tokens, start a new group at every token equal to 'Step' (closing the current group when
+    it is not empty), add every other token to the current group."""
+    groups, current = [], []
+    for token, lp in zip(tokens, logprobs, strict=True):
+        if token == "Step" and current:
+            groups.append(current)
+            current = []
+        current.append(lp)
+    return groups + ([current] if current else [])
+
+
+def test_step_tokens_follow_unprm_split_by_step():
+    """Each step's tokens are those UnPRM's release gives it: a step starts at its 'Step' token,
+    and the token that ends a step ('.\n') stays with that step."""
+    from prmh.plugins.uncertainty import step_logprobs
+
+    tokens = ("Step", " 1", ":", " 2", " +", " 2", ".\n", "Step", " 2", ":", " so", " 4", ".")
+    lps = tuple(-0.1 * (i + 1) for i in range(len(tokens)))
+    g = Generation("".join(tokens), True, len(tokens), token_logprobs=lps, tokens=tokens)
+    steps = ["Step 1: 2 + 2.", "Step 2: so 4."]
+    assert step_logprobs(g, steps) == released_split_by_step(tokens, lps)
 
 
 ITEMS = [
@@ -142,6 +189,20 @@ def test_label_files_round_trip(tmp_path, fmt):
     write_labels(tmp_path / "again", back, fmt)
     if fmt != "unprm":
         assert (tmp_path / "again").read_text() == path.read_text()
+
+
+@pytest.mark.parametrize("fmt", ["math-shepherd", "unprm", "stepwise"])
+def test_soft_labels_stay_numbers(tmp_path, fmt):
+    soft = LabelledSolution("Q?", ("Step 1: a.", "Step 2: b."), (0.625, 0.0))
+    write_labels(tmp_path / "soft", [soft], fmt)
+    (back,) = read_labels(tmp_path / "soft")
+    assert back.labels == (0.625, 0.0)
+    hard = LabelledSolution("Q?", ("Step 1: a.", "Step 2: b."), (1.0, 0.0))
+    write_labels(tmp_path / "hard", [hard], fmt)
+    assert "soft_label" not in (tmp_path / "hard").read_text()
+    if fmt != "math-shepherd":
+        row = json.loads((tmp_path / "hard").read_text().strip().strip("[]"))
+        assert row["label" if fmt == "unprm" else "labels"] == [True, False]
 
 
 def test_math_shepherd_format_matches_the_dataset(tmp_path):

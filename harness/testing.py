@@ -72,13 +72,18 @@ def tiny_tokenizer(
     return tokenizer
 
 
-def tiny_qwen2(tokenizer: Any, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Any:
-    """A randomly initialised Qwen2 causal LM sized to the tokenizer (fp32, eval mode)."""
+def tiny_qwen2(
+    tokenizer: Any, *, hidden: int = 32, layers: int = 2, seed: int = 0, model_type: str = "qwen2"
+) -> Any:
+    """A randomly initialised causal LM sized to the tokenizer (fp32, eval mode): Qwen2 by
+    default, or another decoder ``model_type`` of the same shape (``mistral``, ``llama``) so a
+    checkpoint reloads with that family's tokenizer class."""
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    config = Qwen2Config(
+    config = AutoConfig.for_model(
+        model_type,
         vocab_size=len(tokenizer),
         hidden_size=hidden,
         intermediate_size=2 * hidden,
@@ -90,7 +95,7 @@ def tiny_qwen2(tokenizer: Any, *, hidden: int = 32, layers: int = 2, seed: int =
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    return Qwen2ForCausalLM(config).eval()
+    return AutoModelForCausalLM.from_config(config).eval()
 
 
 def save_tiny_prm(
@@ -102,6 +107,7 @@ def save_tiny_prm(
     hidden: int = 32,
     seed: int = 0,
     plant: dict[str, Any] | None = None,
+    model_type: str = "qwen2",
 ) -> Path:
     """Save a tiny PRM in the layout a recipe's ``head`` reads.
 
@@ -110,13 +116,14 @@ def save_tiny_prm(
       (Linear, ReLU, Linear(2)) in the same safetensors file, no remote code;
     - ``value``: a causal LM plus ``v_head.summary.{weight,bias}`` (TRL's value-head layout).
 
-    ``plant`` maps parameter names to tensors set before saving.
+    ``plant`` maps parameter names to tensors set before saving; ``model_type`` picks the
+    backbone family (see ``tiny_qwen2``).
     """
     import torch
     from safetensors.torch import save_file
 
     directory = Path(directory)
-    model = tiny_qwen2(tokenizer, hidden=hidden, layers=layers, seed=seed)
+    model = tiny_qwen2(tokenizer, hidden=hidden, layers=layers, seed=seed, model_type=model_type)
     hidden = model.config.hidden_size
     extra: dict[str, torch.Tensor] = {}
     generator = torch.Generator().manual_seed(seed + 1)

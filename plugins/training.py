@@ -126,9 +126,9 @@ def train(
     backbone = model_class.from_pretrained(path, dtype=torch.float32)
     if added:
         backbone.resize_token_embeddings(len(tokenizer))
-    if lm:  # Math-Shepherd's format: "question solution", " ки" after each step
+    if lm:  # Math-Shepherd's format: "question solution", " ки" after each step, "\n" between
         recipe = TaggedRecipe(
-            tokenizer, template="{question} {solution}", suffix=f" {separator}", joiner="\n\n"
+            tokenizer, template="{question} {solution}", suffix=f" {separator}", joiner="\n"
         )
         label_ids = [tokenizer.encode(t, add_special_tokens=False) for t in ("+", "-")]
         if any(len(ids) != 1 for ids in label_ids):
@@ -474,7 +474,7 @@ def _save(
 
     _save_merged(backbone, tokenizer, out)
     if head is None:  # an lm head: a Math-Shepherd-style PRM
-        options = {"step_tag": separator, "good_token": "+", "bad_token": "-"}
+        options = {"step_tag": separator, "good_token": "+", "bad_token": "-", "joiner": "\n"}
         write_prm_config(out, "math-shepherd", options)
         return
     save_file(

@@ -111,14 +111,17 @@ def math_shepherd(
     bad_token: str = "-",
     good_token_id: int | None = None,
     bad_token_id: int | None = None,
+    joiner: str = "\n",
     *,
     common: dict[str, Any],
 ) -> RecipePRM:
+    """The model card's layout: ``f"{question} {output}"``, each step followed by `` ки`` and
+    joined by a newline (search-and-learn joins with a blank line: ``-P joiner='\\n\\n'``)."""
     from prmh.plugins.prms.recipes import TaggedRecipe
 
     scorer = _scorer(model, "lm", common)
     recipe = TaggedRecipe(
-        scorer.tokenizer, template="{question} {solution}", suffix=f" {step_tag}", joiner="\n\n"
+        scorer.tokenizer, template="{question} {solution}", suffix=f" {step_tag}", joiner=joiner
     )
     recipe.good_bad = _token_ids(scorer, good_token, bad_token, good_token_id, bad_token_id)
     return RecipePRM(scorer, recipe)
@@ -162,14 +165,18 @@ def value_head(
     head_key: str = "v_head.summary",
     joiner: str = "\n",
     step_suffix: str | None = None,
+    add_special_tokens: bool = False,
     *,
     common: dict[str, Any],
 ) -> RecipePRM:
-    """A value head read at ``separator``, in the layout of ``value_head_recipe``."""
+    """A value head read at ``separator``, in the layout of ``value_head_recipe`` (no BOS
+    unless ``add_special_tokens``, as PQM encodes)."""
     from prmh.plugins.prms.recipes import value_head_recipe
 
     scorer = _scorer(model, "value", common, head_key=head_key)
-    recipe = value_head_recipe(scorer.tokenizer, separator, query_template, joiner, step_suffix)
+    recipe = value_head_recipe(
+        scorer.tokenizer, separator, query_template, joiner, step_suffix, add_special_tokens
+    )
     return RecipePRM(scorer, recipe)
 
 

@@ -11,8 +11,11 @@ Three shapes cover the published PRMs:
   after each step; the step is scored there.
 
 Positions come from the character offsets of the marks prmh inserted, never from searching for a
-token id, so a tag that also appears in the question, or a tokenizer that glues a space to the
-tag, cannot shift a score. A tokenizer that splits a mark into several tokens is refused.
+token id, so a tag that also appears in the question cannot shift a score. Each read position
+must hold the mark's own id, the one official readers search for (the suffix encoded up to the
+mark's end: ``encode(" ки")[-1]``): when a suffix starts with a blank, trailing blanks of a step
+are dropped first (SentencePiece reads ``"2.   ки"`` as ``▁▁▁ | ки``, not ``▁ки``), and a mark
+the tokenizer still reads as another token, or splits, is refused with the step named.
 """
 
 from __future__ import annotations
@@ -83,6 +86,11 @@ class TaggedRecipe:
         self.tokenizer = tokenizer
         self.template, self.suffix, self.joiner = template, suffix, joiner
         self.mark_span = _mark_span(suffix, mark or suffix.strip())
+        # the id official readers search for: encode(" ки")[-1] (ASPRM), encode("ки")[-1]
+        # (Math-Shepherd; the same id with a SentencePiece tokenizer), encode("<extra_0>")[0]
+        mark_ids = tokenizer.encode(suffix[: self.mark_span[1]], add_special_tokens=False)
+        self.mark_id = mark_ids[-1] if mark_ids else None
+        self.strip_steps = suffix[:1].isspace()
         self.system_prompt = system_prompt
         self.query_template = query_template
         self.chat = template == "chat"
@@ -102,7 +110,7 @@ class TaggedRecipe:
         for k, step in enumerate(steps):
             if k:
                 solution += self.joiner
-            solution += step
+            solution += step.rstrip() if self.strip_steps else step
             marks.append((len(solution) + a, len(solution) + b))
             solution += self.suffix
         query = self.query_template.format(question=question)
@@ -128,7 +136,17 @@ class TaggedRecipe:
 
     def encode(self, question: str, steps: Sequence[str]) -> Encoded:
         text, spans = self.render(question, steps)
-        return token_positions(self.tokenizer, text, spans, self.add_special_tokens, "step mark")
+        enc = token_positions(self.tokenizer, text, spans, self.add_special_tokens, "step mark")
+        for k, p in enumerate(enc.positions):
+            if enc.ids[p] != self.mark_id:
+                found = self.tokenizer.convert_ids_to_tokens(enc.ids[p])
+                raise PrmhError(
+                    f"step {k + 1} ends so that this tokenizer reads its mark as {found!r}, not "
+                    f"as the mark's own token (id {self.mark_id}); the PRM was never trained "
+                    f"to score there. The step ends with {steps[k][-20:]!r}: choose a mark "
+                    "(suffix) this tokenizer keeps whole."
+                )
+        return enc
 
 
 class ChatTurnsRecipe:
@@ -153,6 +171,7 @@ class ChatTurnsRecipe:
     def _render(self, question: str, steps: Sequence[str], reply: str) -> str:
         conversation: list[dict[str, str]] = []
         for k, step in enumerate(steps):
+            step = step.strip()  # as RLHFlow's evaluator does
             conversation.append(
                 {"role": "user", "content": f"{question} {step}" if k == 0 else step}
             )
@@ -179,21 +198,26 @@ class ChatTurnsRecipe:
 
 
 class SegmentRecipe:
-    """Skywork: BOS + question + newline, then each step followed by the step token."""
+    """Skywork: BOS + question + newline, then each line of each step encoded alone and followed
+    by the step token (Skywork's ``prepare_input`` splits the response on the step token and
+    reads a reward after every line); a step is scored after its last line. Encoding lines
+    apart keeps the tokenizer from merging a line's end into the step token (``.\n``)."""
 
     def __init__(self, tokenizer: Any, *, step_token: str = "\n"):
         self.tokenizer = tokenizer
         ids = tokenizer.encode(step_token, add_special_tokens=False)
         if len(ids) != 1:
             raise PrmhError(f"the tokenizer has no single token for the step token {step_token!r}.")
-        self.step_id = ids[0]
+        self.step_id, self.step_token = ids[0], step_token
         self.bos = tokenizer.bos_token or ""
 
     def encode(self, question: str, steps: Sequence[str]) -> Encoded:
-        ids = self.tokenizer.encode(self.bos + question + "\n", add_special_tokens=False)
+        # the tokenizer's own special-token setting, as the official code calls encode()
+        ids = self.tokenizer.encode(self.bos + question + "\n")
         positions = []
         for step in steps:
-            ids += [*self.tokenizer.encode(step, add_special_tokens=False), self.step_id]
+            for line in step.split(self.step_token):
+                ids += [*(self.tokenizer.encode(line) if line else []), self.step_id]
             positions.append(len(ids) - 1)
         return Encoded(ids, positions)
 
@@ -204,10 +228,13 @@ def value_head_recipe(
     query_template: str = "{question}",
     joiner: str = "\n",
     step_suffix: str | None = None,
+    add_special_tokens: bool = False,
 ) -> TaggedRecipe:
     """The value-head layout, for training and scoring alike: the question (through
     ``query_template``), a newline, then the steps joined by ``joiner``, each followed by
-    ``step_suffix`` (default: a space and the separator); read at the separator's token."""
+    ``step_suffix`` (default: a space and the separator); read at the separator's token. As
+    PQM's and UnPRM's code (``'{query}\\n{answer}'``, answer ``" [PRM]\\n".join(steps) + " [PRM]"``,
+    encoded with ``add_special_tokens=False``), no BOS unless ``add_special_tokens``."""
     return TaggedRecipe(
         tokenizer,
         template="{question}\n{solution}",
@@ -215,4 +242,5 @@ def value_head_recipe(
         mark=separator,
         joiner=joiner,
         query_template=query_template,
+        add_special_tokens=add_special_tokens,
     )

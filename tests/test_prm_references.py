@@ -1,0 +1,198 @@
+"""Each PRM recipe against its official reader, re-derived from the source named in each test.
+
+The official readers are written out here from their sources (model cards and release files at
+the commits named), on tiny random checkpoints: the same token ids and the same scores, to 1e-6.
+Mistral's real SentencePiece tokenizer (Math-Shepherd's and PQM's backbone family) comes from
+the ``mistral-common`` package, which ships it; Qwen-style merges from a tiny byte-level BPE.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import shutil
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from prmh import Problem, ScoreRequest  # noqa: E402
+from prmh.errors import PrmhError  # noqa: E402
+from prmh.registry import load_registry  # noqa: E402
+from prmh.testing import save_tiny_prm, tiny_tokenizer  # noqa: E402
+
+QUESTION = "Janet has 16 eggs. She eats 3. How many are left?"
+STEPS = ["Step 1: She has 16 eggs.", "Step 2: She eats 3, so 16 - 3 = 13 are left.", "Step 3: 13"]
+
+
+@pytest.fixture(scope="module")
+def mistral(tmp_path_factory):
+    """Mistral 7B's tokenizer (v1, 32,000 pieces), as shipped in mistral-common, adding BOS."""
+    from transformers import LlamaTokenizer
+
+    source = importlib.resources.files("mistral_common") / "data" / "tokenizer.model.v1"
+    folder = tmp_path_factory.mktemp("mistral")
+    with importlib.resources.as_file(source) as path:
+        shutil.copy(path, folder / "tokenizer.model")
+    return LlamaTokenizer.from_pretrained(folder, add_bos_token=True, legacy=False)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry()
+
+
+def prmh_scores(registry, name, options, question, steps):
+    prm = registry.create("prm", name, options).instance
+    (out,) = prm.score([ScoreRequest(Problem("p", question, "13"), tuple(steps))])
+    return prm, list(out.probs)
+
+
+def lm_logits(directory, ids):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(directory).eval()
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0]
+
+
+def value_rewards(directory, ids):
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(directory).eval()
+    head = load_file(directory / "model.safetensors")
+    with torch.no_grad():
+        hidden = model(torch.tensor([ids])).last_hidden_state[0]
+    w, b = head["v_head.summary.weight"], head["v_head.summary.bias"]
+    return torch.sigmoid(hidden @ w[0] + b[0])
+
+
+def shepherd_official(tokenizer, directory, question, steps):
+    """peiyi9979/math-shepherd-mistral-7b-prm, model card usage: ``output`` is the steps each
+    ending in `` ки``, joined by ``\\n``; ``input_for_prm = f"{question} {output}"``;
+    ``input_id = tokenizer.encode(input_for_prm)``; ``candidate_tokens =
+    tokenizer.encode(f"{good_token} {bad_token}")[1:]`` ([648, 387]); ``step_tag_id =
+    tokenizer.encode(f"{step_tag}")[-1]`` (12902); scores = softmax of the logits at the
+    candidates, index 0, at the positions where ``input_id == step_tag_id``."""
+    output = "\n".join(f"{s} ки" for s in steps)
+    ids = tokenizer.encode(f"{question} {output}")
+    candidates = tokenizer.encode("+ -")[1:]
+    tag = tokenizer.encode("ки")[-1]
+    logits = lm_logits(directory, ids)
+    probs = logits[:, candidates].softmax(-1)[:, 0]
+    return ids, tag, candidates, [float(probs[i]) for i, t in enumerate(ids) if t == tag]
+
+
+def test_math_shepherd_equals_the_model_card(registry, mistral, tmp_path):
+    checkpoint = save_tiny_prm(tmp_path / "shepherd", "lm", mistral, model_type="mistral")
+    ids, tag, candidates, expected = shepherd_official(mistral, checkpoint, QUESTION, STEPS)
+    assert (tag, candidates, ids[0]) == (12902, [648, 387], mistral.bos_token_id)
+    prm, got = prmh_scores(registry, "math-shepherd", {"model": str(checkpoint)}, QUESTION, STEPS)
+    assert prm.recipe.encode(QUESTION, STEPS).ids == ids
+    assert got == pytest.approx(expected, abs=1e-6)
+    # search-and-learn's blank line between steps, on request
+    blank = registry.create("prm", "math-shepherd", {"model": str(checkpoint), "joiner": "\n\n"})
+    assert "ки\n\nStep 2" in blank.instance.recipe.render(QUESTION, STEPS)[0]
+
+
+def test_a_step_tag_after_trailing_blanks_is_read_at_the_tags_own_token(
+    registry, mistral, tmp_path
+):
+    """SentencePiece tokenizes ``"13.   ки"`` as ``▁▁▁ | ки`` (id 1107, not the tag 12902), a
+    position the model card's reader skips. prmh drops a step's trailing blanks before the tag,
+    so every step is read at 12902 and scores equal the model card on the stripped steps."""
+    assert mistral.convert_ids_to_tokens(mistral.encode("13.   ки", add_special_tokens=False))[
+        -2:
+    ] == ["▁▁▁", "ки"]
+    checkpoint = save_tiny_prm(tmp_path / "shepherd", "lm", mistral, model_type="mistral")
+    padded = [f"{s}   " for s in STEPS[:2]] + [f"{STEPS[2]}\t "]
+    prm, got = prmh_scores(registry, "math-shepherd", {"model": str(checkpoint)}, QUESTION, padded)
+    enc = prm.recipe.encode(QUESTION, padded)
+    assert [enc.ids[p] for p in enc.positions] == [12902] * 3
+    _, _, _, expected = shepherd_official(mistral, checkpoint, QUESTION, STEPS)
+    assert got == pytest.approx(expected, abs=1e-6)
+    # a mark this tokenizer cannot read at its own id is refused, not read elsewhere
+    with pytest.raises(PrmhError, match="mark's own token"):
+        registry.create(
+            "prm", "generic", {"model": str(checkpoint), "step_suffix": "ки", "joiner": "\n"}
+        )
+
+
+def test_value_head_encodes_without_bos_as_pqm(registry, mistral, tmp_path):
+    """WindyLee0822/Process_Q_Model ``bon_eval_hf.py`` at c5a2a02: ``'[PRM]'`` added as a special
+    token; ``answer = " [PRM]\\n".join(steps) + " [PRM]"``; ``input_ids =
+    tokenizer.encode('{query}\\n{answer}'.format(...), add_special_tokens=False)``; the value
+    head read (sigmoid) at every ``[PRM]`` id, with PQM's evaluation query template."""
+    mistral.add_special_tokens({"additional_special_tokens": ["[PRM]"]})
+    checkpoint = save_tiny_prm(tmp_path / "pqm", "value", mistral, model_type="mistral")
+    template = (
+        "Below is an instruction that describes a task.\nWrite a response that appropriately "
+        "completes the request.\n\n### Instruction:\n{question}\n\n### Response: Let's think "
+        "step by step"
+    )
+    query = template.format(question=QUESTION)
+    answer = " [PRM]\n".join(STEPS) + " [PRM]"
+    ids = mistral.encode(f"{query}\n{answer}", add_special_tokens=False)
+    prm_id = mistral.encode("[PRM]", add_special_tokens=False)[-1]
+    rewards = value_rewards(checkpoint, ids)
+    expected = [float(rewards[i]) for i, t in enumerate(ids) if t == prm_id]
+    options = {"model": str(checkpoint), "query_template": template}
+    prm, got = prmh_scores(registry, "value-head", options, QUESTION, STEPS)
+    assert prm.recipe.encode(QUESTION, STEPS).ids == ids and ids[0] != mistral.bos_token_id
+    assert got == pytest.approx(expected, abs=1e-6)
+    with_bos = registry.create("prm", "value-head", {**options, "add_special_tokens": True})
+    assert with_bos.instance.recipe.encode(QUESTION, STEPS).ids == [mistral.bos_token_id, *ids]
+
+
+def skywork_official(tokenizer, problem, response, step_token="\n"):
+    """SkyworkAI/skywork-o1-prm-inference ``model_utils/io_utils.py`` at 719b56b,
+    ``prepare_input``: ``tokenizer.encode(bos + problem + "\\n")``; the response split on the
+    step token; each non-empty piece encoded on its own; the step token's id
+    (``tokenizer.encode(step_token)[-1]``) after every piece, flagged for a reward."""
+    ids = tokenizer.encode((tokenizer.bos_token or "") + problem + "\n")
+    step_id = tokenizer.encode(step_token)[-1]
+    flags = []
+    for piece in response.split(step_token):
+        ids += tokenizer.encode(piece) if piece else []
+        ids.append(step_id)
+        flags.append(len(ids) - 1)
+    return ids, flags
+
+
+def test_skywork_reads_after_every_line_as_the_official_code(registry, tmp_path):
+    """A step with line breaks: each line is encoded alone with the step token after it, so the
+    tokenizer never merges ``.\\n`` (it does here, as Qwen's does); the step's score is the
+    reward after its last line. A response whose steps are joined by the step token gives the
+    official ids, flags and rewards."""
+    corpus = ["She has 16 eggs.\nShe eats 3.\n13 are left.\n"] * 8 + [QUESTION, *STEPS]
+    tokenizer = tiny_tokenizer(corpus=corpus)
+    assert len(tokenizer.encode(".\n", add_special_tokens=False)) == 1  # merged
+    checkpoint = save_tiny_prm(tmp_path / "skywork", "value", tokenizer)
+    steps = ["She has 16 eggs.\nShe eats 3.", "So 16 - 3 = 13.\n$$13$$", "13 are left."]
+    ids, flags = skywork_official(tokenizer, QUESTION, "\n".join(steps))
+    rewards = value_rewards(checkpoint, ids)
+    prm, got = prmh_scores(registry, "skywork", {"model": str(checkpoint)}, QUESTION, steps)
+    enc = prm.recipe.encode(QUESTION, steps)
+    assert enc.ids == ids
+    last_lines = [flags[1], flags[3], flags[4]]  # each step's last line
+    assert enc.positions == last_lines
+    assert got == pytest.approx([float(rewards[i]) for i in last_lines], abs=1e-6)
+
+
+def test_rlhflow_strips_steps_as_the_official_evaluator(registry, tmp_path):
+    """RLHFlow/RLHF-Reward-Modeling ``math-rm/prm_evaluate.py`` at fc39179: ``ans_list =
+    [j.strip() for j in ans_list]``; turn 1 is ``prompt + " " + ans_list[0]``, turn k the k-th
+    step, each answered by ``+``."""
+    tokenizer = tiny_tokenizer()
+    checkpoint = save_tiny_prm(tmp_path / "rlhflow", "lm", tokenizer)
+    prm = registry.create("prm", "rlhflow", {"model": str(checkpoint)}).instance
+    spaced = ["  " + STEPS[0] + "\n", "\n" + STEPS[1] + "  ", STEPS[2]]
+    conversation = []
+    for k, step in enumerate(s.strip() for s in spaced):
+        content = f"{QUESTION} {step}" if k == 0 else step
+        conversation += [
+            {"role": "user", "content": content},
+            {"role": "assistant", "content": "+"},
+        ]
+    official = tokenizer.apply_chat_template(conversation, tokenize=False)
+    assert prm.recipe.encode(QUESTION, spaced).ids == tokenizer.encode(official)

@@ -26,13 +26,15 @@ def processbench_scores(
     step_probs: Sequence[Sequence[float]], labels: Sequence[int], threshold: float
 ) -> dict[str, float]:
     """ProcessBench: accuracy on erroneous samples (the earliest wrong step found exactly), on
-    correct samples (no error predicted), and their harmonic mean F1."""
+    correct samples (no error predicted), and their harmonic mean F1. F1 is undefined (nan) when
+    either subset is empty or both accuracies are 0, as ProcessBench's formula divides by zero
+    there."""
     predicted = [first_error(p, threshold) for p in step_probs]
     erroneous = [p == y for p, y in zip(predicted, labels, strict=True) if y != -1]
     correct = [p == -1 for p, y in zip(predicted, labels, strict=True) if y == -1]
     a = sum(erroneous) / len(erroneous) if erroneous else float("nan")
     b = sum(correct) / len(correct) if correct else float("nan")
-    f1 = 2 * a * b / (a + b) if a + b > 0 else 0.0
+    f1 = 2 * a * b / (a + b) if a + b > 0 else float("nan")
     return {
         "threshold": threshold,
         "error_accuracy": a,
@@ -79,8 +81,10 @@ def quantile_coverage(
 
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pearson r; nan when either input is constant (as scipy's ``pearsonr``: with rounding,
+    ``std()`` of a constant input is not always 0, and r would come out as +-1)."""
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if a.std() == 0 or b.std() == 0:
+    if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
 

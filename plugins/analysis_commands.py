@@ -150,6 +150,14 @@ def _pct(x: float) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
 
 
+def _f1(x: float) -> str:
+    return "undefined" if isinstance(x, float) and math.isnan(x) else _pct(x)
+
+
+def _by_f1(row: dict[str, Any]) -> float:
+    return -math.inf if math.isnan(row["f1"]) else row["f1"]
+
+
 def processbench_command() -> click.Command:
     @click.command("processbench")
     @_prm_options
@@ -210,7 +218,7 @@ def processbench_command() -> click.Command:
                 }
             picked = None
             if pick_on:
-                picked = max(per_task[pick_on]["sweep"], key=lambda r: r["f1"])["threshold"]
+                picked = max(per_task[pick_on]["sweep"], key=_by_f1)["threshold"]
                 for entry in per_task.values():
                     entry["picked"] = next(r for r in entry["sweep"] if r["threshold"] == picked)
             results[label] = {"tasks": per_task, "picked_threshold": picked}
@@ -224,8 +232,8 @@ def processbench_command() -> click.Command:
                         str(f["erroneous"] + f["correct"]),
                         _pct(f["error_accuracy"]),
                         _pct(f["correct_accuracy"]),
-                        _pct(f["f1"]),
-                        _pct(entry["picked"]["f1"]) if "picked" in entry else "-",
+                        _f1(f["f1"]),
+                        _f1(entry["picked"]["f1"]) if "picked" in entry else "-",
                     ]
                 )
         picked_note = "" if not pick_on else f"; picked on {pick_on}"
@@ -385,7 +393,8 @@ def partial_scores(
     whole: bool = True,
 ) -> tuple[list[list[float]], list[float], int]:
     """Step scores of the full solution and of its truncations (full first), the ``whole``
-    score of each truncation, and the forward tokens spent. With ``one_pass`` and a causal
+    score of the full solution and of each truncation (full first), and the forward tokens
+    spent. With ``one_pass`` and a causal
     transformers PRM, every truncation comes from the full solution's single pass (a solution
     longer than the PRM's ``max_length`` is rescored, since it would be truncated)."""
     from prmh import ScoreRequest
@@ -413,7 +422,7 @@ def partial_scores(
     if not whole:
         return step_probs, [], tokens
     wholes = prm.instance.score(
-        [ScoreRequest(problem, (t.strip(),) if t.strip() else ()) for t in texts]
+        [ScoreRequest(problem, (t.strip(),) if t.strip() else ()) for t in [text, *texts]]
     )
     return step_probs, [w.probs[0] if w.probs else 0.0 for w in wholes], tokens
 
@@ -483,8 +492,8 @@ def correlation_command() -> click.Command:
                     full_scores[a].append(_aggregate(step_probs[0], a))
                     for t, probs in zip(cuts, step_probs[1:], strict=True):
                         scores[a][t].append(_aggregate(probs, a))
-                full_scores["whole"].append(wholes[-1])
-                for t, w in zip(cuts, wholes, strict=True):
+                full_scores["whole"].append(wholes[0])
+                for t, w in zip(cuts, wholes[1:], strict=True):
                     scores["whole"][t].append(w)
             table = {
                 a: {
@@ -525,6 +534,8 @@ def correlation_command() -> click.Command:
         for label, result in results.items():
 
             def cell(entry: dict[str, float]) -> str:
+                if math.isnan(entry["r"]):
+                    return "undefined (constant)"
                 return f"{entry['r']:.3f} [{entry['low']:.2f}, {entry['high']:.2f}]"
 
             rows = [
@@ -546,6 +557,11 @@ def correlation_command() -> click.Command:
                 ["threshold", *AGGREGATIONS],
                 rows,
             )
+            if any("undefined" in c for row in rows for c in row):
+                click.echo(
+                    "undefined: the scores (or the outcomes) are the same for every solution, "
+                    "so Pearson r is undefined (nan in --json)."
+                )
         click.echo(f"plot: {path}; record: {run.record.path}")
 
     return correlation

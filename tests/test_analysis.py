@@ -7,6 +7,7 @@ import json
 import math
 import textwrap
 
+import numpy as np
 import pytest
 
 from prmh.analysis import (
@@ -28,6 +29,9 @@ def test_processbench_metrics_by_hand():
     assert r["error_accuracy"] == pytest.approx(1 / 3) and r["correct_accuracy"] == 1.0
     assert r["f1"] == pytest.approx(2 * (1 / 3) * 1 / (1 / 3 + 1))
     assert (r["erroneous"], r["correct"]) == (3, 1)
+    # ProcessBench's F1 = 2ab/(a+b) is undefined with an empty subset or a = b = 0, not 0.0
+    assert math.isnan(processbench_scores([[0.9]], [-1], 0.5)["f1"])  # no erroneous samples
+    assert math.isnan(processbench_scores([[0.9], [0.1]], [0, -1], 0.5)["f1"])  # both 0
 
 
 def test_calibration_metrics_by_hand():
@@ -45,6 +49,12 @@ def test_pearson_by_hand():
     assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
     assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert math.isnan(pearson([1, 1, 1], [1, 2, 3]))
+    # constant after rounding: numpy's std() is not 0 here; scipy's pearsonr gives nan
+    # (scipy/stats/_stats_py.py, pearsonr: "if (x == x[0]).all() or (y == y[0]).all()")
+    constant = [0.1] * 7
+    assert np.std(constant) > 0
+    assert math.isnan(pearson(constant, [0, 1, 0, 1, 1, 0, 1]))
+    assert math.isnan(pearson([0, 1, 0, 1], [0.7] * 4))
     r = pearson_interval([0.1, 0.9, 0.2, 0.8, 0.3, 0.7] * 5, [0, 1, 0, 1, 0, 1] * 5)
     assert r["low"] <= r["r"] <= r["high"] and r["r"] > 0.9
 
@@ -262,6 +272,10 @@ def test_correlation_from_the_command_line(cli, tmp_path):
         assert table[how]["200"]["full_score"]["r"] == pytest.approx(1.0)
     # an exact-ish PRM: late cuts predict correctness better than early ones
     assert table["min"]["200"]["correctness"]["r"] > table["min"]["6"]["correctness"]["r"]
+    # the whole aggregator's full-solution row scores the full solution, not the largest cut
+    short = cli(*args[:-2], "3", "--json")
+    whole = json.loads(short.output)["oracle:noise=1"]["correlations"]["whole"]
+    assert whole["full"] == table["whole"]["full"] != whole["3"]
     rescored = cli(*args, "--method", "rescore")
     assert json.loads(rescored.output)["oracle:noise=1"]["correlations"] == table
     bad = cli("analyze", "correlation", "--prm", "oracle", "--thresholds", "0,5")

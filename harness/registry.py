@@ -112,7 +112,10 @@ class Entry:
         except TypeError as e:
             raise PrmhError(f"{self.kind} {self.name!r}: {e}.") from e
         bound.apply_defaults()
-        return dict(bound.arguments)
+        from prmh.options import check_options
+
+        checked = check_options(factory, args, f"{self.kind} {self.name!r}")
+        return {**bound.arguments, **checked}
 
     def create(self, args: Mapping[str, Any] | None = None) -> Component:
         bound = self.bind(args or {})

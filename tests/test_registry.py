@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -61,6 +62,42 @@ def test_unknown_option_names_the_options(registry):
 def test_bad_option_value_is_a_user_error(registry):
     with pytest.raises(PrmhError, match="slip_rate must be in"):
         registry.create("generator", "sim", {"slip_rate": 2.0})
+
+
+@pytest.mark.parametrize("spelling", ["False", "false", "no", "off", "0", False, 0])
+def test_boolean_options_take_what_users_type(registry, spelling):
+    """``-P quantiles=False`` (not TOML, so it arrives as the text "False") means false."""
+    from prmh.matrix import parse_assignment
+
+    value = parse_assignment(f"quantiles={spelling}")[1] if isinstance(spelling, str) else spelling
+    prm = registry.create("prm", "oracle", {"quantiles": value})
+    assert prm.args["quantiles"] is False and prm.instance.levels is None
+    on = registry.create("prm", "oracle", {"quantiles": "True"})
+    assert on.args["quantiles"] is True and on.instance.levels is not None
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "options", "needs"),
+    [
+        ("prm", "oracle", {"quantiles": "maybe"}, "'quantiles' needs true or false"),
+        ("prm", "oracle", {"noise": "abc"}, "'noise' needs a finite number, got 'abc'"),
+        ("prm", "oracle", {"noise": float("nan")}, "'noise' needs a finite number, got nan"),
+        ("prm", "oracle", {"noise": float("inf")}, "'noise' needs a finite number, got inf"),
+        ("generator", "sim", {"slip_rate": [1]}, "'slip_rate' needs a finite number"),
+        ("search", "beam", {"width": 2.5}, "'width' needs a whole number"),
+        ("prm", "value-head", {"separator": True}, "'separator' needs text"),
+        ("generator", "openai", {"api_key": ["sk-1"], "model": "m"}, "got ***"),
+    ],
+)
+def test_option_values_are_checked_against_their_types(registry, kind, name, options, needs):
+    with pytest.raises(PrmhError, match=re.escape(needs)):
+        registry.create(kind, name, options)
+
+
+def test_option_values_are_converted_where_unambiguous(registry):
+    prm = registry.create("prm", "oracle", {"noise": 1})
+    assert prm.args["noise"] == 1.0 and isinstance(prm.args["noise"], float)
+    assert registry.create("search", "beam", {"width": "4"}).args["width"] == 4
 
 
 def test_identity_fills_defaults_and_drops_speed_args(registry):

@@ -1,0 +1,132 @@
+"""Component options checked against their factory's annotations, before anything is built.
+
+Values arrive as TOML literals (``-P noise=0.5``), config entries or Python objects. A value is
+converted where the spelling is unambiguous (``True``/``yes``/``1`` for a bool, ``3`` for a
+float, a number for a text option) and refused otherwise, with the option, the type it needs and
+the way out; a float option takes finite numbers only. Options without an annotation are
+checked against their default's type; ``Any`` and types prmh does not know pass as given.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from prmh.errors import PrmhError
+
+TRUE = ("true", "yes", "on", "1")
+FALSE = ("false", "no", "off", "0")
+SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+class OptionTypeError(ValueError):
+    """A value that does not fit the type; the message says what it needed."""
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in TRUE + FALSE:
+        return value.strip().lower() in TRUE
+    raise OptionTypeError("true or false (also yes/no, on/off, 1/0)")
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise OptionTypeError("a whole number")
+
+
+def _float(value: Any) -> float:
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        raise OptionTypeError("a finite number")
+    return number
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise OptionTypeError("text")
+
+
+SCALARS: dict[Any, Callable[[Any], Any]] = {bool: _bool, int: _int, float: _float, str: _str}
+
+
+def convert(value: Any, hint: Any) -> Any:
+    """``value`` as ``hint`` asks, or ``OptionTypeError`` naming what it needed."""
+    if hint in SCALARS:
+        return SCALARS[hint](value)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        needs = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return convert(value, option)
+            except OptionTypeError as e:
+                needs.append(str(e))
+        raise OptionTypeError(" or ".join(needs))
+    if origin in (list, tuple, Sequence) and args:
+        inner = args[0]
+        if isinstance(value, list | tuple):
+            try:
+                return type(value)(convert(v, inner) for v in value)
+            except OptionTypeError as e:
+                raise OptionTypeError(f"a list of {e}") from None
+        return convert(value, inner)  # one value where a list is allowed: factories take it
+    return value
+
+
+def _hints(factory: Callable[..., Any]) -> dict[str, Any]:
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # an annotation that cannot be resolved is not checked
+        return {}
+
+
+def check_options(
+    factory: Callable[..., Any], args: Mapping[str, Any], what: str
+) -> dict[str, Any]:
+    """The user's ``args`` converted to the factory's parameter types; ``what`` names the
+    component in errors (``prm 'oracle'``)."""
+    params = inspect.signature(factory).parameters
+    hints = _hints(factory)
+    out = dict(args)
+    for key, value in args.items():
+        param = params.get(key)
+        if param is None:
+            continue
+        hint = hints.get(key, inspect.Parameter.empty)
+        if hint is inspect.Parameter.empty and param.default not in (None, param.empty):
+            hint = type(param.default)
+        try:
+            out[key] = convert(value, hint)
+        except OptionTypeError as e:
+            shown = "***" if any(w in key.lower() for w in SECRET_WORDS) else repr(value)
+            raise PrmhError(f"{what}: option {key!r} needs {e}, got {shown}.") from None
+    return out

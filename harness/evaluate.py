@@ -231,6 +231,13 @@ class SearchContext:
     splitter: Component
     aggregate: Callable[[StepScores], float]
     pool_size: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """Say something the reader of the table must know (shown below it, kept in the
+        record), such as a search that could not do what its name says."""
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     def read(self, generation: Generation) -> Solution:
         """A generation as the task and splitter read it: steps and final answer."""
@@ -448,12 +455,14 @@ def _evaluate_table(
         plan.budget,
         enumerate(seeds),
     )
+    warnings: set[str] = set()
     for (prm_spec, prm), (split_spec, splitter), (agg_spec, agg), (
         search_spec,
         search,
     ), budget, (s_i, seed) in cells:
         ctx = SearchContext(workspace, prm, splitter, agg.instance, plan.pool)
         results: list[SearchResult] = search.instance.run(ctx, problems, budget, seed)
+        warnings.update(f"{search_spec.label} with {prm_spec.label}: {w}" for w in ctx.warnings)
         if len(results) != len(problems):
             raise PrmhError(
                 f"search {search_spec.label!r} returned {len(results)} results for "
@@ -482,6 +491,7 @@ def _evaluate_table(
         plan, task_spec, gen_spec, problems, grader, answers, compute, pool_answers, verdicts
     )
     table["fitted_splitters"] = fitted
+    table["warnings"] = sorted(warnings)
     table["grading"] = grading
     table["truncated_solutions"] = {
         spec.label: len(workspace.truncated.get(content_key(prm.identity), ()))

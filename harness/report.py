@@ -114,6 +114,7 @@ def render_metrics(metrics: dict[str, Any]) -> Group:
                         style="yellow",
                     )
                 )
+        parts += [Text(f"warning: {w}", style="yellow") for w in table.get("warnings", [])]
         grading = table.get("grading", {})
         if grading.get("timed_out") or grading.get("errors"):
             parts.append(

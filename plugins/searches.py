@@ -96,6 +96,13 @@ class Greedy:
         ]
 
 
+NO_QUANTILES = (
+    "the PRM gives no quantiles, so each budget was decided on its uncalibrated probability, "
+    "not on a calibrated lower quantile; calibrate the PRM (`prmh calibrate`) or use "
+    "--search best-of-n"
+)
+
+
 class BonIAS:
     """Best-of-N with a per-problem budget N_i = min(N_IAS(p), N): p is the PRM's lower quantile
     (``decide_level``) for the empty solution, i.e. how likely the question is to be solved. A
@@ -108,6 +115,8 @@ class BonIAS:
 
     def budgets(self, ctx, problems: list[Problem], budget: int) -> tuple[list[int], list]:
         questions = ctx.question_scores(problems)
+        if any(q.quantiles is None for q in questions):
+            ctx.warn(NO_QUANTILES)
         p = [level(q, self.decide_level).probs[0] for q in questions]
         return [min(n_ias(x, self.confidence), budget) for x in p], questions
 

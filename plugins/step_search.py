@@ -173,6 +173,12 @@ class DVTS(StepSearch):
         return [(b, width) for b in best.values()][: max(1, budget // width)]
 
 
+UNCALIBRATED = (
+    "the PRM gives no quantiles, so every problem kept every beam: this is beam search by "
+    "another name; calibrate the PRM (`prmh calibrate`) or use --search beam"
+)
+
+
 class BeamIAS(StepSearch):
     """Beam search whose beam count (IAS-of-K) and children per beam (IAS-of-M) follow a
     calibrated PRM's lower quantile; beams are ranked by the median quantile."""
@@ -203,6 +209,7 @@ class BeamIAS(StepSearch):
         m_max = min(self.width, budget)
         k_max = max(1, budget // m_max)
         if active[0].candidate.scores.quantiles is None:  # uncalibrated: plain beam search
+            ctx.warn(UNCALIBRATED)
             return [(b, m_max) for b in _best(active)[:k_max]]
         ranked = _best(active, key=lambda b: self._level_score(ctx, b, self.rank_level))
         lower = [self._level_score(ctx, b, self.decide_level) for b in ranked]

@@ -272,3 +272,22 @@ def test_the_issue_command_runs_on_the_bundled_world(cli):
     for cell in (c for r in rows for c in r["cells"]):
         assert cell["low"] <= cell["mean"] <= cell["high"]
         assert cell["compute"]["generated_tokens"] > 0 and cell["compute"]["prm_calls"] > 0
+
+
+def test_ias_searches_without_quantiles_say_so_in_the_table_and_record(cli):
+    """beam-ias and bon-ias on a PRM without quantiles cannot decide on a calibrated lower
+    quantile; the table and the record say it, with the way out."""
+    args = ["eval", "--search", "beam-ias", "--search", "bon-ias", "-n", "4", "--limit", "5"]
+    result = cli(*args, "--prm", "oracle", "--json")
+    assert result.exit_code == 0, result.output
+    (table,) = json.loads(result.output)["metrics"]["tables"]
+    assert [w.split(":")[0] for w in table["warnings"]] == [
+        "beam-ias with oracle",
+        "bon-ias with oracle",
+    ]
+    assert "--search beam" in table["warnings"][0] and "prmh calibrate" in table["warnings"][1]
+    shown = cli(*args, "--prm", "oracle")
+    assert "warning: beam-ias with oracle: the PRM gives no quantiles" in shown.output
+    calibrated = cli(*args, "--prm", "oracle:quantiles=true", "--json")
+    (table,) = json.loads(calibrated.output)["metrics"]["tables"]
+    assert table["warnings"] == []

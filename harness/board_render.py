@@ -69,7 +69,7 @@ def render_markdown(data: dict[str, Any], columns: list[tuple[str, int]]) -> str
     for row in data["rows"]:
         ranked = row["cells"].get(key)
         compute = ranked["compute"] if ranked else None
-        flag = " (dirty tree)" if row["dirty"] else ""
+        flag = f" ({row['flag']})" if row["flag"] else ""
         lines.append(
             "| "
             + " | ".join(
@@ -240,7 +240,7 @@ def render_html(data: dict[str, Any], columns: list[tuple[str, int]]) -> str:
             if compute
             else '<td data-sort="-1">–</td>'
         )
-        dirty = ' <span class="dirty">dirty tree</span>' if row["dirty"] else ""
+        dirty = f' <span class="dirty">{html.escape(row["flag"])}</span>' if row["flag"] else ""
         cells.append(
             f'<td class="l" data-sort="{row["run_id"]}"><a href="records/'
             f'{row["run_id"]}.json">{row["run_id"]}</a>{dirty}</td>'

@@ -138,6 +138,28 @@ def board_tables(board: Board, record: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def code_identity(record: dict[str, Any]) -> str | None:
+    """What names the code that ran: the git revision of a checkout, else the commit of a VCS
+    install or the version of an install from an index, folder or archive (flagged)."""
+    git = record.get("git") if isinstance(record.get("git"), dict) else {}
+    if git.get("revision"):
+        return str(git["revision"])
+    install = record.get("install") if isinstance(record.get("install"), dict) else {}
+    if install.get("commit"):
+        return str(install["commit"])
+    if install.get("version") and install.get("source") not in (None, "unknown", "editable"):
+        return f"{install['version']} ({install['source']})"
+    return None
+
+
+def provenance_flag(record: dict[str, Any]) -> str:
+    """What a reader should know about the code behind a row: nothing for a clean checkout."""
+    git = record.get("git") if isinstance(record.get("git"), dict) else {}
+    if git.get("revision"):
+        return "" if git.get("dirty") is False else "dirty tree"
+    return f"no git tree: prmh {code_identity(record) or 'unknown'}"
+
+
 def check_record(board: Board, record: dict[str, Any], accepted: list[dict[str, Any]]) -> list[str]:
     """Why the record cannot join the board (empty when it can); also flags a dirty tree."""
     problems = []
@@ -148,9 +170,8 @@ def check_record(board: Board, record: dict[str, Any], accepted: list[dict[str, 
     if record.get("status") != "success":
         problems.append(f"the run's status is {record.get('status')!r}, not 'success'")
     missing = [k for k in PROVENANCE if not record.get(k)]
-    git = record.get("git") or {}
-    if not git.get("revision"):
-        missing.append("git revision")
+    if not code_identity(record):
+        missing.append("git revision or installed version")
     if missing:
         problems.append(f"incomplete provenance: no {', '.join(missing)}")
     config = record.get("config") or {}
@@ -230,7 +251,7 @@ def rows(board: Board) -> list[dict[str, Any]]:
                         "selector": row["selector"],
                         "problems": table["problems"],
                         "seeds": table["seeds"],
-                        "dirty": (record.get("git") or {}).get("dirty") is not False,
+                        "flag": provenance_flag(record),
                         "prmh_version": record.get("prmh_version"),
                         "cells": cells,
                     }

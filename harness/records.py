@@ -79,6 +79,46 @@ def git_state(path: Path) -> dict[str, Any]:
     return {"revision": revision, "dirty": bool(status.strip())}
 
 
+def install_state() -> dict[str, Any]:
+    """How prmh was installed, from its distribution's PEP 610 ``direct_url.json``: ``index``
+    (a package index: the version names the code), ``editable``, ``directory`` (a local copy),
+    ``archive`` or a VCS (``git``, with its commit). A non-editable install records no git
+    revision; this says what code ran instead."""
+    from importlib.metadata import distributions
+
+    # a source tree's own prmh.egg-info can shadow the installed metadata: prefer the copy
+    # that says where it was installed from
+    found = [(d, d.read_text("direct_url.json")) for d in distributions(name="prmh")]
+    if not found:
+        return {"version": __version__, "source": "unknown", "url": None, "commit": None}
+    dist, text = next((f for f in found if f[1]), found[0])
+    state: dict[str, Any] = {
+        "version": dist.version,
+        "source": "index",
+        "url": None,
+        "commit": None,
+    }
+    try:
+        direct = json.loads(text or "null") or {}
+    except ValueError:
+        direct = {}
+    if isinstance(direct, dict) and direct:
+        vcs, folder = direct.get("vcs_info") or {}, direct.get("dir_info") or {}
+        if vcs:
+            state.update(source=str(vcs.get("vcs", "vcs")), commit=vcs.get("commit_id"))
+        elif folder.get("editable"):
+            state["source"] = "editable"
+        else:
+            state["source"] = "archive" if "archive_info" in direct else "directory"
+        state["url"] = _without_credentials(str(direct.get("url", "")))
+    return state
+
+
+def _without_credentials(url: str) -> str:
+    """``https://user:KEY@host/x`` -> ``https://***@host/x``."""
+    return re.sub(r"//[^/@]+@", "//***@", url)
+
+
 def write_atomic(path: Path, data: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -110,6 +150,7 @@ class RunRecord:
             "prmh_version": __version__,
             "libraries": library_versions(),
             "git": git_state(Path(prmh.__file__).resolve().parent),
+            "install": install_state(),
             "metrics": None,
             "error": None,
         }

@@ -166,6 +166,60 @@ def test_duplicates_and_check(cli, runs, board):
     assert "no board 'nope'" in cli("leaderboard", "build", "nope").output
 
 
+def test_a_run_from_a_normal_install_joins_the_board_flagged(cli, runs, board, tmp_path):
+    """A non-editable install has no git tree; its installed version and source name the code."""
+    _, paths = runs
+    record = json.loads(paths[0].read_text())
+    record["git"] = {"revision": None, "dirty": None}
+    record["install"] = {"version": "0.1.0", "source": "index", "url": None, "commit": None}
+    path = tmp_path / "installed.json"
+    path.write_text(json.dumps(record))
+    added = cli("leaderboard", "add", "demo", str(path))
+    assert added.exit_code == 0, added.output
+    assert "(no git tree: prmh 0.1.0 (index))" in (board / "README.md").read_text()
+    assert "no git tree: prmh 0.1.0 (index)" in (board / "index.html").read_text()
+    record["install"] = {"version": "0.1.0", "source": "editable", "url": None, "commit": None}
+    path.write_text(json.dumps(record))
+    refused = cli("leaderboard", "check", str(path), "--board", "demo")
+    assert refused.exit_code == 2 and "no git revision or installed version" in refused.output
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "expected"),
+    [
+        (None, {"source": "index", "commit": None, "url": None}),
+        (
+            {
+                "url": "https://user:KEY@example.org/prmh.git",
+                "vcs_info": {"vcs": "git", "commit_id": "abc123"},
+            },
+            {"source": "git", "commit": "abc123", "url": "https://***@example.org/prmh.git"},
+        ),
+        ({"url": "file:///src/prmh", "dir_info": {"editable": True}}, {"source": "editable"}),
+        ({"url": "file:///src/prmh", "dir_info": {}}, {"source": "directory"}),
+        ({"url": "file:///w/prmh.whl", "archive_info": {}}, {"source": "archive"}),
+    ],
+)
+def test_the_record_says_how_prmh_was_installed(monkeypatch, direct_url, expected):
+    """PEP 610: pip writes direct_url.json for installs from a URL, folder or VCS; none for an
+    install from an index."""
+    import importlib.metadata
+
+    from prmh.records import install_state
+
+    class Dist:
+        version = "9.9"
+
+        def read_text(self, name):
+            assert name == "direct_url.json"
+            return None if direct_url is None else json.dumps(direct_url)
+
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda name: [Dist()])
+    state = install_state()
+    assert state["version"] == "9.9"
+    assert {k: state[k] for k in expected} == expected
+
+
 @pytest.fixture(scope="module")
 def chromium():
     """Debian's chromium and chromedriver, installed by this setup where missing."""

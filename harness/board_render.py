@@ -45,16 +45,21 @@ def _describe(data: dict[str, Any]) -> str:
         f"Task `{b['task']}` (version {b['task_version']}), graded by `{b['grader']}` (version "
         f"{b['grader_version']}). Rows are ranked by `{b['rank_by'][0]}` at N={b['rank_by'][1]}; "
         "cells are accuracy in percent with a 95% bootstrap interval. A row's rank is one plus "
-        "the number of rows whose interval lies entirely above its own, so rows that differ "
-        "within their intervals share a rank."
+        "the number of rows above it: rows whose interval lies entirely above its own, or, where "
+        "intervals overlap on the same problems, rows a paired bootstrap of the per-problem "
+        "difference puts above it (95%). Rows that neither separates share a rank."
     )
+
+
+def _sample(row: dict[str, Any]) -> str:
+    return f"{row['problems']} · {','.join(str(s) for s in row['seeds'])}"
 
 
 def render_markdown(data: dict[str, Any], columns: list[tuple[str, int]]) -> str:
     b = data["board"]
     key = f"{b['rank_by'][0]}@{b['rank_by'][1]}"
     head = (
-        ["rank", "PRM · agg · selector", "generator"]
+        ["rank", "PRM · agg · selector", "generator", "problems · seeds"]
         + [f"{s} N={n}" for s, n in columns]
         + ["generated tokens / problem", "PRM calls / problem", "record"]
     )
@@ -77,6 +82,7 @@ def render_markdown(data: dict[str, Any], columns: list[tuple[str, int]]) -> str
                     str(row["rank"]) if row["rank"] is not None else "–",
                     _label(row).replace("|", "\\|"),
                     row["generator"].replace("|", "\\|"),
+                    _sample(row),
                     *[_cell_text(row["cells"].get(f"{s}@{n}")) for s, n in columns],
                     f"{compute['generated_tokens']:.0f}" if compute else "–",
                     f"{compute['prm_calls']:.1f}" if compute else "–",
@@ -204,6 +210,7 @@ def render_html(data: dict[str, Any], columns: list[tuple[str, int]]) -> str:
         '<th class="l">rank</th>',
         '<th class="l">PRM · agg · selector</th>',
         '<th class="l">generator</th>',
+        '<th class="l">problems · seeds</th>',
     ]
     head += [f"<th>{html.escape(s)} N={n}</th>" for s, n in columns]
     head += [
@@ -221,6 +228,7 @@ def render_html(data: dict[str, Any], columns: list[tuple[str, int]]) -> str:
             f'<td class="l" data-sort="{html.escape(_label(row))}">{html.escape(_label(row))}</td>',
             f'<td class="l" data-sort="{html.escape(row["generator"])}">'
             f"{html.escape(row['generator'])}</td>",
+            f'<td class="l" data-sort="{row["problems"]}">{html.escape(_sample(row))}</td>',
         ]
         for s, n in columns:
             cell = row["cells"].get(f"{s}@{n}")

@@ -386,6 +386,13 @@ def _record_paths(runs: tuple[str, ...], results_dir: Path | None) -> list[Path]
 @click.option("--search", "searches", multiple=True, help="Searches shown [default: best-of-n].")
 @click.option("-n", "--budget", "budgets", multiple=True, type=int, help="Budgets [1, 4, 16].")
 @click.option("--title", default=None, help="Title of the board's pages.")
+@click.option(
+    "--about",
+    type=click.Choice(["prm", "generator"]),
+    default="prm",
+    show_default=True,
+    help="What rows compare; the generator is pinned unless it is 'generator'.",
+)
 @_root_option
 def leaderboard_new(
     name: str,
@@ -393,9 +400,11 @@ def leaderboard_new(
     searches: tuple[str, ...],
     budgets: tuple[int, ...],
     title: str | None,
+    about: str,
     root: Path,
 ) -> None:
-    """Create a board; the task's version and grader are the installed ones."""
+    """Create a board; the task's version and grader are the installed ones. Problems, seeds,
+    task options and generator are pinned by the first run added."""
     from prmh.grading import get_grader
     from prmh.leaderboard import create_board
     from prmh.registry import load_registry
@@ -413,6 +422,7 @@ def leaderboard_new(
         searches=list(searches or ["best-of-n"]),
         budgets=list(budgets or [1, 4, 16]),
         title=title,
+        about=about,
     )
     click.echo(
         f"created {board.path / 'board.toml'}; add runs with `prmh leaderboard add {name} RUN`"

@@ -667,6 +667,8 @@ def _table(
                         "prm_calls": sum(c.prm_calls for c in spent) / n,
                         "wall_seconds": sum(c.wall_seconds for c in spent) / n,
                     },
+                    # per problem (mean over seeds): what paired comparisons between rows need
+                    "per_problem": [round(float(x), 6) for x in correct.mean(axis=0)],
                 }
             )
         rows.append(
@@ -684,6 +686,7 @@ def _table(
         "generator": gen_spec.label,
         "grader": {"name": grader.name, "version": grader.version},
         "problems": len(problems),
+        "problem_ids": [p.id for p in problems],
         "seeds": list(plan.seed),
         "pool": plan.pool,
         "columns": columns,

@@ -6,9 +6,10 @@ holds the accepted run records, and ``build`` writes ``README.md``, ``index.html
 ``board.json`` from them. Nothing in the outputs depends on when or where they were built, so
 rebuilding from the same records gives byte-identical files.
 
-A row is one PRM · aggregator · selector of one record. Ranks are honest about noise: a row's
-rank is one plus the number of rows whose whole confidence interval lies above its interval, so
-rows that differ within their intervals share a rank.
+A row is one PRM · aggregator · selector of one record. Rows are comparable by construction
+(a board pins problems, seeds, task options and generator) and ranked honestly about noise
+(``prmh.board_rules``): rows share a rank unless their intervals, or a paired test on the same
+problems, separate them.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import json
 import re
 import shutil
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prmh.board_rules import PINNED, comparability, differences, rank, to_toml
 from prmh.errors import PrmhError
 from prmh.records import RECORD_SCHEMA_VERSION
 
@@ -41,6 +43,8 @@ class Board:
     budgets: tuple[int, ...]
     rank_by: tuple[str, int]
     path: Path
+    about: str = "prm"
+    pinned: dict[str, Any] = field(default_factory=dict)
 
     @property
     def records_dir(self) -> Path:
@@ -64,8 +68,11 @@ def create_board(
     searches: list[str],
     budgets: list[int],
     title: str | None = None,
+    about: str = "prm",
 ) -> Board:
     """Write a new board definition; an existing board is never overwritten."""
+    if about not in ("prm", "generator"):
+        raise PrmhError(f"a board is about 'prm' or 'generator', not {about!r}.")
     path = board_path(root, name)
     if (path / BOARD_FILE).exists():
         raise PrmhError(f"board {name!r} already exists in {str(path)!r}.")
@@ -83,6 +90,9 @@ def create_board(
         f"budgets = {json.dumps(budgets)}",
         "# the column that ranks rows: [search, budget]",
         f"rank_by = [{json.dumps(searches[0])}, {budgets[-1]}]",
+        "# what rows compare: 'prm' (the generator is pinned too) or 'generator'",
+        f"about = {json.dumps(about)}",
+        "# [pinned] (problems, seeds, task_args, generator) is set by the first accepted run",
     ]
     (path / "records").mkdir(parents=True, exist_ok=True)
     (path / BOARD_FILE).write_text("\n".join(lines) + "\n")
@@ -112,6 +122,8 @@ def load_board(root: Path, name: str) -> Board:
             budgets=tuple(int(b) for b in data["budgets"]),
             rank_by=(str(search), int(budget)),
             path=path,
+            about=str(data.get("about", "prm")),
+            pinned={k: v for k, v in dict(data.get("pinned", {})).items() if k in PINNED},
         )
     except (KeyError, TypeError, ValueError) as e:
         raise PrmhError(f"{path / BOARD_FILE} is missing or has a bad {e}.") from e
@@ -160,8 +172,32 @@ def provenance_flag(record: dict[str, Any]) -> str:
     return f"no git tree: prmh {code_identity(record) or 'unknown'}"
 
 
-def check_record(board: Board, record: dict[str, Any], accepted: list[dict[str, Any]]) -> list[str]:
-    """Why the record cannot join the board (empty when it can); also flags a dirty tree."""
+def pins(board: Board, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The board's pinned values, completed from the first of ``records`` where unset."""
+    out = dict(board.pinned)
+    if records and any(k not in out for k in PINNED):
+        first = records[0]
+        values = comparability(board_tables(board, first), first, board.task)
+        out.update({k: v for k, v in values.items() if k not in out and v not in (None, [])})
+    return out
+
+
+def write_pins(board: Board, pinned: dict[str, Any]) -> None:
+    """Rewrite board.toml's ``[pinned]`` table (the last table of the file)."""
+    text = (board.path / BOARD_FILE).read_text()
+    head = text.split("\n[pinned]\n", 1)[0].rstrip("\n")
+    lines = [f"{k} = {to_toml(pinned[k])}" for k in PINNED if k in pinned]
+    (board.path / BOARD_FILE).write_text(head + "\n\n[pinned]\n" + "\n".join(lines) + "\n")
+
+
+def check_record(
+    board: Board,
+    record: dict[str, Any],
+    accepted: list[dict[str, Any]],
+    pinned: dict[str, Any] | None = None,
+) -> list[str]:
+    """Why the record cannot join the board (empty when it can); also flags a dirty tree.
+    ``pinned``: the board's pins completed from earlier records (``pins``)."""
     problems = []
     if record.get("schema_version") != RECORD_SCHEMA_VERSION:
         problems.append(
@@ -198,6 +234,10 @@ def check_record(board: Board, record: dict[str, Any], accepted: list[dict[str, 
         for c in r["cells"]
     ):
         problems.append("it has no result for the board's searches and budgets")
+    if tables:
+        values = comparability(tables, record, board.task)
+        pinned = pins(board, [*accepted, record]) if pinned is None else pinned
+        problems += differences(pinned, values, board.about)
     for other in accepted:
         if other.get("run_id") == record.get("run_id"):
             problems.append(f"run {record.get('run_id')} is already on the board")
@@ -216,9 +256,10 @@ def add_records(board: Board, paths: list[Path]) -> list[str]:
     """Accept records only if every one passes; otherwise change nothing. Returns run ids."""
     accepted = accepted_records(board)
     incoming = [(Path(p), read_record(Path(p))) for p in paths]
+    pinned = pins(board, accepted + [r for _, r in incoming])
     reasons = []
     for path, record in incoming:
-        problems = check_record(board, record, accepted)
+        problems = check_record(board, record, accepted, pinned)
         if problems:
             reasons.append(f"{path}: " + "; ".join(problems))
         accepted.append(record)  # also catches the same run given twice
@@ -226,6 +267,8 @@ def add_records(board: Board, paths: list[Path]) -> list[str]:
         raise PrmhError("rejected, the board is unchanged:\n  " + "\n  ".join(reasons))
     for path, record in incoming:
         shutil.copyfile(path, board.records_dir / f"{record['run_id']}.json")
+    if pinned != board.pinned:
+        write_pins(board, pinned)
     return [record["run_id"] for _, record in incoming]
 
 
@@ -250,6 +293,7 @@ def rows(board: Board) -> list[dict[str, Any]]:
                         "agg": row["agg"],
                         "selector": row["selector"],
                         "problems": table["problems"],
+                        "problem_ids": table.get("problem_ids"),
                         "seeds": table["seeds"],
                         "flag": provenance_flag(record),
                         "prmh_version": record.get("prmh_version"),
@@ -258,8 +302,11 @@ def rows(board: Board) -> list[dict[str, Any]]:
                 )
     key = f"{board.rank_by[0]}@{board.rank_by[1]}"
     ranked = [r for r in out if key in r["cells"]]
-    for r in ranked:
-        r["rank"] = 1 + sum(o["cells"][key]["low"] > r["cells"][key]["high"] for o in ranked)
+    rank(ranked, key)
+    for r in out:  # what ranking needed stays in the records, not on the pages
+        r.pop("problem_ids")
+        for cell in r["cells"].values():
+            cell.pop("per_problem", None)
     ranked.sort(
         key=lambda r: (
             r["rank"],

@@ -35,6 +35,7 @@ from prmh.types import (
     Solution,
     StepScores,
 )
+from prmh.votes import AnswerKeys
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: how far a long stage has got."""
@@ -388,25 +389,25 @@ def run_eval(
     plan, built = prepared.plan, prepared.components
     stats = CacheStats()
     tables = []
-    for task_spec, task, grader, problems in zip(
-        plan.task, built["task"], prepared.graders, prepared.problems, strict=True
-    ):
-        for gen_spec, generator in zip(plan.generator, built["generator"], strict=True):
-            workspace = Workspace(task, generator, store, run_id, stats, progress)
-            tables.append(
-                _evaluate_table(
-                    plan,
-                    task_spec,
-                    gen_spec,
-                    problems,
-                    grader,
-                    workspace,
-                    built,
-                    store,
-                    progress,
-                    grading_timeout,
+    with GraderPool() as pool:  # workers start on the first answer to grade or key
+        for task_spec, task, grader, problems in zip(
+            plan.task, built["task"], prepared.graders, prepared.problems, strict=True
+        ):
+            for gen_spec, generator in zip(plan.generator, built["generator"], strict=True):
+                workspace = Workspace(task, generator, store, run_id, stats, progress)
+                keys = AnswerKeys(grader, store, run_id, pool, grading_timeout, stats)
+                tables.append(
+                    _evaluate_table(
+                        plan,
+                        task_spec,
+                        gen_spec,
+                        problems,
+                        workspace,
+                        built,
+                        keys,
+                        progress,
+                    )
                 )
-            )
     return {
         "tables": tables,
         "cache": stats.to_json(),
@@ -419,12 +420,10 @@ def _evaluate_table(
     task_spec: Spec,
     gen_spec: Spec,
     problems: list[Problem],
-    grader: Grader,
     workspace: Workspace,
     built: dict[str, list[Component]],
-    store: Store,
+    keys: AnswerKeys,
     progress: Progress,
-    grading_timeout: float,
 ) -> dict[str, Any]:
     seeds = plan.seed
     # answers[(row key, search label, budget)][seed index][problem index] = chosen answers
@@ -439,6 +438,7 @@ def _evaluate_table(
             [[extract(g.text) if g.finished else None for g in row] for row in pool]
         )
         pooled += [g for row in pool for g in row]
+    keys.ensure(a for rows in pool_answers for row in rows for a in row)
     fitted = {}
     for spec, splitter in zip(plan.splitter, built["splitter"], strict=True):
         if hasattr(splitter.instance, "fit"):  # e.g. a confidence threshold over the whole pool
@@ -463,6 +463,7 @@ def _evaluate_table(
         ctx = SearchContext(workspace, prm, splitter, agg.instance, plan.pool)
         results: list[SearchResult] = search.instance.run(ctx, problems, budget, seed)
         warnings.update(f"{search_spec.label} with {prm_spec.label}: {w}" for w in ctx.warnings)
+        keys.ensure(c.solution.answer for r in results for c in r.candidates)
         if len(results) != len(problems):
             raise PrmhError(
                 f"search {search_spec.label!r} returned {len(results)} results for "
@@ -473,22 +474,12 @@ def _evaluate_table(
             picked = answers.setdefault(key, [[] for _ in seeds])[s_i]
             spent = compute.setdefault(key, [[] for _ in seeds])[s_i]
             for result in results:
-                picked.append(_select(result, selector.instance, grader))
+                picked.append(_select(result, selector.instance, keys))
                 spent.append(result.compute)
     golds = [p.answer for p in problems]
-    verdicts, grading = _grade(
-        store,
-        workspace.run_id,
-        grader,
-        golds,
-        answers,
-        pool_answers,
-        workspace.stats,
-        progress,
-        grading_timeout,
-    )
+    verdicts, grading = _grade(keys, golds, answers, pool_answers, progress)
     table = _table(
-        plan, task_spec, gen_spec, problems, grader, answers, compute, pool_answers, verdicts
+        plan, task_spec, gen_spec, problems, keys, answers, compute, pool_answers, verdicts
     )
     table["fitted_splitters"] = fitted
     table["warnings"] = sorted(warnings)
@@ -501,15 +492,11 @@ def _evaluate_table(
 
 
 def _grade(
-    store: Store,
-    run_id: str,
-    grader: Grader,
+    keys: AnswerKeys,
     golds: list[str],
     answers: dict[tuple, list[list[tuple[str | None, ...]]]],
     pool_answers: list[list[list[str | None]]],
-    stats: CacheStats,
     progress: Progress,
-    timeout: float,
 ) -> tuple[dict[tuple[str, str], bool], dict[str, int]]:
     """Grade every distinct (answer, gold) pair of a table once; see ``grade_pairs``."""
     pairs: set[tuple[str, str]] = set()
@@ -520,8 +507,16 @@ def _grade(
     for seed_rows in pool_answers:
         for samples, gold in zip(seed_rows, golds, strict=True):
             pairs.update((a, gold) for a in samples if a is not None)
-    with GraderPool() as pool:
-        return grade_pairs(store, run_id, grader, pairs, pool, stats, progress, timeout)
+    return grade_pairs(
+        keys.store,
+        keys.run_id,
+        keys.grader,
+        pairs,
+        keys.pool,
+        keys.stats,
+        progress,
+        keys.timeout,
+    )
 
 
 def grade_pairs(
@@ -577,7 +572,9 @@ def grade_pairs(
     return verdicts, counts
 
 
-def _select(result: SearchResult, selector: Callable, grader: Grader) -> tuple[str | None, ...]:
+def _select(
+    result: SearchResult, selector: Callable, keys: Callable[[str], str]
+) -> tuple[str | None, ...]:
     """The selected answer, or one per subset when the search drew several subsets."""
     groups = (
         [result]
@@ -587,9 +584,7 @@ def _select(result: SearchResult, selector: Callable, grader: Grader) -> tuple[s
             for subset in result.subsets
         ]
     )
-    return tuple(
-        replace(g, chosen=selector(list(g.candidates), grader.canonical)).answer for g in groups
-    )
+    return tuple(replace(g, chosen=selector(list(g.candidates), keys)).answer for g in groups)
 
 
 def _fraction_correct(
@@ -607,13 +602,13 @@ def _table(
     task_spec: Spec,
     gen_spec: Spec,
     problems: list[Problem],
-    grader: Grader,
+    keys: AnswerKeys,
     answers: dict[tuple, list[list[tuple[str | None, ...]]]],
     compute: dict[tuple, list[list[Compute]]],
     pool_answers: list[list[list[str | None]]],
     verdicts: dict[tuple[str, str], bool],
 ) -> dict[str, Any]:
-    golds = [p.answer for p in problems]
+    golds, grader = [p.answer for p in problems], keys.grader
     columns = [{"search": s.label, "budget": b} for s in plan.search for b in plan.budget]
     rows: list[dict[str, Any]] = []
     # Reference rows from the pool alone: unbiased pass@N and majority vote over the first N.
@@ -631,7 +626,7 @@ def _table(
         majority = np.array(
             [
                 [
-                    _correct(_majority(samples[:budget], grader), g, verdicts)
+                    _correct(_majority(samples[:budget], keys), g, verdicts)
                     for samples, g in zip(seed_rows, golds, strict=True)
                 ]
                 for seed_rows in pool_answers
@@ -694,6 +689,6 @@ def _table(
     }
 
 
-def _majority(samples: Sequence[str | None], grader: Grader) -> str | None:
-    i = majority_index(samples, grader.canonical)
+def _majority(samples: Sequence[str | None], keys: Callable[[str], str]) -> str | None:
+    i = majority_index(samples, keys)
     return None if i is None else samples[i]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from importlib.metadata import PackageNotFoundError, version
 from multiprocessing.connection import Connection, wait
+from typing import Any
 
 from prmh import mathgrade
 from prmh.errors import PrmhError
@@ -53,10 +54,18 @@ def grade_numeric(prediction: str, gold: str) -> bool:
 
 @dataclass(frozen=True)
 class Grader:
+    """``function`` decides (prediction, gold); ``canonical`` is a cheap text form; ``key``, the
+    form equivalent answers share for votes (default: ``canonical``), parses and so runs in
+    the worker processes (``GraderPool.keys``)."""
+
     name: str
     version: str
     function: Callable[[str, str], bool]
     canonical: Callable[[str], str]
+    key: Callable[[str], str] | None = None
+
+    def answer_key(self, answer: str) -> str:
+        return (self.key or self.canonical)(answer)
 
 
 def _canonical_numeric(answer: str) -> str:
@@ -67,7 +76,7 @@ def _canonical_numeric(answer: str) -> str:
 GRADERS: dict[str, Grader] = {
     "exact": Grader("exact", "1", grade_exact, str.strip),
     "numeric": Grader("numeric", "1", grade_numeric, _canonical_numeric),
-    "sympy": Grader("sympy", "1", mathgrade.grade_sympy, mathgrade.canonical),
+    "sympy": Grader("sympy", "1", mathgrade.grade_sympy, mathgrade.canonical, mathgrade.math_key),
 }
 
 
@@ -79,7 +88,13 @@ def _math_verify() -> Grader:
             "the math-verify grader needs the math-verify package: pip install 'prmh[math]', "
             "or choose another grader (-T grader=sympy)."
         ) from None
-    return Grader("math-verify", f"1+{installed}", mathgrade.grade_math_verify, mathgrade.canonical)
+    return Grader(
+        "math-verify",
+        f"1+{installed}",
+        mathgrade.grade_math_verify,
+        mathgrade.canonical,
+        mathgrade.math_key,
+    )
 
 
 def get_grader(name: str) -> Grader:
@@ -124,10 +139,13 @@ def _worker(conn: Connection) -> None:
             return
         if job is None:
             return
-        for grader_name, prediction, gold in job:
+        for grader_name, prediction, gold in job:  # gold None: the prediction's vote key
             try:
-                ok = bool(get_grader(grader_name).function(prediction, gold))
-                conn.send((ok, None))
+                grader = get_grader(grader_name)
+                if gold is None:
+                    conn.send((grader.answer_key(prediction), None))
+                else:
+                    conn.send((bool(grader.function(prediction, gold)), None))
             except Exception as e:  # a grader bug must not kill the worker
                 conn.send((False, f"{type(e).__name__}: {e}"))
 
@@ -170,9 +188,28 @@ class GraderPool:
         on_progress: Callable[[int], None] | None = None,
     ) -> list[Verdict]:
         """Grade ``(grader, prediction, gold)`` triples; each answer gets ``timeout`` seconds."""
+        return [
+            Verdict(bool(v.correct), v.timed_out, v.error)
+            for v in self._run(items, timeout, on_progress)
+        ]
+
+    def keys(
+        self, grader: str, answers: Sequence[str], *, timeout: float = 5.0
+    ) -> list[str | None]:
+        """Each answer's vote key (``Grader.answer_key``), computed in the workers; None where
+        it timed out or failed."""
+        done = self._run([(grader, a, None) for a in answers], timeout, None)
+        return [v.correct if isinstance(v.correct, str) and v.error is None else None for v in done]
+
+    def _run(
+        self,
+        items: Sequence[tuple[str, str, str | None]],
+        timeout: float,
+        on_progress: Callable[[int], None] | None,
+    ) -> list[Any]:
         for grader_name, _, _ in items:
             get_grader(grader_name)
-        verdicts: list[Verdict | None] = [None] * len(items)
+        verdicts: list[Any] = [None] * len(items)
         pending = list(range(len(items)))[::-1]
         if not pending:
             return []
@@ -197,8 +234,8 @@ class GraderPool:
                 if w.conn in ready:
                     try:
                         while w.chunk and w.conn.poll():
-                            ok, err = w.conn.recv()
-                            verdicts[w.chunk.pop(0)] = Verdict(ok, error=err)
+                            value, err = w.conn.recv()
+                            verdicts[w.chunk.pop(0)] = Verdict(value, error=err)
                             done += 1
                             w.deadline = time.monotonic() + timeout
                     except (EOFError, OSError):

@@ -259,8 +259,25 @@ def _split_top(s: str) -> list[str]:
     return [*parts, current]
 
 
+_PLUS_MINUS = re.compile(r"\\pm|\\mp|±|∓")
+MAX_PLUS_MINUS = 3  # 8 alternatives at most
+
+
+def _expand_plus_minus(s: str) -> list[str]:
+    """``3 \\pm 2`` -> ``['3 + 2', '3 - 2']``: the values an answer with ± stands for."""
+    m = _PLUS_MINUS.search(s)
+    if m is None:
+        return [s]
+    return [x for sign in "+-" for x in _expand_plus_minus(f"{s[: m.start()]}{sign}{s[m.end() :]}")]
+
+
 def _structure(s: str) -> tuple[str, list[str]] | None:
-    """A tuple, interval or matrix as (kind, items); None for a single value."""
+    """A set (``\\{a, b\\}``, or the values of an answer with ±), tuple, interval or matrix as
+    (kind, items); None for a single value. Set items are unordered; ± inside a set item
+    expands in place."""
+    if s.startswith("\\{") and s.endswith("\\}") and len(_PLUS_MINUS.findall(s)) <= MAX_PLUS_MINUS:
+        items = [i.strip() for i in _split_top(s[2:-2])]
+        return "set", [x for i in items for x in _expand_plus_minus(i)]
     m = re.fullmatch(r"\\begin\{[pbv]?matrix\}(.*)\\end\{[pbv]?matrix\}", s, re.S)
     if m:
         rows = [r for r in re.split(r"\\\\", m.group(1)) if r.strip()]
@@ -269,7 +286,22 @@ def _structure(s: str) -> tuple[str, list[str]] | None:
         items = _split_top(s[1:-1])
         if len(items) > 1:
             return s[0] + s[-1], [i.strip() for i in items]
+    if 0 < len(_PLUS_MINUS.findall(s)) <= MAX_PLUS_MINUS:
+        return "set", _expand_plus_minus(s)
     return None
+
+
+def _same_items(a: list[str], b: list[str]) -> bool:
+    """Equal as collections in any order (each item of ``a`` matched to its own item of ``b``)."""
+    if len(a) != len(b):
+        return False
+    left = list(b)
+    for x in a:
+        match = next((j for j, y in enumerate(left) if grade_sympy(x, y)), None)
+        if match is None:
+            return False
+        left.pop(match)
+    return True
 
 
 def _value(s: str) -> Any:
@@ -336,6 +368,8 @@ def quick_verdict(prediction: str, gold: str) -> bool | None:
     if ps and gs and ps[0] != "matrix" and gs[0] != "matrix":
         if ps[0] != gs[0] or len(ps[1]) != len(gs[1]):
             return False
+        if ps[0] == "set":  # unordered: an item-by-item mismatch decides nothing
+            return None
         verdicts = [quick_verdict(a, b) for a, b in zip(ps[1], gs[1], strict=True)]
         if False in verdicts:
             return False
@@ -355,11 +389,49 @@ def grade_sympy(prediction: str, gold: str) -> bool:
     if ps or gs:
         if not (ps and gs) or ps[0] != gs[0] or len(ps[1]) != len(gs[1]):
             return False
+        if ps[0] == "set":
+            return _same_items(ps[1], gs[1])
         return all(grade_sympy(a, b) for a, b in zip(ps[1], gs[1], strict=True))
     try:
         return bool(_values_equal(_value(p), _value(g)))
     except (ValueError, TypeError, ZeroDivisionError, RecursionError, AttributeError):
         return canonical(p) == canonical(g)
+
+
+def math_key(answer: str) -> str:
+    """The answer's value as sympy writes it, so that equivalent answers share one key and vote
+    together: ``\\frac{\\sqrt2}{2}`` and ``\\frac{\\sqrt{2}}{2}`` (``sqrt(2)/2``), ``x+1`` and
+    ``1+x``, ``2\\sqrt3`` and ``\\sqrt{12}``. Tuples and intervals keep their order; sets and
+    the values of ± are sorted. What the parser refuses keeps its ``canonical`` form. It parses
+    model text: call it, like a grader, in a worker process under a timeout (search-and-learn
+    groups votes by a sympy canonical form the same way)."""
+    quick = canonical(answer)
+    if re.fullmatch(r"-?\d+(/\d+)?", quick):  # an exact number already
+        return quick
+    s = normalize(answer)
+    if len(s) > MAX_CHARS or _depth(s) > MAX_DEPTH or _tower_too_large(answer):
+        return quick
+    try:
+        return _key(s)
+    except (ValueError, TypeError, ZeroDivisionError, RecursionError, AttributeError):
+        return quick
+
+
+def _key(s: str) -> str:
+    import sympy
+
+    structure = _structure(s)
+    if structure:
+        kind, items = structure
+        keys = [_key(normalize(i)) for i in items]
+        return f"{kind}:" + "|".join(sorted(keys) if kind == "set" else keys)
+    value = _value(s)
+    if value.free_symbols:
+        value = sympy.expand(value)
+    text = str(value)
+    if len(text) > MAX_CHARS:
+        raise ValueError("key too long")
+    return text
 
 
 def grade_math_verify(prediction: str, gold: str) -> bool:

@@ -95,7 +95,12 @@ def test_show_re_renders_without_recomputing(default_run, cli):
 def test_rerun_uses_the_store_and_gives_the_same_numbers(cli):
     first = _eval_json(cli, "--limit", "20", "-n", "2", "-n", "4")
     again = _eval_json(cli, "--limit", "20", "-n", "4", "-n", "2")
-    assert again["metrics"]["cache"]["computed"] == {"generation": 0, "score": 0, "grade": 0}
+    assert again["metrics"]["cache"]["computed"] == {
+        "generation": 0,
+        "score": 0,
+        "grade": 0,
+        "vote key": 0,
+    }
     assert first["metrics"]["tables"] == again["metrics"]["tables"]
     # A smaller budget reads the same pool: nothing new to generate.
     smaller = _eval_json(cli, "--limit", "20", "-n", "1", "--pool", "4")

@@ -196,3 +196,37 @@ def test_rlhflow_strips_steps_as_the_official_evaluator(registry, tmp_path):
         ]
     official = tokenizer.apply_chat_template(conversation, tokenize=False)
     assert prm.recipe.encode(QUESTION, spaced).ids == tokenizer.encode(official)
+
+
+def test_qwen_math_prm_equals_the_model_card(registry, tmp_path):
+    """Qwen/Qwen2.5-Math-PRM-7B model card, as used in Jiuzhouh/UnPRM ``inference_with_prm.py``
+    at 31b85ae (``step_rewards_cal_function``): messages system (the boxed prompt), user
+    (question), assistant (``"<extra_0>".join(steps) + "<extra_0>"``); the chat template applied
+    with ``add_generation_prompt=False`` and encoded; the 2-class ``score`` head's softmax,
+    class 1, at every ``tokenizer.encode("<extra_0>")[0]``."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    from prmh.plugins.prms.factories import QWEN_SYSTEM
+
+    tokenizer = tiny_tokenizer(special_tokens=["<extra_0>"])
+    checkpoint = save_tiny_prm(tmp_path / "qwen", "classifier", tokenizer)
+    messages = [
+        {"role": "system", "content": QWEN_SYSTEM},
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": "<extra_0>".join(STEPS) + "<extra_0>"},
+    ]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+    ids = tokenizer.encode(text)
+    sep = tokenizer.encode("<extra_0>")[0]
+    weights = load_file(checkpoint / "model.safetensors")
+    model = AutoModel.from_pretrained(checkpoint).eval()
+    with torch.no_grad():
+        hidden = model(torch.tensor([ids])).last_hidden_state[0]
+        h = torch.relu(hidden @ weights["score.0.weight"].T + weights["score.0.bias"])
+        logits = h @ weights["score.2.weight"].T + weights["score.2.bias"]
+    probs = logits.softmax(-1)[:, 1]
+    expected = [float(probs[i]) for i, t in enumerate(ids) if t == sep]
+    prm, got = prmh_scores(registry, "qwen-math-prm", {"model": str(checkpoint)}, QUESTION, STEPS)
+    assert prm.recipe.encode(QUESTION, STEPS).ids == ids
+    assert got == pytest.approx(expected, abs=1e-6)

@@ -17,16 +17,42 @@ from collections.abc import Callable, Sequence
 
 from prmh.errors import PrmhError
 
-_THE_ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is[:\s]*\$?([^\n$]+?)\$?\s*\.?\s*$", re.M)
+_THE_ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is")
 _NUMBER = re.compile(r"[+-]?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 MAX_ANSWER_CHARS = 1000
 
 
 def the_answer_is(text: str) -> str | None:
-    """The text after the last "The answer is", up to the end of its line."""
-    matches = _THE_ANSWER_IS.findall(text)
-    return _clean(matches[-1].strip().rstrip(".")) if matches else None
+    """The text after the last "The answer is" (colons and blank lines skipped), up to the end of
+    its line, without a surrounding ``$...$`` or a final period. A scan, not a backtracking
+    pattern: linear in the text's length, whatever a model writes. As a regular expression's
+    ``findall`` would, a marker whose answer runs to the end of the line also takes any later
+    marker on that line into its answer."""
+    last, pos = None, 0
+    while (marker := _THE_ANSWER_IS.search(text, pos)) is not None:
+        found = _answer_after(text, marker.end())
+        if found is None:
+            pos = marker.start() + 1
+        else:
+            last, pos = found
+    return _clean(last) if last else None
+
+
+def _answer_after(text: str, i: int) -> tuple[str, int] | None:
+    """The answer after a marker ending at ``i`` and where its line ends; None if none."""
+    while i < len(text) and (text[i] == ":" or text[i].isspace()):
+        i += 1
+    if i < len(text) and text[i] == "$":
+        i += 1
+    end = text.find("\n", i)
+    end = len(text) if end < 0 else end
+    answer, dollar, after = text[i:end].partition("$")
+    if not answer.strip(": \t.") or (dollar and after.strip() not in ("", ".")):
+        return None  # nothing, or a "$" inside the line: not "answer$." at its end
+    answer = answer.rstrip()
+    answer = answer[:-1].rstrip() if answer.endswith(".") else answer
+    return answer.strip().rstrip("."), end
 
 
 def last_number(text: str) -> str | None:

@@ -26,6 +26,9 @@ from prmh.errors import PrmhError
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$|^[+-]?\d+/\d+$", re.IGNORECASE)
 
 
+MAX_EXPONENT = 300
+
+
 def parse_number(text: str) -> Fraction | None:
     """A decimal, integer or a/b fraction as an exact Fraction; None for anything else."""
     s = text.strip().replace(",", "").rstrip(".").strip()
@@ -33,6 +36,9 @@ def parse_number(text: str) -> Fraction | None:
         s = s[1:-1].strip()
     if len(s) > 64 or not _NUMBER.match(s):
         return None
+    _, _, exponent = s.lower().partition("e")
+    if exponent and abs(int(exponent)) > MAX_EXPONENT:
+        return None  # 1e5000 is no answer, and 1e99999999 would take forever to build
     try:
         return Fraction(s)
     except (ValueError, ZeroDivisionError):

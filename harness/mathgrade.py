@@ -26,7 +26,23 @@ _UNITS = (
     "kilometers?|degrees?|dollars?|cents?|hours?|minutes?|seconds?|days?|weeks?|years?|"
     "square|sq|cubic|pounds?|lbs?|ounces?|kg|g|grams?|liters?|mph|people|students?"
 )
-_TRAILING_UNITS = re.compile(r"(?<=[\d}).])\s*(?:(?:" + _UNITS + r")\b\s*\^?\s*\{?\d?\}?\s*)+$")
+# one unit at the end of a one-spaced string (no nested repetition: linear to search)
+_UNIT_AT_END = re.compile(r"(?<![A-Za-z])(?:" + _UNITS + r")\b ?\^? ?\{?\d?\}? ?$")
+MAX_UNITS = 8
+
+
+def _strip_units(s: str) -> str:
+    """Drop a run of trailing units (``12 cm``, ``5 square feet``, ``3 m^2``) that follows a
+    number, ``}``, ``)`` or ``.``; one unit at a time, so no pattern backtracks."""
+    cut, rest = s, s
+    for _ in range(MAX_UNITS):
+        m = _UNIT_AT_END.search(rest)
+        if m is None:
+            break
+        rest = rest[: m.start()].rstrip()
+        if rest[-1:] in ("}", ")", ".") or rest[-1:].isdigit():
+            cut = rest
+    return cut
 
 
 def _braced(s: str, i: int) -> tuple[str, int]:
@@ -56,7 +72,7 @@ def normalize(answer: str) -> str:
     s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree", "", s)
     s = re.sub(r"\\?%", "", s)
     s = re.sub(r"\\(?:text|textbf|mathrm|mbox|operatorname)\s*\{([^{}]*)\}", r"\1", s)
-    s = _TRAILING_UNITS.sub("", s).strip()
+    s = _strip_units(re.sub(r"\s+", " ", s).strip()).strip()
     if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?", s):
         s = s.replace(",", "")
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()

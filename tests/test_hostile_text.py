@@ -1,0 +1,100 @@
+"""Model text is hostile: extraction and canonical forms are linear, and numbers are bounded.
+
+Property tests (hypothesis) compare the linear rewrites with the backtracking patterns they
+replace, on inputs small enough for those patterns; the hostile cases run in a child process
+that must finish within a bound, so a regression fails instead of hanging the suite.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prmh.answers import the_answer_is
+from prmh.grading import _canonical_numeric, grade_numeric
+from prmh.mathgrade import _UNITS, canonical, normalize
+
+# The patterns prmh used before (cubic and exponential), kept as references for small inputs.
+OLD_ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is[:\s]*\$?([^\n$]+?)\$?\s*\.?\s*$", re.M)
+OLD_UNITS = re.compile(r"(?<=[\d}).])\s*(?:(?:" + _UNITS + r")\b\s*\^?\s*\{?\d?\}?\s*)+$")
+
+
+def old_the_answer_is(text):
+    """The old rule, less its garbage: it could return ":" for "The answer is:" (the colon
+    given back to its answer group); such matches count as no answer."""
+    matches = [m for m in OLD_ANSWER_IS.findall(text) if m.strip(": \t.")]
+    answer = matches[-1].strip().rstrip(".") if matches else None
+    return answer if answer and len(answer) <= 1000 else None
+
+
+PIECES = ["The answer is", "the final answer is", " ", "\n", ":", "$", ".", "5", "x", "\t", "42"]
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(PIECES), max_size=14))
+def test_the_answer_is_matches_the_old_pattern(pieces):
+    text = "".join(pieces)
+    assert the_answer_is(text) == old_the_answer_is(text)
+
+
+UNIT_PIECES = ["12", " ", "cm", "m", "square", "feet", "^", "{", "2", "}", ")", ".", "x", "in"]
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(UNIT_PIECES), max_size=7))
+def test_unit_stripping_matches_the_old_pattern(pieces):
+    text = re.sub(r"\s+", " ", "".join(pieces)).strip()
+    old = re.sub(r"\s+", " ", OLD_UNITS.sub("", text)).strip().rstrip(".").strip()
+    assert normalize(text) == old
+
+
+HOSTILE = [
+    ("answer", "The answer is 42" + " " * 3000 + "x"),
+    ("answer", "The answer is " + "$" * 5000),
+    ("answer", ("The answer is:" + " " * 200 + "\n") * 300),
+    ("normalize", "1" + " m" * 400 + " x"),
+    ("normalize", "1" + " cm" * 14 + " x"),
+    ("normalize", "5" + " square feet" * 300),
+    ("canonical", "1" + " m" * 30 + " x"),
+    ("numeric", "1e5000"),
+    ("numeric", "1e99999999"),
+    ("numeric", "-1E-99999999"),
+]
+
+
+def _run_hostile(cases):
+    functions = {
+        "answer": the_answer_is,
+        "normalize": normalize,
+        "canonical": canonical,
+        "numeric": _canonical_numeric,
+    }
+    return [functions[kind](text) for kind, text in cases]
+
+
+def test_hostile_text_finishes_at_once():
+    """Each case took seconds to forever before (9 s, 37 s, 3.7 s x 8 per two units, a
+    traceback, a hang); all of them together must finish well within 20 s here."""
+    with mp.get_context("spawn").Pool(1) as pool:
+        out = pool.apply_async(_run_hostile, (HOSTILE,)).get(timeout=20)
+    assert out[0] is None and out[1] is None
+    assert out[7] == "1e5000" and out[8] == "1e99999999"
+    assert grade_numeric("1e5000", "1e5000") and not grade_numeric("1e5000", "1e5001")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The answer is 5.", "5"),
+        ("so the final answer is: $\\frac{3}{4}$.", "\\frac{3}{4}"),
+        ("The answer is:\n\n 12", "12"),
+        ("The answer is 7.\nThe answer is", "7"),
+        ("The answer is $5$ dollars", None),
+    ],
+)
+def test_the_answer_is_cases(text, expected):
+    assert the_answer_is(text) == expected

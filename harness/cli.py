@@ -8,6 +8,7 @@ instead); progress bars go to stderr.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -186,8 +187,8 @@ def eval_command(
     if data is not None:
         options["task_args"] = {**(options["task_args"] or {}), "data": data}
     plan = build_plan(options, config)
-    if grading_timeout <= 0:
-        raise PrmhError("--grading-timeout must be a positive number of seconds.")
+    if not 0 < grading_timeout < math.inf:  # also refuses nan
+        raise PrmhError("--grading-timeout must be a positive, finite number of seconds.")
     prepared = prepare(plan, load_registry())
     root = ensure_results_dir(_resolve_results_dir(results_dir, config))
     store = Store(root)

@@ -154,6 +154,10 @@ def test_matrix_options_and_config_file(cli, tmp_path):
         (["-P", "noise"], "expected key=value, got 'noise'"),
         (["--limit", "0"], "--limit must be a whole number >= 1"),
         (["--grading-timeout", "0"], "--grading-timeout must be a positive"),
+        (["--grading-timeout", "nan"], "--grading-timeout must be a positive, finite"),
+        (["--grading-timeout", "inf"], "--grading-timeout must be a positive, finite"),
+        (["-P", "noise=nan"], "option 'noise' needs a finite number, got nan"),
+        (["-P", "noise=inf"], "option 'noise' needs a finite number, got inf"),
         (["--config", "/no/such/file.toml"], "cannot read config"),
     ],
 )

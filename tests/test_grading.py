@@ -65,3 +65,56 @@ def test_unknown_grader():
         get_grader("nope")
     with pytest.raises(PrmhError, match="could not be imported"):
         grade_many([("no_module_here:f", "1", "1")])
+
+
+def _grade_forever(pid_file):
+    """A parent that starts a grading worker on an answer that never finishes."""
+    import os
+    import threading
+
+    from prmh.grading import GraderPool
+
+    pool = GraderPool(workers=1)
+
+    def write_pids():
+        while not pool.pool:
+            time.sleep(0.05)
+        with open(pid_file, "w") as f:
+            f.write(f"{os.getpid()} {pool.pool[0].process.pid}")
+
+    threading.Thread(target=write_pids, daemon=True).start()
+    pool.grade([("grading_helpers:hang_on_loop", "loop", "1")], timeout=3600)
+
+
+def test_workers_die_with_their_parent(tmp_path):
+    """SIGKILL the process that owns a grading pool while a worker spins on an answer: the
+    worker is gone within seconds instead of burning CPU forever."""
+    import multiprocessing as mp
+    import os
+    import signal
+    import sys
+    from pathlib import Path
+
+    pid_file = tmp_path / "pids"
+    sys.path.insert(0, str(Path(__file__).parent))
+    parent = mp.get_context("spawn").Process(target=_grade_forever, args=(str(pid_file),))
+    parent.start()
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _, worker = map(int, pid_file.read_text().split())
+    time.sleep(1.0)  # the worker is spinning on "loop"
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.join()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        if Path(f"/proc/{worker}/stat").read_text().split()[2] == "Z":
+            break  # a zombie has stopped running; its reaper is gone with the parent
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        raise AssertionError("the grading worker outlived its parent")

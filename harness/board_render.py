@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from typing import Any
 
 PALETTE = (
@@ -51,6 +52,17 @@ def _describe(data: dict[str, Any]) -> str:
     )
 
 
+_MARKDOWN = re.compile(r"([\\`*_\[\]|#!])")
+
+
+def _md(text: Any) -> str:
+    """Text from a record, safe inside a Markdown table cell: no markup, no raw HTML, no
+    line breaks (records are files from strangers)."""
+    flat = " ".join(str(text).split())
+    flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKDOWN.sub(r"\\\1", flat)
+
+
 def _sample(row: dict[str, Any]) -> str:
     return f"{row['problems']} · {','.join(str(s) for s in row['seeds'])}"
 
@@ -64,7 +76,7 @@ def render_markdown(data: dict[str, Any], columns: list[tuple[str, int]]) -> str
         + ["generated tokens / problem", "PRM calls / problem", "record"]
     )
     lines = [
-        f"# {b['title']}",
+        f"# {_md(b['title'])}",
         "",
         _describe(data),
         "",
@@ -74,19 +86,19 @@ def render_markdown(data: dict[str, Any], columns: list[tuple[str, int]]) -> str
     for row in data["rows"]:
         ranked = row["cells"].get(key)
         compute = ranked["compute"] if ranked else None
-        flag = f" ({row['flag']})" if row["flag"] else ""
+        flag = f" ({_md(row['flag'])})" if row["flag"] else ""
         lines.append(
             "| "
             + " | ".join(
                 [
                     str(row["rank"]) if row["rank"] is not None else "–",
-                    _label(row).replace("|", "\\|"),
-                    row["generator"].replace("|", "\\|"),
+                    _md(_label(row)),
+                    _md(row["generator"]),
                     _sample(row),
                     *[_cell_text(row["cells"].get(f"{s}@{n}")) for s, n in columns],
                     f"{compute['generated_tokens']:.0f}" if compute else "–",
                     f"{compute['prm_calls']:.1f}" if compute else "–",
-                    f"[{row['run_id']}](records/{row['run_id']}.json){flag}",
+                    f"[{_md(row['run_id'])}](records/{row['run_id']}.json){flag}",
                 ]
             )
             + " |"
@@ -101,7 +113,10 @@ def render_markdown(data: dict[str, Any], columns: list[tuple[str, int]]) -> str
         ]
         for c in data["calibration"]:
             for metric in sorted(k for k in c if k not in ("run_id", "prm")):
-                lines.append(f"| {c['run_id']} | {c.get('prm', '')} | {metric} | {c[metric]} |")
+                lines.append(
+                    f"| {_md(c['run_id'])} | {_md(c.get('prm', ''))} | {_md(metric)} | "
+                    f"{_md(c[metric])} |"
+                )
     lines += [
         "",
         f"Built by `prmh leaderboard build {b['name']}` from the records in "
@@ -250,8 +265,8 @@ def render_html(data: dict[str, Any], columns: list[tuple[str, int]]) -> str:
         )
         dirty = f' <span class="dirty">{html.escape(row["flag"])}</span>' if row["flag"] else ""
         cells.append(
-            f'<td class="l" data-sort="{row["run_id"]}"><a href="records/'
-            f'{row["run_id"]}.json">{row["run_id"]}</a>{dirty}</td>'
+            f'<td class="l" data-sort="{html.escape(row["run_id"])}"><a href="records/'
+            f'{html.escape(row["run_id"])}.json">{html.escape(row["run_id"])}</a>{dirty}</td>'
         )
         body.append("<tr>" + "".join(cells) + "</tr>")
     plotted = data["rows"][:MAX_PLOTTED]

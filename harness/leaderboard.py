@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prmh import record_schema
 from prmh.board_rules import PINNED, comparability, differences, rank, to_toml
 from prmh.errors import PrmhError
-from prmh.records import RECORD_SCHEMA_VERSION
+from prmh.records import RECORD_SCHEMA_VERSION, remove_orphans, write_text_atomic
 
 BOARD_FILE = "board.toml"
-NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 PROVENANCE = ("run_id", "argv", "config", "prmh_version", "libraries", "git", "started", "finished")
 
 
@@ -52,7 +52,7 @@ class Board:
 
 
 def board_path(root: Path, name: str) -> Path:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise PrmhError(f"board name {name!r} must be lower-case letters, digits, '.', '_' or '-'.")
     return root / name
 
@@ -95,7 +95,7 @@ def create_board(
         "# [pinned] (problems, seeds, task_args, generator) is set by the first accepted run",
     ]
     (path / "records").mkdir(parents=True, exist_ok=True)
-    (path / BOARD_FILE).write_text("\n".join(lines) + "\n")
+    write_text_atomic(path / BOARD_FILE, "\n".join(lines) + "\n")
     return load_board(root, name)
 
 
@@ -187,7 +187,7 @@ def write_pins(board: Board, pinned: dict[str, Any]) -> None:
     text = (board.path / BOARD_FILE).read_text()
     head = text.split("\n[pinned]\n", 1)[0].rstrip("\n")
     lines = [f"{k} = {to_toml(pinned[k])}" for k in PINNED if k in pinned]
-    (board.path / BOARD_FILE).write_text(head + "\n\n[pinned]\n" + "\n".join(lines) + "\n")
+    write_text_atomic(board.path / BOARD_FILE, head + "\n\n[pinned]\n" + "\n".join(lines) + "\n")
 
 
 def check_record(
@@ -198,6 +198,9 @@ def check_record(
 ) -> list[str]:
     """Why the record cannot join the board (empty when it can); also flags a dirty tree.
     ``pinned``: the board's pins completed from earlier records (``pins``)."""
+    malformed = record_schema.problems(record)
+    if malformed:
+        return [f"malformed record: {p}" for p in malformed]
     problems = []
     if record.get("schema_version") != RECORD_SCHEMA_VERSION:
         problems.append(
@@ -249,7 +252,16 @@ def check_record(
 
 
 def accepted_records(board: Board) -> list[dict[str, Any]]:
-    return [read_record(p) for p in sorted(board.records_dir.glob("*.json"))]
+    """The board's records; one that is not a valid record (edited by hand) stops the build
+    with its name, before anything is written."""
+    records = []
+    for path in sorted(board.records_dir.glob("*.json")):
+        record = read_record(path)
+        malformed = record_schema.problems(record)
+        if malformed:
+            raise PrmhError(f"{path} is not a valid run record: {'; '.join(malformed)}.")
+        records.append(record)
+    return records
 
 
 def add_records(board: Board, paths: list[Path]) -> list[str]:
@@ -266,7 +278,8 @@ def add_records(board: Board, paths: list[Path]) -> list[str]:
     if reasons:
         raise PrmhError("rejected, the board is unchanged:\n  " + "\n  ".join(reasons))
     for path, record in incoming:
-        shutil.copyfile(path, board.records_dir / f"{record['run_id']}.json")
+        target = board.records_dir / f"{record['run_id']}.json"
+        write_text_atomic(target, Path(path).read_text())
     if pinned != board.pinned:
         write_pins(board, pinned)
     return [record["run_id"] for _, record in incoming]
@@ -358,6 +371,7 @@ def build(board: Board) -> list[Path]:
         ("README.md", render_markdown(data, columns)),
         ("index.html", render_html(data, columns)),
     ):
-        (board.path / name).write_text(text)
+        write_text_atomic(board.path / name, text)
         written.append(board.path / name)
+    remove_orphans(board.path)
     return written

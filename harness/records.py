@@ -119,17 +119,40 @@ def _without_credentials(url: str) -> str:
     return re.sub(r"//[^/@]+@", "//***@", url)
 
 
-def write_atomic(path: Path, data: dict[str, Any]) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader, or a kill at any moment, sees the old file
+    or the new one, never a part (a temporary file in the same folder, then a rename)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, data: dict[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+
+
+ORPHAN_AGE = 60.0  # seconds: a write takes milliseconds; an older temporary file was orphaned
+
+
+def remove_orphans(folder: Path) -> int:
+    """Delete temporary files that a killed write left in ``folder``; returns how many."""
+    removed = 0
+    now = time.time()
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > ORPHAN_AGE:
+                tmp.unlink()
+                removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 class RunRecord:
@@ -139,6 +162,7 @@ class RunRecord:
         import prmh
 
         self.path = runs_dir / f"{new_run_id()}.json"
+        remove_orphans(runs_dir)
         self.data: dict[str, Any] = {
             "schema_version": RECORD_SCHEMA_VERSION,
             "run_id": self.path.stem,

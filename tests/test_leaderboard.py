@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tomllib
@@ -369,3 +370,125 @@ def test_the_maintained_board_rebuilds_identically(tmp_path):
     build(load_board(tmp_path, "arith-tiny"))
     assert snapshot(copy) == snapshot(source)
     assert len(list((copy / "records").glob("*.json"))) >= 2
+
+
+INJECTIONS = [
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(1)</script>",
+    '"><svg onload=alert(1)>',
+    "| a | b |\n| --- |",
+    "[click](javascript:alert(1))",
+    "![x](http://evil.example/x.png)",
+    "`code` **bold** _it_ # heading",
+    "&lt;script&gt;",
+    "line\nbreak\r\nand\ttab",
+    "\u202eevil",
+]
+
+
+@pytest.mark.parametrize(
+    "run_id", ["../../../x", "a/b", "..", "<img src=x onerror=alert(1)>", "", "x" * 200, 7]
+)
+def test_a_record_whose_run_id_is_no_plain_name_is_refused(cli, runs, board, tmp_path, run_id):
+    _, paths = runs
+    assert cli("leaderboard", "add", "demo", str(paths[0])).exit_code == 0
+    before = snapshot(board)
+    record = json.loads(paths[1].read_text())
+    record["run_id"] = run_id
+    path = tmp_path / "evil.json"
+    path.write_text(json.dumps(record))
+    outside = sorted(p.name for p in tmp_path.iterdir())
+    result = cli("leaderboard", "add", "demo", str(path))
+    assert result.exit_code == 2 and "is not a plain name" in result.output
+    assert "Traceback" not in result.output
+    assert snapshot(board) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == outside
+
+
+def test_text_from_records_is_escaped_on_every_page(cli, runs, board, tmp_path):
+    """Labels, generator names and calibration entries from a record reach README.md and
+    index.html as text: no HTML element, link or table cell of the record's own."""
+    _, paths = runs
+    record = json.loads(paths[0].read_text())
+    (table,) = record["metrics"]["tables"]
+    prm_rows = [r for r in table["rows"] if r["kind"] == "prm"]
+    for row, text in zip(prm_rows, INJECTIONS, strict=False):
+        row["prm"] = text
+    table["generator"] = INJECTIONS[1]
+    record["metrics"]["calibration"] = [{"prm": INJECTIONS[0], INJECTIONS[2]: INJECTIONS[4]}]
+    path = tmp_path / "injected.json"
+    path.write_text(json.dumps(record))
+    added = cli("leaderboard", "add", "demo", str(path))
+    assert added.exit_code == 0, added.output
+    page = (board / "index.html").read_text()
+    readme = (board / "README.md").read_text()
+    assert "<img" not in page and "<svg onload" not in page and "<script>alert" not in page
+    assert "<img" not in readme and "<script>" not in readme and "<svg" not in readme
+    assert not re.search(r"(?<!\\)\]\((?:javascript|http)", readme)  # no link of a record's
+    lines = readme.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| rank"))
+    main = lines[start : lines.index("", start)]
+    widths = {len(re.split(r"(?<!\\)\|", line)) for line in main}
+    assert len(widths) == 1 and len(main) > 3  # every row has the header's cells
+
+
+@pytest.mark.parametrize("name", ["x\n", "../x", "X", "a b", "_x", "x" * 100])
+def test_board_names_are_plain(cli, tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    result = cli("leaderboard", "new", name)
+    assert result.exit_code == 2 and "board name" in result.output
+    assert not (tmp_path / "leaderboards").exists() or not any(
+        (tmp_path / "leaderboards").iterdir()
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda t: t["rows"][2]["cells"][0].pop("low"), "needs finite numbers low, mean and high"),
+        (lambda t: t["rows"][2]["cells"][0].update(mean=1.5), "must have 0 <= low <= mean"),
+        (lambda t: t["rows"][2]["cells"][0].update(high=0.0), "must have 0 <= low <= mean"),
+        (lambda t: t["rows"][2].update(prm=["x"]), "needs prm, agg and selector names"),
+        (lambda t: t.update(seeds="0"), "seeds that are not whole numbers"),
+        (lambda t: t.update(rows={}), "has no rows"),
+        (lambda t: t.update(problems=True), "has no problem count"),
+    ],
+)
+def test_malformed_records_are_refused_and_the_board_still_builds(
+    cli, runs, board, tmp_path, change, reason
+):
+    _, paths = runs
+    assert cli("leaderboard", "add", "demo", str(paths[0])).exit_code == 0
+    before = snapshot(board)
+    record = json.loads(paths[1].read_text())
+    change(record["metrics"]["tables"][0])
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(record))
+    result = cli("leaderboard", "add", "demo", str(path))
+    assert result.exit_code == 2 and reason in result.output, result.output
+    assert snapshot(board) == before
+    assert cli("leaderboard", "build", "demo").exit_code == 0
+    assert snapshot(board) == before
+
+
+def test_a_killed_build_leaves_every_page_whole(cli, runs, board):
+    """SIGKILL `prmh leaderboard build` at 20 moments: each page is the old or the new one."""
+    import signal
+    import sys
+    import time
+
+    _, paths = runs
+    assert cli("leaderboard", "add", "demo", *map(str, paths)).exit_code == 0
+    pages = {name: (board / name).read_bytes() for name in ("README.md", "index.html")}
+    for i in range(20):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "prmh", "leaderboard", "build", "demo"],
+            cwd=board.parent.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.05 + 0.03 * i)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        for name, content in pages.items():
+            assert (board / name).read_bytes() == content, (i, name)

@@ -198,17 +198,29 @@ class Workspace:
                 )
             fresh = {}
             for (key, request), out in zip(batch, outputs, strict=True):
-                if len(out.probs) != len(request.steps):
-                    raise PrmhError(
-                        f"PRM {prm.name!r} gave {len(out.probs)} scores for a solution of "
-                        f"{len(request.steps)} steps; this is a bug in the PRM."
-                    )
+                _check_scores(prm.name, request, out)
                 self._scores[key] = out
                 fresh[key] = out.to_json()
             self.store.put_many("score", fresh, self.run_id)
             self.progress(stage, start + len(batch), len(batches))
         cut.update(k for k in keys if self._scores[k].truncated)
         return [self._scores[k] for k in keys]
+
+
+def _check_scores(name: str, request: ScoreRequest, out: StepScores) -> None:
+    """A PRM's output before it is stored: one probability in [0, 1] per step."""
+    if len(out.probs) != len(request.steps):
+        raise PrmhError(
+            f"PRM {name!r} gave {len(out.probs)} scores for a solution of "
+            f"{len(request.steps)} steps; this is a bug in the PRM."
+        )
+    values = [*out.probs, *(q for row in out.quantiles or () for q in row)]
+    bad = next((p for p in values if not 0.0 <= p <= 1.0), None)  # nan fails too
+    if bad is not None:
+        raise PrmhError(
+            f"PRM {name!r} returned {bad!r} for problem {request.problem.id!r}; a PRM's scores "
+            "are probabilities in [0, 1]. Nothing of this batch was stored; fix the PRM."
+        )
 
 
 def _runs(indices: list[int]) -> list[list[int]]:

@@ -16,10 +16,14 @@ def mean(scores: StepScores) -> float:
 
 
 def minimum(scores: StepScores) -> float:
+    if any(math.isnan(p) for p in scores.probs):  # min() would depend on where the nan is
+        return math.nan
     return min(scores.probs, default=0.0)
 
 
 def maximum(scores: StepScores) -> float:
+    if any(math.isnan(p) for p in scores.probs):
+        return math.nan
     return max(scores.probs, default=0.0)
 
 

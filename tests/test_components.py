@@ -35,6 +35,33 @@ def test_aggregators(registry, name, expected):
     assert aggregate(StepScores(())) == 0.0
 
 
+@pytest.mark.parametrize("name", ["min", "max"])
+def test_min_and_max_do_not_depend_on_where_a_nan_is(registry, name):
+    import math
+
+    aggregate = registry.create("aggregator", name).instance
+    for probs in ((math.nan, 0.2, 0.9), (0.2, math.nan, 0.9), (0.2, 0.9, math.nan)):
+        assert math.isnan(aggregate(StepScores(probs)))
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan"), float("inf")])
+def test_a_prm_score_outside_zero_one_is_refused_with_the_prms_name(cli, monkeypatch, bad):
+    from prmh.plugins.oracle import OraclePRM
+
+    real = OraclePRM.score
+
+    def broken(self, requests):
+        out = real(self, requests)
+        return [
+            StepScores((bad, *o.probs[1:]), num_tokens=o.num_tokens) if o.probs else o for o in out
+        ]
+
+    monkeypatch.setattr(OraclePRM, "score", broken)
+    result = cli("eval", "--limit", "3", "-n", "2")
+    assert result.exit_code == 2 and "PRM 'oracle' returned" in result.output
+    assert "probabilities in [0, 1]" in result.output and "Traceback" not in result.output
+
+
 def candidates(*pairs):
     return [
         Candidate(Solution(Generation(a or "", True, 1), (), a), StepScores(()), s)

@@ -60,7 +60,9 @@ class PrmhGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PrmhError as e:
-            raise UserError(str(e)) from None
+            from prmh.records import redact
+
+            raise UserError(redact(str(e))) from None
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any

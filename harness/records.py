@@ -28,6 +28,7 @@ STATUSES = ("started", "success", "error")
 LIBRARIES = ("pluggy", "click", "rich", "numpy", "sympy", "torch", "transformers", "peft", "vllm")
 
 
+URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")  # scheme://user:key@
 SECRET = re.compile(r"(api_key|token|secret|password)(\s*[=:]\s*)([^,\s]+)", re.I)
 
 
@@ -39,6 +40,7 @@ def redact(value: Any) -> Any:
     if isinstance(value, list):
         return [redact(v) for v in value]
     if isinstance(value, str):
+        value = URL_CREDENTIALS.sub(r"\1***@", value)
         return SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}***", value)
     return value
 
@@ -110,13 +112,8 @@ def install_state() -> dict[str, Any]:
             state["source"] = "editable"
         else:
             state["source"] = "archive" if "archive_info" in direct else "directory"
-        state["url"] = _without_credentials(str(direct.get("url", "")))
+        state["url"] = redact(str(direct.get("url", "")))
     return state
-
-
-def _without_credentials(url: str) -> str:
-    """``https://user:KEY@host/x`` -> ``https://***@host/x``."""
-    return re.sub(r"//[^/@]+@", "//***@", url)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -170,7 +167,7 @@ class RunRecord:
             "started": time.time(),
             "finished": None,
             "argv": redact(argv if argv is not None else sys.argv[1:]),
-            "config": config,
+            "config": redact(config),
             "prmh_version": __version__,
             "libraries": library_versions(),
             "git": git_state(Path(prmh.__file__).resolve().parent),
@@ -188,6 +185,8 @@ class RunRecord:
 
     def finish(self, status: str, **fields: Any) -> None:
         assert status in STATUSES
+        if "error" in fields:
+            fields["error"] = redact(fields["error"])
         self.data.update(fields, status=status, finished=time.time())
         self.save()
 

@@ -122,8 +122,11 @@ class Entry:
         try:
             instance = self.load_factory()(**bound)
         except (TypeError, ValueError) as e:
+            from prmh.records import redact
+
             raise PrmhError(
-                f"{self.kind} {self.name!r} with options {dict(args or {})}: {e}"
+                f"{self.kind} {self.name!r} with options {redact(dict(args or {}))}: "
+                f"{redact(str(e))}"
             ) from e
         return Component(entry=self, args=bound, instance=instance)
 

@@ -325,7 +325,7 @@ def _optimise(
         name: {n for n, p in m.named_parameters() if p.requires_grad} for name, m in modules.items()
     }
     if resume and (out / CHECKPOINT).is_file():
-        saved = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=False)
+        saved = _load_checkpoint(torch, out / CHECKPOINT)
         for name, m in modules.items():
             m.load_state_dict(saved["modules"][name], strict=False)
         optimizer.load_state_dict(saved["optimizer"])
@@ -380,6 +380,25 @@ def _optimise(
         epoch += 1
         checkpoint()
     return step, losses
+
+
+def _load_checkpoint(torch: Any, path: Path) -> dict[str, Any]:
+    """A checkpoint read as data: tensors, numbers, text and containers only (torch's
+    ``weights_only`` loader), so a crafted file cannot run code."""
+    import pickle
+
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+        raise PrmhError(
+            f"{path} is not a training checkpoint prmh can read as plain data "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:160]}); delete it to train "
+            "from the start, or resume from a checkpoint prmh wrote."
+        ) from None
+    needed = ("modules", "optimizer", "scheduler", "step", "losses", "rng")
+    if not isinstance(saved, dict) or any(k not in saved for k in needed):
+        raise PrmhError(f"{path} is not a prmh training checkpoint (it lacks {needed}).")
+    return saved
 
 
 def _batch_loss(

@@ -87,6 +87,37 @@ def test_resume_continues_exactly(base, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_resume_reads_a_checkpoint_as_data_never_as_code(base, tmp_path):
+    """A crafted checkpoint.pt (a pickle that runs a command) is refused: nothing runs."""
+    import pickle
+
+    from prmh.errors import PrmhError
+    from prmh.plugins.training import CHECKPOINT
+
+    marker = tmp_path / "exploited"
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / CHECKPOINT, "wb") as f:
+        pickle.dump({"modules": _Exploit(marker)}, f)
+    items = [item for _, item in exact_labels("train", 4, 1)]
+    with pytest.raises(PrmhError, match="is not a training checkpoint prmh can read"):
+        train(items, base, out, TrainConfig(max_steps=2, batch_size=4), resume=True)
+    assert not marker.exists()
+    (out / CHECKPOINT).write_bytes(b"not a checkpoint")
+    with pytest.raises(PrmhError, match="delete it to train from the start"):
+        train(items, base, out, TrainConfig(max_steps=2, batch_size=4), resume=True)
+
+
 def test_wql_training_gives_a_quantile_prm(base, registry, tmp_path):
     items = [
         LabelledSolution(i.question, i.steps, tuple(0.25 + 0.5 * x for x in i.labels))

@@ -556,6 +556,12 @@ def grade_pairs(
         for pair in ordered
     }
     stored = store.get_many("grade", keys.values())
+    # a grade that timed out under a shorter limit than this run's is graded again
+    stored = {
+        k: v
+        for k, v in stored.items()
+        if not (v.get("timed_out") and v.get("timeout", 0.0) < timeout)
+    }
     verdicts = {pair: stored[k]["correct"] for pair, k in keys.items() if k in stored}
     outcomes = [stored[k] for k in keys.values() if k in stored]
     todo = [pair for pair in ordered if pair not in verdicts]
@@ -572,9 +578,10 @@ def grade_pairs(
             fresh[keys[pair]] = {
                 "correct": verdict.correct,
                 "timed_out": verdict.timed_out,
+                "timeout": timeout,
                 "error": verdict.error,
             }
-        store.put_many("grade", fresh, run_id)
+        store.put_many("grade", fresh, run_id, replace=True)
         outcomes += fresh.values()
     counts = {
         "answers": len(outcomes),

@@ -149,12 +149,26 @@ def _die_with_parent() -> None:
         os._exit(0)
 
 
+STARTUP_LIMIT = 120.0  # seconds a worker may take to start and import a grader
+
+
+def _warm_up(name: str) -> None:
+    """Import what a grader needs (sympy, math-verify) before any answer's clock starts."""
+    try:
+        grader = get_grader(name)
+        grader.function("1", "1")
+        grader.answer_key("1")
+    except Exception:  # a broken grader shows on the real answers
+        pass
+
+
 def _worker(conn: Connection) -> None:
     _die_with_parent()
     # Graders (math-verify) print their own warnings; they must not reach the user's terminal.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
+    warm: set[str] = set()
     while True:
         try:
             job = conn.recv()
@@ -163,6 +177,10 @@ def _worker(conn: Connection) -> None:
         if job is None:
             return
         for grader_name, prediction, gold in job:  # gold None: the prediction's vote key
+            if grader_name not in warm:
+                _warm_up(grader_name)
+                warm.add(grader_name)
+                conn.send(None)  # warm: the next answer's clock starts now
             try:
                 grader = get_grader(grader_name)
                 if gold is None:
@@ -181,6 +199,11 @@ class _Worker:
         child.close()
         self.chunk: list[int] = []
         self.deadline = 0.0
+        self.warm: set[str] = set()  # graders this worker has imported
+
+    def arm(self, grader: str, timeout: float) -> None:
+        """Start the next answer's clock; a grader still to import gets the start-up limit."""
+        self.deadline = time.monotonic() + (timeout if grader in self.warm else STARTUP_LIMIT)
 
     def kill(self) -> None:
         self.process.kill()
@@ -238,45 +261,67 @@ class GraderPool:
             return []
         while len(self.pool) < min(self.size, len(items)):
             self.pool.append(_Worker(self.ctx))
-        pool, chunk_size, done = self.pool, self.chunk_size, 0
-        while pending or any(w.chunk for w in pool):
-            for w in pool:
+        done = 0
+        while pending or any(w.chunk for w in self.pool):
+            for w in self.pool:
                 if not w.chunk and pending:
-                    w.chunk = [pending.pop() for _ in range(min(chunk_size, len(pending)))]
+                    w.chunk = [pending.pop() for _ in range(min(self.chunk_size, len(pending)))]
                     w.conn.send([items[j] for j in w.chunk])
-                    w.deadline = time.monotonic() + timeout
-            busy = [w for w in pool if w.chunk]
+                    w.arm(items[w.chunk[0]][0], timeout)
+            busy = [w for w in self.pool if w.chunk]
             now = time.monotonic()
             ready = wait(
                 [w.conn for w in busy], timeout=max(0.0, min(w.deadline for w in busy) - now)
             )
-            for i, w in enumerate(pool):
-                if not w.chunk:
-                    continue
-                crashed = False
-                if w.conn in ready:
-                    try:
-                        while w.chunk and w.conn.poll():
-                            value, err = w.conn.recv()
-                            verdicts[w.chunk.pop(0)] = Verdict(value, error=err)
-                            done += 1
-                            w.deadline = time.monotonic() + timeout
-                    except (EOFError, OSError):
-                        crashed = True  # the worker died (memory, signal): blame its item
-                timed_out = not crashed and w.chunk and time.monotonic() >= w.deadline
-                if crashed or timed_out:
-                    reason = None if timed_out else "grader process died"
-                    verdicts[w.chunk.pop(0)] = Verdict(
-                        False, timed_out=bool(timed_out), error=reason
-                    )
-                    done += 1
-                    pending.extend(reversed(w.chunk))
-                    w.chunk = []
-                    w.kill()
-                    pool[i] = _Worker(self.ctx)
+            for i, w in enumerate(self.pool):
+                if w.chunk:
+                    done += self._collect(i, w, w.conn in ready, items, verdicts, pending, timeout)
             if on_progress is not None:
                 on_progress(done)
         return [v for v in verdicts if v is not None]
+
+    def _collect(
+        self,
+        i: int,
+        w: _Worker,
+        readable: bool,
+        items: Sequence[tuple[str, str, str | None]],
+        verdicts: list[Any],
+        pending: list[int],
+        timeout: float,
+    ) -> int:
+        """Take what worker ``w`` sent; replace it when it died or its answer ran out of time
+        (that answer is timed out or failed, the rest of its chunk goes back to ``pending``).
+        Returns how many answers were settled."""
+        settled, crashed = 0, False
+        if readable:
+            try:
+                while w.chunk and w.conn.poll():
+                    message = w.conn.recv()
+                    if message is None:  # warmed up for the next answer's grader
+                        w.warm.add(items[w.chunk[0]][0])
+                    else:
+                        verdicts[w.chunk.pop(0)] = Verdict(message[0], error=message[1])
+                        settled += 1
+                    if w.chunk:
+                        w.arm(items[w.chunk[0]][0], timeout)
+            except (EOFError, OSError):
+                crashed = True  # the worker died (memory, signal): blame its item
+        timed_out = not crashed and w.chunk and time.monotonic() >= w.deadline
+        if crashed or timed_out:
+            cold = items[w.chunk[0]][0] not in w.warm
+            reason = "grader process died" if crashed else None
+            if timed_out and cold:
+                reason = f"the grader did not start within {STARTUP_LIMIT:.0f} s"
+            verdicts[w.chunk.pop(0)] = Verdict(
+                False, timed_out=bool(timed_out) and not cold, error=reason
+            )
+            settled += 1
+            pending.extend(reversed(w.chunk))
+            w.chunk = []
+            w.kill()
+            self.pool[i] = _Worker(self.ctx)  # a spare starts warming at once
+        return settled
 
     def close(self) -> None:
         for w in self.pool:

@@ -120,7 +120,9 @@ def render_metrics(metrics: dict[str, Any]) -> Group:
             parts.append(
                 Text(
                     f"grading: {grading['timed_out']} of {grading['answers']} distinct answers "
-                    f"timed out and {grading['errors']} broke the grader; all graded wrong",
+                    f"timed out and {grading['errors']} broke the grader; none counts as right. "
+                    "Timed-out answers are graded again by a run with a larger "
+                    "--grading-timeout",
                     style="yellow",
                 )
             )

@@ -93,14 +93,23 @@ class Store:
             found.update((k, json.loads(v)) for k, v in rows)
         return found
 
-    def put_many(self, kind: str, values: Mapping[str, Any], run_id: str | None = None) -> None:
-        """Write all values in one transaction; existing keys keep their first value."""
+    def put_many(
+        self,
+        kind: str,
+        values: Mapping[str, Any],
+        run_id: str | None = None,
+        *,
+        replace: bool = False,
+    ) -> None:
+        """Write all values in one transaction; existing keys keep their first value unless
+        ``replace`` (for an outcome that was provisional, such as a grade that timed out)."""
         now = time.time()
         rows = [
             (kind, k, json.dumps(v, separators=(",", ":")), run_id, now) for k, v in values.items()
         ]
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         with self.transaction():
-            self.db.executemany("INSERT OR IGNORE INTO entries VALUES (?, ?, ?, ?, ?)", rows)
+            self.db.executemany(f"{verb} INTO entries VALUES (?, ?, ?, ?, ?)", rows)
 
     def transaction(self) -> _Transaction:
         return _Transaction(self.db)

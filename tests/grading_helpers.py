@@ -19,3 +19,26 @@ def hang_if_negative(prediction: str, gold: str) -> bool:
     while prediction.startswith("-"):
         pass
     return prediction.strip() == gold.strip()
+
+
+_started = []
+
+
+def slow_first_call(prediction: str, gold: str) -> bool:
+    """Takes 2 s on its first call in a process, as a grader's imports can."""
+    import time
+
+    if not _started:
+        _started.append(True)
+        time.sleep(2.0)
+    return prediction == gold
+
+
+def slow_on_sleep(prediction: str, gold: str) -> bool:
+    """Takes 1.5 s on the answer "sleep"."""
+    import time
+
+    if prediction == "sleep":
+        time.sleep(1.5)
+        return gold == "sleep"
+    return prediction == gold

@@ -118,3 +118,42 @@ def test_workers_die_with_their_parent(tmp_path):
     else:
         os.kill(worker, signal.SIGKILL)
         raise AssertionError("the grading worker outlived its parent")
+
+
+def test_a_workers_start_up_is_not_on_an_answers_clock():
+    """A grader that spends 2 s importing on its first call, with a 1 s timeout: every answer
+    is graded (the clock starts once the worker is warm), also after a timeout replaced it."""
+    items = [("grading_helpers:slow_first_call", str(i % 3), "1") for i in range(8)]
+    verdicts = grade_many(items, timeout=1.0, workers=2, chunk_size=2)
+    assert [v.correct for v in verdicts] == [i % 3 == 1 for i in range(8)]
+    assert not any(v.timed_out or v.error for v in verdicts)
+    after = [("grading_helpers:hang_on_loop", "loop", "1")] + [
+        ("grading_helpers:slow_first_call", "1", "1")
+    ] * 3
+    verdicts = grade_many(after, timeout=1.0, workers=1, chunk_size=4)
+    assert [v.timed_out for v in verdicts] == [True, False, False, False]
+    assert [v.correct for v in verdicts] == [False, True, True, True]
+
+
+def test_a_timed_out_grade_is_graded_again_with_a_longer_timeout(tmp_path):
+    """Stored as timed out, not as wrong: a run with a larger --grading-timeout grades it."""
+    from prmh.evaluate import CacheStats, grade_pairs
+    from prmh.grading import GraderPool
+    from prmh.store import Store
+
+    grader = get_grader("grading_helpers:slow_on_sleep")
+    store = Store(tmp_path)
+    pairs = [("sleep", "sleep"), ("1", "1")]
+    with GraderPool() as pool:
+        first, counts = grade_pairs(store, "a", grader, pairs, pool, CacheStats(), timeout=0.5)
+        assert first == {("sleep", "sleep"): False, ("1", "1"): True}
+        assert counts["timed_out"] == 1
+        same, _ = grade_pairs(store, "b", grader, pairs, pool, CacheStats(), timeout=0.5)
+        assert same == first  # the same limit: the stored timeout stands
+        stats = CacheStats()
+        again, counts = grade_pairs(store, "c", grader, pairs, pool, stats, timeout=5.0)
+        assert again == {("sleep", "sleep"): True, ("1", "1"): True}
+        assert counts["timed_out"] == 0 and stats.computed["grade"] == 1
+        later, _ = grade_pairs(store, "d", grader, pairs, pool, CacheStats(), timeout=0.5)
+        assert later == again  # a right answer stays right
+    store.close()

@@ -122,8 +122,8 @@ class Workspace:
         batches that are each one transaction."""
         keys = [[self._generation_key(r, r.first_index + i) for i in range(r.n)] for r in requests]
         wanted = [k for row in keys for k in row if k not in self._generations]
-        stored = self.store.get_many("generation", wanted)
-        self._generations.update((k, Generation.from_json(v)) for k, v in stored.items())
+        stored = self.store.get_many("generation", wanted, parse=_generation)
+        self._generations.update(stored)
         missing = [
             replace(r, n=len(run), first_index=r.first_index + run[0])
             for r, row in zip(requests, keys, strict=True)
@@ -178,8 +178,8 @@ class Workspace:
             for p, steps in items
         ]
         wanted = [k for k in keys if k not in self._scores]
-        stored = self.store.get_many("score", wanted)
-        self._scores.update((k, StepScores.from_json(v)) for k, v in stored.items())
+        stored = self.store.get_many("score", wanted, parse=_step_scores)
+        self._scores.update(stored)
         todo: dict[str, ScoreRequest] = {}
         for (p, steps), k in zip(items, keys, strict=True):
             if k not in self._scores and k not in todo:
@@ -205,6 +205,27 @@ class Workspace:
             self.progress(stage, start + len(batch), len(batches))
         cut.update(k for k in keys if self._scores[k].truncated)
         return [self._scores[k] for k in keys]
+
+
+def _generation(value: Any) -> Generation:
+    """A stored generation, or TypeError when the entry has another shape (damaged)."""
+    generation = Generation.from_json(value)
+    if not isinstance(generation.text, str) or not isinstance(generation.finished, bool):
+        raise TypeError("not a generation")
+    return generation
+
+
+def _step_scores(value: Any) -> StepScores:
+    scores = StepScores.from_json(value)
+    if not all(isinstance(p, int | float) for p in scores.probs):
+        raise TypeError("not step scores")
+    return scores
+
+
+def _grade_entry(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not isinstance(value.get("correct"), bool):
+        raise TypeError("not a grade")
+    return value
 
 
 def _check_scores(name: str, request: ScoreRequest, out: StepScores) -> None:
@@ -420,11 +441,14 @@ def run_eval(
                         progress,
                     )
                 )
-    return {
+    metrics = {
         "tables": tables,
         "cache": stats.to_json(),
         "wall_seconds": time.perf_counter() - started,
     }
+    if store.damaged:
+        metrics["damaged_entries"] = dict(store.damaged)
+    return metrics
 
 
 def _evaluate_table(
@@ -555,7 +579,7 @@ def grade_pairs(
         )
         for pair in ordered
     }
-    stored = store.get_many("grade", keys.values())
+    stored = store.get_many("grade", keys.values(), parse=_grade_entry)
     # a grade that timed out under a shorter limit than this run's is graded again
     stored = {
         k: v

@@ -171,9 +171,14 @@ def read_labels(path: Path, fmt: str | None = None) -> list[LabelledSolution]:
     """Read any of the three formats (detected from the fields when ``fmt`` is None)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise PrmhError(f"cannot read labels {str(path)!r}: {e.strerror}.") from e
+    except UnicodeDecodeError as e:
+        raise PrmhError(
+            f"{str(path)!r} is not UTF-8 text (byte {e.start}); label files are JSON or JSONL"
+            + (" (Parquet is not read here)." if path.suffix == ".parquet" else ".")
+        ) from None
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:

@@ -138,9 +138,13 @@ class EvalPlan:
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a TOML config; unknown keys and malformed files are errors that say where."""
     try:
-        data = tomllib.loads(Path(path).read_text())
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as e:
         raise PrmhError(f"cannot read config {str(path)!r}: {e.strerror}.") from e
+    except UnicodeDecodeError as e:
+        raise PrmhError(
+            f"config {str(path)!r} is not UTF-8 text (byte {e.start}); a config is a TOML file."
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise PrmhError(f"config {str(path)!r} is not valid TOML: {e}.") from e
     unknown = sorted(set(data) - set(CONFIG_KEYS))
@@ -155,6 +159,14 @@ def load_config(path: str | Path) -> dict[str, Any]:
     for key in ARG_KEYS.values():
         if key in data and not isinstance(data[key], dict):
             raise PrmhError(f"config {str(path)!r}: {key} must be a table of key = value.")
+    for key in ("world", "results_dir"):
+        if key in data and not isinstance(data[key], str):
+            raise PrmhError(f"config {str(path)!r}: {key} must be text, not {data[key]!r}.")
+    for key in LIST_KEYS:
+        if key in data and not all(isinstance(v, str | int) for v in data[key]):
+            raise PrmhError(
+                f"config {str(path)!r}: {key} must list names or numbers, not {data[key]!r}."
+            )
     return data
 
 

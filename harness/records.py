@@ -214,8 +214,13 @@ def find_record(results_dir: Path, run: str) -> dict[str, Any]:
         path = matches[0]
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise PrmhError(f"cannot read run record {str(path)!r}: {e}") from e
+    from prmh import record_schema
+
+    malformed = record_schema.problems(data)
+    if malformed:
+        raise PrmhError(f"{str(path)!r} is not a valid run record: {'; '.join(malformed)}.")
     if data.get("schema_version") != RECORD_SCHEMA_VERSION:
         raise PrmhError(
             f"run record {str(path)!r} has schema version {data.get('schema_version')}; this "

@@ -199,10 +199,23 @@ class Registry:
     def _prm_directory(self, directory: str) -> Entry:
         """A PRM saved by prmh: its ``prmh_prm.json`` names the recipe and its options."""
         config = read_prm_config(directory)
+        where = str(Path(directory) / PRM_CONFIG_FILE)
+        if config["recipe"] not in self.entries["prm"]:
+            raise PrmhError(
+                f"{where!r} names the recipe {config['recipe']!r}, which is not a PRM recipe; "
+                f"recipes: {', '.join(sorted(self.entries['prm']))}."
+            )
         recipe = self.get("prm", config["recipe"])
-        factory = functools.partial(
-            recipe.load_factory(), model=directory, **config.get("options", {})
-        )
+        options = dict(config.get("options", {}))
+        if "model" in options:
+            raise PrmhError(f"{where!r} sets 'model'; the directory itself is the model.")
+        params = inspect.signature(recipe.load_factory()).parameters
+        unknown = sorted(k for k in options if k not in params)
+        if unknown:
+            raise PrmhError(
+                f"{where!r}: recipe {config['recipe']!r} has no option(s) {', '.join(unknown)}."
+            )
+        factory = functools.partial(recipe.load_factory(), model=directory, **options)
         return replace(
             recipe,
             name=directory,

@@ -129,6 +129,14 @@ def render_metrics(metrics: dict[str, Any]) -> Group:
         for splitter, threshold in table.get("fitted_splitters", {}).items():
             parts.append(Text(f"{splitter}: fitted threshold {threshold:.4g}", style="dim"))
         parts.append(Text(""))
+    damaged = metrics.get("damaged_entries") or {}
+    if damaged:
+        found = ", ".join(f"{n} {kind}" for kind, n in sorted(damaged.items()))
+        parts.append(
+            Text(
+                f"store: damaged entries ({found}) were deleted and computed again", style="yellow"
+            )
+        )
     cache = metrics.get("cache", {})
     stored, computed = cache.get("from_store", {}), cache.get("computed", {})
     kinds = sorted(set(stored) | set(computed))

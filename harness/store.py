@@ -4,7 +4,9 @@ Each entry (a generation, a PRM's step scores, a grade) is keyed by a hash of ev
 determines it: the component's identity (name, version, output-changing arguments), its inputs
 and the seed; never device or batch size. A batch of entries is written in one transaction, so
 a run killed at any moment loses at most the batch in flight and the file stays consistent.
-Entries are never overwritten: every row records the run that computed it.
+Entries are never overwritten (but for provisional outcomes such as timed-out grades): every
+row records the run that computed it. A damaged entry (not JSON, or the wrong shape) is
+reported, deleted and computed again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,7 @@ class Store:
 
     def __init__(self, root: str | os.PathLike[str]):
         self.path = Path(root) / DB_NAME
+        self.damaged: dict[str, int] = {}  # kind -> damaged entries found (and recomputed)
         try:
             self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -80,9 +83,19 @@ class Store:
                 "--results-dir."
             )
 
-    def get_many(self, kind: str, keys: Iterable[str]) -> dict[str, Any]:
+    def get_many(
+        self,
+        kind: str,
+        keys: Iterable[str],
+        parse: Callable[[Any], Any] | None = None,
+    ) -> dict[str, Any]:
+        """The stored values of ``keys`` (read through ``parse`` when given). An entry that is
+        not JSON, or that ``parse`` refuses (ValueError, TypeError, KeyError), is damaged: it
+        is counted in ``damaged``, deleted, and missing from the answer, so it is computed
+        again instead of stopping every later run."""
         keys = list(dict.fromkeys(keys))
         found: dict[str, Any] = {}
+        damaged: list[str] = []
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -90,7 +103,18 @@ class Store:
                 f"SELECT key, value FROM entries WHERE kind = ? AND key IN ({marks})",
                 (kind, *chunk),
             )
-            found.update((k, json.loads(v)) for k, v in rows)
+            for k, v in rows.fetchall():
+                try:
+                    value = json.loads(v)
+                    found[k] = parse(value) if parse is not None else value
+                except (ValueError, TypeError, KeyError, AttributeError):
+                    damaged.append(k)
+        if damaged:
+            self.damaged[kind] = self.damaged.get(kind, 0) + len(damaged)
+            with self.transaction():
+                self.db.executemany(
+                    "DELETE FROM entries WHERE kind = ? AND key = ?", [(kind, k) for k in damaged]
+                )
         return found
 
     def put_many(

@@ -17,6 +17,12 @@ from prmh.grading import Grader, GraderPool
 from prmh.store import Store, content_key
 
 
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not a vote key")
+    return value
+
+
 class AnswerKeys:
     """Vote keys of answers, filled by ``ensure`` before anything votes."""
 
@@ -43,7 +49,7 @@ class AnswerKeys:
             )
             for a in missing
         }
-        stored = self.store.get_many("vote key", keys.values())
+        stored = self.store.get_many("vote key", keys.values(), parse=_text)
         self.known.update({a: stored[k] for a, k in keys.items() if k in stored})
         todo = [a for a in missing if a not in self.known]
         self.stats.add("vote key", len(missing) - len(todo), len(todo))

@@ -69,6 +69,12 @@ class FixedTokensSplitter:
         return " ".join(steps)
 
 
+def _prob(logprob: float) -> float:
+    """A token's probability; a log-probability above 0 (or nan) from a server is read as 0,
+    a probability of 1, instead of overflowing."""
+    return math.exp(logprob) if logprob <= 0.0 else 1.0
+
+
 class AdaptiveConfidenceSplitter:
     """AdaptiveStep: a step ends after each token whose sampled probability is at or below a
     threshold, the ``quantile`` (2%) of token probabilities over a set of sampled solutions
@@ -87,7 +93,7 @@ class AdaptiveConfidenceSplitter:
         """Set the threshold from these samples' token probabilities (unless given)."""
         if self.threshold is None:
             probs = sorted(
-                math.exp(lp) for g in generations for lp in (self._checked(g).token_logprobs or ())
+                _prob(lp) for g in generations for lp in (self._checked(g).token_logprobs or ())
             )
             if not probs:
                 raise PrmhError("adaptive-confidence has no token probabilities to fit.")
@@ -101,7 +107,7 @@ class AdaptiveConfidenceSplitter:
         steps, current = [], ""
         for token, lp in zip(g.tokens or (), g.token_logprobs or (), strict=True):
             current += token
-            if math.exp(lp) <= self.threshold:
+            if _prob(lp) <= self.threshold:
                 steps.append(current)
                 current = ""
         if current.strip():

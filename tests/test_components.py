@@ -157,3 +157,12 @@ def test_adaptive_confidence_fits_the_lowest_quantile(registry):
     assert len(splitter.split_generation(pool[0])) == 3  # ends after 0.05, after 0.10, the rest
     with pytest.raises(PrmhError, match="quantile must be in"):
         registry.create("splitter", "adaptive-confidence", {"quantile": 2})
+
+
+def test_adaptive_confidence_survives_impossible_log_probabilities(registry):
+    """A server's log-probability above 0 (710 overflows math.exp) or nan counts as certain."""
+    splitter = registry.create("splitter", "adaptive-confidence", {"quantile": 0.2}).instance
+    tokens, logprobs = ("a", " b", " c", " d"), (710.0, float("nan"), -3.0, 1e308)
+    g = Generation("".join(tokens), True, 4, token_logprobs=logprobs, tokens=tokens)
+    assert splitter.fit([g]) == pytest.approx(math.exp(-3.0))
+    assert splitter.split_generation(g) == ["a b c", " d"]

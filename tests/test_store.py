@@ -70,3 +70,47 @@ def test_results_dir_that_is_a_file(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(PrmhError, match=r"cannot create results directory .*--results-dir"):
         ensure_results_dir(tmp_path / "file")
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("generation", "not json {"),
+        ("generation", "[1, 2]"),
+        ("generation", '{"text": 5, "finished": true, "num_tokens": 1}'),
+        ("score", '{"probs": "abc"}'),
+        ("score", "null"),
+        ("grade", '{"correct": "yes"}'),
+        ("vote key", "42"),
+    ],
+)
+def test_a_damaged_entry_is_reported_and_computed_again(cli, kind, value):
+    """Entries that pass SQLite's integrity check but are not what prmh wrote no longer block
+    the results directory: a re-run reports them, computes them again and gives the same
+    table."""
+    import json
+
+    args = ["eval", "--limit", "5", "-n", "2", "--json"]
+    first = cli(*args)
+    assert first.exit_code == 0, first.output
+    store = Store(cli.results_dir)
+    (key,) = store.db.execute("SELECT key FROM entries WHERE kind = ? LIMIT 1", (kind,)).fetchone()
+    store.db.execute("UPDATE entries SET value = ? WHERE kind = ? AND key = ?", (value, kind, key))
+    store.close()
+    again = cli(*args)
+    assert again.exit_code == 0, again.output
+    record = json.loads(again.output)
+    assert record["metrics"]["damaged_entries"] == {kind: 1}
+    assert record["metrics"]["cache"]["computed"][kind] == 1
+
+    def accuracy(output):
+        return [
+            (c["mean"], c["low"], c["high"])
+            for t in json.loads(output)["metrics"]["tables"]
+            for r in t["rows"]
+            for c in r["cells"]
+        ]
+
+    assert accuracy(again.output) == accuracy(first.output)
+    shown = cli("eval", "--limit", "5", "-n", "2")
+    assert shown.exit_code == 0 and "damaged entries" not in shown.output  # repaired for good

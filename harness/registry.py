@@ -169,6 +169,7 @@ class Registry:
     entries: dict[str, dict[str, Entry]] = field(default_factory=lambda: {k: {} for k in KINDS})
     plugins: list[PluginInfo] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
+    clashes: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> why
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.entries[kind])
@@ -176,6 +177,8 @@ class Registry:
     def get(self, kind: str, name: str) -> Entry:
         if kind not in self.entries:
             raise PrmhError(f"unknown component kind {kind!r}; kinds are: {', '.join(KINDS)}.")
+        if (kind, name) in self.clashes:
+            raise PrmhError(self.clashes[(kind, name)])
         try:
             return self.entries[kind][name]
         except KeyError:
@@ -298,12 +301,17 @@ def load_registry() -> Registry:
 
 
 def _add(registry: Registry, entry: Entry, dists: Mapping[str, tuple[str, str]]) -> None:
+    """Add ``entry``; a name two plugins register is reported and refused when used, while
+    every other component (and command) keeps working."""
     existing = registry.entries[entry.kind].get(entry.name)
     if existing is not None:
         first = f"{existing.plugin} ({dists.get(existing.plugin, ('?',))[0]})"
         second = f"{entry.plugin} ({dists.get(entry.plugin, ('?',))[0]})"
-        raise PrmhError(
+        why = (
             f"{entry.kind} {entry.name!r} is registered twice: by plugin {first} and by plugin "
             f"{second}. Uninstall one, or disable it with PRMH_DISABLE_PLUGINS=<plugin name>."
         )
+        registry.clashes[(entry.kind, entry.name)] = why
+        registry.failures.append(PluginFailure(entry.plugin, second.split(" (")[1][:-1], why))
+        return
     registry.entries[entry.kind][entry.name] = entry

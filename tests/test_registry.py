@@ -191,11 +191,22 @@ def test_duplicate_name_names_both_plugins(tmp_path, monkeypatch):
         },
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    registry = load_registry()  # the clash does not stop the rest
     with pytest.raises(PrmhError) as e:
-        load_registry()
+        registry.get("prm", "oracle")
     message = str(e.value)
     assert "prmh.plugins.oracle (prmh)" in message and "dup (prmh-dup)" in message
     assert "PRMH_DISABLE_PLUGINS" in message
+    assert registry.get("prm", "tiny").plugin == "prmh.plugins.tiny"
+    assert [f.plugin for f in registry.failures] == ["dup"]
+    from click.testing import CliRunner
+
+    from prmh.cli import cli
+
+    shown = CliRunner().invoke(cli, ["plugins"])
+    assert shown.exit_code == 0 and "registered twice" in shown.output
+    helped = CliRunner().invoke(cli, ["--help"])
+    assert helped.exit_code == 0 and "rollout" in helped.output  # plugin commands stay
     monkeypatch.setenv("PRMH_DISABLE_PLUGINS", "dup")
     assert load_registry().get("prm", "oracle").plugin == "prmh.plugins.oracle"
 

@@ -202,7 +202,7 @@ def eval_command(
         with _progress_bars() as progress:
             metrics = run_eval(prepared, store, record.run_id, progress, grading_timeout)
     except KeyboardInterrupt:
-        record.finish("error", error="interrupted")
+        record.finish("interrupted", error="interrupted (Ctrl-C)")
         raise
     except PrmhError as e:
         record.finish("error", error=str(e))

@@ -2,7 +2,9 @@
 
 A record is written when a run starts (status "started") and rewritten when it ends
 ("success" or "error"), each time atomically (write a temporary file, then rename), so a reader
-never sees half a record. Leaderboards are built from records alone.
+never sees half a record. A run killed before it could say so stays "started" until a later
+run on the same results directory (or ``prmh show``) finds its process gone and marks it
+"interrupted". Leaderboards are built from records alone.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from prmh._version import __version__
 from prmh.errors import PrmhError
 
 RECORD_SCHEMA_VERSION = 1
-STATUSES = ("started", "success", "error")
+STATUSES = ("started", "success", "error", "interrupted")
 LIBRARIES = ("pluggy", "click", "rich", "numpy", "sympy", "torch", "transformers", "peft", "vllm")
 
 
@@ -160,6 +162,7 @@ class RunRecord:
 
         self.path = runs_dir / f"{new_run_id()}.json"
         remove_orphans(runs_dir)
+        mark_interrupted(runs_dir)
         self.data: dict[str, Any] = {
             "schema_version": RECORD_SCHEMA_VERSION,
             "run_id": self.path.stem,
@@ -172,6 +175,7 @@ class RunRecord:
             "libraries": library_versions(),
             "git": git_state(Path(prmh.__file__).resolve().parent),
             "install": install_state(),
+            "owner": {"host": platform.node(), "pid": os.getpid()},
             "metrics": None,
             "error": None,
         }
@@ -189,6 +193,55 @@ class RunRecord:
             fields["error"] = redact(fields["error"])
         self.data.update(fields, status=status, finished=time.time())
         self.save()
+
+
+def _process_started(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), None if there is none. Linux
+    reads /proc; elsewhere a live pid counts as started at 0 (so it is never taken as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return 0.0
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return 0.0
+
+
+def owner_gone(record: dict[str, Any]) -> bool:
+    """Whether a "started" record's process on this machine has ended (or its pid now belongs
+    to a process that started after the run)."""
+    owner = record.get("owner") if isinstance(record.get("owner"), dict) else {}
+    if record.get("status") != "started" or owner.get("host") != platform.node():
+        return False
+    pid, started = owner.get("pid"), record.get("started")
+    if not isinstance(pid, int) or not isinstance(started, int | float):
+        return False
+    began = _process_started(pid)
+    return began is None or began > started + 1.0
+
+
+def mark_interrupted(runs_dir: Path) -> list[str]:
+    """Mark the "started" records of dead processes "interrupted"; returns their run ids."""
+    marked = []
+    for path in sorted(runs_dir.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(record, dict) and owner_gone(record):
+            record.update(status="interrupted", error="the process ended without finishing")
+            write_atomic(path, record)
+            marked.append(path.stem)
+    return marked
 
 
 def find_record(results_dir: Path, run: str) -> dict[str, Any]:
@@ -226,4 +279,7 @@ def find_record(results_dir: Path, run: str) -> dict[str, Any]:
             f"run record {str(path)!r} has schema version {data.get('schema_version')}; this "
             f"prmh reads version {RECORD_SCHEMA_VERSION}."
         )
+    if owner_gone(data):
+        data.update(status="interrupted", error="the process ended without finishing")
+        write_atomic(path, data)
     return data

@@ -296,3 +296,36 @@ def test_credentials_never_reach_the_terminal_or_the_record(cli):
     )
     assert typed.exit_code == 2 and "'top_p' needs a finite number" in typed.output
     assert secret not in typed.output
+
+
+def test_a_run_whose_process_died_is_shown_as_interrupted(cli):
+    """A record left "started" by a process that no longer exists (or whose pid now belongs to
+    a newer process) reads as interrupted in `prmh show` and after the next run."""
+    import json
+    import os
+    import platform
+    import subprocess
+    import sys
+    import time
+
+    assert cli("eval", "--limit", "2", "-n", "1").exit_code == 0
+    (path,) = (cli.results_dir / "runs").glob("*.json")
+    record = json.loads(path.read_text())
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], text=True, capture_output=True
+    ).stdout.strip()
+    record.update(status="started", owner={"host": platform.node(), "pid": int(dead)})
+    path.write_text(json.dumps(record))
+    shown = cli("show", record["run_id"])
+    assert shown.exit_code == 0 and "interrupted" in shown.output
+    assert json.loads(path.read_text())["status"] == "interrupted"
+    # this very process is alive and began before the run: the run is still going
+    record.update(status="started", owner={"host": platform.node(), "pid": os.getpid()})
+    record["started"] = time.time()
+    path.write_text(json.dumps(record))
+    assert "started" in cli("show", record["run_id"]).output
+    assert json.loads(path.read_text())["status"] == "started"
+    record["started"] = 0.0  # a pid that started after the run: reused
+    path.write_text(json.dumps(record))
+    assert cli("eval", "--limit", "2", "-n", "1").exit_code == 0
+    assert json.loads(path.read_text())["status"] == "interrupted"

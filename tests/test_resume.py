@@ -88,6 +88,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     new_rows = {k for k, (_, run) in after.items() if run == resumed["run_id"]}
     assert new_rows == set(after) - set(before)
 
+    # the later run found the killed one's process gone: its record says so now
+    assert json.loads(record_path.read_text())["status"] == "interrupted"
     fresh = _eval(tmp_path / "fresh")
     assert _strip_wall_time(resumed["metrics"]["tables"]) == _strip_wall_time(
         fresh["metrics"]["tables"]

@@ -27,13 +27,16 @@ def runs(tmp_path_factory):
 
     results = tmp_path_factory.mktemp("lb") / "results"
     runner = CliRunner()
+    paths = []  # in the order the runs were made (two ids of one second sort at random)
     for args in (
         ["--prm", "oracle", "--prm", "oracle:noise=3", "--agg", "mean", "--agg", "last"],
         ["--prm", "oracle:noise=6", "--search", "best-of-n", "--search", "beam", "--agg", "min"],
     ):
+        before = set((results / "runs").glob("*.json"))
         out = runner.invoke(cli, ["eval", "--limit", "60", "--results-dir", str(results), *args])
         assert out.exit_code == 0, out.output
-    paths = sorted((results / "runs").glob("*.json"))
+        (path,) = set((results / "runs").glob("*.json")) - before
+        paths.append(path)
     failed = json.loads(paths[0].read_text())
     failed.update(status="error", run_id="20000101-000000-failed", error="boom")
     (results / "runs" / "20000101-000000-failed.json").write_text(json.dumps(failed))

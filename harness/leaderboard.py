@@ -134,8 +134,8 @@ def read_record(path: Path) -> dict[str, Any]:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise PrmhError(f"no run record at {str(path)!r}.") from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise PrmhError(f"{str(path)!r} is not a readable JSON run record: {e}.") from e
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PrmhError(f"{str(path)!r} is not a readable JSON run record: {e}.") from None
     if not isinstance(data, dict):
         raise PrmhError(f"{str(path)!r} is not a run record.")
     return data

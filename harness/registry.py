@@ -240,8 +240,8 @@ def read_prm_config(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / PRM_CONFIG_FILE
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise PrmhError(f"cannot read {str(path)!r}: {e}") from e
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PrmhError(f"cannot read {str(path)!r}: {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("recipe"), str):
         raise PrmhError(f'{str(path)!r} must hold {{"recipe": NAME, "options": {{...}}}}.')
     if not isinstance(data.get("options", {}), dict):

@@ -16,6 +16,7 @@ import click
 
 from prmh import hookimpl
 from prmh.errors import PrmhError
+from prmh.records import write_text_atomic
 
 
 def _kv(flag: str, dest: str, kind: str) -> Any:
@@ -182,7 +183,7 @@ def rollout_command() -> click.Command:
                         }
                     )
                 )
-            out.write_text("".join(line + "\n" for line in lines))
+            write_text_atomic(out, "".join(line + "\n" for line in lines))
             stats = source.workspace.stats.to_json()
         finally:
             source.close()

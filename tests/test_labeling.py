@@ -223,3 +223,28 @@ def test_malformed_label_files(tmp_path):
     bad.write_text('{"prompt": "q"}\n')
     with pytest.raises(PrmhError, match="cannot tell the label format"):
         read_labels(bad)
+
+
+def test_a_killed_label_run_leaves_no_half_file_and_resumes(tmp_path):
+    """SIGKILL `prmh label` at 12 moments: the output is absent or whole (never a part), and
+    a last run writes it from what the killed runs stored."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out, results = tmp_path / "labels.jsonl", tmp_path / "results"
+    args = [sys.executable, "-m", "prmh", "label", "--limit", "12", "-n", "2", "--out", str(out)]
+    args += ["--results-dir", str(results), "-G", "delay=0.002"]
+    seen = []
+    for i in range(12):
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.4 + 0.15 * i)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        seen.append(out.read_bytes() if out.exists() else None)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    whole = out.read_bytes()
+    assert len(read_labels(out)) >= 20
+    assert all(s in (None, whole) for s in seen)  # never a part of the file

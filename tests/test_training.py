@@ -4,6 +4,7 @@ rollout -> label -> train -> eval flow runs from the command line."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -257,3 +258,37 @@ def test_generator_fine_tuning_learns_the_solution_format(cli, base, registry, t
         str(tmp_path / "x"),
     )
     assert bad.exit_code == 2
+
+
+def test_a_killed_training_resumes_from_its_last_whole_checkpoint(base, tmp_path):
+    """SIGKILL `prmh train` once it has checkpointed (possibly mid-write): the checkpoint is
+    whole, and `--resume` finishes the run and saves a PRM that loads."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from prmh.labels import write_labels
+    from prmh.plugins.training import CHECKPOINT
+    from prmh.registry import load_registry
+
+    data = tmp_path / "labels.jsonl"
+    write_labels(data, [item for _, item in exact_labels("train", 40, 2)], "stepwise")
+    out = tmp_path / "prm"
+    args = [sys.executable, "-m", "prmh", "train", "--data", str(data), "--model", str(base)]
+    args += ["--out", str(out), "--max-steps", "60", "--batch-size", "2", "--save-every", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 120
+    while not (out / CHECKPOINT).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert process.poll() is None, "training finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = torch.load(out / CHECKPOINT, weights_only=True)
+    assert 0 < saved["step"] < 60
+    done = subprocess.run([*args, "--resume"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert torch.load(out / CHECKPOINT, weights_only=True)["step"] == 60
+    assert load_registry().create("prm", str(out)).instance is not None

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from prmh.answers import majority_index
+from prmh.claims import Claims
 from prmh.errors import PrmhError
 from prmh.grading import Grader, GraderPool, get_grader
 from prmh.matrix import EvalPlan, Spec
@@ -87,6 +88,7 @@ class Workspace:
         self._scores: dict[str, StepScores] = {}
         self.truncated: dict[str, set[str]] = {}  # PRM identity key -> truncated solutions
         self._fingerprints: dict[str, str] = {}
+        self.claims = Claims(store, run_id)
 
     def fingerprint(self, problem: Problem) -> str:
         fp = self._fingerprints.get(problem.id)
@@ -129,31 +131,50 @@ class Workspace:
             for r, row in zip(requests, keys, strict=True)
             for run in _runs([i for i, k in enumerate(row) if k not in self._generations])
         ]
-        missing = list({self._generation_key(r, r.first_index): r for r in missing}.values())
-        total = sum(r.n for r in missing)
-        self.stats.add("generation", len(stored), total)
+        units = {self._generation_key(r, r.first_index): r for r in missing}
+        total = sum(r.n for r in units.values())
         label = f"{stage} {self.generator.name}"
         if total:
             self.progress(label, 0, total)
-        done = 0
-        for start in range(0, len(missing), GENERATION_BATCH):
-            batch = missing[start : start + GENERATION_BATCH]
-            outputs = self.generator.instance.sample(batch)
-            fresh: dict[str, Any] = {}
-            for request, samples in zip(batch, outputs, strict=True):
-                if len(samples) != request.n:
-                    raise PrmhError(
-                        f"generator {self.generator.name!r} returned {len(samples)} samples "
-                        f"for a request of {request.n}; this is a bug in the generator."
-                    )
-                for offset, sample in enumerate(samples):
-                    key = self._generation_key(request, request.first_index + offset)
-                    self._generations[key] = sample
-                    fresh[key] = sample.to_json()
-            self.store.put_many("generation", fresh, self.run_id)
-            done += len(fresh)
-            self.progress(label, done, total)
+        computed = 0
+
+        def generate(requests: list[SampleRequest]) -> None:
+            nonlocal computed
+            for start in range(0, len(requests), GENERATION_BATCH):
+                fresh = self._generate(requests[start : start + GENERATION_BATCH])
+                self.store.put_many("generation", fresh, self.run_id)
+                computed += len(fresh)
+                self.progress(label, computed, total)
+
+        def stored_by_others(unit_keys: list[str]) -> set[str]:
+            rows = {u: self._unit_keys(units[u]) for u in unit_keys}
+            found = self.store.get_many(
+                "generation", [k for ks in rows.values() for k in ks], parse=_generation
+            )
+            self._generations.update(found)
+            return {u for u, ks in rows.items() if all(k in found for k in ks)}
+
+        self.claims.share("generation", units, stored_by_others, generate, GENERATION_BATCH)
+        self.stats.add("generation", len(stored) + total - computed, computed)
         return [[self._generations[k] for k in row] for row in keys]
+
+    def _unit_keys(self, request: SampleRequest) -> list[str]:
+        return [self._generation_key(request, request.first_index + i) for i in range(request.n)]
+
+    def _generate(self, batch: list[SampleRequest]) -> dict[str, Any]:
+        """One generator call for ``batch``; what to store."""
+        fresh: dict[str, Any] = {}
+        outputs = self.generator.instance.sample(batch)
+        for request, samples in zip(batch, outputs, strict=True):
+            if len(samples) != request.n:
+                raise PrmhError(
+                    f"generator {self.generator.name!r} returned {len(samples)} samples "
+                    f"for a request of {request.n}; this is a bug in the generator."
+                )
+            for key, sample in zip(self._unit_keys(request), samples, strict=True):
+                self._generations[key] = sample
+                fresh[key] = sample.to_json()
+        return fresh
 
     def scores(
         self, prm: Component, problems: Sequence[Problem], pools: Sequence[Sequence[Solution]]
@@ -184,27 +205,42 @@ class Workspace:
         for (p, steps), k in zip(items, keys, strict=True):
             if k not in self._scores and k not in todo:
                 todo[k] = ScoreRequest(p, tuple(steps))
-        self.stats.add("score", len(stored), len(todo))
         cut = self.truncated.setdefault(content_key(prm.identity), set())
-        batches = list(todo.items())
-        stage = f"score {prm.name}"
-        for start in range(0, len(batches), SCORE_BATCH):
-            batch = batches[start : start + SCORE_BATCH]
-            outputs = prm.instance.score([r for _, r in batch])
-            if len(outputs) != len(batch):
-                raise PrmhError(
-                    f"PRM {prm.name!r} returned {len(outputs)} results for {len(batch)} "
-                    "solutions; this is a bug in the PRM."
-                )
-            fresh = {}
-            for (key, request), out in zip(batch, outputs, strict=True):
-                _check_scores(prm.name, request, out)
-                self._scores[key] = out
-                fresh[key] = out.to_json()
-            self.store.put_many("score", fresh, self.run_id)
-            self.progress(stage, start + len(batch), len(batches))
+        stage, computed = f"score {prm.name}", 0
+
+        def score(batches: list[tuple[str, ScoreRequest]]) -> None:
+            nonlocal computed
+            for start in range(0, len(batches), SCORE_BATCH):
+                batch = batches[start : start + SCORE_BATCH]
+                self.store.put_many("score", self._score(prm, batch), self.run_id)
+                computed += len(batch)
+                self.progress(stage, computed, len(todo))
+
+        def stored_by_others(unit_keys: list[str]) -> set[str]:
+            found = self.store.get_many("score", unit_keys, parse=_step_scores)
+            self._scores.update(found)
+            return set(found)
+
+        work = {k: (k, r) for k, r in todo.items()}
+        self.claims.share("score", work, stored_by_others, score, SCORE_BATCH)
+        self.stats.add("score", len(stored) + len(todo) - computed, computed)
         cut.update(k for k in keys if self._scores[k].truncated)
         return [self._scores[k] for k in keys]
+
+    def _score(self, prm: Component, batch: list[tuple[str, ScoreRequest]]) -> dict[str, Any]:
+        """One PRM call for ``batch``; what to store."""
+        outputs = prm.instance.score([r for _, r in batch])
+        if len(outputs) != len(batch):
+            raise PrmhError(
+                f"PRM {prm.name!r} returned {len(outputs)} results for {len(batch)} "
+                "solutions; this is a bug in the PRM."
+            )
+        fresh = {}
+        for (key, request), out in zip(batch, outputs, strict=True):
+            _check_scores(prm.name, request, out)
+            self._scores[key] = out
+            fresh[key] = out.to_json()
+        return fresh
 
 
 def _generation(value: Any) -> Generation:

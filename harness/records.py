@@ -195,7 +195,7 @@ class RunRecord:
         self.save()
 
 
-def _process_started(pid: int) -> float | None:
+def process_started(pid: int) -> float | None:
     """When process ``pid`` started (seconds since the epoch), None if there is none. Linux
     reads /proc; elsewhere a live pid counts as started at 0 (so it is never taken as gone)."""
     try:
@@ -225,7 +225,7 @@ def owner_gone(record: dict[str, Any]) -> bool:
     pid, started = owner.get("pid"), record.get("started")
     if not isinstance(pid, int) or not isinstance(started, int | float):
         return False
-    began = _process_started(pid)
+    began = process_started(pid)
     return began is None or began > started + 1.0
 
 

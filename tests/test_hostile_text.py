@@ -98,3 +98,34 @@ def test_hostile_text_finishes_at_once():
 )
 def test_the_answer_is_cases(text, expected):
     assert the_answer_is(text) == expected
+
+
+LATEX = st.lists(
+    st.sampled_from([*"0123456789+-*/^()x. ", "\\frac", "\\sqrt", "{", "}", "\\pm", "\\{", "\\}"]),
+    max_size=16,
+).map("".join)
+
+
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(LATEX)
+def test_canonical_forms_never_raise_and_are_stable(text):
+    from prmh.mathgrade import math_key
+
+    assert canonical(text) == canonical(text)
+    key = math_key(text)
+    assert isinstance(key, str) and key == math_key(text)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.integers(-50, 50), st.integers(1, 50), st.integers(2, 9))
+def test_vote_keys_group_the_forms_of_one_fraction(p, q, scale):
+    """p/q written as \\frac{p}{q}, \\frac{kp}{kq}, p/q and a decimal when it is exact."""
+    from fractions import Fraction
+
+    from prmh.mathgrade import math_key
+
+    forms = [f"\\frac{{{p}}}{{{q}}}", f"\\frac{{{p * scale}}}{{{q * scale}}}", f"{p}/{q}"]
+    value = Fraction(p, q)
+    if value.denominator in (1, 2, 4, 5, 8, 10, 20, 25, 50):
+        forms.append(f"{float(value):g}")
+    assert len({math_key(f) for f in forms}) == 1, forms

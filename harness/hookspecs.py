@@ -93,7 +93,8 @@ def prmh_register_selector(register: Register) -> None:
     The factory returns a callable
     ``(candidates: list[Candidate], answer_key: Callable[[str], str]) -> int | None``: the index
     of the chosen candidate (None when there is none). ``answer_key`` maps an answer to its
-    canonical form so equivalent answers vote together. Candidates arrive in sample order and
+    vote key (its value, computed by the grader in a worker) so equivalent answers vote
+    together. Candidates arrive in sample order and
     ties go to the earliest candidate.
     """
 

@@ -1,8 +1,8 @@
 """Answer selectors: which scored candidate's answer a search returns.
 
-Answers are grouped by the task grader's canonical form (``0.5`` and ``\\frac12`` vote
-together). Ties go to the answer seen first, and within an answer to its best, then earliest,
-candidate.
+Answers are grouped by their vote key, the value the task's grader reads in them (``0.5``,
+``\\frac12`` and ``1/2`` vote together; see ``prmh.votes``). Ties go to the answer seen first,
+and within an answer to its best, then earliest, candidate.
 
 UnPRM names two aggregations whose formulas its release does not give; prmh defines them from
 their description:

@@ -10,285 +10,35 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
-from prmh.answers import majority_index
-from prmh.claims import Claims
 from prmh.errors import PrmhError
 from prmh.grading import Grader, GraderPool, get_grader
 from prmh.matrix import EvalPlan, Spec
-from prmh.metrics import bootstrap_mean, pass_at_k
 from prmh.records import redact
 from prmh.registry import Component, Registry
 from prmh.store import Store, content_key
+from prmh.tables import result_table
 from prmh.types import (
     Candidate,
     Compute,
     Generation,
     Problem,
     SampleRequest,
-    ScoreRequest,
     SearchResult,
     Solution,
     StepScores,
 )
+from prmh.verdicts import grade_pairs
 from prmh.votes import AnswerKeys
-
-Progress = Callable[[str, int, int], None]
-"""``progress(stage, done, total)``: how far a long stage has got."""
-
-GENERATION_BATCH = 32  # problems per generator call and per transaction
-SCORE_BATCH = 64  # solutions per PRM call and per transaction
-
-
-def _no_progress(stage: str, done: int, total: int) -> None:
-    pass
-
-
-def problem_fingerprint(problem: Problem) -> str:
-    return content_key(
-        [problem.id, problem.question, problem.answer, problem.steps, problem.metadata]
-    )
-
-
-@dataclass
-class CacheStats:
-    """How many entries of each kind came from the store and how many were computed."""
-
-    hits: dict[str, int] = field(default_factory=dict)
-    computed: dict[str, int] = field(default_factory=dict)
-
-    def add(self, kind: str, hits: int, computed: int) -> None:
-        self.hits[kind] = self.hits.get(kind, 0) + hits
-        self.computed[kind] = self.computed.get(kind, 0) + computed
-
-    def to_json(self) -> dict[str, dict[str, int]]:
-        return {"from_store": self.hits, "computed": self.computed}
-
-
-class Workspace:
-    """Cached generation and scoring for one (task, generator), shared by every search."""
-
-    def __init__(
-        self,
-        task: Component,
-        generator: Component,
-        store: Store,
-        run_id: str,
-        stats: CacheStats,
-        progress: Progress,
-    ):
-        self.task, self.generator, self.store = task, generator, store
-        self.run_id, self.stats, self.progress = run_id, stats, progress
-        self._generations: dict[str, Generation] = {}
-        self._scores: dict[str, StepScores] = {}
-        self.truncated: dict[str, set[str]] = {}  # PRM identity key -> truncated solutions
-        self._fingerprints: dict[str, str] = {}
-        self.claims = Claims(store, run_id)
-
-    def fingerprint(self, problem: Problem) -> str:
-        fp = self._fingerprints.get(problem.id)
-        if fp is None:
-            fp = self._fingerprints[problem.id] = problem_fingerprint(problem)
-        return fp
-
-    def _generation_key(self, request: SampleRequest, index: int) -> str:
-        key: dict[str, Any] = {
-            "generator": self.generator.identity,
-            "problem": self.fingerprint(request.problem),
-            "prompt": request.prompt,
-            "seed": request.seed,
-            "index": index,
-        }
-        if request.prefix:
-            key["prefix"] = request.prefix
-        if request.stop:
-            key["stop"] = list(request.stop)
-        if request.temperature is not None:
-            key["temperature"] = request.temperature
-        return content_key(key)
-
-    def generations(self, problems: Sequence[Problem], n: int, seed: int) -> list[list[Generation]]:
-        """Samples 0..n-1 of each problem's prompt (a pool)."""
-        task = self.task.instance
-        return self.sample([SampleRequest(p, task.prompt(p), n, seed) for p in problems])
-
-    def sample(
-        self, requests: Sequence[SampleRequest], stage: str = "generate"
-    ) -> list[list[Generation]]:
-        """What each request asks for: from memory, else the store, else the generator, in
-        batches that are each one transaction."""
-        keys = [[self._generation_key(r, r.first_index + i) for i in range(r.n)] for r in requests]
-        wanted = [k for row in keys for k in row if k not in self._generations]
-        stored = self.store.get_many("generation", wanted, parse=_generation)
-        self._generations.update(stored)
-        missing = [
-            replace(r, n=len(run), first_index=r.first_index + run[0])
-            for r, row in zip(requests, keys, strict=True)
-            for run in _runs([i for i, k in enumerate(row) if k not in self._generations])
-        ]
-        units = {self._generation_key(r, r.first_index): r for r in missing}
-        total = sum(r.n for r in units.values())
-        label = f"{stage} {self.generator.name}"
-        if total:
-            self.progress(label, 0, total)
-        computed = 0
-
-        def generate(requests: list[SampleRequest]) -> None:
-            nonlocal computed
-            for start in range(0, len(requests), GENERATION_BATCH):
-                fresh = self._generate(requests[start : start + GENERATION_BATCH])
-                self.store.put_many("generation", fresh, self.run_id)
-                computed += len(fresh)
-                self.progress(label, computed, total)
-
-        def stored_by_others(unit_keys: list[str]) -> set[str]:
-            rows = {u: self._unit_keys(units[u]) for u in unit_keys}
-            found = self.store.get_many(
-                "generation", [k for ks in rows.values() for k in ks], parse=_generation
-            )
-            self._generations.update(found)
-            return {u for u, ks in rows.items() if all(k in found for k in ks)}
-
-        self.claims.share("generation", units, stored_by_others, generate, GENERATION_BATCH)
-        self.stats.add("generation", len(stored) + total - computed, computed)
-        return [[self._generations[k] for k in row] for row in keys]
-
-    def _unit_keys(self, request: SampleRequest) -> list[str]:
-        return [self._generation_key(request, request.first_index + i) for i in range(request.n)]
-
-    def _generate(self, batch: list[SampleRequest]) -> dict[str, Any]:
-        """One generator call for ``batch``; what to store."""
-        fresh: dict[str, Any] = {}
-        outputs = self.generator.instance.sample(batch)
-        for request, samples in zip(batch, outputs, strict=True):
-            if len(samples) != request.n:
-                raise PrmhError(
-                    f"generator {self.generator.name!r} returned {len(samples)} samples "
-                    f"for a request of {request.n}; this is a bug in the generator."
-                )
-            for key, sample in zip(self._unit_keys(request), samples, strict=True):
-                self._generations[key] = sample
-                fresh[key] = sample.to_json()
-        return fresh
-
-    def scores(
-        self, prm: Component, problems: Sequence[Problem], pools: Sequence[Sequence[Solution]]
-    ) -> list[list[StepScores]]:
-        """Each solution's step scores under ``prm``."""
-        flat = self.score_steps(
-            prm, [(p, s.steps) for p, pool in zip(problems, pools, strict=True) for s in pool]
-        )
-        out, at = [], 0
-        for pool in pools:
-            out.append(flat[at : at + len(pool)])
-            at += len(pool)
-        return out
-
-    def score_steps(
-        self, prm: Component, items: Sequence[tuple[Problem, tuple[str, ...]]]
-    ) -> list[StepScores]:
-        """Step scores of (problem, steps) pairs: memory, else the store, else one PRM pass per
-        distinct pair, in batches that are each one transaction."""
-        keys = [
-            content_key({"prm": prm.identity, "problem": self.fingerprint(p), "steps": list(steps)})
-            for p, steps in items
-        ]
-        wanted = [k for k in keys if k not in self._scores]
-        stored = self.store.get_many("score", wanted, parse=_step_scores)
-        self._scores.update(stored)
-        todo: dict[str, ScoreRequest] = {}
-        for (p, steps), k in zip(items, keys, strict=True):
-            if k not in self._scores and k not in todo:
-                todo[k] = ScoreRequest(p, tuple(steps))
-        cut = self.truncated.setdefault(content_key(prm.identity), set())
-        stage, computed = f"score {prm.name}", 0
-
-        def score(batches: list[tuple[str, ScoreRequest]]) -> None:
-            nonlocal computed
-            for start in range(0, len(batches), SCORE_BATCH):
-                batch = batches[start : start + SCORE_BATCH]
-                self.store.put_many("score", self._score(prm, batch), self.run_id)
-                computed += len(batch)
-                self.progress(stage, computed, len(todo))
-
-        def stored_by_others(unit_keys: list[str]) -> set[str]:
-            found = self.store.get_many("score", unit_keys, parse=_step_scores)
-            self._scores.update(found)
-            return set(found)
-
-        work = {k: (k, r) for k, r in todo.items()}
-        self.claims.share("score", work, stored_by_others, score, SCORE_BATCH)
-        self.stats.add("score", len(stored) + len(todo) - computed, computed)
-        cut.update(k for k in keys if self._scores[k].truncated)
-        return [self._scores[k] for k in keys]
-
-    def _score(self, prm: Component, batch: list[tuple[str, ScoreRequest]]) -> dict[str, Any]:
-        """One PRM call for ``batch``; what to store."""
-        outputs = prm.instance.score([r for _, r in batch])
-        if len(outputs) != len(batch):
-            raise PrmhError(
-                f"PRM {prm.name!r} returned {len(outputs)} results for {len(batch)} "
-                "solutions; this is a bug in the PRM."
-            )
-        fresh = {}
-        for (key, request), out in zip(batch, outputs, strict=True):
-            _check_scores(prm.name, request, out)
-            self._scores[key] = out
-            fresh[key] = out.to_json()
-        return fresh
-
-
-def _generation(value: Any) -> Generation:
-    """A stored generation, or TypeError when the entry has another shape (damaged)."""
-    generation = Generation.from_json(value)
-    if not isinstance(generation.text, str) or not isinstance(generation.finished, bool):
-        raise TypeError("not a generation")
-    return generation
-
-
-def _step_scores(value: Any) -> StepScores:
-    scores = StepScores.from_json(value)
-    if not all(isinstance(p, int | float) for p in scores.probs):
-        raise TypeError("not step scores")
-    return scores
-
-
-def _grade_entry(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict) or not isinstance(value.get("correct"), bool):
-        raise TypeError("not a grade")
-    return value
-
-
-def _check_scores(name: str, request: ScoreRequest, out: StepScores) -> None:
-    """A PRM's output before it is stored: one probability in [0, 1] per step."""
-    if len(out.probs) != len(request.steps):
-        raise PrmhError(
-            f"PRM {name!r} gave {len(out.probs)} scores for a solution of "
-            f"{len(request.steps)} steps; this is a bug in the PRM."
-        )
-    values = [*out.probs, *(q for row in out.quantiles or () for q in row)]
-    bad = next((p for p in values if not 0.0 <= p <= 1.0), None)  # nan fails too
-    if bad is not None:
-        raise PrmhError(
-            f"PRM {name!r} returned {bad!r} for problem {request.problem.id!r}; a PRM's scores "
-            "are probabilities in [0, 1]. Nothing of this batch was stored; fix the PRM."
-        )
-
-
-def _runs(indices: list[int]) -> list[list[int]]:
-    """Split sorted indices into runs of consecutive numbers."""
-    runs: list[list[int]] = []
-    for i in indices:
-        if runs and runs[-1][-1] == i - 1:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    return runs
+from prmh.workspace import (
+    CacheStats,
+    Progress,
+    Workspace,
+    no_progress,
+)
 
 
 @dataclass
@@ -450,7 +200,7 @@ def run_eval(
     prepared: Prepared,
     store: Store,
     run_id: str,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     grading_timeout: float = 5.0,
 ) -> dict[str, Any]:
     """Run the whole plan and return its metrics (the run record's ``metrics``)."""
@@ -550,7 +300,7 @@ def _evaluate_table(
                 spent.append(result.compute)
     golds = [p.answer for p in problems]
     verdicts, grading = _grade(keys, golds, answers, pool_answers, progress)
-    table = _table(
+    table = result_table(
         plan, task_spec, gen_spec, problems, keys, answers, compute, pool_answers, verdicts
     )
     table["fitted_splitters"] = fitted
@@ -591,66 +341,6 @@ def _grade(
     )
 
 
-def grade_pairs(
-    store: Store,
-    run_id: str,
-    grader: Grader,
-    pairs: Iterable[tuple[str, str]],
-    pool: GraderPool,
-    stats: CacheStats,
-    progress: Progress = _no_progress,
-    timeout: float = 5.0,
-) -> tuple[dict[tuple[str, str], bool], dict[str, int]]:
-    """Verdicts for (answer, gold) pairs: from the store, else graded in the worker pool and
-    stored; also how many answers were graded, timed out or broke the grader."""
-    ordered = sorted(set(pairs))
-    keys = {
-        pair: content_key(
-            {
-                "grader": grader.name,
-                "version": grader.version,
-                "prediction": pair[0],
-                "gold": pair[1],
-            }
-        )
-        for pair in ordered
-    }
-    stored = store.get_many("grade", keys.values(), parse=_grade_entry)
-    # a grade that timed out under a shorter limit than this run's is graded again
-    stored = {
-        k: v
-        for k, v in stored.items()
-        if not (v.get("timed_out") and v.get("timeout", 0.0) < timeout)
-    }
-    verdicts = {pair: stored[k]["correct"] for pair, k in keys.items() if k in stored}
-    outcomes = [stored[k] for k in keys.values() if k in stored]
-    todo = [pair for pair in ordered if pair not in verdicts]
-    stats.add("grade", len(verdicts), len(todo))
-    if todo:
-        graded = pool.grade(
-            [(grader.name, a, g) for a, g in todo],
-            timeout=timeout,
-            on_progress=lambda done: progress("grade", done, len(todo)),
-        )
-        fresh = {}
-        for pair, verdict in zip(todo, graded, strict=True):
-            verdicts[pair] = verdict.correct
-            fresh[keys[pair]] = {
-                "correct": verdict.correct,
-                "timed_out": verdict.timed_out,
-                "timeout": timeout,
-                "error": verdict.error,
-            }
-        store.put_many("grade", fresh, run_id, replace=True)
-        outcomes += fresh.values()
-    counts = {
-        "answers": len(outcomes),
-        "timed_out": sum(bool(o.get("timed_out")) for o in outcomes),
-        "errors": sum(o.get("error") is not None for o in outcomes),
-    }
-    return verdicts, counts
-
-
 def _select(
     result: SearchResult, selector: Callable, keys: Callable[[str], str]
 ) -> tuple[str | None, ...]:
@@ -664,110 +354,3 @@ def _select(
         ]
     )
     return tuple(replace(g, chosen=selector(list(g.candidates), keys)).answer for g in groups)
-
-
-def _fraction_correct(
-    picks: tuple[str | None, ...], gold: str, verdicts: dict[tuple[str, str], bool]
-) -> float:
-    return sum(_correct(a, gold, verdicts) for a in picks) / len(picks)
-
-
-def _correct(answer: str | None, gold: str, verdicts: dict[tuple[str, str], bool]) -> bool:
-    return answer is not None and verdicts[(answer, gold)]
-
-
-def _table(
-    plan: EvalPlan,
-    task_spec: Spec,
-    gen_spec: Spec,
-    problems: list[Problem],
-    keys: AnswerKeys,
-    answers: dict[tuple, list[list[tuple[str | None, ...]]]],
-    compute: dict[tuple, list[list[Compute]]],
-    pool_answers: list[list[list[str | None]]],
-    verdicts: dict[tuple[str, str], bool],
-) -> dict[str, Any]:
-    golds, grader = [p.answer for p in problems], keys.grader
-    columns = [{"search": s.label, "budget": b} for s in plan.search for b in plan.budget]
-    rows: list[dict[str, Any]] = []
-    # Reference rows from the pool alone: unbiased pass@N and majority vote over the first N.
-    pass_cells, majority_cells = [], []
-    for budget in plan.budget:
-        passes = np.array(
-            [
-                [
-                    pass_at_k(len(samples), sum(_correct(a, g, verdicts) for a in samples), budget)
-                    for samples, g in zip(seed_rows, golds, strict=True)
-                ]
-                for seed_rows in pool_answers
-            ]
-        )
-        majority = np.array(
-            [
-                [
-                    _correct(_majority(samples[:budget], keys), g, verdicts)
-                    for samples, g in zip(seed_rows, golds, strict=True)
-                ]
-                for seed_rows in pool_answers
-            ]
-        )
-        pass_cells.append({"budget": budget, **bootstrap_mean(passes).to_json()})
-        majority_cells.append({"budget": budget, **bootstrap_mean(majority).to_json()})
-    rows.append({"kind": "reference", "label": "pass@N", "cells": pass_cells})
-    rows.append({"kind": "reference", "label": "majority@N", "cells": majority_cells})
-    row_keys = list(dict.fromkeys(k[0] for k in answers))
-    for row in row_keys:
-        cells = []
-        for column in columns:
-            key = (row, column["search"], column["budget"])
-            correct = np.array(
-                [
-                    [
-                        _fraction_correct(a, g, verdicts)
-                        for a, g in zip(seed_row, golds, strict=True)
-                    ]
-                    for seed_row in answers[key]
-                ]
-            )
-            spent = [c for seed_row in compute[key] for c in seed_row]
-            n = max(1, len(spent))
-            cells.append(
-                {
-                    **column,
-                    **bootstrap_mean(correct).to_json(),
-                    "compute": {
-                        "generated_tokens": sum(c.generated_tokens for c in spent) / n,
-                        "prm_tokens": sum(c.prm_tokens for c in spent) / n,
-                        "prm_calls": sum(c.prm_calls for c in spent) / n,
-                        "wall_seconds": sum(c.wall_seconds for c in spent) / n,
-                    },
-                    # per problem (mean over seeds): what paired comparisons between rows need
-                    "per_problem": [round(float(x), 6) for x in correct.mean(axis=0)],
-                }
-            )
-        rows.append(
-            {
-                "kind": "prm",
-                "prm": row.prm.label,
-                "splitter": row.splitter.label,
-                "agg": row.agg.label,
-                "selector": row.selector.label,
-                "cells": cells,
-            }
-        )
-    return {
-        "task": task_spec.label,
-        "generator": gen_spec.label,
-        "grader": {"name": grader.name, "version": grader.version},
-        "problems": len(problems),
-        "problem_ids": [p.id for p in problems],
-        "seeds": list(plan.seed),
-        "pool": plan.pool,
-        "columns": columns,
-        "rows": rows,
-    }
-
-
-def _majority(samples: Sequence[str | None], keys: Callable[[str], str]) -> str | None:
-    i = majority_index(samples, keys)
-    return None if i is None else samples[i]

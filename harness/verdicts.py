@@ -1,0 +1,79 @@
+"""Verdicts for (answer, gold) pairs through the store: what is stored is read (a grade that
+timed out under a shorter limit is graded again), the rest is graded in the worker pool and
+stored with its outcome: right, wrong, timed out, or an error of the grader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from prmh.grading import Grader, GraderPool
+from prmh.store import Store, content_key
+from prmh.workspace import CacheStats, Progress, no_progress
+
+
+def _grade_entry(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not isinstance(value.get("correct"), bool):
+        raise TypeError("not a grade")
+    return value
+
+
+def grade_pairs(
+    store: Store,
+    run_id: str,
+    grader: Grader,
+    pairs: Iterable[tuple[str, str]],
+    pool: GraderPool,
+    stats: CacheStats,
+    progress: Progress = no_progress,
+    timeout: float = 5.0,
+) -> tuple[dict[tuple[str, str], bool], dict[str, int]]:
+    """Verdicts for (answer, gold) pairs: from the store, else graded in the worker pool and
+    stored; also how many answers were graded, timed out or broke the grader."""
+    ordered = sorted(set(pairs))
+    keys = {
+        pair: content_key(
+            {
+                "grader": grader.name,
+                "version": grader.version,
+                "prediction": pair[0],
+                "gold": pair[1],
+            }
+        )
+        for pair in ordered
+    }
+    stored = store.get_many("grade", keys.values(), parse=_grade_entry)
+    # a grade that timed out under a shorter limit than this run's is graded again
+    stored = {
+        k: v
+        for k, v in stored.items()
+        if not (v.get("timed_out") and v.get("timeout", 0.0) < timeout)
+    }
+    verdicts = {pair: stored[k]["correct"] for pair, k in keys.items() if k in stored}
+    outcomes = [stored[k] for k in keys.values() if k in stored]
+    todo = [pair for pair in ordered if pair not in verdicts]
+    stats.add("grade", len(verdicts), len(todo))
+    if todo:
+        graded = pool.grade(
+            [(grader.name, a, g) for a, g in todo],
+            timeout=timeout,
+            on_progress=lambda done: progress("grade", done, len(todo)),
+        )
+        fresh = {}
+        for pair, verdict in zip(todo, graded, strict=True):
+            verdicts[pair] = verdict.correct
+            fresh[keys[pair]] = {
+                "correct": verdict.correct,
+                "timed_out": verdict.timed_out,
+                "timeout": timeout,
+                "error": verdict.error,
+            }
+        store.put_many("grade", fresh, run_id, replace=True)
+        outcomes += fresh.values()
+    counts = {
+        "answers": len(outcomes),
+        "timed_out": sum(bool(o.get("timed_out")) for o in outcomes),
+        "errors": sum(o.get("error") is not None for o in outcomes),
+    }
+    return verdicts, counts

@@ -1,0 +1,265 @@
+"""The workspace of one (task, generator): cached generation and PRM scoring through the store.
+
+Everything a search or a command asks for goes through here: from memory, else the store,
+else the generator or PRM, in batches that are each one transaction, claimed first so that
+several processes on one results directory split the work (``prmh.claims``). A damaged store
+entry is computed again; a PRM's scores are checked before they are stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from prmh.claims import Claims
+from prmh.errors import PrmhError
+from prmh.registry import Component
+from prmh.store import Store, content_key
+from prmh.types import Generation, Problem, SampleRequest, ScoreRequest, Solution, StepScores
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: how far a long stage has got."""
+
+GENERATION_BATCH = 32  # problems per generator call and per transaction
+SCORE_BATCH = 64  # solutions per PRM call and per transaction
+
+
+def no_progress(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def problem_fingerprint(problem: Problem) -> str:
+    return content_key(
+        [problem.id, problem.question, problem.answer, problem.steps, problem.metadata]
+    )
+
+
+@dataclass
+class CacheStats:
+    """How many entries of each kind came from the store and how many were computed."""
+
+    hits: dict[str, int] = field(default_factory=dict)
+    computed: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, hits: int, computed: int) -> None:
+        self.hits[kind] = self.hits.get(kind, 0) + hits
+        self.computed[kind] = self.computed.get(kind, 0) + computed
+
+    def to_json(self) -> dict[str, dict[str, int]]:
+        return {"from_store": self.hits, "computed": self.computed}
+
+
+class Workspace:
+    """Cached generation and scoring for one (task, generator), shared by every search."""
+
+    def __init__(
+        self,
+        task: Component,
+        generator: Component,
+        store: Store,
+        run_id: str,
+        stats: CacheStats,
+        progress: Progress,
+    ):
+        self.task, self.generator, self.store = task, generator, store
+        self.run_id, self.stats, self.progress = run_id, stats, progress
+        self._generations: dict[str, Generation] = {}
+        self._scores: dict[str, StepScores] = {}
+        self.truncated: dict[str, set[str]] = {}  # PRM identity key -> truncated solutions
+        self._fingerprints: dict[str, str] = {}
+        self.claims = Claims(store, run_id)
+
+    def fingerprint(self, problem: Problem) -> str:
+        fp = self._fingerprints.get(problem.id)
+        if fp is None:
+            fp = self._fingerprints[problem.id] = problem_fingerprint(problem)
+        return fp
+
+    def _generation_key(self, request: SampleRequest, index: int) -> str:
+        key: dict[str, Any] = {
+            "generator": self.generator.identity,
+            "problem": self.fingerprint(request.problem),
+            "prompt": request.prompt,
+            "seed": request.seed,
+            "index": index,
+        }
+        if request.prefix:
+            key["prefix"] = request.prefix
+        if request.stop:
+            key["stop"] = list(request.stop)
+        if request.temperature is not None:
+            key["temperature"] = request.temperature
+        return content_key(key)
+
+    def generations(self, problems: Sequence[Problem], n: int, seed: int) -> list[list[Generation]]:
+        """Samples 0..n-1 of each problem's prompt (a pool)."""
+        task = self.task.instance
+        return self.sample([SampleRequest(p, task.prompt(p), n, seed) for p in problems])
+
+    def sample(
+        self, requests: Sequence[SampleRequest], stage: str = "generate"
+    ) -> list[list[Generation]]:
+        """What each request asks for: from memory, else the store, else the generator, in
+        batches that are each one transaction."""
+        keys = [[self._generation_key(r, r.first_index + i) for i in range(r.n)] for r in requests]
+        wanted = [k for row in keys for k in row if k not in self._generations]
+        stored = self.store.get_many("generation", wanted, parse=_generation)
+        self._generations.update(stored)
+        missing = [
+            replace(r, n=len(run), first_index=r.first_index + run[0])
+            for r, row in zip(requests, keys, strict=True)
+            for run in _runs([i for i, k in enumerate(row) if k not in self._generations])
+        ]
+        units = {self._generation_key(r, r.first_index): r for r in missing}
+        total = sum(r.n for r in units.values())
+        label = f"{stage} {self.generator.name}"
+        if total:
+            self.progress(label, 0, total)
+        computed = 0
+
+        def generate(requests: list[SampleRequest]) -> None:
+            nonlocal computed
+            for start in range(0, len(requests), GENERATION_BATCH):
+                fresh = self._generate(requests[start : start + GENERATION_BATCH])
+                self.store.put_many("generation", fresh, self.run_id)
+                computed += len(fresh)
+                self.progress(label, computed, total)
+
+        def stored_by_others(unit_keys: list[str]) -> set[str]:
+            rows = {u: self._unit_keys(units[u]) for u in unit_keys}
+            found = self.store.get_many(
+                "generation", [k for ks in rows.values() for k in ks], parse=_generation
+            )
+            self._generations.update(found)
+            return {u for u, ks in rows.items() if all(k in found for k in ks)}
+
+        self.claims.share("generation", units, stored_by_others, generate, GENERATION_BATCH)
+        self.stats.add("generation", len(stored) + total - computed, computed)
+        return [[self._generations[k] for k in row] for row in keys]
+
+    def _unit_keys(self, request: SampleRequest) -> list[str]:
+        return [self._generation_key(request, request.first_index + i) for i in range(request.n)]
+
+    def _generate(self, batch: list[SampleRequest]) -> dict[str, Any]:
+        """One generator call for ``batch``; what to store."""
+        fresh: dict[str, Any] = {}
+        outputs = self.generator.instance.sample(batch)
+        for request, samples in zip(batch, outputs, strict=True):
+            if len(samples) != request.n:
+                raise PrmhError(
+                    f"generator {self.generator.name!r} returned {len(samples)} samples "
+                    f"for a request of {request.n}; this is a bug in the generator."
+                )
+            for key, sample in zip(self._unit_keys(request), samples, strict=True):
+                self._generations[key] = sample
+                fresh[key] = sample.to_json()
+        return fresh
+
+    def scores(
+        self, prm: Component, problems: Sequence[Problem], pools: Sequence[Sequence[Solution]]
+    ) -> list[list[StepScores]]:
+        """Each solution's step scores under ``prm``."""
+        flat = self.score_steps(
+            prm, [(p, s.steps) for p, pool in zip(problems, pools, strict=True) for s in pool]
+        )
+        out, at = [], 0
+        for pool in pools:
+            out.append(flat[at : at + len(pool)])
+            at += len(pool)
+        return out
+
+    def score_steps(
+        self, prm: Component, items: Sequence[tuple[Problem, tuple[str, ...]]]
+    ) -> list[StepScores]:
+        """Step scores of (problem, steps) pairs: memory, else the store, else one PRM pass per
+        distinct pair, in batches that are each one transaction."""
+        keys = [
+            content_key({"prm": prm.identity, "problem": self.fingerprint(p), "steps": list(steps)})
+            for p, steps in items
+        ]
+        wanted = [k for k in keys if k not in self._scores]
+        stored = self.store.get_many("score", wanted, parse=_step_scores)
+        self._scores.update(stored)
+        todo: dict[str, ScoreRequest] = {}
+        for (p, steps), k in zip(items, keys, strict=True):
+            if k not in self._scores and k not in todo:
+                todo[k] = ScoreRequest(p, tuple(steps))
+        cut = self.truncated.setdefault(content_key(prm.identity), set())
+        stage, computed = f"score {prm.name}", 0
+
+        def score(batches: list[tuple[str, ScoreRequest]]) -> None:
+            nonlocal computed
+            for start in range(0, len(batches), SCORE_BATCH):
+                batch = batches[start : start + SCORE_BATCH]
+                self.store.put_many("score", self._score(prm, batch), self.run_id)
+                computed += len(batch)
+                self.progress(stage, computed, len(todo))
+
+        def stored_by_others(unit_keys: list[str]) -> set[str]:
+            found = self.store.get_many("score", unit_keys, parse=_step_scores)
+            self._scores.update(found)
+            return set(found)
+
+        work = {k: (k, r) for k, r in todo.items()}
+        self.claims.share("score", work, stored_by_others, score, SCORE_BATCH)
+        self.stats.add("score", len(stored) + len(todo) - computed, computed)
+        cut.update(k for k in keys if self._scores[k].truncated)
+        return [self._scores[k] for k in keys]
+
+    def _score(self, prm: Component, batch: list[tuple[str, ScoreRequest]]) -> dict[str, Any]:
+        """One PRM call for ``batch``; what to store."""
+        outputs = prm.instance.score([r for _, r in batch])
+        if len(outputs) != len(batch):
+            raise PrmhError(
+                f"PRM {prm.name!r} returned {len(outputs)} results for {len(batch)} "
+                "solutions; this is a bug in the PRM."
+            )
+        fresh = {}
+        for (key, request), out in zip(batch, outputs, strict=True):
+            _check_scores(prm.name, request, out)
+            self._scores[key] = out
+            fresh[key] = out.to_json()
+        return fresh
+
+
+def _generation(value: Any) -> Generation:
+    """A stored generation, or TypeError when the entry has another shape (damaged)."""
+    generation = Generation.from_json(value)
+    if not isinstance(generation.text, str) or not isinstance(generation.finished, bool):
+        raise TypeError("not a generation")
+    return generation
+
+
+def _step_scores(value: Any) -> StepScores:
+    scores = StepScores.from_json(value)
+    if not all(isinstance(p, int | float) for p in scores.probs):
+        raise TypeError("not step scores")
+    return scores
+
+
+def _check_scores(name: str, request: ScoreRequest, out: StepScores) -> None:
+    """A PRM's output before it is stored: one probability in [0, 1] per step."""
+    if len(out.probs) != len(request.steps):
+        raise PrmhError(
+            f"PRM {name!r} gave {len(out.probs)} scores for a solution of "
+            f"{len(request.steps)} steps; this is a bug in the PRM."
+        )
+    values = [*out.probs, *(q for row in out.quantiles or () for q in row)]
+    bad = next((p for p in values if not 0.0 <= p <= 1.0), None)  # nan fails too
+    if bad is not None:
+        raise PrmhError(
+            f"PRM {name!r} returned {bad!r} for problem {request.problem.id!r}; a PRM's scores "
+            "are probabilities in [0, 1]. Nothing of this batch was stored; fix the PRM."
+        )
+
+
+def _runs(indices: list[int]) -> list[list[int]]:
+    """Split sorted indices into runs of consecutive numbers."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs

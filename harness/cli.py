@@ -7,6 +7,7 @@ instead); progress bars go to stderr.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -267,16 +268,22 @@ class _progress_bars:
 
 @cli.command("list")
 @click.argument("kind", required=False)
+@click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def list_command(kind: str | None, as_json: bool) -> None:
-    """List registered components, all kinds or one KIND (task, prm, search...)."""
+def list_command(kind: str | None, name: str | None, as_json: bool) -> None:
+    """List registered components, all kinds or one KIND (task, prm, search...); with a NAME,
+    that component's options (types and defaults)."""
     from rich.table import Table
+    from rich.text import Text
 
     from prmh.registry import KINDS, load_registry
 
     if kind is not None and kind not in KINDS:
         raise PrmhError(f"unknown kind {kind!r}; kinds are: {', '.join(KINDS)}.")
     registry = load_registry()
+    if kind is not None and name is not None:
+        _show_component(registry.get(kind, name), as_json)
+        return
     kinds = [kind] if kind else list(KINDS)
     rows = [
         (k, e.name, e.plugin, e.description)
@@ -294,14 +301,60 @@ def list_command(kind: str | None, as_json: bool) -> None:
             )
         )
         return
-    table = Table(header_style="bold")
+    table = Table(header_style="bold", box=None)
     for column in ("kind", "name", "plugin", "description"):
         table.add_column(column)
     for row in rows:
-        table.add_row(*row)
-    console = _console()
+        table.add_row(*(Text(cell) for cell in row))  # text, not markup: [vllm] stays
+    console = _plain_console()
     console.print(table)
     _print_failures(registry, console)
+
+
+def _plain_console() -> Any:
+    """A console for listings: the terminal's width, or 120 columns when piped."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=120)
+
+
+def _show_component(entry: Any, as_json: bool) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from prmh.options import describe
+
+    factory = entry.load_factory()
+    options = describe(factory)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "kind": entry.kind,
+                    "name": entry.name,
+                    "plugin": entry.plugin,
+                    "description": entry.description,
+                    "options": [
+                        dict(zip(("name", "type", "default"), o, strict=True)) for o in options
+                    ],
+                },
+                indent=1,
+            )
+        )
+        return
+    console = _plain_console()
+    console.print(Text(f"{entry.kind} {entry.name} (plugin {entry.plugin})", style="bold"))
+    console.print(Text(entry.description))
+    doc = inspect.getdoc(factory.__init__ if inspect.isclass(factory) else factory)
+    if doc and not doc.startswith("Initialize self"):
+        console.print(Text(doc, style="dim"))
+    table = Table(header_style="bold", box=None)
+    for column in ("option", "type", "default"):
+        table.add_column(column)
+    for row in options:
+        table.add_row(*(Text(cell) for cell in row))
+    console.print(table if options else Text("(no options)"))
 
 
 def _print_failures(registry: Any, console: Any) -> None:

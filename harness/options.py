@@ -130,3 +130,26 @@ def check_options(
             shown = "***" if any(w in key.lower() for w in SECRET_WORDS) else repr(value)
             raise PrmhError(f"{what}: option {key!r} needs {e}, got {shown}.") from None
     return out
+
+
+def _type_name(hint: Any) -> str:
+    if hint is inspect.Parameter.empty:
+        return "any"
+    if isinstance(hint, type):
+        return hint.__name__
+    return str(hint).replace("typing.", "").replace("collections.abc.", "")
+
+
+def describe(factory: Callable[..., Any]) -> list[tuple[str, str, str]]:
+    """Each option of ``factory``: (name, type, default) as text, for ``prmh list KIND NAME``."""
+    hints = _hints(factory)
+    out = []
+    for name, param in inspect.signature(factory).parameters.items():
+        if param.kind not in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD):
+            continue
+        default = "(required)" if param.default is param.empty else repr(param.default)
+        hint = hints.get(name, param.annotation)
+        if hint is param.empty and param.default not in (None, param.empty):
+            hint = type(param.default)
+        out.append((name, _type_name(hint), default))
+    return out

@@ -184,6 +184,13 @@ class Registry:
         except KeyError:
             if kind == "prm" and (Path(name) / PRM_CONFIG_FILE).is_file():
                 return self._prm_directory(name)
+            if kind == "prm" and Path(name).is_dir():
+                raise PrmhError(
+                    f"{name!r} is a directory without {PRM_CONFIG_FILE}, so prmh cannot tell "
+                    f"which recipe reads it. Name the recipe: --prm value-head -P model={name} "
+                    f"(see `prmh list prm`), or write {PRM_CONFIG_FILE} into it: "
+                    '{"recipe": "value-head", "options": {}}.'
+                ) from None
             close = difflib.get_close_matches(name, self.names(kind), n=3, cutoff=0.5)
             hint = f" Close matches: {', '.join(close)}." if close else ""
             failed = (

@@ -40,7 +40,17 @@ def accuracy_table(table: dict[str, Any]) -> Table:
         f"{table['task']} × {table['generator']}: accuracy % [95% CI], "
         f"{table['problems']} problems, seeds {', '.join(map(str, table['seeds']))}"
     )
-    out = Table(title=title, title_justify="left", header_style="bold")
+    caption = None
+    if any(c["search"] != "best-of-n" for c in columns):
+        caption = "pass@N and majority@N come from the pool of N samples in every column"
+    out = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        caption=caption,
+        caption_justify="left",
+        caption_style="dim",
+    )
     out.add_column(
         "PRM · agg · selector" if not show_splitter else "PRM · splitter · agg · selector",
         no_wrap=True,

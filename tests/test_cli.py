@@ -329,3 +329,42 @@ def test_a_run_whose_process_died_is_shown_as_interrupted(cli):
     path.write_text(json.dumps(record))
     assert cli("eval", "--limit", "2", "-n", "1").exit_code == 0
     assert json.loads(path.read_text())["status"] == "interrupted"
+
+
+def test_one_components_options_are_listed(cli):
+    shown = cli("list", "prm", "oracle")
+    assert shown.exit_code == 0
+    lines = {line.split()[0]: line.split()[1:] for line in shown.output.splitlines()[2:] if line}
+    assert lines["noise"] == ["float", "0.0"] and lines["quantiles"] == ["bool", "False"]
+    data = json.loads(cli("list", "generator", "vllm", "--json").output)
+    assert data["options"][0] == {"name": "model", "type": "str", "default": "(required)"}
+    assert "prmh[vllm]" in cli("list", "generator").output  # brackets are text, not markup
+    assert all(len(line) <= 130 for line in cli("list").output.splitlines())
+    unknown = cli("list", "prm", "oracel")
+    assert unknown.exit_code == 2 and "Close matches: oracle" in unknown.output
+
+
+def test_a_directory_without_prmh_prm_json_says_how_to_name_the_recipe(cli, tmp_path):
+    result = cli("eval", "--prm", str(tmp_path), "--limit", "2", "-n", "1")
+    assert result.exit_code == 2 and "without prmh_prm.json" in result.output
+    assert f"--prm value-head -P model={tmp_path}" in result.output
+
+
+def test_records_are_readable_by_the_group(cli):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        assert cli("eval", "--limit", "2", "-n", "1").exit_code == 0
+    finally:
+        os.umask(old)
+    (path,) = (cli.results_dir / "runs").glob("*.json")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_reference_rows_say_where_they_come_from(cli):
+    shown = cli("eval", "--limit", "3", "-n", "2", "--search", "best-of-n", "--search", "beam")
+    assert "pass@N and majority@N come from the pool of N samples" in shown.output
+    plain = cli("eval", "--limit", "3", "-n", "2")
+    assert "come from the pool" not in plain.output

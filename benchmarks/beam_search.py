@@ -33,7 +33,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     import torch
 
-    from prmh.evaluate import CacheStats, SearchContext, Workspace
+    from prmh.engine import CacheStats, SearchContext, Workspace
     from prmh.registry import load_registry
     from prmh.store import Store, ensure_results_dir
     from prmh.testing import save_tiny_prm, tiny_tokenizer

@@ -26,6 +26,14 @@ from prmh.types import (
 
 hookimpl = pluggy.HookimplMarker("prmh")
 
+
+def evaluate(**config: object) -> object:
+    """Run an evaluation from Python; see ``prmh.api.evaluate`` (imported on first use)."""
+    from prmh.api import evaluate as run
+
+    return run(**config)  # type: ignore[arg-type]
+
+
 __all__ = [
     "Candidate",
     "Compute",
@@ -40,5 +48,6 @@ __all__ = [
     "StepLabels",
     "StepScores",
     "__version__",
+    "evaluate",
     "hookimpl",
 ]

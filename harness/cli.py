@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -18,10 +17,8 @@ from typing import Any
 import click
 
 from prmh._version import __version__
+from prmh.api import DEFAULT_RESULTS_DIR, RESULTS_DIR_ENV
 from prmh.errors import PrmhError
-
-RESULTS_DIR_ENV = "PRMH_RESULTS_DIR"
-DEFAULT_RESULTS_DIR = "prmh-results"
 
 
 class UserError(click.ClickException):
@@ -178,11 +175,8 @@ def eval_command(
     carry options inline, as NAME:KEY=VALUE,KEY=VALUE. Re-running the same command resumes:
     nothing already in the store is computed again.
     """
-    from prmh.evaluate import prepare, run_eval
+    from prmh.api import run_plan
     from prmh.matrix import build_plan, load_config, parse_assignment
-    from prmh.records import RunRecord
-    from prmh.registry import load_registry
-    from prmh.store import Store, ensure_results_dir
 
     config = load_config(config_path) if config_path else None
     for key in ("task_args", "generator_args", "prm_args", "search_args"):
@@ -190,31 +184,12 @@ def eval_command(
     if data is not None:
         options["task_args"] = {**(options["task_args"] or {}), "data": data}
     plan = build_plan(options, config)
-    if not 0 < grading_timeout < math.inf:  # also refuses nan
-        raise PrmhError("--grading-timeout must be a positive, finite number of seconds.")
-    prepared = prepare(plan, load_registry())
-    root = ensure_results_dir(_resolve_results_dir(results_dir, config))
-    store = Store(root)
     argv = click.get_current_context().find_root().meta.get("prmh.argv", sys.argv[1:])
-    record = RunRecord(root / "runs", prepared.resolved_config(), argv)
-    record.data["results_dir"] = str(root.resolve())
-    record.save()
-    try:
-        with _progress_bars() as progress:
-            metrics = run_eval(prepared, store, record.run_id, progress, grading_timeout)
-    except KeyboardInterrupt:
-        record.finish("interrupted", error="interrupted (Ctrl-C)")
-        raise
-    except PrmhError as e:
-        record.finish("error", error=str(e))
-        raise
-    except Exception as e:
-        record.finish("error", error=f"{type(e).__name__}: {e}")
-        raise
-    finally:
-        store.close()
-    record.finish("success", metrics=metrics)
-    _emit(record.data, as_json)
+    with _progress_bars() as progress:
+        record = run_plan(
+            plan, _resolve_results_dir(results_dir, config), argv, progress, grading_timeout
+        )
+    _emit(record, as_json)
 
 
 def _console() -> Any:
@@ -254,16 +229,18 @@ class _progress_bars:
             transient=True,
         )
         self.tasks: dict[str, Any] = {}
-        self.bars.__enter__()
         return self.update
 
     def update(self, stage: str, done: int, total: int) -> None:
+        if not self.tasks:  # started on the first report: nothing is drawn for a bad input
+            self.bars.start()
         if stage not in self.tasks:
             self.tasks[stage] = self.bars.add_task(stage, total=total)
         self.bars.update(self.tasks[stage], completed=done, total=total)
 
     def __exit__(self, *exc: Any) -> None:
-        self.bars.__exit__(*exc)
+        if self.tasks:
+            self.bars.stop()
 
 
 @cli.command("list")

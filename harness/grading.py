@@ -219,6 +219,7 @@ class GraderPool:
         self.size, self.chunk_size = max(1, workers), chunk_size
         self.ctx = mp.get_context("spawn")
         self.pool: list[_Worker] = []
+        self.dead_on_start = 0  # workers in a row that died before they were warm
 
     def __enter__(self) -> GraderPool:
         return self
@@ -266,7 +267,10 @@ class GraderPool:
             for w in self.pool:
                 if not w.chunk and pending:
                     w.chunk = [pending.pop() for _ in range(min(self.chunk_size, len(pending)))]
-                    w.conn.send([items[j] for j in w.chunk])
+                    try:
+                        w.conn.send([items[j] for j in w.chunk])
+                    except OSError:  # it died before reading: seen as crashed when collected
+                        pass
                     w.arm(items[w.chunk[0]][0], timeout)
             busy = [w for w in self.pool if w.chunk]
             now = time.monotonic()
@@ -310,6 +314,13 @@ class GraderPool:
         timed_out = not crashed and w.chunk and time.monotonic() >= w.deadline
         if crashed or timed_out:
             cold = items[w.chunk[0]][0] not in w.warm
+            self.dead_on_start = self.dead_on_start + 1 if crashed and not w.warm else 0
+            if self.dead_on_start >= 3:
+                raise PrmhError(
+                    "grading worker processes die as soon as they start, so no answer can be "
+                    "graded. They start Python anew and re-import the main module: run prmh "
+                    "from the command line or a script file (not from standard input)."
+                )
             reason = "grader process died" if crashed else None
             if timed_out and cold:
                 reason = f"the grader did not start within {STARTUP_LIMIT:.0f} s"

@@ -147,26 +147,31 @@ def load_config(path: str | Path) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as e:
         raise PrmhError(f"config {str(path)!r} is not valid TOML: {e}.") from e
+    return check_config(data, f"config {str(path)!r}")
+
+
+def check_config(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Config keys and value shapes checked (a TOML file's, or ``prmh.evaluate``'s keywords);
+    a single name where a list is expected becomes a list."""
+    data = dict(data)
     unknown = sorted(set(data) - set(CONFIG_KEYS))
     if unknown:
         raise PrmhError(
-            f"config {str(path)!r} has unknown key(s) {', '.join(unknown)}. "
+            f"{where} has unknown key(s) {', '.join(unknown)}. "
             f"Known keys: {', '.join(CONFIG_KEYS)}."
         )
     for key in LIST_KEYS:
-        if key in data and not isinstance(data[key], list):
+        if key in data and not isinstance(data[key], list | tuple):
             data[key] = [data[key]]
     for key in ARG_KEYS.values():
         if key in data and not isinstance(data[key], dict):
-            raise PrmhError(f"config {str(path)!r}: {key} must be a table of key = value.")
+            raise PrmhError(f"{where}: {key} must be a table of key = value.")
     for key in ("world", "results_dir"):
         if key in data and not isinstance(data[key], str):
-            raise PrmhError(f"config {str(path)!r}: {key} must be text, not {data[key]!r}.")
+            raise PrmhError(f"{where}: {key} must be text, not {data[key]!r}.")
     for key in LIST_KEYS:
         if key in data and not all(isinstance(v, str | int) for v in data[key]):
-            raise PrmhError(
-                f"config {str(path)!r}: {key} must list names or numbers, not {data[key]!r}."
-            )
+            raise PrmhError(f"{where}: {key} must list names or numbers, not {data[key]!r}.")
     return data
 
 

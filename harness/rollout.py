@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from prmh.evaluate import CacheStats, Workspace, grade_pairs
+from prmh.engine import CacheStats, Workspace, grade_pairs
 from prmh.grading import Grader, GraderPool
 from prmh.types import Generation, Problem, RolloutValue, SampleRequest
 

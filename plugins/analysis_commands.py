@@ -65,7 +65,7 @@ class Scoring:
         analysis: str,
     ):
         from prmh.cli import _resolve_results_dir
-        from prmh.evaluate import CacheStats, Workspace
+        from prmh.engine import CacheStats, Workspace
         from prmh.matrix import Spec, parse_assignment
         from prmh.records import RunRecord
         from prmh.registry import load_registry

@@ -76,7 +76,7 @@ class Source:
 
     def __init__(self, options: dict[str, Any]):
         from prmh.cli import _resolve_results_dir
-        from prmh.evaluate import CacheStats, SearchContext, Workspace
+        from prmh.engine import CacheStats, SearchContext, Workspace
         from prmh.grading import GraderPool, get_grader
         from prmh.matrix import parse_assignment
         from prmh.records import new_run_id
@@ -107,7 +107,7 @@ class Source:
 
     def solutions(self) -> list[tuple[Any, int, Any, Any, bool]]:
         """(problem, sample index, generation, solution, correct) for finished solutions."""
-        from prmh.evaluate import grade_pairs
+        from prmh.engine import grade_pairs
 
         pools = self.workspace.generations(self.problems, self.samples, self.seed)
         rows = [

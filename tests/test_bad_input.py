@@ -89,7 +89,7 @@ CASES = [
     ([*E, "--search", "bfs"], "unknown search 'bfs'"),
     ([*E, "--world", "huge"], "unknown world 'huge'"),
     ([*E, "--prm", ":noise=1"], "empty component name"),
-    ([*E, "--prm", "{dir}/prm_empty"], "unknown prm"),
+    ([*E, "--prm", "{dir}/prm_empty"], "is a directory without prmh_prm.json"),
     # budgets, limits, seeds, timeouts
     (["eval", "-n", "0"], "--budget must be a whole number >= 1"),
     (["eval", "-n", "-3"], "--budget must be a whole number >= 1"),

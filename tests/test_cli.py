@@ -368,3 +368,29 @@ def test_reference_rows_say_where_they_come_from(cli):
     assert "pass@N and majority@N come from the pool of N samples" in shown.output
     plain = cli("eval", "--limit", "3", "-n", "2")
     assert "come from the pool" not in plain.output
+
+
+def test_the_python_api_runs_an_evaluation_and_returns_its_tables(tmp_path):
+    """prmh.evaluate takes the config file's keys and returns the record and tables; a second
+    call computes nothing; the CLI's record for the same plan has the same cells."""
+    import prmh
+
+    result = prmh.evaluate(task="arith", world="sim", limit=20, results_dir=tmp_path)
+    assert result.record["status"] == "success" and len(result.tables) == 1
+    cells = result.accuracy()
+    assert {c["row"] for c in cells} >= {"pass@N", "majority@N", "oracle · mean · argmax"}
+    assert all(0 <= c["low"] <= c["mean"] <= c["high"] <= 1 for c in cells)
+    again = prmh.evaluate(task="arith", world="sim", limit=20, results_dir=tmp_path)
+    assert set(again.record["metrics"]["cache"]["computed"].values()) == {0}
+    assert [(c["row"], c["mean"]) for c in again.accuracy()] == [
+        (c["row"], c["mean"]) for c in cells
+    ]
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(result)
+    assert "oracle · mean · argmax" in console.export_text()
+    from prmh.errors import PrmhError
+
+    with pytest.raises(PrmhError, match="unknown key"):
+        prmh.evaluate(colour="red")

@@ -137,7 +137,7 @@ def test_a_workers_start_up_is_not_on_an_answers_clock():
 
 def test_a_timed_out_grade_is_graded_again_with_a_longer_timeout(tmp_path):
     """Stored as timed out, not as wrong: a run with a larger --grading-timeout grades it."""
-    from prmh.evaluate import CacheStats, grade_pairs
+    from prmh.engine import CacheStats, grade_pairs
     from prmh.grading import GraderPool
     from prmh.store import Store
 

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from prmh import Candidate, Generation, Solution, StepScores
-from prmh.evaluate import CacheStats, SearchContext, Workspace
+from prmh.engine import CacheStats, SearchContext, Workspace
 from prmh.grading import get_grader
 from prmh.plugins.ias import ias_of_k, ias_of_m, n_ias
 from prmh.store import Store

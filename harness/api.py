@@ -1,0 +1,135 @@
+"""The Python API: ``prmh.evaluate`` runs what ``prmh eval`` runs, from a notebook or a script,
+and returns the run's record and tables; ``prmh eval`` is a thin shell over the same function.
+
+    import prmh
+    result = prmh.evaluate(world="sim", prm=["oracle", "oracle:noise=3"], budget=[1, 4], limit=20)
+    result.accuracy()          # one dict per cell: task, generator, row, search, budget, mean...
+    result                     # rich renders the tables in a notebook or a console
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prmh.errors import PrmhError
+
+RESULTS_DIR_ENV = "PRMH_RESULTS_DIR"
+DEFAULT_RESULTS_DIR = "prmh-results"
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """A finished evaluation: its run record (``record``), with the tables as data."""
+
+    record: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        return self.record["run_id"]
+
+    @property
+    def tables(self) -> list[dict[str, Any]]:
+        return (self.record.get("metrics") or {}).get("tables", [])
+
+    def accuracy(self) -> list[dict[str, Any]]:
+        """Every accuracy cell, flat: task, generator, row (PRM · agg · selector or a reference
+        row), search, budget, mean, low, high (fractions), and the compute per problem."""
+        out = []
+        for table in self.tables:
+            for row in table["rows"]:
+                label = row.get("label") or " · ".join(
+                    row[k] for k in ("prm", "agg", "selector") if k in row
+                )
+                for cell in row["cells"]:
+                    out.append(
+                        {
+                            "task": table["task"],
+                            "generator": table["generator"],
+                            "row": label,
+                            "search": cell.get("search", "pool"),
+                            "budget": cell["budget"],
+                            "mean": cell["mean"],
+                            "low": cell["low"],
+                            "high": cell["high"],
+                            **cell.get("compute", {}),
+                        }
+                    )
+        return out
+
+    def __rich__(self) -> Any:
+        from prmh.report import render_metrics
+
+        return render_metrics(self.record["metrics"])
+
+
+def evaluate(
+    *,
+    results_dir: str | Path | None = None,
+    grading_timeout: float = 5.0,
+    progress: Callable[[str, int, int], None] | None = None,
+    **config: Any,
+) -> EvalResult:
+    """Run an evaluation. ``config`` takes the keys of a TOML config file (``world``, ``task``,
+    ``generator``, ``prm``, ``splitter``, ``agg``, ``selector``, ``search``, ``budget``,
+    ``seed``, ``limit``, ``pool``, ``task_args``, ``generator_args``, ``prm_args``,
+    ``search_args``); a single name may stand for a list. Results go to ``results_dir`` (or
+    ``PRMH_RESULTS_DIR``, or ./prmh-results), so a second call computes nothing again."""
+    from prmh.matrix import build_plan, check_config
+
+    config = check_config(config, "prmh.evaluate()")
+    if results_dir is None:
+        results_dir = config.get("results_dir")
+    plan = build_plan({}, config)
+    return EvalResult(run_plan(plan, results_dir, ["prmh.evaluate"], progress, grading_timeout))
+
+
+def results_root(path: str | Path | None) -> Path:
+    """The results directory: ``path``, else ``PRMH_RESULTS_DIR``, else ./prmh-results."""
+    import os
+
+    from prmh.store import ensure_results_dir
+
+    chosen = path or os.environ.get(RESULTS_DIR_ENV) or DEFAULT_RESULTS_DIR
+    return ensure_results_dir(Path(chosen))
+
+
+def run_plan(
+    plan: Any,
+    results_dir: str | Path | None,
+    argv: list[str],
+    progress: Callable[[str, int, int], None] | None,
+    grading_timeout: float,
+) -> dict[str, Any]:
+    """Run ``plan`` into the results directory with a run record; returns the record."""
+    from prmh.engine import no_progress, prepare, run_eval
+    from prmh.records import RunRecord
+    from prmh.registry import load_registry
+    from prmh.store import Store
+
+    if not 0 < grading_timeout < math.inf:  # also refuses nan
+        raise PrmhError("--grading-timeout must be a positive, finite number of seconds.")
+    prepared = prepare(plan, load_registry())
+    root = results_root(results_dir)
+    store = Store(root)
+    record = RunRecord(root / "runs", prepared.resolved_config(), argv)
+    record.data["results_dir"] = str(root.resolve())
+    record.save()
+    try:
+        metrics = run_eval(prepared, store, record.run_id, progress or no_progress, grading_timeout)
+    except KeyboardInterrupt:
+        record.finish("interrupted", error="interrupted (Ctrl-C)")
+        raise
+    except PrmhError as e:
+        record.finish("error", error=str(e))
+        raise
+    except Exception as e:
+        record.finish("error", error=f"{type(e).__name__}: {e}")
+        raise
+    finally:
+        store.close()
+    record.finish("success", metrics=metrics)
+    return record.data

@@ -261,39 +261,15 @@ def test_credentials_never_reach_the_terminal_or_the_record(cli):
     """A key in base_url (user:KEY@host) or in api_key is masked in the error, the record and
     every file of the results directory."""
     secret = "SECRETKEY123"
-    result = cli(
-        "eval",
-        "--generator",
-        "openai",
-        "-G",
-        "model=m",
-        "-G",
-        f'base_url="http://user:{secret}@127.0.0.1:9/v1"',
-        "-G",
-        f"api_key={secret}",
-        "-G",
-        "retries=0",
-        "--limit",
-        "2",
-        "-n",
-        "1",
-    )
+    openai = ["eval", "--generator", "openai", "-G", "model=m", "-G", f"api_key={secret}"]
+    url = f'base_url="http://user:{secret}@127.0.0.1:9/v1"'
+    result = cli(*openai, "-G", url, "-G", "retries=0", "--limit", "2", "-n", "1")
     assert result.exit_code == 2 and "***@127.0.0.1" in result.output
     assert secret not in result.output
     for path in cli.results_dir.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
-    typed = cli(
-        "eval",
-        "--generator",
-        "openai",
-        "-G",
-        "model=m",
-        "-G",
-        f"api_key={secret}",
-        "-G",
-        "top_p=abc",
-    )
+    typed = cli(*openai, "-G", "top_p=abc")
     assert typed.exit_code == 2 and "'top_p' needs a finite number" in typed.output
     assert secret not in typed.output
 

@@ -2,14 +2,17 @@
 
 A third-party plugin that fails to import, or implements a hook prmh does not know, is
 recorded as a failure and left out; it never stops prmh. ``PRMH_DISABLE_PLUGINS`` is a
-comma-separated list of plugin (entry-point) or distribution names to skip.
+comma-separated list of plugin (entry-point) or distribution names to skip. Plugins
+registered inline (``prmh.testing.inline_plugin``, for a test) join after the entry points.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+from contextvars import ContextVar
 from importlib.metadata import entry_points
+from typing import Any
 
 import pluggy
 
@@ -20,6 +23,7 @@ from prmh.registry import PluginFailure
 
 ENTRY_POINT_GROUP = "prmh"
 DISABLE_ENV = "PRMH_DISABLE_PLUGINS"
+INLINE: ContextVar[tuple[tuple[str, Any], ...]] = ContextVar("prmh_inline_plugins", default=())
 
 
 def disabled_plugins() -> set[str]:
@@ -49,6 +53,9 @@ def build_manager() -> tuple[pluggy.PluginManager, dict[str, tuple[str, str]], l
             failures.append(PluginFailure(ep.name, dist_name, f"{type(e).__name__}: {e}"))
             continue
         dists[ep.name] = (dist_name, dist_version)
+    for name, plugin in INLINE.get():
+        pm.register(plugin, name=name)
+        dists[name] = ("inline", "0")
     while True:
         try:
             pm.check_pending()

@@ -9,7 +9,8 @@ inside the functions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,31 @@ DEFAULT_CORPUS = (
     "Please reason step by step, and put your final answer within \\boxed{}.",
     "system user assistant + - ки ş [PRM]",
 )
+
+
+@contextlib.contextmanager
+def inline_plugin(plugin: Any, name: str = "inline") -> Iterator[None]:
+    """Register ``plugin`` (a module, class or object with ``@hookimpl`` functions) for the
+    duration of a ``with`` block, as if it were installed: every registry built inside it,
+    the CLI's included, sees its components. No packaging needed:
+
+        class MySearch: ...
+
+        class Plugin:
+            @hookimpl
+            def prmh_register_search(self, register):
+                register("mine", MySearch)
+
+        with inline_plugin(Plugin()):
+            result = prmh.evaluate(world="sim", search=["mine"], limit=5)
+    """
+    from prmh.manager import INLINE
+
+    token = INLINE.set((*INLINE.get(), (name, plugin)))
+    try:
+        yield
+    finally:
+        INLINE.reset(token)
 
 
 def tiny_tokenizer(

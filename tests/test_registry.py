@@ -237,3 +237,28 @@ def test_lazy_factory_strings_load_on_use(tmp_path, monkeypatch):
     assert registry.create("prm", "heavy", {"size": 5}).instance.size == 5
     with pytest.raises(PrmhError, match="could not be loaded: ModuleNotFoundError"):
         registry.create("prm", "missing")
+
+
+def test_an_inline_plugin_joins_for_one_block(tmp_path):
+    """prmh.testing.inline_plugin registers a plugin object without packaging, for a test."""
+    from prmh import StepScores, hookimpl
+    from prmh.testing import inline_plugin
+
+    class Plugin:
+        @hookimpl
+        def prmh_register_aggregator(self, register):
+            register("median", lambda: lambda s: sorted(s.probs)[len(s.probs) // 2])
+
+    with inline_plugin(Plugin(), name="my-tests"):
+        registry = load_registry()
+        median = registry.create("aggregator", "median").instance
+        assert median(StepScores((0.9, 0.1, 0.5))) == 0.5
+        assert any(p.name == "my-tests" and p.distribution == "inline" for p in registry.plugins)
+        import prmh
+
+        result = prmh.evaluate(
+            world="sim", agg=["median"], limit=4, budget=[2], results_dir=tmp_path
+        )
+        assert any("median" in c["row"] for c in result.accuracy())
+    with pytest.raises(PrmhError, match="unknown aggregator 'median'"):
+        load_registry().get("aggregator", "median")

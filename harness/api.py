@@ -9,6 +9,7 @@ and returns the run's record and tables; ``prmh eval`` is a thin shell over the 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,29 +98,19 @@ def results_root(path: str | Path | None) -> Path:
     return ensure_results_dir(Path(chosen))
 
 
-def run_plan(
-    plan: Any,
-    results_dir: str | Path | None,
-    argv: list[str],
-    progress: Callable[[str, int, int], None] | None,
-    grading_timeout: float,
-) -> dict[str, Any]:
-    """Run ``plan`` into the results directory with a run record; returns the record."""
-    from prmh.engine import no_progress, prepare, run_eval
+@contextlib.contextmanager
+def recorded(config: dict[str, Any], results_dir: str | Path | None, argv: list[str]) -> Any:
+    """A run record for the work inside the ``with`` block, in the results directory: saved as
+    "started", then "success" (with whatever ``metrics`` the block set), "error" or
+    "interrupted"."""
     from prmh.records import RunRecord
-    from prmh.registry import load_registry
-    from prmh.store import Store
 
-    if not 0 < grading_timeout < math.inf:  # also refuses nan
-        raise PrmhError("--grading-timeout must be a positive, finite number of seconds.")
-    prepared = prepare(plan, load_registry())
     root = results_root(results_dir)
-    store = Store(root)
-    record = RunRecord(root / "runs", prepared.resolved_config(), argv)
+    record = RunRecord(root / "runs", config, argv)
     record.data["results_dir"] = str(root.resolve())
     record.save()
     try:
-        metrics = run_eval(prepared, store, record.run_id, progress or no_progress, grading_timeout)
+        yield record
     except KeyboardInterrupt:
         record.finish("interrupted", error="interrupted (Ctrl-C)")
         raise
@@ -129,7 +120,43 @@ def run_plan(
     except Exception as e:
         record.finish("error", error=f"{type(e).__name__}: {e}")
         raise
-    finally:
-        store.close()
-    record.finish("success", metrics=metrics)
+    record.finish("success", metrics=record.data.get("metrics"))
+
+
+def command_config(command: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A command's options as a record's configuration (paths and tuples as JSON)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return {"command": command, "options": {k: plain(v) for k, v in options.items()}}
+
+
+def run_plan(
+    plan: Any,
+    results_dir: str | Path | None,
+    argv: list[str],
+    progress: Callable[[str, int, int], None] | None,
+    grading_timeout: float,
+) -> dict[str, Any]:
+    """Run ``plan`` into the results directory with a run record; returns the record."""
+    from prmh.engine import no_progress, prepare, run_eval
+    from prmh.registry import load_registry
+    from prmh.store import Store
+
+    if not 0 < grading_timeout < math.inf:  # also refuses nan
+        raise PrmhError("--grading-timeout must be a positive, finite number of seconds.")
+    prepared = prepare(plan, load_registry())
+    with recorded(prepared.resolved_config(), results_dir, argv) as record:
+        store = Store(Path(record.data["results_dir"]))
+        try:
+            record.data["metrics"] = run_eval(
+                prepared, store, record.run_id, progress or no_progress, grading_timeout
+            )
+        finally:
+            store.close()
     return record.data

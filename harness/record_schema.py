@@ -104,9 +104,9 @@ def problems(record: Any) -> list[str]:
         out.append("config's tasks are not objects")
     metrics = record.get("metrics")
     if metrics is not None:
-        tables = metrics.get("tables") if isinstance(metrics, dict) else None
+        tables = metrics.get("tables", []) if isinstance(metrics, dict) else None
         if not isinstance(tables, list):
-            out.append("metrics has no list of tables")
+            out.append("metrics is not an object whose tables are a list")
         else:
             for t, table in enumerate(tables):
                 out += _table(table, f"table {t + 1}")

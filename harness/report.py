@@ -172,5 +172,9 @@ def print_record(record: dict[str, Any], console: Console) -> None:
     )
     if record.get("error"):
         console.print(Text(f"error: {record['error']}", style="red"))
-    if record.get("metrics"):
-        console.print(render_metrics(record["metrics"]))
+    metrics = record.get("metrics")
+    if metrics and "tables" in metrics:
+        console.print(render_metrics(metrics))
+    elif metrics:  # a command's summary (rollout, label...)
+        command = (record.get("config") or {}).get("command", "command")
+        console.print(Text(f"{command}: " + ", ".join(f"{k} {v}" for k, v in metrics.items())))

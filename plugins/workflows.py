@@ -152,49 +152,66 @@ def rollout_command() -> click.Command:
     def rollout(rollouts: int, out: Path, **options: Any) -> None:
         """Monte Carlo rollouts: each step prefix of each solution (the empty prefix included)
         continued K times; writes one JSON line per solution with each prefix's success rate."""
-        from prmh.rollout import Prefix
-
         if rollouts < 1:
             raise PrmhError("--rollouts must be at least 1.")
         started = time.perf_counter()
-        source = Source(options)
-        try:
-            solutions = source.solutions()
-            prefixes = [
-                Prefix(p, s.steps, k, rollouts)
-                for p, _, _, s, _ in solutions
-                for k in range(len(s.steps))
-            ]
-            values = iter(source.rollouts.values(prefixes))
-            lines = []
-            for p, i, _, s, correct in solutions:
-                rows = [{"k": k, **_value(next(values))} for k in range(len(s.steps))]
-                rows.append({"k": len(s.steps), "rate": float(correct), "weighted": float(correct)})
-                lines.append(
-                    json.dumps(
-                        {
-                            "problem_id": p.id,
-                            "question": p.question,
-                            "answer": p.answer,
-                            "sample": i,
-                            "steps": list(s.steps),
-                            "correct": correct,
-                            "values": rows,
-                        }
-                    )
-                )
-            write_text_atomic(out, "".join(line + "\n" for line in lines))
-            stats = source.workspace.stats.to_json()
-        finally:
-            source.close()
+        source = Source(options)  # bad options stop here, before a record is written
+        with _recorded("rollout", {"rollouts": rollouts, "out": out, **options}) as record:
+            source.workspace.run_id = record.run_id
+            metrics = _rollout(rollouts, out, source)
+            record.data["metrics"] = metrics
+        stats = metrics["cache"]
         click.echo(
-            f"{len(solutions)} solutions, {len(prefixes)} prefixes x {rollouts} rollouts "
-            f"-> {out} ({time.perf_counter() - started:.1f} s; generations "
+            f"{metrics['solutions']} solutions, {metrics['prefixes']} prefixes x {rollouts} "
+            f"rollouts -> {out} ({time.perf_counter() - started:.1f} s; generations "
             f"{stats['from_store'].get('generation', 0)} stored + "
             f"{stats['computed'].get('generation', 0)} new)"
         )
 
     return rollout
+
+
+def _recorded(command: str, options: dict[str, Any]) -> Any:
+    """A run record for a command (``prmh.api.recorded``) in its results directory."""
+    from prmh.api import command_config, recorded
+
+    argv = click.get_current_context().find_root().meta.get("prmh.argv", [])
+    return recorded(command_config(command, options), options.get("results_dir"), argv)
+
+
+def _rollout(rollouts: int, out: Path, source: Source) -> dict[str, Any]:
+    from prmh.rollout import Prefix
+
+    try:
+        solutions = source.solutions()
+        prefixes = [
+            Prefix(p, s.steps, k, rollouts)
+            for p, _, _, s, _ in solutions
+            for k in range(len(s.steps))
+        ]
+        values = iter(source.rollouts.values(prefixes))
+        lines = []
+        for p, i, _, s, correct in solutions:
+            rows = [{"k": k, **_value(next(values))} for k in range(len(s.steps))]
+            rows.append({"k": len(s.steps), "rate": float(correct), "weighted": float(correct)})
+            row = {
+                "problem_id": p.id,
+                "question": p.question,
+                "answer": p.answer,
+                "sample": i,
+                "steps": list(s.steps),
+                "correct": correct,
+                "values": rows,
+            }
+            lines.append(json.dumps(row))
+        write_text_atomic(out, "".join(line + "\n" for line in lines))
+        return {
+            "solutions": len(solutions),
+            "prefixes": len(prefixes),
+            "cache": source.workspace.stats.to_json(),
+        }
+    finally:
+        source.close()
 
 
 def _value(v: Any) -> dict[str, float]:
@@ -240,22 +257,31 @@ def label_command() -> click.Command:
             .instance
         )
         wants_uncertainty = labeler_name.startswith("uncertainty")
-        source = Source(options)
-        items, skipped, rollouts, tokens = [], 0, 0, 0
-        try:
-            for p, _, g, s, correct in source.solutions():
-                u = step_uncertainty(g, s.steps, uncertainty) if wants_uncertainty else None
-                result = labeler.label(
-                    p, s.steps, correct, source.rollouts.for_solution(p, s.steps), u
-                )
-                rollouts, tokens = rollouts + result.rollouts, tokens + result.tokens
-                if result.labels is None:
-                    skipped += 1
-                    continue
-                items.append(LabelledSolution(p.question, s.steps, result.labels, p.answer))
-        finally:
-            source.close()
-        written = write_labels(out, items, fmt)
+        given = {"labeler": labeler_name, "labeler_args": labeler_args, "format": fmt, "out": out}
+        source = Source(options)  # bad options stop here, before a record is written
+        with _recorded("label", {**given, "uncertainty": uncertainty, **options}) as record:
+            source.workspace.run_id = record.run_id
+            items, skipped, rollouts, tokens = [], 0, 0, 0
+            try:
+                for p, _, g, s, correct in source.solutions():
+                    u = step_uncertainty(g, s.steps, uncertainty) if wants_uncertainty else None
+                    result = labeler.label(
+                        p, s.steps, correct, source.rollouts.for_solution(p, s.steps), u
+                    )
+                    rollouts, tokens = rollouts + result.rollouts, tokens + result.tokens
+                    if result.labels is None:
+                        skipped += 1
+                        continue
+                    items.append(LabelledSolution(p.question, s.steps, result.labels, p.answer))
+            finally:
+                source.close()
+            written = write_labels(out, items, fmt)
+            record.data["metrics"] = {
+                "labelled": written,
+                "skipped": skipped,
+                "rollouts": rollouts,
+                "generated_tokens": tokens,
+            }
         click.echo(
             f"{labeler_name}: {written} solutions labelled, {skipped} skipped, "
             f"{rollouts} rollouts and {tokens} generated tokens spent -> {out} ({fmt})"

@@ -248,3 +248,23 @@ def test_a_killed_label_run_leaves_no_half_file_and_resumes(tmp_path):
     whole = out.read_bytes()
     assert len(read_labels(out)) >= 20
     assert all(s in (None, whole) for s in seen)  # never a part of the file
+
+
+def test_rollout_and_label_write_run_records(cli, tmp_path):
+    """Every command that computes writes a run record: rollout and label too."""
+    out = tmp_path / "labels.jsonl"
+    assert cli("label", "--limit", "3", "-n", "2", "--out", str(out)).exit_code == 0
+    assert (
+        cli("rollout", "--limit", "3", "-n", "2", "-k", "2", "--out", str(tmp_path / "r")).exit_code
+        == 0
+    )
+    records = [json.loads(p.read_text()) for p in sorted((cli.results_dir / "runs").glob("*.json"))]
+    by_command = {r["config"]["command"]: r for r in records}
+    assert set(by_command) == {"label", "rollout"}
+    assert all(r["status"] == "success" for r in records)
+    assert by_command["label"]["metrics"]["labelled"] == len(read_labels(out))
+    assert by_command["rollout"]["metrics"]["solutions"] > 0
+    shown = cli("show", by_command["label"]["run_id"])
+    assert shown.exit_code == 0 and "label: " in shown.output and "labelled" in shown.output
+    failed = cli("label", "--limit", "2", "--out", str(out), "-L", "n=0")
+    assert failed.exit_code == 2

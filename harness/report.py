@@ -77,12 +77,19 @@ def accuracy_table(table: dict[str, Any]) -> Table:
     return out
 
 
-def compute_table(table: dict[str, Any]) -> Table:
-    """Mean compute per problem for each (PRM, search, budget); selectors cost nothing extra."""
+def compute_table(table: dict[str, Any], reused: bool = False) -> Table:
+    """Mean compute per problem for each (PRM, search, budget); selectors cost nothing extra.
+    ``reused``: some results came from the store, so their seconds are those of the run that
+    computed them, which the caption says."""
     out = Table(
         title="compute per problem: generated tokens / PRM tokens / PRM calls / seconds",
         title_justify="left",
         header_style="bold",
+        caption="seconds: as spent by the run that computed each result (some came from the store)"
+        if reused
+        else None,
+        caption_justify="left",
+        caption_style="dim",
     )
     out.add_column("PRM · search", no_wrap=True)
     budgets = sorted({c["budget"] for c in table["columns"]})
@@ -114,7 +121,8 @@ def _compute(c: dict[str, float]) -> str:
 def render_metrics(metrics: dict[str, Any]) -> Group:
     parts: list[Any] = []
     for table in metrics["tables"]:
-        parts += [accuracy_table(table), compute_table(table)]
+        reused = any((metrics.get("cache") or {}).get("from_store", {}).values())
+        parts += [accuracy_table(table), compute_table(table, reused)]
         for prm, count in table.get("truncated_solutions", {}).items():
             if count:
                 parts.append(

@@ -370,3 +370,10 @@ def test_the_python_api_runs_an_evaluation_and_returns_its_tables(tmp_path):
 
     with pytest.raises(PrmhError, match="unknown key"):
         prmh.evaluate(colour="red")
+
+
+def test_a_cached_rerun_says_whose_seconds_the_compute_table_shows(cli):
+    first = cli("eval", "--limit", "3", "-n", "2")
+    assert "as spent by the run that computed" not in first.output
+    again = cli("eval", "--limit", "3", "-n", "2")
+    assert "seconds: as spent by the run that computed each result" in again.output

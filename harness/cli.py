@@ -214,18 +214,23 @@ def _emit(record: dict[str, Any], as_json: bool) -> None:
 
 
 class _progress_bars:
-    """Rich progress bars on stderr, one per stage; silent when stderr is not a terminal."""
+    """Progress on stderr, one bar per stage on a terminal; elsewhere (CI, SLURM logs) one line
+    per stage every ``PRMH_PROGRESS_SECONDS`` (30) seconds and when the stage ends: done/total,
+    rate and time left."""
 
     def __enter__(self) -> Any:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            return _ProgressLines(float(os.environ.get("PRMH_PROGRESS_SECONDS", "30")))
         self.bars = Progress(
             "[progress.description]{task.description}",
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
-            console=Console(stderr=True),
+            console=console,
             transient=True,
         )
         self.tasks: dict[str, Any] = {}
@@ -239,8 +244,29 @@ class _progress_bars:
         self.bars.update(self.tasks[stage], completed=done, total=total)
 
     def __exit__(self, *exc: Any) -> None:
-        if self.tasks:
+        if getattr(self, "tasks", None):
             self.bars.stop()
+
+
+class _ProgressLines:
+    """Plain progress lines for logs (see ``_progress_bars``)."""
+
+    def __init__(self, every: float):
+        import time
+
+        self.clock, self.every = time.monotonic, every
+        self.started: dict[str, float] = {}
+        self.shown: dict[str, float] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = self.clock()
+        start = self.started.setdefault(stage, now)
+        if done < total and now - self.shown.get(stage, start) < self.every:
+            return
+        self.shown[stage] = now
+        rate = done / (now - start) if now > start else 0.0
+        left = f", {(total - done) / rate:.0f} s left" if rate and done < total else ""
+        click.echo(f"{stage}: {done}/{total} ({rate:.1f}/s{left})", err=True)
 
 
 @cli.command("list")

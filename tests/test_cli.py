@@ -377,3 +377,23 @@ def test_a_cached_rerun_says_whose_seconds_the_compute_table_shows(cli):
     assert "as spent by the run that computed" not in first.output
     again = cli("eval", "--limit", "3", "-n", "2")
     assert "seconds: as spent by the run that computed each result" in again.output
+
+
+def test_progress_is_plain_lines_in_logs(tmp_path):
+    """Not on a terminal (CI, SLURM): one line per stage when it ends, and every N seconds."""
+    import os
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "prmh", "eval", "--limit", "10", "-n", "2"]
+    args += ["--results-dir", str(tmp_path / "r")]
+    env = {**os.environ, "PRMH_WORLD": "sim"}
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert "generate sim: 20/20" in done.stderr and "score oracle:" in done.stderr
+    assert all(": " in line and "/" in line for line in lines)
+    often = {**env, "PRMH_PROGRESS_SECONDS": "0"}
+    fresh = [*args[:-1], str(tmp_path / "again")]
+    chatty = subprocess.run(fresh, capture_output=True, text=True, env=often, timeout=120)
+    assert len(chatty.stderr.splitlines()) > len(lines)

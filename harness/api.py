@@ -88,14 +88,18 @@ def evaluate(
     return EvalResult(run_plan(plan, results_dir, ["prmh.evaluate"], progress, grading_timeout))
 
 
-def results_root(path: str | Path | None) -> Path:
+def results_path(path: str | Path | None) -> Path:
     """The results directory: ``path``, else ``PRMH_RESULTS_DIR``, else ./prmh-results."""
     import os
 
+    return Path(path or os.environ.get(RESULTS_DIR_ENV) or DEFAULT_RESULTS_DIR)
+
+
+def results_root(path: str | Path | None) -> Path:
+    """``results_path``, made and checked writable."""
     from prmh.store import ensure_results_dir
 
-    chosen = path or os.environ.get(RESULTS_DIR_ENV) or DEFAULT_RESULTS_DIR
-    return ensure_results_dir(Path(chosen))
+    return ensure_results_dir(results_path(path))
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,11 +81,9 @@ def _results_dir_option(f: Any) -> Any:
 
 
 def _resolve_results_dir(option: Path | None, config: dict[str, Any] | None = None) -> Path:
-    if option is not None:
-        return option
-    if config and config.get("results_dir"):
-        return Path(config["results_dir"])
-    return Path(os.environ.get(RESULTS_DIR_ENV, DEFAULT_RESULTS_DIR))
+    from prmh.api import results_path
+
+    return results_path(option or (config or {}).get("results_dir"))
 
 
 @click.group(cls=PrmhGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -185,7 +182,9 @@ def eval_command(
         options["task_args"] = {**(options["task_args"] or {}), "data": data}
     plan = build_plan(options, config)
     argv = click.get_current_context().find_root().meta.get("prmh.argv", sys.argv[1:])
-    with _progress_bars() as progress:
+    from prmh.progress import progress_bars
+
+    with progress_bars() as progress:
         record = run_plan(
             plan, _resolve_results_dir(results_dir, config), argv, progress, grading_timeout
         )
@@ -211,66 +210,6 @@ def _emit(record: dict[str, Any], as_json: bool) -> None:
     console = _console()
     print_record(record, console)
     console.print(f"[dim]record: {record.get('results_dir', '.')}/runs/{record['run_id']}.json")
-
-
-class _progress_bars:
-    """Progress on stderr, one bar per stage on a terminal; elsewhere (CI, SLURM logs) one line
-    per stage every ``PRMH_PROGRESS_SECONDS`` (30) seconds and when the stage ends: done/total,
-    rate and time left."""
-
-    def __enter__(self) -> Any:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        console = Console(stderr=True)
-        if not console.is_terminal:
-            try:
-                sys.stderr.fileno()
-            except (AttributeError, OSError, ValueError):  # captured in-process (a test runner)
-                return lambda *args: None
-            return _ProgressLines(float(os.environ.get("PRMH_PROGRESS_SECONDS", "30")))
-        self.bars = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
-        self.tasks: dict[str, Any] = {}
-        return self.update
-
-    def update(self, stage: str, done: int, total: int) -> None:
-        if not self.tasks:  # started on the first report: nothing is drawn for a bad input
-            self.bars.start()
-        if stage not in self.tasks:
-            self.tasks[stage] = self.bars.add_task(stage, total=total)
-        self.bars.update(self.tasks[stage], completed=done, total=total)
-
-    def __exit__(self, *exc: Any) -> None:
-        if getattr(self, "tasks", None):
-            self.bars.stop()
-
-
-class _ProgressLines:
-    """Plain progress lines for logs (see ``_progress_bars``)."""
-
-    def __init__(self, every: float):
-        import time
-
-        self.clock, self.every = time.monotonic, every
-        self.started: dict[str, float] = {}
-        self.shown: dict[str, float] = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        now = self.clock()
-        start = self.started.setdefault(stage, now)
-        if done < total and now - self.shown.get(stage, start) < self.every:
-            return
-        self.shown[stage] = now
-        rate = done / (now - start) if now > start else 0.0
-        left = f", {(total - done) / rate:.0f} s left" if rate and done < total else ""
-        click.echo(f"{stage}: {done}/{total} ({rate:.1f}/s{left})", err=True)
 
 
 @cli.command("list")

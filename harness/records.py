@@ -241,7 +241,8 @@ def mark_interrupted(runs_dir: Path) -> list[str]:
     marked = []
     for path in sorted(runs_dir.glob("*.json")):
         try:
-            record = json.loads(path.read_text())
+            text = path.read_text()
+            record = json.loads(text) if '"status": "started"' in text else None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             continue
         if isinstance(record, dict) and owner_gone(record):

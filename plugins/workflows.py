@@ -214,6 +214,35 @@ def _rollout(rollouts: int, out: Path, source: Source) -> dict[str, Any]:
         source.close()
 
 
+def _label(
+    labeler: Any, source: Source, uncertainty: str | None, out: Path, fmt: str
+) -> dict[str, Any]:
+    """Label every solution of ``source`` and write them; what it cost (``uncertainty``: the
+    measure the labeler needs, if any)."""
+    from prmh.labels import LabelledSolution, write_labels
+    from prmh.plugins.uncertainty import step_uncertainty
+
+    items, skipped, rollouts, tokens = [], 0, 0, 0
+    try:
+        for p, _, g, s, correct in source.solutions():
+            u = step_uncertainty(g, s.steps, uncertainty) if uncertainty else None
+            result = labeler.label(p, s.steps, correct, source.rollouts.for_solution(p, s.steps), u)
+            rollouts, tokens = rollouts + result.rollouts, tokens + result.tokens
+            if result.labels is None:
+                skipped += 1
+                continue
+            items.append(LabelledSolution(p.question, s.steps, result.labels, p.answer))
+    finally:
+        source.close()
+    written = write_labels(out, items, fmt)
+    return {
+        "labelled": written,
+        "skipped": skipped,
+        "rollouts": rollouts,
+        "generated_tokens": tokens,
+    }
+
+
 def _value(v: Any) -> dict[str, float]:
     return {"rate": v.rate, "weighted": v.weighted}
 
@@ -246,9 +275,7 @@ def label_command() -> click.Command:
         **options: Any,
     ) -> None:
         """Label each step of each solution with a labeler and write a training file."""
-        from prmh.labels import LabelledSolution, write_labels
         from prmh.matrix import parse_assignment
-        from prmh.plugins.uncertainty import step_uncertainty
         from prmh.registry import load_registry
 
         labeler = (
@@ -256,35 +283,16 @@ def label_command() -> click.Command:
             .create("labeler", labeler_name, dict(parse_assignment(a) for a in labeler_args))
             .instance
         )
-        wants_uncertainty = labeler_name.startswith("uncertainty")
         given = {"labeler": labeler_name, "labeler_args": labeler_args, "format": fmt, "out": out}
         source = Source(options)  # bad options stop here, before a record is written
         with _recorded("label", {**given, "uncertainty": uncertainty, **options}) as record:
             source.workspace.run_id = record.run_id
-            items, skipped, rollouts, tokens = [], 0, 0, 0
-            try:
-                for p, _, g, s, correct in source.solutions():
-                    u = step_uncertainty(g, s.steps, uncertainty) if wants_uncertainty else None
-                    result = labeler.label(
-                        p, s.steps, correct, source.rollouts.for_solution(p, s.steps), u
-                    )
-                    rollouts, tokens = rollouts + result.rollouts, tokens + result.tokens
-                    if result.labels is None:
-                        skipped += 1
-                        continue
-                    items.append(LabelledSolution(p.question, s.steps, result.labels, p.answer))
-            finally:
-                source.close()
-            written = write_labels(out, items, fmt)
-            record.data["metrics"] = {
-                "labelled": written,
-                "skipped": skipped,
-                "rollouts": rollouts,
-                "generated_tokens": tokens,
-            }
+            uncertain = uncertainty if labeler_name.startswith("uncertainty") else None
+            m = record.data["metrics"] = _label(labeler, source, uncertain, out, fmt)
         click.echo(
-            f"{labeler_name}: {written} solutions labelled, {skipped} skipped, "
-            f"{rollouts} rollouts and {tokens} generated tokens spent -> {out} ({fmt})"
+            f"{labeler_name}: {m['labelled']} solutions labelled, {m['skipped']} skipped, "
+            f"{m['rollouts']} rollouts and {m['generated_tokens']} generated tokens spent -> "
+            f"{out} ({fmt})"
         )
 
     return label

@@ -1,0 +1,71 @@
+"""Progress of long commands on stderr: rich bars on a terminal, plain lines in logs.
+
+A command passes the ``progress(stage, done, total)`` callable this returns to the library
+code it runs; the library itself never prints.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+
+class progress_bars:
+    """Progress on stderr, one bar per stage on a terminal; elsewhere (CI, SLURM logs) one line
+    per stage every ``PRMH_PROGRESS_SECONDS`` (30) seconds and when the stage ends: done/total,
+    rate and time left."""
+
+    def __enter__(self) -> Any:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            try:
+                sys.stderr.fileno()
+            except (AttributeError, OSError, ValueError):  # captured in-process (a test runner)
+                return lambda *args: None
+            return _ProgressLines(float(os.environ.get("PRMH_PROGRESS_SECONDS", "30")))
+        self.bars = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self.tasks: dict[str, Any] = {}
+        return self.update
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if not self.tasks:  # started on the first report: nothing is drawn for a bad input
+            self.bars.start()
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bars.add_task(stage, total=total)
+        self.bars.update(self.tasks[stage], completed=done, total=total)
+
+    def __exit__(self, *exc: Any) -> None:
+        if getattr(self, "tasks", None):
+            self.bars.stop()
+
+
+class _ProgressLines:
+    """Plain progress lines for logs (see ``progress_bars``)."""
+
+    def __init__(self, every: float):
+        import time
+
+        self.clock, self.every = time.monotonic, every
+        self.started: dict[str, float] = {}
+        self.shown: dict[str, float] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = self.clock()
+        start = self.started.setdefault(stage, now)
+        if done < total and now - self.shown.get(stage, start) < self.every:
+            return
+        self.shown[stage] = now
+        rate = done / (now - start) if now > start else 0.0
+        left = f", {(total - done) / rate:.0f} s left" if rate and done < total else ""
+        print(f"{stage}: {done}/{total} ({rate:.1f}/s{left})", file=sys.stderr, flush=True)

@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     from prmh import Problem
-    from prmh.plugins.analysis_commands import partial_scores
+    from prmh.analysis.correlation import partial_scores
     from prmh.registry import load_registry
     from prmh.testing import save_tiny_prm, tiny_tokenizer
 

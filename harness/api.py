@@ -9,7 +9,6 @@ and returns the run's record and tables; ``prmh eval`` is a thin shell over the 
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,9 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
-
-RESULTS_DIR_ENV = "PRMH_RESULTS_DIR"
-DEFAULT_RESULTS_DIR = "prmh-results"
 
 
 @dataclass(frozen=True)
@@ -88,58 +84,6 @@ def evaluate(
     return EvalResult(run_plan(plan, results_dir, ["prmh.evaluate"], progress, grading_timeout))
 
 
-def results_path(path: str | Path | None) -> Path:
-    """The results directory: ``path``, else ``PRMH_RESULTS_DIR``, else ./prmh-results."""
-    import os
-
-    return Path(path or os.environ.get(RESULTS_DIR_ENV) or DEFAULT_RESULTS_DIR)
-
-
-def results_root(path: str | Path | None) -> Path:
-    """``results_path``, made and checked writable."""
-    from prmh.store import ensure_results_dir
-
-    return ensure_results_dir(results_path(path))
-
-
-@contextlib.contextmanager
-def recorded(config: dict[str, Any], results_dir: str | Path | None, argv: list[str]) -> Any:
-    """A run record for the work inside the ``with`` block, in the results directory: saved as
-    "started", then "success" (with whatever ``metrics`` the block set), "error" or
-    "interrupted"."""
-    from prmh.records import RunRecord
-
-    root = results_root(results_dir)
-    record = RunRecord(root / "runs", config, argv)
-    record.data["results_dir"] = str(root.resolve())
-    record.save()
-    try:
-        yield record
-    except KeyboardInterrupt:
-        record.finish("interrupted", error="interrupted (Ctrl-C)")
-        raise
-    except PrmhError as e:
-        record.finish("error", error=str(e))
-        raise
-    except Exception as e:
-        record.finish("error", error=f"{type(e).__name__}: {e}")
-        raise
-    record.finish("success", metrics=record.data.get("metrics"))
-
-
-def command_config(command: str, options: dict[str, Any]) -> dict[str, Any]:
-    """A command's options as a record's configuration (paths and tuples as JSON)."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, Path):
-            return str(value)
-        if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
-        return value
-
-    return {"command": command, "options": {k: plain(v) for k, v in options.items()}}
-
-
 def run_plan(
     plan: Any,
     results_dir: str | Path | None,
@@ -148,19 +92,12 @@ def run_plan(
     grading_timeout: float,
 ) -> dict[str, Any]:
     """Run ``plan`` into the results directory with a run record; returns the record."""
-    from prmh.engine import no_progress, prepare, run_eval
+    from prmh.engine import open_run, prepare, run_eval
     from prmh.registry import load_registry
-    from prmh.store import Store
 
     if not 0 < grading_timeout < math.inf:  # also refuses nan
         raise PrmhError("--grading-timeout must be a positive, finite number of seconds.")
     prepared = prepare(plan, load_registry())
-    with recorded(prepared.resolved_config(), results_dir, argv) as record:
-        store = Store(Path(record.data["results_dir"]))
-        try:
-            record.data["metrics"] = run_eval(
-                prepared, store, record.run_id, progress or no_progress, grading_timeout
-            )
-        finally:
-            store.close()
-    return record.data
+    with open_run(prepared.resolved_config(), results_dir, argv, progress) as run:
+        run.metrics = run_eval(prepared, run, grading_timeout)
+    return run.record.data

@@ -71,6 +71,11 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key.strip(), parse_value(value.strip())
 
 
+def parse_assignments(texts: Iterable[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` options as a dict (the last of a repeated key wins)."""
+    return dict(parse_assignment(t) for t in texts)
+
+
 @dataclass(frozen=True, eq=False)
 class Spec:
     """A component name with the options given to it."""
@@ -83,7 +88,7 @@ class Spec:
         name, _, rest = text.partition(":")
         if not name.strip():
             raise PrmhError(f"empty component name in {text!r}.")
-        args = dict(parse_assignment(a) for a in rest.split(",") if a.strip()) if rest else {}
+        args = parse_assignments(a for a in rest.split(",") if a.strip())
         return cls(name.strip(), args)
 
     @property

@@ -6,8 +6,10 @@ code it runs; the library itself never prints.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -69,3 +71,11 @@ class _ProgressLines:
         rate = done / (now - start) if now > start else 0.0
         left = f", {(total - done) / rate:.0f} s left" if rate and done < total else ""
         print(f"{stage}: {done}/{total} ({rate:.1f}/s{left})", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def training_bar() -> Iterator[Callable[[int, int, float], None]]:
+    """``on_step(step, total, loss)`` for a trainer: optimiser steps as a ``progress_bars``
+    stage."""
+    with progress_bars() as progress:
+        yield lambda step, total, loss: progress("training", step, total)

@@ -24,6 +24,8 @@ from prmh.errors import PrmhError
 
 SCHEMA_VERSION = 1
 DB_NAME = "store.sqlite"
+RESULTS_DIR_ENV = "PRMH_RESULTS_DIR"
+DEFAULT_RESULTS_DIR = "prmh-results"
 
 
 def content_key(obj: Any) -> str:
@@ -32,9 +34,15 @@ def content_key(obj: Any) -> str:
     return hashlib.sha256(data.encode()).hexdigest()
 
 
-def ensure_results_dir(path: str | os.PathLike[str]) -> Path:
-    """Create the results directory (and ``runs/``) or explain why it cannot be used."""
-    root = Path(path)
+def results_path(path: str | os.PathLike[str] | None) -> Path:
+    """The results directory: ``path``, else ``PRMH_RESULTS_DIR``, else ./prmh-results."""
+    return Path(path or os.environ.get(RESULTS_DIR_ENV) or DEFAULT_RESULTS_DIR)
+
+
+def ensure_results_dir(path: str | os.PathLike[str] | None) -> Path:
+    """Create the results directory (``results_path``) and its ``runs/``, or explain why it
+    cannot be used."""
+    root = results_path(path)
     try:
         (root / "runs").mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -14,6 +14,4 @@ BUILTINS = (
     "prmh.plugins.tiny",
     "prmh.plugins.losses",
     "prmh.plugins.labelers",
-    "prmh.plugins.workflows",
-    "prmh.plugins.analysis_commands",
 )

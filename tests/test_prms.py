@@ -458,7 +458,7 @@ def test_a_solution_without_steps_gets_no_scores(registry, checkpoints, recipe):
 
 @pytest.mark.parametrize("recipe", ["qwen-math-prm", "math-shepherd", "value-head", "skywork"])
 def test_truncations_from_one_pass_equal_truncate_and_rescore(registry, checkpoints, recipe):
-    from prmh.plugins.analysis_commands import partial_scores
+    from prmh.analysis.correlation import partial_scores
 
     prm = registry.create(
         "prm", recipe, {"model": checkpoints[RECIPES[recipe][0]], **RECIPES[recipe][1]}
@@ -476,7 +476,7 @@ def test_truncations_from_one_pass_equal_truncate_and_rescore(registry, checkpoi
 
 
 def test_one_pass_falls_back_when_a_solution_exceeds_max_length(registry, checkpoints):
-    from prmh.plugins.analysis_commands import partial_scores
+    from prmh.analysis.correlation import partial_scores
 
     prm = registry.create("prm", "math-shepherd", {"model": checkpoints["lm"], "max_length": 30})
     splitter = registry.create("splitter", "double-newline").instance

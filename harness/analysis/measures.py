@@ -1,7 +1,7 @@
 """PRM analysis metrics: step-error identification (ProcessBench), calibration against rollout
 success rates, and correlation of partial-solution scores with final correctness.
 
-Pure functions over numbers; the commands in ``prmh.plugins.analysis_commands`` feed them.
+Pure functions over numbers; the analyses beside this module feed them.
 """
 
 from __future__ import annotations

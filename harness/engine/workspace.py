@@ -55,8 +55,8 @@ class Workspace:
 
     def __init__(
         self,
-        task: Component,
-        generator: Component,
+        task: Component | None,
+        generator: Component | None,
         store: Store,
         run_id: str,
         stats: CacheStats,

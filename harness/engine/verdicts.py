@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from prmh.engine.workspace import CacheStats, Progress, no_progress
 from prmh.grading import Grader, GraderPool
 from prmh.store import Store, content_key
-from prmh.workspace import CacheStats, Progress, no_progress
 
 
 def _grade_entry(value: Any) -> dict[str, Any]:

@@ -1,0 +1,110 @@
+"""What several commands share, declared once: options (results directory, JSON output, seed,
+component options), the command line as received, consoles and printing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from prmh.store import DEFAULT_RESULTS_DIR, RESULTS_DIR_ENV
+
+Decorator = Callable[[Any], Any]
+
+
+def stack(*decorators: Decorator) -> Decorator:
+    """Several option decorators as one, applied in the order given (top to bottom)."""
+
+    def apply(f: Any) -> Any:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
+results_dir_option = click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Where the store and run records live [env {RESULTS_DIR_ENV}; "
+    f"default ./{DEFAULT_RESULTS_DIR}].",
+)
+
+
+def json_option(what: str = "the run record") -> Decorator:
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")
+
+
+seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+
+
+def _assignments(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Any:
+    from prmh.matrix import parse_assignments
+
+    return parse_assignments(value)
+
+
+def kv_option(flag: str, dest: str, kind: str, *, each: bool = False) -> Decorator:
+    """A repeatable KEY=VALUE option, parsed into a dict; ``each``: the option may also name
+    one of several components (NAME.KEY=VALUE)."""
+    which = f"every {kind} (KEY=VALUE) or one of them (NAME.KEY=VALUE)" if each else f"the {kind}"
+    return click.option(
+        flag,
+        dest,
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=_assignments,
+        help=f"Option for {which} (repeatable).",
+    )
+
+
+def argv() -> list[str]:
+    """The command line prmh was called with (for run records)."""
+    return click.get_current_context().find_root().meta.get("prmh.argv", [])
+
+
+def unescape(text: str) -> str:
+    """Command-line text with ``\\n`` and ``\\t`` for newlines and tabs (other text as is)."""
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def console(width: int = 220) -> Any:
+    """A console for results: the terminal's, or ``width`` columns when piped, so each table
+    row stays on one line."""
+    from rich.console import Console
+
+    terminal = Console()
+    return terminal if terminal.is_terminal else Console(width=width)
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=1, sort_keys=True))
+
+
+def emit(record: dict[str, Any], as_json: bool) -> None:
+    """A run record: as JSON, or its tables and where the record is."""
+    if as_json:
+        print_json(record)
+        return
+    from prmh.report import print_record
+
+    out = console()
+    print_record(record, out)
+    out.print(f"[dim]record: {record.get('results_dir', '.')}/runs/{record['run_id']}.json")
+
+
+def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A table of text cells, the first column left-aligned, the others right."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for i, c in enumerate(columns):
+        table.add_column(c, justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    console(200).print(table)

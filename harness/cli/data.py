@@ -1,0 +1,130 @@
+"""``prmh rollout`` and ``prmh label``: training data from a task's solutions, through the
+store (so they resume, and nothing is sampled or graded twice)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from prmh.cli.common import argv, kv_option, results_dir_option, seed_option, stack
+from prmh.cli.group import cli
+from prmh.errors import PrmhError
+
+
+def source_options(samples: int) -> Any:
+    """The options that say which solutions to work on (``prmh.engine.source.Source``)."""
+    return stack(
+        click.option("--task", "task", default="arith", show_default=True),
+        kv_option("-T", "task_args", "task"),
+        click.option("--generator", "generator", default="sim", show_default=True),
+        kv_option("-G", "generator_args", "generator"),
+        click.option("--splitter", "splitter", default="double-newline", show_default=True),
+        click.option(
+            "--limit", type=int, default=50, show_default=True, help="Use the first N problems."
+        ),
+        click.option(
+            "-n",
+            "--samples",
+            type=int,
+            default=samples,
+            show_default=True,
+            help="Solutions per problem.",
+        ),
+        seed_option,
+    )
+
+
+out_option = click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the result.",
+)
+
+
+def opened(command: str, options: dict[str, Any]) -> Any:
+    """A run of ``command`` with its options as the record's configuration."""
+    from prmh.engine import command_config, open_run
+
+    return open_run(command_config(command, options), options.get("results_dir"), argv())
+
+
+def source(options: dict[str, Any]) -> Any:
+    """The solutions the options name (checked before any record is written)."""
+    from prmh.engine.source import Source
+
+    keys = ("splitter", "limit", "samples", "seed", "task_args", "generator_args")
+    options = {k: options[k] for k in ("task", "generator", *keys)}
+    return Source(options["task"], options["generator"], **{k: options[k] for k in keys})
+
+
+@cli.command("rollout")
+@source_options(samples=4)
+@results_dir_option
+@out_option
+@click.option(
+    "-k", "--rollouts", type=int, default=8, show_default=True, help="Continuations per prefix."
+)
+def rollout_command(rollouts: int, out: Path, **options: Any) -> None:
+    """Monte Carlo rollouts: each step prefix of each solution (the empty prefix included)
+    continued K times; writes one JSON line per solution with each prefix's success rate."""
+    from prmh.datasets import write_rollouts
+
+    if rollouts < 1:
+        raise PrmhError("--rollouts must be at least 1.")
+    started = time.perf_counter()
+    solutions = source(options)
+    with opened("rollout", {"rollouts": rollouts, "out": out, **options}) as run:
+        with solutions.opened(run):
+            metrics = run.metrics = write_rollouts(solutions, rollouts, out)
+    stats = metrics["cache"]
+    click.echo(
+        f"{metrics['solutions']} solutions, {metrics['prefixes']} prefixes x {rollouts} "
+        f"rollouts -> {out} ({time.perf_counter() - started:.1f} s; generations "
+        f"{stats['from_store'].get('generation', 0)} stored + "
+        f"{stats['computed'].get('generation', 0)} new)"
+    )
+
+
+@cli.command("label")
+@source_options(samples=4)
+@results_dir_option
+@out_option
+@click.option("--labeler", "labeler", default="mc-hard", show_default=True)
+@kv_option("-L", "labeler_args", "labeler")
+@click.option(
+    "--uncertainty",
+    type=click.Choice(["entropy", "log-sum"]),
+    default="entropy",
+    show_default=True,
+    help="Step uncertainty for the uncertainty labelers.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["math-shepherd", "unprm", "stepwise"]),
+    default="stepwise",
+    show_default=True,
+)
+def label_command(
+    labeler: str, labeler_args: dict[str, Any], uncertainty: str, fmt: str, out: Path, **options
+) -> None:
+    """Label each step of each solution with a labeler and write a training file."""
+    from prmh.datasets import write_labelled
+    from prmh.registry import load_registry
+
+    instance = load_registry().create("labeler", labeler, labeler_args).instance
+    solutions = source(options)
+    given = {"labeler": labeler, "labeler_args": labeler_args, "format": fmt, "out": out}
+    with opened("label", {**given, "uncertainty": uncertainty, **options}) as run:
+        with solutions.opened(run):
+            uncertain = uncertainty if labeler.startswith("uncertainty") else None
+            m = run.metrics = write_labelled(solutions, instance, uncertain, out, fmt)
+    click.echo(
+        f"{labeler}: {m['labelled']} solutions labelled, {m['skipped']} skipped, "
+        f"{m['rollouts']} rollouts and {m['generated_tokens']} generated tokens spent -> "
+        f"{out} ({fmt})"
+    )

@@ -1,0 +1,116 @@
+"""``prmh eval`` and ``prmh show``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from prmh.cli.common import argv, emit, json_option, kv_option, results_dir_option
+from prmh.cli.group import cli
+
+
+@cli.command("eval")
+@click.option("--task", "task", multiple=True, help="Task (repeatable) [default: arith].")
+@click.option(
+    "--world",
+    envvar="PRMH_WORLD",
+    default=None,
+    help="Defaults for what is not given: tiny (the shipped neural models) or sim (simulated "
+    "solver, exact oracle; no torch) [default: tiny; env PRMH_WORLD].",
+)
+@click.option("--generator", multiple=True, help="Generator (repeatable) [world: tiny | sim].")
+@click.option(
+    "--prm",
+    multiple=True,
+    help="PRM (repeatable) [world: tiny-calibrated | oracle, oracle:noise=3].",
+)
+@click.option("--splitter", multiple=True, help="Step splitter [default: double-newline].")
+@click.option(
+    "--agg", multiple=True, help="Aggregator (repeatable) [world: min, last | mean, min, last]."
+)
+@click.option(
+    "--selector",
+    multiple=True,
+    help="Answer selector (repeatable) [world: argmax, weighted-vote | argmax].",
+)
+@click.option(
+    "--search",
+    multiple=True,
+    help="Search strategy (repeatable) [world: best-of-n, beam-ias | best-of-n].",
+)
+@click.option("-n", "--budget", multiple=True, type=int, help="Budget N (repeatable) [1, 4, 16].")
+@click.option("--seed", multiple=True, type=int, help="Seed (repeatable) [default: 0].")
+@click.option("--limit", type=int, default=None, help="Use the first N problems [world: 50 | 200].")
+@click.option("--pool", type=int, default=None, help="Samples per problem [default: largest N].")
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Local JSON, JSONL or Parquet file of problems for the task (-T data=FILE).",
+)
+@kv_option("-T", "task_args", "task", each=True)
+@kv_option("-G", "generator_args", "generator", each=True)
+@kv_option("-P", "prm_args", "PRM", each=True)
+@kv_option("-S", "search_args", "search", each=True)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file with the same keys (see README).",
+)
+@results_dir_option
+@click.option(
+    "--grading-timeout",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds allowed to grade one answer.",
+)
+@json_option()
+def eval_command(
+    data: str | None,
+    config_path: Path | None,
+    results_dir: Path | None,
+    grading_timeout: float,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Run an evaluation matrix and print accuracy and compute per cell.
+
+    Every option that names components is repeatable; prmh runs the product. A component may
+    carry options inline, as NAME:KEY=VALUE,KEY=VALUE. Re-running the same command resumes:
+    nothing already in the store is computed again.
+    """
+    from prmh.api import run_plan
+    from prmh.matrix import build_plan, load_config
+    from prmh.progress import progress_bars
+
+    config = load_config(config_path) if config_path else None
+    for key in ("task_args", "generator_args", "prm_args", "search_args"):
+        options[key] = options[key] or None
+    if data is not None:
+        options["task_args"] = {**(options["task_args"] or {}), "data": data}
+    plan = build_plan(options, config)
+    with progress_bars() as progress:
+        record = run_plan(
+            plan,
+            results_dir or (config or {}).get("results_dir"),
+            argv(),
+            progress,
+            grading_timeout,
+        )
+    emit(record, as_json)
+
+
+@cli.command("show")
+@click.argument("run")
+@results_dir_option
+@json_option()
+def show_command(run: str, results_dir: Path | None, as_json: bool) -> None:
+    """Show a stored run (an id, a unique prefix, "latest", or a record's path)."""
+    from prmh.records import find_record
+    from prmh.store import results_path
+
+    emit(find_record(results_path(results_dir), run), as_json)

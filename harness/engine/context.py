@@ -1,0 +1,119 @@
+"""The search context: everything a search may use, and nothing else.
+
+A search (``Search`` in ``prmh.protocols``) receives one ``SearchContext`` per (task, generator,
+PRM, splitter, aggregator): cached sampling, continuation and scoring through the workspace,
+the splitter's reading of a generation, and the aggregator that ranks solutions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prmh.engine.workspace import Workspace
+from prmh.registry import Component
+from prmh.types import (
+    Candidate,
+    Compute,
+    Generation,
+    Problem,
+    SampleRequest,
+    Solution,
+    StepScores,
+)
+
+
+def read_solution(task: Any, splitter: Any, generation: Generation) -> Solution:
+    """A generation as a task and a splitter read it: steps and final answer."""
+    if hasattr(splitter, "split_generation"):
+        steps = tuple(splitter.split_generation(generation))
+    else:
+        steps = tuple(splitter.split(generation.text))
+    return Solution(generation, steps, task.extract_answer(generation.text))
+
+
+@dataclass
+class SearchContext:
+    """What a search may use: cached sampling and scoring of one (task, generator, PRM), the
+    splitter, and the aggregator that turns step scores into a solution score."""
+
+    workspace: Workspace
+    prm: Component
+    splitter: Component
+    aggregate: Callable[[StepScores], float]
+    pool_size: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """Say something the reader of the table must know (shown below it, kept in the
+        record), such as a search that could not do what its name says."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def read(self, generation: Generation) -> Solution:
+        """A generation as the task and splitter read it: steps and final answer."""
+        return read_solution(self.workspace.task.instance, self.splitter.instance, generation)
+
+    def prompt(self, problem: Problem) -> str:
+        return self.workspace.task.instance.prompt(problem)
+
+    def pool(
+        self, problems: Sequence[Problem], n: int, seed: int, temperature: float | None = None
+    ) -> list[list[Solution]]:
+        """The first ``n`` samples of each problem's pool (``temperature`` 0: greedy)."""
+        requests = [
+            SampleRequest(p, self.prompt(p), n, seed, temperature=temperature) for p in problems
+        ]
+        return [[self.read(g) for g in row] for row in self.workspace.sample(requests)]
+
+    def extend(
+        self,
+        items: Sequence[tuple[Problem, str, int, int]],
+        seed: int,
+        stop: tuple[str, ...],
+    ) -> list[list[Generation]]:
+        """For each (problem, prefix, n, first index): continuations first..first+n-1 of the
+        prefix, each ending at a stop string or the end of the solution; all problems in one
+        batched, cached call."""
+        requests = [
+            SampleRequest(p, self.prompt(p), n, seed, first, prefix=prefix, stop=stop)
+            for p, prefix, n, first in items
+        ]
+        return self.workspace.sample(requests, stage="extend")
+
+    def score(
+        self, problems: Sequence[Problem], pools: Sequence[Sequence[Solution]]
+    ) -> list[list[StepScores]]:
+        return self.workspace.scores(self.prm, problems, pools)
+
+    def score_steps(self, items: Sequence[tuple[Problem, tuple[str, ...]]]) -> list[StepScores]:
+        return self.workspace.score_steps(self.prm, items)
+
+    def question_scores(self, problems: Sequence[Problem]) -> list[StepScores]:
+        """The PRM's score of each problem's empty solution: how likely it is to be solved."""
+        return self.score_steps([(p, ("",)) for p in problems])
+
+    def rank(
+        self, items: Sequence[tuple[Problem, Solution]]
+    ) -> tuple[list[Candidate], list[Compute]]:
+        """Score and aggregate solutions (partial or whole), and what scoring each cost. The
+        ``whole`` aggregator scores each solution's text as one step: a PRM call of its own."""
+        scores = self.score_steps([(p, s.steps) for p, s in items])
+        costs = [
+            Compute(prm_tokens=x.num_tokens, prm_calls=1, wall_seconds=x.seconds) for x in scores
+        ]
+        values = [self.aggregate(x) for x in scores]
+        if getattr(self.aggregate, "whole", False):
+            wholes = self.score_steps(
+                [(p, (s.text.strip(),) if s.text.strip() else ()) for p, s in items]
+            )
+            values = [w.probs[0] if w.probs else 0.0 for w in wholes]
+            costs = [
+                c + Compute(prm_tokens=w.num_tokens, prm_calls=1, wall_seconds=w.seconds)
+                for c, w in zip(costs, wholes, strict=True)
+            ]
+        candidates = [
+            Candidate(s, x, v) for (_, s), x, v in zip(items, scores, values, strict=True)
+        ]
+        return candidates, costs

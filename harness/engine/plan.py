@@ -1,0 +1,267 @@
+"""Runs an evaluation plan: pools, scores, searches, grading and metrics, all through the store.
+
+Per (task, generator, seed) one pool of samples is generated at the pool size; every budget of
+best-of-N reads a prefix of it. Each PRM scores each solution once. Aggregators and selectors
+are post-processing over stored scores. Every final answer is graded in worker processes. What
+is in the store is never computed again, so re-running a command resumes it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from prmh.engine.context import SearchContext
+from prmh.engine.run import Run
+from prmh.engine.tables import result_table
+from prmh.engine.verdicts import grade_pairs
+from prmh.engine.workspace import Progress, Workspace
+from prmh.errors import PrmhError
+from prmh.grading import Grader, GraderPool, get_grader
+from prmh.matrix import EvalPlan, Spec
+from prmh.records import redact
+from prmh.registry import Component, Registry
+from prmh.store import content_key
+from prmh.types import (
+    Compute,
+    Generation,
+    Problem,
+    SearchResult,
+)
+from prmh.votes import AnswerKeys
+
+
+@dataclass(frozen=True)
+class Row:
+    prm: Spec
+    splitter: Spec
+    agg: Spec
+    selector: Spec
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A plan with every component built: all names and options checked, nothing run yet."""
+
+    plan: EvalPlan
+    components: dict[str, list[Component]]
+    graders: list[Grader]
+    plugins: list[dict[str, str]]
+    problems: list[list[Problem]]
+
+    def resolved_config(self) -> dict[str, Any]:
+        """The plan with each component's full arguments (defaults filled) and version."""
+        config = self.plan.to_json()
+        for key, kind in PLAN_KINDS.items():
+            config[key] = [
+                {"label": spec.label, **c.identity, "args": redact(c.args)}
+                for spec, c in zip(getattr(self.plan, key), self.components[kind], strict=True)
+            ]
+        config["graders"] = [{"name": g.name, "version": g.version} for g in self.graders]
+        config["plugins"] = self.plugins
+        return config
+
+
+PLAN_KINDS = {
+    "task": "task",
+    "generator": "generator",
+    "prm": "prm",
+    "splitter": "splitter",
+    "agg": "aggregator",
+    "selector": "selector",
+    "search": "search",
+}
+
+
+def prepare(plan: EvalPlan, registry: Registry) -> Prepared:
+    """Build every component of the plan, so bad names and options fail before any work."""
+    components = {
+        kind: [registry.create(kind, s.name, s.args) for s in getattr(plan, key)]
+        for key, kind in PLAN_KINDS.items()
+    }
+    graders = [get_grader(t.instance.grader) for t in components["task"]]
+    problems = []
+    for spec, task in zip(plan.task, components["task"], strict=True):
+        problems.append(task.instance.problems(plan.limit))
+        if not problems[-1]:
+            raise PrmhError(f"task {spec.label!r} has no problems.")
+    used = {c.entry.plugin for built in components.values() for c in built}
+    plugins = [
+        {"name": p.name, "distribution": p.distribution, "version": p.version}
+        for p in registry.plugins
+        if p.name in used
+    ]
+    return Prepared(plan, components, graders, plugins, problems)
+
+
+def run_eval(prepared: Prepared, run: Run, grading_timeout: float = 5.0) -> dict[str, Any]:
+    """Run the whole plan in ``run`` and return its metrics (the run record's ``metrics``)."""
+    started = time.perf_counter()
+    plan, built = prepared.plan, prepared.components
+    tables = []
+    with GraderPool() as pool:  # workers start on the first answer to grade or key
+        for task_spec, task, grader, problems in zip(
+            plan.task, built["task"], prepared.graders, prepared.problems, strict=True
+        ):
+            for gen_spec, generator in zip(plan.generator, built["generator"], strict=True):
+                workspace = run.workspace(task, generator)
+                keys = AnswerKeys(grader, run.store, run.run_id, pool, grading_timeout, run.stats)
+                table = _Table(plan, built, problems, workspace, keys)
+                tables.append(table.evaluate(task_spec, gen_spec, run.progress))
+    metrics = {
+        "tables": tables,
+        "cache": run.stats.to_json(),
+        "wall_seconds": time.perf_counter() - started,
+    }
+    if run.store.damaged:
+        metrics["damaged_entries"] = dict(run.store.damaged)
+    return metrics
+
+
+class _Table:
+    """One (task, generator) of a plan: its pools, every search cell's chosen answers and
+    compute, then the graded table."""
+
+    def __init__(
+        self,
+        plan: EvalPlan,
+        built: dict[str, list[Component]],
+        problems: list[Problem],
+        workspace: Workspace,
+        keys: AnswerKeys,
+    ):
+        self.plan, self.built, self.problems = plan, built, problems
+        self.workspace, self.keys = workspace, keys
+        # answers[(row, search label, budget)][seed index][problem index] = chosen answers
+        self.answers: dict[tuple, list[list[tuple[str | None, ...]]]] = {}
+        self.compute: dict[tuple, list[list[Compute]]] = {}
+        self.warnings: set[str] = set()
+
+    def pairs(self, key: str, kind: str) -> list[tuple[Spec, Component]]:
+        return list(zip(getattr(self.plan, key), self.built[kind], strict=True))
+
+    def pools(self) -> tuple[list[list[list[str | None]]], list[Generation]]:
+        """Each seed's pool answers ([seed][problem][sample]) and every pooled generation."""
+        extract = self.workspace.task.instance.extract_answer
+        answers, pooled = [], []
+        for seed in self.plan.seed:
+            pool = self.workspace.generations(self.problems, self.plan.pool, seed)
+            answers.append([[extract(g.text) if g.finished else None for g in r] for r in pool])
+            pooled += [g for row in pool for g in row]
+        self.keys.ensure(a for rows in answers for row in rows for a in row)
+        return answers, pooled
+
+    def search_cell(
+        self,
+        prm: tuple,
+        splitter: tuple,
+        agg: tuple,
+        search: tuple,
+        budget: int,
+        seed: tuple[int, int],
+    ) -> None:
+        """Run one search cell and record each selector's answers and the compute."""
+        (prm_spec, prm), (split_spec, split), (agg_spec, aggregator) = prm, splitter, agg
+        (search_spec, searcher), (s_i, seed_value) = search, seed
+        ctx = SearchContext(self.workspace, prm, split, aggregator.instance, self.plan.pool)
+        results: list[SearchResult] = searcher.instance.run(ctx, self.problems, budget, seed_value)
+        self.warnings.update(
+            f"{search_spec.label} with {prm_spec.label}: {w}" for w in ctx.warnings
+        )
+        self.keys.ensure(c.solution.answer for r in results for c in r.candidates)
+        if len(results) != len(self.problems):
+            raise PrmhError(
+                f"search {search_spec.label!r} returned {len(results)} results for "
+                f"{len(self.problems)} problems; this is a bug in the search."
+            )
+        seeds = self.plan.seed
+        for sel_spec, selector in self.pairs("selector", "selector"):
+            key = (Row(prm_spec, split_spec, agg_spec, sel_spec), search_spec.label, budget)
+            picked = self.answers.setdefault(key, [[] for _ in seeds])[s_i]
+            spent = self.compute.setdefault(key, [[] for _ in seeds])[s_i]
+            for result in results:
+                picked.append(_select(result, selector.instance, self.keys))
+                spent.append(result.compute)
+
+    def evaluate(self, task_spec: Spec, gen_spec: Spec, progress: Progress) -> dict[str, Any]:
+        pool_answers, pooled = self.pools()
+        fitted = {}
+        for spec, splitter in self.pairs("splitter", "splitter"):
+            if hasattr(splitter.instance, "fit"):  # e.g. a confidence threshold over the pool
+                fitted[spec.label] = splitter.instance.fit(pooled)
+        for cell in itertools.product(
+            self.pairs("prm", "prm"),
+            self.pairs("splitter", "splitter"),
+            self.pairs("agg", "aggregator"),
+            self.pairs("search", "search"),
+            self.plan.budget,
+            enumerate(self.plan.seed),
+        ):
+            self.search_cell(*cell)
+        golds = [p.answer for p in self.problems]
+        verdicts, grading = _grade(self.keys, golds, self.answers, pool_answers, progress)
+        table = result_table(
+            self.plan,
+            task_spec,
+            gen_spec,
+            self.problems,
+            self.keys,
+            self.answers,
+            self.compute,
+            pool_answers,
+            verdicts,
+        )
+        table["fitted_splitters"] = fitted
+        table["warnings"] = sorted(self.warnings)
+        table["grading"] = grading
+        table["truncated_solutions"] = {
+            spec.label: len(self.workspace.truncated.get(content_key(prm.identity), ()))
+            for spec, prm in self.pairs("prm", "prm")
+        }
+        return table
+
+
+def _grade(
+    keys: AnswerKeys,
+    golds: list[str],
+    answers: dict[tuple, list[list[tuple[str | None, ...]]]],
+    pool_answers: list[list[list[str | None]]],
+    progress: Progress,
+) -> tuple[dict[tuple[str, str], bool], dict[str, int]]:
+    """Grade every distinct (answer, gold) pair of a table once; see ``grade_pairs``."""
+    pairs: set[tuple[str, str]] = set()
+    for per_seed in answers.values():
+        for row in per_seed:
+            for picks, gold in zip(row, golds, strict=True):
+                pairs.update((a, gold) for a in picks if a is not None)
+    for seed_rows in pool_answers:
+        for samples, gold in zip(seed_rows, golds, strict=True):
+            pairs.update((a, gold) for a in samples if a is not None)
+    return grade_pairs(
+        keys.store,
+        keys.run_id,
+        keys.grader,
+        pairs,
+        keys.pool,
+        keys.stats,
+        progress,
+        keys.timeout,
+    )
+
+
+def _select(
+    result: SearchResult, selector: Callable, keys: Callable[[str], str]
+) -> tuple[str | None, ...]:
+    """The selected answer, or one per subset when the search drew several subsets."""
+    groups = (
+        [result]
+        if result.subsets is None
+        else [
+            replace(result, candidates=tuple(result.candidates[i] for i in subset))
+            for subset in result.subsets
+        ]
+    )
+    return tuple(replace(g, chosen=selector(list(g.candidates), keys)).answer for g in groups)

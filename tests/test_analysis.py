@@ -229,6 +229,12 @@ def test_calibrating_a_trained_prm_lowers_its_calibration_error(cli, tmp_path):
         "1e-3",
     )
     assert fitted.exit_code == 0, fitted.output
+    records = [json.loads(p.read_text()) for p in (cli.results_dir / "runs").glob("*.json")]
+    by_command = {r["config"].get("command"): r for r in records}
+    assert by_command["train"]["status"] == "success"
+    assert len(by_command["train"]["metrics"]["losses"]) == by_command["train"]["metrics"]["steps"]
+    assert by_command["calibrate"]["config"]["options"]["prm"] == str(prm)
+    assert by_command["calibrate"]["metrics"]["steps"] > 0
     report = cli(
         "analyze",
         "calibration",

@@ -227,6 +227,9 @@ def test_generator_fine_tuning_learns_the_solution_format(cli, base, registry, t
     assert result.exit_code == 0, result.output
     first, last = (float(x) for x in result.output.split("(loss ")[1].split(")")[0].split(" -> "))
     assert last < first / 2
+    (record,) = [json.loads(p.read_text()) for p in (cli.results_dir / "runs").glob("*.json")]
+    assert record["config"]["command"] == "train-generator" and record["status"] == "success"
+    assert record["config"]["options"]["learning_rate"] == 3e-3
     # Held-out gold solutions are more likely under the trained model than under the base.
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

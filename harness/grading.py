@@ -1,20 +1,22 @@
 """Answer grading in worker processes with a hard wall-clock timeout per answer.
 
-Graders are plain functions ``(prediction, gold) -> bool`` looked up by name inside the
-workers, so nothing of model text is ever evaluated in the main process and a pathological
-answer can hang only a worker, which is killed and replaced. An answer that times out is graded
-wrong and counted.
+Graders are registered through the ``prmh_register_grader`` hook (``prmh list grader``); the
+main process resolves a name to the grader's import path and the workers import it from there,
+so nothing of model text is ever evaluated in the main process and a pathological answer can
+hang only a worker, which is killed and replaced. An answer that times out is counted as such,
+never as wrong.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import multiprocessing as mp
 import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from importlib.metadata import PackageNotFoundError, version
 from multiprocessing.connection import Connection, wait
@@ -60,18 +62,31 @@ def grade_numeric(prediction: str, gold: str) -> bool:
 
 @dataclass(frozen=True)
 class Grader:
-    """``function`` decides (prediction, gold); ``canonical`` is a cheap text form; ``key``, the
-    form equivalent answers share for votes (default: ``canonical``), parses and so runs in
-    the worker processes (``GraderPool.keys``)."""
+    """A grader ready to use: ``function`` decides (prediction, gold); ``canonical`` is a cheap
+    text form; ``key``, the form equivalent answers share for votes (default: ``canonical``),
+    parses and so runs in the worker processes (``GraderPool.keys``). ``ref`` is how a worker
+    process loads it again: ``module:factory()`` or ``module:function``."""
 
     name: str
     version: str
     function: Callable[[str, str], bool]
     canonical: Callable[[str], str]
     key: Callable[[str], str] | None = None
+    ref: str = ""
 
     def answer_key(self, answer: str) -> str:
         return (self.key or self.canonical)(answer)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """A grader made of functions (the ``Grader`` protocol of ``prmh.protocols``): what the
+    built-in grader factories return."""
+
+    grade: Callable[[str, str], bool]
+    canonical: Callable[[str], str] = str.strip
+    key: Callable[[str], str] | None = None
+    version: str = ""
 
 
 def _canonical_numeric(answer: str) -> str:
@@ -79,14 +94,19 @@ def _canonical_numeric(answer: str) -> str:
     return answer.strip() if number is None else str(number)
 
 
-GRADERS: dict[str, Grader] = {
-    "exact": Grader("exact", "1", grade_exact, str.strip),
-    "numeric": Grader("numeric", "1", grade_numeric, _canonical_numeric),
-    "sympy": Grader("sympy", "1", mathgrade.grade_sympy, mathgrade.canonical, mathgrade.math_key),
-}
+def exact() -> Rules:
+    return Rules(grade_exact)
 
 
-def _math_verify() -> Grader:
+def numeric() -> Rules:
+    return Rules(grade_numeric, _canonical_numeric)
+
+
+def sympy() -> Rules:
+    return Rules(mathgrade.grade_sympy, mathgrade.canonical, mathgrade.math_key)
+
+
+def math_verify() -> Rules:
     try:
         installed = version("math-verify")
     except PackageNotFoundError:
@@ -94,36 +114,62 @@ def _math_verify() -> Grader:
             "the math-verify grader needs the math-verify package: pip install 'prmh[math]', "
             "or choose another grader (-T grader=sympy)."
         ) from None
-    return Grader(
-        "math-verify",
-        f"1+{installed}",
-        mathgrade.grade_math_verify,
-        mathgrade.canonical,
-        mathgrade.math_key,
-    )
+    return Rules(mathgrade.grade_math_verify, mathgrade.canonical, mathgrade.math_key, installed)
 
 
-def get_grader(name: str) -> Grader:
-    """A built-in grader by name, or any importable ``module:function`` (version "0").
+@functools.lru_cache(maxsize=64)
+def load_grader(ref: str) -> Grader:
+    """The grader at ``ref``: ``module:factory()`` (a factory returning a ``Grader``-protocol
+    object) or ``module:function`` (a plain ``(prediction, gold) -> bool``, version "0"). How
+    worker processes load graders: by import, never by name, so they need no registry."""
+    call = ref.endswith("()")
+    module, _, attr = ref.removesuffix("()").partition(":")
+    try:
+        target: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise PrmhError(f"grader {ref!r} could not be imported: {e}") from e
+    if not call:
+        return Grader(ref, "0", target, str.strip, ref=ref)
+    made = target()
+    canonical = getattr(made, "canonical", None) or str.strip
+    extra = str(getattr(made, "version", "") or "")
+    return Grader(ref, extra, made.grade, canonical, getattr(made, "key", None), ref)
+
+
+def get_grader(name: str, registry: Any = None) -> Grader:
+    """A grader by registered name (``prmh list grader``), or any importable
+    ``module:function`` (version "0").
 
     Built-ins: ``math-verify`` (default for math tasks), ``sympy`` (prmh's own, no eval),
     ``numeric`` (exact numbers, for integer-answer tasks) and ``exact`` (text).
     """
-    if name == "math-verify":
-        return _math_verify()
-    if name in GRADERS:
-        return GRADERS[name]
-    module, _, attr = name.partition(":")
-    if attr:
-        try:
-            function = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as e:
-            raise PrmhError(f"grader {name!r} could not be imported: {e}") from e
-        return Grader(name, "0", function, str.strip)
-    raise PrmhError(
-        f"unknown grader {name!r}; graders are: {', '.join(sorted(GRADERS))}, "
-        "math-verify, or a `module:function` path."
-    )
+    if ":" in name:
+        return replace(load_grader(name), name=name)
+    if registry is None:
+        from prmh.registry import load_registry
+
+        registry = load_registry()
+    entry = registry.get("grader", name)
+    made = load_grader(_factory_ref(entry) + "()")
+    version = entry.version + (f"+{made.version}" if made.version else "")
+    return replace(made, name=name, version=version)
+
+
+def _factory_ref(entry: Any) -> str:
+    """``module:attr`` of a registered grader's factory, which worker processes import."""
+    factory = entry.factory
+    if isinstance(factory, str):
+        return factory
+    module, qualname = getattr(factory, "__module__", None), getattr(factory, "__qualname__", "")
+    if not module or not qualname or "<" in qualname:
+        raise PrmhError(
+            f"grader {entry.name!r} (plugin {entry.plugin}) must be registered as an importable "
+            "'module:function' string or a module-level function: answers are graded in "
+            "worker processes, which import it."
+        )
+    return f"{module}:{qualname}"
 
 
 @dataclass(frozen=True)
@@ -152,10 +198,10 @@ def _die_with_parent() -> None:
 STARTUP_LIMIT = 120.0  # seconds a worker may take to start and import a grader
 
 
-def _warm_up(name: str) -> None:
+def _warm_up(ref: str) -> None:
     """Import what a grader needs (sympy, math-verify) before any answer's clock starts."""
     try:
-        grader = get_grader(name)
+        grader = load_grader(ref)
         grader.function("1", "1")
         grader.answer_key("1")
     except Exception:  # a broken grader shows on the real answers
@@ -176,13 +222,13 @@ def _worker(conn: Connection) -> None:
             return
         if job is None:
             return
-        for grader_name, prediction, gold in job:  # gold None: the prediction's vote key
-            if grader_name not in warm:
-                _warm_up(grader_name)
-                warm.add(grader_name)
+        for ref, prediction, gold in job:  # gold None: the prediction's vote key
+            if ref not in warm:
+                _warm_up(ref)
+                warm.add(ref)
                 conn.send(None)  # warm: the next answer's clock starts now
             try:
-                grader = get_grader(grader_name)
+                grader = load_grader(ref)
                 if gold is None:
                     conn.send((grader.answer_key(prediction), None))
                 else:
@@ -220,6 +266,12 @@ class GraderPool:
         self.ctx = mp.get_context("spawn")
         self.pool: list[_Worker] = []
         self.dead_on_start = 0  # workers in a row that died before they were warm
+        self.refs: dict[str, str] = {}  # grader name -> what a worker imports
+
+    def _ref(self, grader: str) -> str:
+        if grader not in self.refs:
+            self.refs[grader] = get_grader(grader).ref
+        return self.refs[grader]
 
     def __enter__(self) -> GraderPool:
         return self
@@ -254,8 +306,8 @@ class GraderPool:
         timeout: float,
         on_progress: Callable[[int], None] | None,
     ) -> list[Any]:
-        for grader_name, _, _ in items:
-            get_grader(grader_name)
+        refs = {g: self._ref(g) for g in {g for g, _, _ in items}}
+        items = [(refs[g], p, gold) for g, p, gold in items]
         verdicts: list[Any] = [None] * len(items)
         pending = list(range(len(items)))[::-1]
         if not pending:

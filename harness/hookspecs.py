@@ -17,14 +17,26 @@ exactly these hooks. ``docs/plugins.md`` documents every hook too (a test keeps 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import pluggy
 
-if TYPE_CHECKING:
-    from prmh.registry import Register
-
 hookspec = pluggy.HookspecMarker("prmh")
+
+
+class Register(Protocol):
+    """The callback every ``prmh_register_<kind>`` hook receives."""
+
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[..., Any] | str,
+        *,
+        description: str = "",
+        version: str = "0",
+        speed_args: tuple[str, ...] = (),
+    ) -> None: ...
 
 
 @hookspec
@@ -33,7 +45,8 @@ def prmh_register_task(register: Register) -> None:
 
     The factory returns an object with:
 
-    - ``name: str`` and ``grader: str`` (a grader name from ``prmh.grading``);
+    - ``name: str`` and ``grader: str`` (a registered grader, ``prmh list grader``, or an
+      importable ``module:function``);
     - ``problems(limit: int | None) -> list[Problem]``: deterministic, in a fixed order;
     - ``prompt(problem: Problem) -> str``: the text a generator continues;
     - ``extract_answer(text: str) -> str | None``: the final answer in a solution, or None.
@@ -129,6 +142,19 @@ def prmh_register_loss(register: Register) -> None:
 
     The factory returns a callable ``(values, labels, mask) -> loss`` over batched tensors of
     per-step model outputs, 0/1 (or soft) labels and a mask of real steps.
+    """
+
+
+@hookspec
+def prmh_register_grader(register: Register) -> None:
+    """Register answer graders: does a final answer equal the gold one?
+
+    The factory takes no arguments and returns an object with
+    ``grade(prediction: str, gold: str) -> bool`` and, optionally, ``canonical(answer) -> str``
+    (a cheap text form), ``key(answer) -> str`` (the form equivalent answers share for votes)
+    and ``version: str`` (added to the registered version; say, an installed package's). Grading
+    runs in worker processes that import the factory, so register it as a ``"module:function"``
+    string or a module-level function. A task names its grader in its ``grader`` attribute.
     """
 
 

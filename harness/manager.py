@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 from contextvars import ContextVar
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -19,11 +20,19 @@ import pluggy
 from prmh import hookspecs
 from prmh._version import __version__
 from prmh.plugins import BUILTINS
-from prmh.registry import PluginFailure
 
 ENTRY_POINT_GROUP = "prmh"
 DISABLE_ENV = "PRMH_DISABLE_PLUGINS"
 INLINE: ContextVar[tuple[tuple[str, Any], ...]] = ContextVar("prmh_inline_plugins", default=())
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that could not be loaded or whose hook raised; reported, never fatal."""
+
+    plugin: str
+    distribution: str
+    error: str
 
 
 def disabled_plugins() -> set[str]:

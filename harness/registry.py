@@ -15,9 +15,10 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from prmh.errors import PrmhError
+from prmh.manager import PluginFailure, build_manager
 
 KINDS = (
     "task",
@@ -29,22 +30,9 @@ KINDS = (
     "search",
     "labeler",
     "loss",
+    "grader",
     "command",
 )
-
-
-class Register(Protocol):
-    """The callback every ``prmh_register_<kind>`` hook receives."""
-
-    def __call__(
-        self,
-        name: str,
-        factory: Callable[..., Any] | str,
-        *,
-        description: str = "",
-        version: str = "0",
-        speed_args: tuple[str, ...] = (),
-    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -55,15 +43,6 @@ class PluginInfo:
     distribution: str
     version: str
     hooks: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class PluginFailure:
-    """A plugin that could not be loaded or whose hook raised; reported, never fatal."""
-
-    plugin: str
-    distribution: str
-    error: str
 
 
 @dataclass(frozen=True)
@@ -199,6 +178,10 @@ class Registry:
                 if self.failures
                 else ""
             )
+            names = self.names(kind)
+            if len(names) <= 12:  # few enough to name them all
+                hint += f" The {kind}s: {', '.join(names)}"
+                hint += " (or an importable module:function)." if kind == "grader" else "."
             raise PrmhError(
                 f"unknown {kind} {name!r}.{hint} See all with `prmh list {kind}`.{failed}"
             ) from None
@@ -258,8 +241,6 @@ def read_prm_config(directory: str | Path) -> dict[str, Any]:
 
 def load_registry() -> Registry:
     """Build a fresh plugin manager and collect every plugin's registrations."""
-    from prmh.manager import build_manager
-
     pm, dists, failures = build_manager()
     registry = Registry(failures=list(failures))
     failed: set[str] = set()

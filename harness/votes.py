@@ -55,7 +55,7 @@ class AnswerKeys:
         self.stats.add("vote key", len(missing) - len(todo), len(todo))
         if not todo:
             return
-        computed = self.pool.keys(self.grader.name, todo, timeout=self.timeout)
+        computed = self.pool.keys(self.grader.ref, todo, timeout=self.timeout)
         found = {a: k for a, k in zip(todo, computed, strict=True) if k is not None}
         self.store.put_many("vote key", {keys[a]: k for a, k in found.items()}, self.run_id)
         self.known.update(found)

@@ -14,4 +14,5 @@ BUILTINS = (
     "prmh.plugins.tiny",
     "prmh.plugins.losses",
     "prmh.plugins.labelers",
+    "prmh.plugins.graders",
 )

@@ -42,3 +42,19 @@ def slow_on_sleep(prediction: str, gold: str) -> bool:
         time.sleep(1.5)
         return gold == "sleep"
     return prediction == gold
+
+
+class Parity:
+    """A grader plugin's grader: right when the parity matches; votes by parity."""
+
+    version = "7"
+
+    def grade(self, prediction: str, gold: str) -> bool:
+        return int(prediction) % 2 == int(gold) % 2
+
+    def key(self, answer: str) -> str:
+        return "odd" if int(answer) % 2 else "even"
+
+
+def parity() -> Parity:
+    return Parity()

@@ -157,3 +157,31 @@ def test_a_timed_out_grade_is_graded_again_with_a_longer_timeout(tmp_path):
         later, _ = grade_pairs(store, "d", grader, pairs, pool, CacheStats(), timeout=0.5)
         assert later == again  # a right answer stays right
     store.close()
+
+
+def test_a_plugin_grader_is_loaded_by_reference_in_the_workers():
+    """Graders are a hook kind: a third party registers one, the main process resolves its name
+    to an import path and the worker processes grade (and compute vote keys) with it."""
+    import grading_helpers
+
+    from prmh import hookimpl
+    from prmh.grading import GraderPool
+    from prmh.testing import inline_plugin
+
+    class Plugin:
+        @hookimpl
+        def prmh_register_grader(self, register):
+            register("parity", grading_helpers.parity, version="2", description="Same parity")
+            register("unimportable", lambda: grading_helpers.Parity())
+
+    with inline_plugin(Plugin()):
+        grader = get_grader("parity")
+        assert (grader.ref, grader.version) == ("grading_helpers:parity()", "2+7")
+        verdicts = grade_many([("parity", "3", "5"), ("parity", "3", "4")])
+        assert [v.correct for v in verdicts] == [True, False]
+        with GraderPool(workers=1) as pool:
+            assert pool.keys("parity", ["1", "2", "3"]) == ["odd", "even", "odd"]
+        with pytest.raises(PrmhError, match="importable 'module:function'"):
+            get_grader("unimportable")
+    with pytest.raises(PrmhError, match="unknown grader 'parity'"):
+        get_grader("parity")  # gone with the plugin

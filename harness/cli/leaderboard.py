@@ -72,7 +72,7 @@ def leaderboard_new(
 
     registry = load_registry()
     entry = registry.get("task", task_name)
-    grader = get_grader(entry.create().instance.grader)
+    grader = get_grader(entry.create().instance.grader, registry)
     board = create_board(
         root,
         name,

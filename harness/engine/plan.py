@@ -82,7 +82,7 @@ def prepare(plan: EvalPlan, registry: Registry) -> Prepared:
         kind: [registry.create(kind, s.name, s.args) for s in getattr(plan, key)]
         for key, kind in PLAN_KINDS.items()
     }
-    graders = [get_grader(t.instance.grader) for t in components["task"]]
+    graders = [get_grader(t.instance.grader, registry) for t in components["task"]]
     problems = []
     for spec, task in zip(plan.task, components["task"], strict=True):
         problems.append(task.instance.problems(plan.limit))

@@ -53,7 +53,7 @@ class Source:
         self.task = registry.create("task", task, task_args or {})
         self.generator = registry.create("generator", generator, generator_args or {})
         self.splitter = registry.create("splitter", splitter).instance
-        self.grader = get_grader(self.task.instance.grader)
+        self.grader = get_grader(self.task.instance.grader, registry)
         self.problems = self.task.instance.problems(limit)
         self.samples, self.seed = samples, seed
 

@@ -56,7 +56,7 @@ def grade_pairs(
     stats.add("grade", len(verdicts), len(todo))
     if todo:
         graded = pool.grade(
-            [(grader.name, a, g) for a, g in todo],
+            [(grader.ref, a, g) for a, g in todo],
             timeout=timeout,
             on_progress=lambda done: progress("grade", done, len(todo)),
         )

@@ -219,8 +219,9 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 
 
 def render_html(data: dict[str, Any], columns: list[tuple[str, int]]) -> str:
+    """The board's page: a sortable table, SVG plots and the calibration results; every text
+    from a record is escaped."""
     b = data["board"]
-    key = f"{b['rank_by'][0]}@{b['rank_by'][1]}"
     head = [
         '<th class="l">rank</th>',
         '<th class="l">PRM · agg · selector</th>',
@@ -233,90 +234,8 @@ def render_html(data: dict[str, Any], columns: list[tuple[str, int]]) -> str:
         "<th>PRM calls / problem</th>",
         '<th class="l">record</th>',
     ]
-    body = []
-    for row in data["rows"]:
-        ranked = row["cells"].get(key)
-        compute = ranked["compute"] if ranked else None
-        cells = [
-            f'<td class="l" data-sort="{row["rank"] if row["rank"] is not None else 1e9}">'
-            f"{row['rank'] if row['rank'] is not None else '–'}</td>",
-            f'<td class="l" data-sort="{html.escape(_label(row))}">{html.escape(_label(row))}</td>',
-            f'<td class="l" data-sort="{html.escape(row["generator"])}">'
-            f"{html.escape(row['generator'])}</td>",
-            f'<td class="l" data-sort="{row["problems"]}">{html.escape(_sample(row))}</td>',
-        ]
-        for s, n in columns:
-            cell = row["cells"].get(f"{s}@{n}")
-            cells.append(
-                f'<td data-sort="{cell["mean"] if cell else -1}">'
-                f"{html.escape(_cell_text(cell))}</td>"
-            )
-        cells.append(
-            f'<td data-sort="{compute["generated_tokens"] if compute else -1}">'
-            f"{compute['generated_tokens']:.0f}</td>"
-            if compute
-            else '<td data-sort="-1">–</td>'
-        )
-        cells.append(
-            f'<td data-sort="{compute["prm_calls"] if compute else -1}">'
-            f"{compute['prm_calls']:.1f}</td>"
-            if compute
-            else '<td data-sort="-1">–</td>'
-        )
-        dirty = f' <span class="dirty">{html.escape(row["flag"])}</span>' if row["flag"] else ""
-        cells.append(
-            f'<td class="l" data-sort="{html.escape(row["run_id"])}"><a href="records/'
-            f'{html.escape(row["run_id"])}.json">{html.escape(row["run_id"])}</a>{dirty}</td>'
-        )
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    plotted = data["rows"][:MAX_PLOTTED]
-    plots = []
-    for search in b["searches"]:
-        series = []
-        for i, row in enumerate(plotted):
-            points = [
-                (n, c["mean"], c["low"], c["high"])
-                for n in b["budgets"]
-                if (c := row["cells"].get(f"{search}@{n}"))
-            ]
-            if points:
-                series.append(
-                    {"label": _label(row), "color": PALETTE[i % len(PALETTE)], "points": points}
-                )
-        plots.append(_svg_plot(f"accuracy vs budget: {search}", "N (log scale)", series, True))
-    compute_series = []
-    for i, row in enumerate(plotted):
-        points = sorted(
-            (round(c["compute"]["generated_tokens"]), c["mean"], c["low"], c["high"])
-            for k, c in row["cells"].items()
-            if k.startswith(b["rank_by"][0] + "@")
-        )
-        if points:
-            compute_series.append(
-                {"label": _label(row), "color": PALETTE[i % len(PALETTE)], "points": points}
-            )
-    plots.append(
-        _svg_plot(
-            f"accuracy vs compute: {b['rank_by'][0]}",
-            "generated tokens per problem (log scale)",
-            compute_series,
-            True,
-        )
-    )
-    calibration = ""
-    if data["calibration"]:
-        rows_html = "".join(
-            f'<tr><td class="l">{html.escape(str(c["run_id"]))}</td><td class="l">'
-            f'{html.escape(str(c.get("prm", "")))}</td><td class="l">{html.escape(m)}</td>'
-            f"<td>{html.escape(json.dumps(c[m]))}</td></tr>"
-            for c in data["calibration"]
-            for m in sorted(k for k in c if k not in ("run_id", "prm"))
-        )
-        calibration = (
-            '<h2>Calibration</h2><table><thead><tr><th class="l">record</th>'
-            '<th class="l">PRM</th><th class="l">metric</th><th>value</th></tr>'
-            f"</thead><tbody>{rows_html}</tbody></table>"
-        )
+    key = f"{b['rank_by'][0]}@{b['rank_by'][1]}"
+    body = [_html_row(row, columns, key) for row in data["rows"]]
     describe = html.escape(_describe(data).replace("`", ""))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -324,7 +243,92 @@ def render_html(data: dict[str, Any], columns: list[tuple[str, int]]) -> str:
         f"<h1>{html.escape(b['title'])}</h1><p>{describe}</p>"
         f'<table class="sortable" id="board"><thead><tr>{"".join(head)}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>"
-        f'<h2>Plots</h2><div class="plots">{"".join(plots)}</div>{calibration}'
+        f'<h2>Plots</h2><div class="plots">{"".join(_html_plots(data))}</div>'
+        f"{_html_calibration(data['calibration'])}"
         f'<p>Data: <a href="board.json">board.json</a>.</p>'
         f"<script>{SCRIPT}</script></body></html>\n"
+    )
+
+
+def _html_row(row: dict[str, Any], columns: list[tuple[str, int]], key: str) -> str:
+    ranked = row["cells"].get(key)
+    compute = ranked["compute"] if ranked else None
+    cells = [
+        f'<td class="l" data-sort="{row["rank"] if row["rank"] is not None else 1e9}">'
+        f"{row['rank'] if row['rank'] is not None else '–'}</td>",
+        f'<td class="l" data-sort="{html.escape(_label(row))}">{html.escape(_label(row))}</td>',
+        f'<td class="l" data-sort="{html.escape(row["generator"])}">'
+        f"{html.escape(row['generator'])}</td>",
+        f'<td class="l" data-sort="{row["problems"]}">{html.escape(_sample(row))}</td>',
+    ]
+    for s, n in columns:
+        cell = row["cells"].get(f"{s}@{n}")
+        cells.append(
+            f'<td data-sort="{cell["mean"] if cell else -1}">{html.escape(_cell_text(cell))}</td>'
+        )
+    for field, digits in (("generated_tokens", 0), ("prm_calls", 1)):
+        cells.append(
+            f'<td data-sort="{compute[field]}">{compute[field]:.{digits}f}</td>'
+            if compute
+            else '<td data-sort="-1">–</td>'
+        )
+    dirty = f' <span class="dirty">{html.escape(row["flag"])}</span>' if row["flag"] else ""
+    run_id = html.escape(row["run_id"])
+    cells.append(
+        f'<td class="l" data-sort="{run_id}"><a href="records/{run_id}.json">{run_id}</a>'
+        f"{dirty}</td>"
+    )
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _html_plots(data: dict[str, Any]) -> list[str]:
+    """Accuracy against the budget per search, and against generated tokens."""
+    b, plotted = data["board"], data["rows"][:MAX_PLOTTED]
+
+    def series(points_of: Any) -> list[dict[str, Any]]:
+        out = []
+        for i, row in enumerate(plotted):
+            points = points_of(row)
+            if points:
+                out.append(
+                    {"label": _label(row), "color": PALETTE[i % len(PALETTE)], "points": points}
+                )
+        return out
+
+    plots = []
+    for search in b["searches"]:
+        by_budget = series(
+            lambda row, search=search: [
+                (n, c["mean"], c["low"], c["high"])
+                for n in b["budgets"]
+                if (c := row["cells"].get(f"{search}@{n}"))
+            ]
+        )
+        plots.append(_svg_plot(f"accuracy vs budget: {search}", "N (log scale)", by_budget, True))
+    by_compute = series(
+        lambda row: sorted(
+            (round(c["compute"]["generated_tokens"]), c["mean"], c["low"], c["high"])
+            for k, c in row["cells"].items()
+            if k.startswith(b["rank_by"][0] + "@")
+        )
+    )
+    title = f"accuracy vs compute: {b['rank_by'][0]}"
+    plots.append(_svg_plot(title, "generated tokens per problem (log scale)", by_compute, True))
+    return plots
+
+
+def _html_calibration(calibration: list[dict[str, Any]]) -> str:
+    if not calibration:
+        return ""
+    rows_html = "".join(
+        f'<tr><td class="l">{html.escape(str(c["run_id"]))}</td><td class="l">'
+        f'{html.escape(str(c.get("prm", "")))}</td><td class="l">{html.escape(m)}</td>'
+        f"<td>{html.escape(json.dumps(c[m]))}</td></tr>"
+        for c in calibration
+        for m in sorted(k for k in c if k not in ("run_id", "prm"))
+    )
+    return (
+        '<h2>Calibration</h2><table><thead><tr><th class="l">record</th>'
+        '<th class="l">PRM</th><th class="l">metric</th><th>value</th></tr>'
+        f"</thead><tbody>{rows_html}</tbody></table>"
     )

@@ -13,51 +13,13 @@ import functools
 import importlib
 import multiprocessing as mp
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from fractions import Fraction
-from importlib.metadata import PackageNotFoundError, version
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from prmh import mathgrade
 from prmh.errors import PrmhError
-
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$|^[+-]?\d+/\d+$", re.IGNORECASE)
-
-
-MAX_EXPONENT = 300
-
-
-def parse_number(text: str) -> Fraction | None:
-    """A decimal, integer or a/b fraction as an exact Fraction; None for anything else."""
-    s = text.strip().replace(",", "").rstrip(".").strip()
-    if s.startswith("$") and s.endswith("$"):
-        s = s[1:-1].strip()
-    if len(s) > 64 or not _NUMBER.match(s):
-        return None
-    _, _, exponent = s.lower().partition("e")
-    if exponent and abs(int(exponent)) > MAX_EXPONENT:
-        return None  # 1e5000 is no answer, and 1e99999999 would take forever to build
-    try:
-        return Fraction(s)
-    except (ValueError, ZeroDivisionError):
-        return None
-
-
-def grade_exact(prediction: str, gold: str) -> bool:
-    """Equal after trimming white space."""
-    return prediction.strip() == gold.strip()
-
-
-def grade_numeric(prediction: str, gold: str) -> bool:
-    """Equal as exact numbers (``1,000`` = ``1000`` = ``1000.0``); otherwise exact text."""
-    p, g = parse_number(prediction), parse_number(gold)
-    if p is not None and g is not None:
-        return p == g
-    return grade_exact(prediction, gold)
 
 
 @dataclass(frozen=True)
@@ -76,45 +38,6 @@ class Grader:
 
     def answer_key(self, answer: str) -> str:
         return (self.key or self.canonical)(answer)
-
-
-@dataclass(frozen=True)
-class Rules:
-    """A grader made of functions (the ``Grader`` protocol of ``prmh.protocols``): what the
-    built-in grader factories return."""
-
-    grade: Callable[[str, str], bool]
-    canonical: Callable[[str], str] = str.strip
-    key: Callable[[str], str] | None = None
-    version: str = ""
-
-
-def _canonical_numeric(answer: str) -> str:
-    number = parse_number(answer)
-    return answer.strip() if number is None else str(number)
-
-
-def exact() -> Rules:
-    return Rules(grade_exact)
-
-
-def numeric() -> Rules:
-    return Rules(grade_numeric, _canonical_numeric)
-
-
-def sympy() -> Rules:
-    return Rules(mathgrade.grade_sympy, mathgrade.canonical, mathgrade.math_key)
-
-
-def math_verify() -> Rules:
-    try:
-        installed = version("math-verify")
-    except PackageNotFoundError:
-        raise PrmhError(
-            "the math-verify grader needs the math-verify package: pip install 'prmh[math]', "
-            "or choose another grader (-T grader=sympy)."
-        ) from None
-    return Rules(mathgrade.grade_math_verify, mathgrade.canonical, mathgrade.math_key, installed)
 
 
 @functools.lru_cache(maxsize=64)

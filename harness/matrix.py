@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
-from prmh.records import redact
+from prmh.masking import redact
 
 LIST_KEYS = ("task", "generator", "prm", "splitter", "agg", "selector", "search", "budget", "seed")
 ARG_KEYS = {

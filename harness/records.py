@@ -12,110 +12,24 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from prmh._version import __version__
 from prmh.errors import PrmhError
+from prmh.masking import redact
+from prmh.provenance import provenance
 
 RECORD_SCHEMA_VERSION = 1
 STATUSES = ("started", "success", "error", "interrupted")
-LIBRARIES = ("pluggy", "click", "rich", "numpy", "sympy", "torch", "transformers", "peft", "vllm")
-
-
-URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")  # scheme://user:key@
-SECRET = re.compile(r"(api_key|token|secret|password)(\s*[=:]\s*)([^,\s]+)", re.I)
-
-
-def redact(value: Any) -> Any:
-    """Options that look like credentials never reach a run record: in ``key=value`` text,
-    and in dicts keyed by such names."""
-    if isinstance(value, dict):
-        return {k: "***" if SECRET.match(f"{k}=x") and v else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    if isinstance(value, str):
-        value = URL_CREDENTIALS.sub(r"\1***@", value)
-        return SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}***", value)
-    return value
 
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-
-
-def library_versions() -> dict[str, str | None]:
-    found: dict[str, str | None] = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
-    return found
-
-
-def git_state(path: Path) -> dict[str, Any]:
-    """The revision and dirty flag of the git checkout holding ``path``, if it is in one."""
-    try:
-        revision = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {"revision": None, "dirty": None}
-    return {"revision": revision, "dirty": bool(status.strip())}
-
-
-def install_state() -> dict[str, Any]:
-    """How prmh was installed, from its distribution's PEP 610 ``direct_url.json``: ``index``
-    (a package index: the version names the code), ``editable``, ``directory`` (a local copy),
-    ``archive`` or a VCS (``git``, with its commit). A non-editable install records no git
-    revision; this says what code ran instead."""
-    from importlib.metadata import distributions
-
-    # a source tree's own prmh.egg-info can shadow the installed metadata: prefer the copy
-    # that says where it was installed from
-    found = [(d, d.read_text("direct_url.json")) for d in distributions(name="prmh")]
-    if not found:
-        return {"version": __version__, "source": "unknown", "url": None, "commit": None}
-    dist, text = next((f for f in found if f[1]), found[0])
-    state: dict[str, Any] = {
-        "version": dist.version,
-        "source": "index",
-        "url": None,
-        "commit": None,
-    }
-    try:
-        direct = json.loads(text or "null") or {}
-    except ValueError:
-        direct = {}
-    if isinstance(direct, dict) and direct:
-        vcs, folder = direct.get("vcs_info") or {}, direct.get("dir_info") or {}
-        if vcs:
-            state.update(source=str(vcs.get("vcs", "vcs")), commit=vcs.get("commit_id"))
-        elif folder.get("editable"):
-            state["source"] = "editable"
-        else:
-            state["source"] = "archive" if "archive_info" in direct else "directory"
-        state["url"] = redact(str(direct.get("url", "")))
-    return state
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -179,9 +93,7 @@ class RunRecord:
             "argv": redact(argv if argv is not None else sys.argv[1:]),
             "config": redact(config),
             "prmh_version": __version__,
-            "libraries": library_versions(),
-            "git": git_state(Path(prmh.__file__).resolve().parent),
-            "install": install_state(),
+            **provenance(Path(prmh.__file__).resolve().parent),
             "owner": {"host": platform.node(), "pid": os.getpid()},
             "metrics": None,
             "error": None,

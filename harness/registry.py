@@ -8,12 +8,10 @@ plugins, and a plugin whose hook fails is reported by name without hiding everyo
 from __future__ import annotations
 
 import difflib
-import functools
 import importlib
 import inspect
-import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +99,7 @@ class Entry:
         try:
             instance = self.load_factory()(**bound)
         except (TypeError, ValueError) as e:
-            from prmh.records import redact
+            from prmh.masking import redact
 
             raise PrmhError(
                 f"{self.kind} {self.name!r} with options {redact(dict(args or {}))}: "
@@ -161,15 +159,10 @@ class Registry:
         try:
             return self.entries[kind][name]
         except KeyError:
-            if kind == "prm" and (Path(name) / PRM_CONFIG_FILE).is_file():
-                return self._prm_directory(name)
-            if kind == "prm" and Path(name).is_dir():
-                raise PrmhError(
-                    f"{name!r} is a directory without {PRM_CONFIG_FILE}, so prmh cannot tell "
-                    f"which recipe reads it. Name the recipe: --prm value-head -P model={name} "
-                    f"(see `prmh list prm`), or write {PRM_CONFIG_FILE} into it: "
-                    '{"recipe": "value-head", "options": {}}.'
-                ) from None
+            if kind == "prm" and Path(name).is_dir():  # a PRM saved by prmh
+                from prmh.prm_dirs import directory_entry
+
+                return directory_entry(self, name)
             close = difflib.get_close_matches(name, self.names(kind), n=3, cutoff=0.5)
             hint = f" Close matches: {', '.join(close)}." if close else ""
             failed = (
@@ -188,55 +181,6 @@ class Registry:
 
     def create(self, kind: str, name: str, args: Mapping[str, Any] | None = None) -> Component:
         return self.get(kind, name).create(args)
-
-    def _prm_directory(self, directory: str) -> Entry:
-        """A PRM saved by prmh: its ``prmh_prm.json`` names the recipe and its options."""
-        config = read_prm_config(directory)
-        where = str(Path(directory) / PRM_CONFIG_FILE)
-        if config["recipe"] not in self.entries["prm"]:
-            raise PrmhError(
-                f"{where!r} names the recipe {config['recipe']!r}, which is not a PRM recipe; "
-                f"recipes: {', '.join(sorted(self.entries['prm']))}."
-            )
-        recipe = self.get("prm", config["recipe"])
-        options = dict(config.get("options", {}))
-        if "model" in options:
-            raise PrmhError(f"{where!r} sets 'model'; the directory itself is the model.")
-        params = inspect.signature(recipe.load_factory()).parameters
-        unknown = sorted(k for k in options if k not in params)
-        if unknown:
-            raise PrmhError(
-                f"{where!r}: recipe {config['recipe']!r} has no option(s) {', '.join(unknown)}."
-            )
-        factory = functools.partial(recipe.load_factory(), model=directory, **options)
-        return replace(
-            recipe,
-            name=directory,
-            factory=factory,
-            description=f"prmh PRM directory ({config['recipe']} recipe)",
-        )
-
-
-PRM_CONFIG_FILE = "prmh_prm.json"
-
-
-def write_prm_config(directory: str | Path, recipe: str, options: Mapping[str, Any]) -> None:
-    """Mark ``directory`` as a PRM that ``--prm DIRECTORY`` loads with ``recipe``."""
-    data = {"recipe": recipe, "options": dict(options)}
-    (Path(directory) / PRM_CONFIG_FILE).write_text(json.dumps(data, indent=1) + "\n")
-
-
-def read_prm_config(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / PRM_CONFIG_FILE
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise PrmhError(f"cannot read {str(path)!r}: {e}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("recipe"), str):
-        raise PrmhError(f'{str(path)!r} must hold {{"recipe": NAME, "options": {{...}}}}.')
-    if not isinstance(data.get("options", {}), dict):
-        raise PrmhError(f"{str(path)!r}: options must be an object of option names to values.")
-    return data
 
 
 def load_registry() -> Registry:

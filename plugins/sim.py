@@ -26,6 +26,7 @@ import math
 import random
 import re
 import time
+from collections.abc import Callable
 
 from prmh import Generation, SampleRequest, hookimpl
 from prmh.errors import PrmhError
@@ -89,18 +90,12 @@ class SimGenerator:
 
     def _one(self, request: SampleRequest, index: int) -> Generation:
         started = time.perf_counter()
-        problem = request.problem
-        meta = problem.metadata
-        if "ops" not in meta:
+        problem, prefix = request.problem, request.prefix
+        if "ops" not in problem.metadata:
             raise PrmhError(
                 f"the sim generator writes solutions to arith problems only; problem "
                 f"{problem.id!r} is not one. Use another generator (see `prmh list generator`)."
             )
-        ops = [(op, b) for op, b in meta["ops"]]
-        puzzle = random.Random(f"sim-problem:{problem.question}")
-        trap_step = puzzle.randrange(len(ops))
-        difficulty = puzzle.random()
-        prefix = request.prefix
         rng = random.Random(
             f"sim:{problem.question}:{request.seed}:{index}"
             if not prefix
@@ -111,7 +106,42 @@ class SimGenerator:
         def happens(p: float) -> bool:  # greedy decoding takes the likelier outcome
             return p > 0.5 if greedy else rng.random() < p
 
-        done = [step for step in prefix.split("\n\n") if step.strip()]
+        steps, mistakes, stop = self._steps(request, rng, happens)
+        finished = stop is None
+        if not prefix and stop is None and not greedy and rng.random() < self.truncate_rate:
+            keep = rng.randint(1, len(steps) - 1)
+            steps, mistakes = steps[:keep], mistakes[:keep]
+            finished = False
+        if self.delay:
+            time.sleep(self.delay)
+        tokens: list[str] = []
+        logprobs: list[float] = []
+        lead = "\n\n" if prefix and not prefix.endswith("\n\n") else ""
+        for k, (step, mistake) in enumerate(zip(steps, mistakes, strict=True)):
+            pieces, lps = _step_tokens(step, "\n\n" if k else lead, mistake, rng)
+            tokens += pieces
+            logprobs += lps
+        return Generation(
+            text="".join(tokens),
+            finished=finished,
+            num_tokens=len(tokens),
+            token_logprobs=tuple(logprobs),
+            tokens=tuple(tokens),
+            stop=stop,
+            seconds=time.perf_counter() - started,
+        )
+
+    def _steps(
+        self, request: SampleRequest, rng: random.Random, happens: Callable[[float], bool]
+    ) -> tuple[list[str], list[int | None], str | None]:
+        """The steps after the request's prefix, where each mistake starts (None: no mistake)
+        and the stop string that ended them (None: the solution ended)."""
+        problem, meta = request.problem, request.problem.metadata
+        ops = [(op, b) for op, b in meta["ops"]]
+        puzzle = random.Random(f"sim-problem:{problem.question}")
+        trap_step = puzzle.randrange(len(ops))
+        difficulty = puzzle.random()
+        done = [step for step in request.prefix.split("\n\n") if step.strip()]
         trapped = happens(self.trap_rate * difficulty) if not done else None
         value = meta["start"]
         if len(done) > 1:
@@ -119,7 +149,6 @@ class SimGenerator:
             value = int(numbers[-1]) if numbers else value
         steps: list[str] = []
         mistakes: list[int | None] = []
-        finished, stop = True, None
         for k in range(len(done), len(ops) + 2):
             mistake = None
             if k == 0:
@@ -145,30 +174,8 @@ class SimGenerator:
             steps.append(step)
             mistakes.append(mistake)
             if k <= len(ops) and "\n\n" in request.stop:
-                finished, stop = False, "\n\n"  # the end of this step
-                break
-        if not prefix and stop is None and not greedy and rng.random() < self.truncate_rate:
-            keep = rng.randint(1, len(steps) - 1)
-            steps, mistakes = steps[:keep], mistakes[:keep]
-            finished = False
-        if self.delay:
-            time.sleep(self.delay)
-        tokens: list[str] = []
-        logprobs: list[float] = []
-        lead = "\n\n" if prefix and not prefix.endswith("\n\n") else ""
-        for k, (step, mistake) in enumerate(zip(steps, mistakes, strict=True)):
-            pieces, lps = _step_tokens(step, "\n\n" if k else lead, mistake, rng)
-            tokens += pieces
-            logprobs += lps
-        return Generation(
-            text="".join(tokens),
-            finished=finished,
-            num_tokens=len(tokens),
-            token_logprobs=tuple(logprobs),
-            tokens=tuple(tokens),
-            stop=stop,
-            seconds=time.perf_counter() - started,
-        )
+                return steps, mistakes, "\n\n"  # the end of this step
+        return steps, mistakes, None
 
 
 @hookimpl

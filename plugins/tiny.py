@@ -46,7 +46,7 @@ class Shipped:
 
             return HFGenerator, {"model": str(WORLD / self.name), **self.preset}
         from prmh.plugins.prms.factories import implicit
-        from prmh.registry import PRM_CONFIG_FILE, read_prm_config
+        from prmh.prm_dirs import PRM_CONFIG_FILE, read_prm_config
 
         path = _checkpoint(self.name, PRM_CONFIG_FILE)
         options = read_prm_config(path).get("options", {})

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from prmh.errors import PrmhError
-from prmh.grading import get_grader, grade_many, grade_numeric, parse_number
+from prmh.grading import get_grader, grade_many
+from prmh.plugins.graders import grade_numeric, parse_number
 
 
 @pytest.mark.parametrize(

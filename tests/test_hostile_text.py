@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prmh.answers import the_answer_is
-from prmh.grading import _canonical_numeric, grade_numeric
 from prmh.mathgrade import _UNITS, canonical, normalize
+from prmh.plugins.graders import _canonical_numeric, grade_numeric
 
 # The patterns prmh used before (cubic and exponential), kept as references for small inputs.
 OLD_ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is[:\s]*\$?([^\n$]+?)\$?\s*\.?\s*$", re.M)

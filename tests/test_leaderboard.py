@@ -210,7 +210,7 @@ def test_the_record_says_how_prmh_was_installed(monkeypatch, direct_url, expecte
     install from an index."""
     import importlib.metadata
 
-    from prmh.records import install_state
+    from prmh.provenance import install_state
 
     class Dist:
         version = "9.9"

@@ -11,7 +11,8 @@ torch = pytest.importorskip("torch")
 
 from prmh import Problem, ScoreRequest  # noqa: E402
 from prmh.errors import PrmhError  # noqa: E402
-from prmh.registry import load_registry, write_prm_config  # noqa: E402
+from prmh.prm_dirs import write_prm_config  # noqa: E402
+from prmh.registry import load_registry  # noqa: E402
 from prmh.testing import save_tiny_prm, tiny_tokenizer  # noqa: E402
 
 QUESTION = "Ava has 12 apples. She gets 7 more. How many apples does Ava have?"

@@ -99,7 +99,7 @@ def correlation(
 ) -> dict[str, Any]:
     """Per PRM label: ``correlations[aggregation][threshold or "full"]`` (Pearson r with an
     interval, with correctness and with the full score), forward tokens and solution count.
-    ``solutions``: graded solutions (``prmh.engine.source.Graded``)."""
+    ``solutions``: graded solutions (``prmh.datasets.Graded``)."""
     aggregate = _aggregators()
     correct = [float(x.correct) for x in solutions]
     groups = [x.problem.id for x in solutions]

@@ -15,7 +15,7 @@ from prmh.errors import PrmhError
 
 
 def source_options(samples: int) -> Any:
-    """The options that say which solutions to work on (``prmh.engine.source.Source``)."""
+    """The options that say which solutions to work on (``prmh.datasets.Source``)."""
     return stack(
         click.option("--task", "task", default="arith", show_default=True),
         kv_option("-T", "task_args", "task"),
@@ -54,7 +54,7 @@ def opened(command: str, options: dict[str, Any]) -> Any:
 
 def source(options: dict[str, Any]) -> Any:
     """The solutions the options name (checked before any record is written)."""
-    from prmh.engine.source import Source
+    from prmh.datasets import Source
 
     keys = ("splitter", "limit", "samples", "seed", "task_args", "generator_args")
     options = {k: options[k] for k in ("task", "generator", *keys)}

@@ -44,7 +44,7 @@ class PrmhGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PrmhError as e:
-            from prmh.records import redact
+            from prmh.masking import redact
 
             raise UserError(redact(str(e))) from None
 

@@ -21,8 +21,8 @@ from prmh.engine.verdicts import grade_pairs
 from prmh.engine.workspace import Progress, Workspace
 from prmh.errors import PrmhError
 from prmh.grading import Grader, GraderPool, get_grader
+from prmh.masking import redact
 from prmh.matrix import EvalPlan, Spec
-from prmh.records import redact
 from prmh.registry import Component, Registry
 from prmh.store import content_key
 from prmh.types import (

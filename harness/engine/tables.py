@@ -37,64 +37,17 @@ def result_table(
     pool_answers: list[list[list[str | None]]],
     verdicts: dict[tuple[str, str], bool],
 ) -> dict[str, Any]:
+    """The table's data: the reference rows, then one row per (PRM, splitter, aggregator,
+    selector) with a cell per (search, budget)."""
     golds, grader = [p.answer for p in problems], keys.grader
     columns = [{"search": s.label, "budget": b} for s in plan.search for b in plan.budget]
-    rows: list[dict[str, Any]] = []
-    # Reference rows from the pool alone: unbiased pass@N and majority vote over the first N.
-    pass_cells, majority_cells = [], []
-    for budget in plan.budget:
-        passes = np.array(
-            [
-                [
-                    pass_at_k(len(samples), sum(_correct(a, g, verdicts) for a in samples), budget)
-                    for samples, g in zip(seed_rows, golds, strict=True)
-                ]
-                for seed_rows in pool_answers
-            ]
-        )
-        majority = np.array(
-            [
-                [
-                    _correct(_majority(samples[:budget], keys), g, verdicts)
-                    for samples, g in zip(seed_rows, golds, strict=True)
-                ]
-                for seed_rows in pool_answers
-            ]
-        )
-        pass_cells.append({"budget": budget, **bootstrap_mean(passes).to_json()})
-        majority_cells.append({"budget": budget, **bootstrap_mean(majority).to_json()})
-    rows.append({"kind": "reference", "label": "pass@N", "cells": pass_cells})
-    rows.append({"kind": "reference", "label": "majority@N", "cells": majority_cells})
-    row_keys = list(dict.fromkeys(k[0] for k in answers))
-    for row in row_keys:
-        cells = []
-        for column in columns:
-            key = (row, column["search"], column["budget"])
-            correct = np.array(
-                [
-                    [
-                        _fraction_correct(a, g, verdicts)
-                        for a, g in zip(seed_row, golds, strict=True)
-                    ]
-                    for seed_row in answers[key]
-                ]
-            )
-            spent = [c for seed_row in compute[key] for c in seed_row]
-            n = max(1, len(spent))
-            cells.append(
-                {
-                    **column,
-                    **bootstrap_mean(correct).to_json(),
-                    "compute": {
-                        "generated_tokens": sum(c.generated_tokens for c in spent) / n,
-                        "prm_tokens": sum(c.prm_tokens for c in spent) / n,
-                        "prm_calls": sum(c.prm_calls for c in spent) / n,
-                        "wall_seconds": sum(c.wall_seconds for c in spent) / n,
-                    },
-                    # per problem (mean over seeds): what paired comparisons between rows need
-                    "per_problem": [round(float(x), 6) for x in correct.mean(axis=0)],
-                }
-            )
+    rows = _reference_rows(plan.budget, golds, keys, pool_answers, verdicts)
+    for row in dict.fromkeys(k[0] for k in answers):
+        cells = [
+            _cell(column, answers[key], compute[key], golds, verdicts)
+            for column in columns
+            for key in [(row, column["search"], column["budget"])]
+        ]
         rows.append(
             {
                 "kind": "prm",
@@ -115,6 +68,72 @@ def result_table(
         "pool": plan.pool,
         "columns": columns,
         "rows": rows,
+    }
+
+
+def _reference_rows(
+    budgets: Sequence[int],
+    golds: list[str],
+    keys: AnswerKeys,
+    pool_answers: list[list[list[str | None]]],
+    verdicts: dict[tuple[str, str], bool],
+) -> list[dict[str, Any]]:
+    """From the pool alone: unbiased pass@N and majority vote over the first N samples."""
+    pass_cells, majority_cells = [], []
+    for budget in budgets:
+        passes = np.array(
+            [
+                [
+                    pass_at_k(len(samples), sum(_correct(a, g, verdicts) for a in samples), budget)
+                    for samples, g in zip(seed_rows, golds, strict=True)
+                ]
+                for seed_rows in pool_answers
+            ]
+        )
+        majority = np.array(
+            [
+                [
+                    _correct(_majority(samples[:budget], keys), g, verdicts)
+                    for samples, g in zip(seed_rows, golds, strict=True)
+                ]
+                for seed_rows in pool_answers
+            ]
+        )
+        pass_cells.append({"budget": budget, **bootstrap_mean(passes).to_json()})
+        majority_cells.append({"budget": budget, **bootstrap_mean(majority).to_json()})
+    return [
+        {"kind": "reference", "label": "pass@N", "cells": pass_cells},
+        {"kind": "reference", "label": "majority@N", "cells": majority_cells},
+    ]
+
+
+def _cell(
+    column: dict[str, Any],
+    answers: list[list[tuple[str | None, ...]]],
+    compute: list[list[Compute]],
+    golds: list[str],
+    verdicts: dict[tuple[str, str], bool],
+) -> dict[str, Any]:
+    """One (search, budget) cell of a row: accuracy with its interval over every seed, the
+    mean compute per problem, and the per-problem accuracy paired comparisons need."""
+    correct = np.array(
+        [
+            [_fraction_correct(a, g, verdicts) for a, g in zip(seed_row, golds, strict=True)]
+            for seed_row in answers
+        ]
+    )
+    spent = [c for seed_row in compute for c in seed_row]
+    n = max(1, len(spent))
+    return {
+        **column,
+        **bootstrap_mean(correct).to_json(),
+        "compute": {
+            "generated_tokens": sum(c.generated_tokens for c in spent) / n,
+            "prm_tokens": sum(c.prm_tokens for c in spent) / n,
+            "prm_calls": sum(c.prm_calls for c in spent) / n,
+            "wall_seconds": sum(c.wall_seconds for c in spent) / n,
+        },
+        "per_problem": [round(float(x), 6) for x in correct.mean(axis=0)],
     }
 
 

@@ -134,35 +134,12 @@ class HFScorer:
         self.positive_index = positive_index
         self.quantile_levels: tuple[float, ...] | None = None
         self.max_tokens_per_batch = max_tokens_per_batch
-        load = {"dtype": self.dtype}
         if head == "lm":
-            self.model = AutoModelForCausalLM.from_pretrained(self.path, **load)
+            self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)
             self.backbone = self.model.get_decoder()
         else:
-            self.backbone = AutoModel.from_pretrained(self.path, **load)
-            key = head_key or ("score." if head == "classifier" else "v_head.summary.")
-            weights = read_tensors(self.path, key if key.endswith(".") else key + ".")
-            hidden = self.backbone.config.hidden_size
-            if head == "classifier":
-                layer = torch.nn.Sequential(
-                    torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2)
-                )
-            else:  # one output, or three quantile heads (0.1, 0.5, 0.9) from calibration
-                outputs = weights["weight"].shape[0] if "weight" in weights else 1
-                if outputs not in (1, len(QUANTILE_LEVELS)):
-                    raise PrmhError(f"a value head has 1 or 3 outputs, not {outputs}.")
-                layer = torch.nn.Linear(hidden, outputs)
-                if outputs > 1:
-                    self.quantile_levels = QUANTILE_LEVELS
-            if not weights:
-                raise PrmhError(
-                    f"checkpoint {model!r} has no {head} head weights named {key}*; it is not a "
-                    f"{head}-head PRM, or its head is stored under another name (-P head_key=...)."
-                )
-            try:
-                layer.load_state_dict(weights)
-            except RuntimeError as e:
-                raise PrmhError(f"the {head} head of {model!r} does not fit: {e}") from e
+            self.backbone = AutoModel.from_pretrained(self.path, dtype=self.dtype)
+            layer = self._head_layer(torch, model, head, head_key)
             self.model = head_model(self.backbone, layer, head).to(self.dtype)
         if adapter:
             from peft import PeftModel
@@ -172,6 +149,34 @@ class HFScorer:
         self.model.to(self.device).eval()
         limit = getattr(self.backbone.config, "max_position_embeddings", None) or 4096
         self.max_length = min(max_length or limit, limit)
+
+    def _head_layer(self, torch: Any, model: str, head: str, head_key: str | None) -> Any:
+        """The classifier or value head, loaded from the checkpoint's tensors (a value head
+        with three outputs is a calibrated quantile head: 0.1, 0.5, 0.9)."""
+        key = head_key or ("score." if head == "classifier" else "v_head.summary.")
+        weights = read_tensors(self.path, key if key.endswith(".") else key + ".")
+        if not weights:
+            raise PrmhError(
+                f"checkpoint {model!r} has no {head} head weights named {key}*; it is not a "
+                f"{head}-head PRM, or its head is stored under another name (-P head_key=...)."
+            )
+        hidden = self.backbone.config.hidden_size
+        if head == "classifier":
+            layer = torch.nn.Sequential(
+                torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2)
+            )
+        else:
+            outputs = weights["weight"].shape[0] if "weight" in weights else 1
+            if outputs not in (1, len(QUANTILE_LEVELS)):
+                raise PrmhError(f"a value head has 1 or 3 outputs, not {outputs}.")
+            layer = torch.nn.Linear(hidden, outputs)
+            if outputs > 1:
+                self.quantile_levels = QUANTILE_LEVELS
+        try:
+            layer.load_state_dict(weights)
+        except RuntimeError as e:
+            raise PrmhError(f"the {head} head of {model!r} does not fit: {e}") from e
+        return layer
 
     def token_id(self, text: str, what: str) -> int:
         """The id of ``text`` when it is a single token; an error that names it otherwise."""

@@ -49,7 +49,7 @@ def calibrate(
     the optimiser settings; the head, loss and layout come from the saved PRM."""
     from dataclasses import replace
 
-    from prmh.registry import read_prm_config
+    from prmh.prm_dirs import read_prm_config
 
     saved = read_prm_config(prm_dir)
     implicit = saved["recipe"] == "implicit"

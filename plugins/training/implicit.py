@@ -9,8 +9,15 @@ from typing import Any
 
 from prmh.labels import LabelledSolution
 from prmh.plugins.training.config import TrainConfig
-from prmh.plugins.training.loop import OnStep, optimise, save_merged, with_lora
-from prmh.plugins.training.value import examples_of, step_labels, summary
+from prmh.plugins.training.loop import (
+    OnStep,
+    examples_of,
+    optimise,
+    save_merged,
+    step_labels,
+    summary,
+    with_lora,
+)
 
 
 def train_implicit(
@@ -71,7 +78,7 @@ def train_implicit(
 
 def _head(torch: Any, config: TrainConfig) -> Any:
     """(scale, bias) per output: beta and 0, or the first pair of the PRM to start from."""
-    from prmh.registry import read_prm_config
+    from prmh.prm_dirs import read_prm_config
 
     outputs = 3 if config.loss == "wql" else 1
     scale, bias = [config.beta] * outputs, [0.0] * outputs
@@ -89,7 +96,7 @@ def _head(torch: Any, config: TrainConfig) -> Any:
 def _save(
     policy: Any, reference: Any, head: Any, tokenizer: Any, out: Path, config: TrainConfig
 ) -> None:
-    from prmh.registry import write_prm_config
+    from prmh.prm_dirs import write_prm_config
 
     save_merged(policy, tokenizer, out)
     reference.save_pretrained(out / "reference")

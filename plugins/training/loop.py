@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
+from prmh.labels import LabelledSolution
 from prmh.plugins.training.config import TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
@@ -186,3 +187,36 @@ def _targets(model: Any, which: str) -> list[str]:
     count = model.config.num_hidden_layers
     layers = [i for i in range(count) if i % 4 == 3] or [count - 1]
     return [f"layers.{i}.self_attn.{m}" for i in layers for m in ("q_proj", "v_proj")]
+
+
+def examples_of(recipe: Any, items: list[LabelledSolution], max_length: int) -> list[tuple]:
+    """(encoded solution, step labels) for every item that fits in ``max_length`` tokens."""
+    examples = []
+    for item in items:
+        enc = recipe.encode(item.question, list(item.steps))
+        if len(enc.ids) <= max_length:
+            examples.append((enc, item.labels))
+    if not examples:
+        raise PrmhError(f"every solution is longer than max_length={max_length}.")
+    return examples
+
+
+def summary(
+    step: int, losses: list[float], used: int, given: int, added_separator: bool = False
+) -> dict[str, Any]:
+    return {
+        "steps": step,
+        "losses": losses,
+        "examples": used,
+        "skipped_too_long": given - used,
+        "added_separator": added_separator,
+    }
+
+
+def step_labels(torch: Any, labels: list, shape: Any, device: Any) -> tuple[Any, Any]:
+    """Per-step targets padded to ``shape`` and the mask of real steps."""
+    targets, mask = torch.zeros(shape), torch.zeros(shape)
+    for row, y in enumerate(labels):
+        targets[row, : len(y)] = torch.tensor(y)
+        mask[row, : len(y)] = 1
+    return targets.to(device), mask.to(device)

@@ -19,7 +19,15 @@ from typing import Any
 from prmh.errors import PrmhError
 from prmh.labels import LabelledSolution
 from prmh.plugins.training.config import TrainConfig
-from prmh.plugins.training.loop import OnStep, optimise, save_merged, with_lora
+from prmh.plugins.training.loop import (
+    OnStep,
+    examples_of,
+    optimise,
+    save_merged,
+    step_labels,
+    summary,
+    with_lora,
+)
 
 
 def train(
@@ -140,30 +148,6 @@ def _model(
     return backbone, head, recipe
 
 
-def examples_of(recipe: Any, items: list[LabelledSolution], max_length: int) -> list[tuple]:
-    """(encoded solution, step labels) for every item that fits in ``max_length`` tokens."""
-    examples = []
-    for item in items:
-        enc = recipe.encode(item.question, list(item.steps))
-        if len(enc.ids) <= max_length:
-            examples.append((enc, item.labels))
-    if not examples:
-        raise PrmhError(f"every solution is longer than max_length={max_length}.")
-    return examples
-
-
-def summary(
-    step: int, losses: list[float], used: int, given: int, added_separator: bool = False
-) -> dict[str, Any]:
-    return {
-        "steps": step,
-        "losses": losses,
-        "examples": used,
-        "skipped_too_long": given - used,
-        "added_separator": added_separator,
-    }
-
-
 def _batch_loss(
     torch: Any,
     backbone: Any,
@@ -185,15 +169,6 @@ def _batch_loss(
     values = head(gathered)
     values = values if values.shape[-1] > 1 else values.squeeze(-1)
     return loss_fn(values, labels, step_mask)
-
-
-def step_labels(torch: Any, labels: list, shape: Any, device: Any) -> tuple[Any, Any]:
-    """Per-step targets padded to ``shape`` and the mask of real steps."""
-    targets, mask = torch.zeros(shape), torch.zeros(shape)
-    for row, y in enumerate(labels):
-        targets[row, : len(y)] = torch.tensor(y)
-        mask[row, : len(y)] = 1
-    return targets.to(device), mask.to(device)
 
 
 def _label_tokens(torch: Any, output: Any, good_bad: list[int]) -> Any:
@@ -218,7 +193,7 @@ def _save(
 ) -> None:
     from safetensors.torch import save_file
 
-    from prmh.registry import write_prm_config
+    from prmh.prm_dirs import write_prm_config
 
     save_merged(backbone, tokenizer, out)
     if head is None:  # an lm head: a Math-Shepherd-style PRM

@@ -1,0 +1,93 @@
+"""What produced a run, for its record: the Python and library versions, the git state of the
+prmh checkout (if it is one) and how prmh was installed."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from prmh._version import __version__
+from prmh.masking import redact
+
+LIBRARIES = ("pluggy", "click", "rich", "numpy", "sympy", "torch", "transformers", "peft", "vllm")
+
+
+def provenance(package_dir: Path) -> dict[str, Any]:
+    """The record's ``libraries``, ``git`` (of the checkout holding ``package_dir``) and
+    ``install`` fields."""
+    return {
+        "libraries": library_versions(),
+        "git": git_state(package_dir),
+        "install": install_state(),
+    }
+
+
+def library_versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def git_state(path: Path) -> dict[str, Any]:
+    """The revision and dirty flag of the git checkout holding ``path``, if it is in one."""
+    try:
+        revision = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {"revision": None, "dirty": None}
+    return {"revision": revision, "dirty": bool(status.strip())}
+
+
+def install_state() -> dict[str, Any]:
+    """How prmh was installed, from its distribution's PEP 610 ``direct_url.json``: ``index``
+    (a package index: the version names the code), ``editable``, ``directory`` (a local copy),
+    ``archive`` or a VCS (``git``, with its commit). A non-editable install records no git
+    revision; this says what code ran instead."""
+    from importlib.metadata import distributions
+
+    # a source tree's own prmh.egg-info can shadow the installed metadata: prefer the copy
+    # that says where it was installed from
+    found = [(d, d.read_text("direct_url.json")) for d in distributions(name="prmh")]
+    if not found:
+        return {"version": __version__, "source": "unknown", "url": None, "commit": None}
+    dist, text = next((f for f in found if f[1]), found[0])
+    state: dict[str, Any] = {
+        "version": dist.version,
+        "source": "index",
+        "url": None,
+        "commit": None,
+    }
+    try:
+        direct = json.loads(text or "null") or {}
+    except ValueError:
+        direct = {}
+    if isinstance(direct, dict) and direct:
+        vcs, folder = direct.get("vcs_info") or {}, direct.get("dir_info") or {}
+        if vcs:
+            state.update(source=str(vcs.get("vcs", "vcs")), commit=vcs.get("commit_id"))
+        elif folder.get("editable"):
+            state["source"] = "editable"
+        else:
+            state["source"] = "archive" if "archive_info" in direct else "directory"
+        state["url"] = redact(str(direct.get("url", "")))
+    return state

@@ -34,6 +34,14 @@ def evaluate(**config: object) -> object:
     return run(**config)  # type: ignore[arg-type]
 
 
+def load_run(run: str = "latest", results_dir: object = None) -> object:
+    """A run's per-sample results (``.rows(level)``, ``.to_pandas(level)``); see
+    ``prmh.results.load_run``."""
+    from prmh.results import load_run as load
+
+    return load(run, results_dir)  # type: ignore[arg-type]
+
+
 __all__ = [
     "Candidate",
     "Compute",
@@ -50,4 +58,5 @@ __all__ = [
     "__version__",
     "evaluate",
     "hookimpl",
+    "load_run",
 ]

@@ -18,7 +18,7 @@ from typing import Any
 from prmh.engine import Run, grade_pairs
 from prmh.engine.context import read_solution
 from prmh.errors import PrmhError
-from prmh.records import write_text_atomic
+from prmh.files import write_text_atomic
 from prmh.types import Generation, Problem, Solution
 
 

@@ -153,7 +153,7 @@ def write_labels(path: Path, items: Iterable[LabelledSolution], fmt: str) -> int
         text = json.dumps(rows, indent=1, ensure_ascii=False) + "\n"
     else:
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    from prmh.records import write_text_atomic
+    from prmh.files import write_text_atomic
 
     write_text_atomic(Path(path), text)  # killed mid-write: the old file or the new one
     return len(rows)

@@ -24,7 +24,8 @@ from typing import Any
 from prmh import record_schema
 from prmh.board_rules import PINNED, comparability, differences, rank, to_toml
 from prmh.errors import PrmhError
-from prmh.records import RECORD_SCHEMA_VERSION, remove_orphans, write_text_atomic
+from prmh.files import remove_orphans, write_text_atomic
+from prmh.records import RECORD_SCHEMA_VERSION
 
 BOARD_FILE = "board.toml"
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")

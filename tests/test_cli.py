@@ -397,3 +397,28 @@ def test_progress_is_plain_lines_in_logs(tmp_path):
     fresh = [*args[:-1], str(tmp_path / "again")]
     chatty = subprocess.run(fresh, capture_output=True, text=True, env=often, timeout=120)
     assert len(chatty.stderr.splitlines()) > len(lines)
+
+
+def test_every_long_command_reports_progress_in_logs(tmp_path):
+    """rollout, label and the analyses print the same plain progress lines as eval when their
+    output is not a terminal (train and calibrate report optimiser steps the same way)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PRMH_PROGRESS_SECONDS": "0"}
+    base = [sys.executable, "-m", "prmh"]
+    common = ["--limit", "4", "-n", "2", "--results-dir", str(tmp_path / "r")]
+    for command in (
+        ["rollout", *common, "-k", "2", "--out", str(tmp_path / "rollouts.jsonl")],
+        ["label", *common, "--out", str(tmp_path / "labels.jsonl")],
+        ["analyze", "correlation", "--prm", "oracle", *common, "--thresholds", "4,8"],
+    ):
+        done = subprocess.run(
+            [*base, *command], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        lines = done.stderr.strip().splitlines()
+        assert lines and all(": " in line and "/" in line for line in lines), command
+        stages = ("generate sim", "rollout sim", "cut and score oracle")
+        assert any(stage in done.stderr for stage in stages), command

@@ -376,7 +376,13 @@ def test_openai_end_to_end_from_the_cli(cli, servers, tiny_lm, tmp_path):
     # Every stand-in completion ends "The answer is 5.": right for the first problem only.
     assert {c["mean"] for c in table["rows"][0]["cells"]} == {0.5}
     assert len(server.seen) == 8
-    assert "sk-secret" not in "".join(p.read_text() for p in (cli.results_dir / "runs").glob("*"))
+    import gzip
+
+    runs = sorted((cli.results_dir / "runs").glob("*"))
+    assert any(p.suffix == ".gz" for p in runs)  # the per-sample results, checked too
+    texts = [gzip.decompress(p.read_bytes()).decode() if p.suffix == ".gz" else p.read_text()
+             for p in runs]  # fmt: skip
+    assert "sk-secret" not in "".join(texts)
     assert cli(*args).exit_code == 0 and len(server.seen) == 8  # the same request is never re-sent
     oracle = cli(*source, "--prm", "oracle", "-n", "1")
     assert oracle.exit_code == 2 and "oracle PRM needs gold steps" in oracle.output

@@ -149,8 +149,12 @@ def test_a_timed_out_grade_is_graded_again_with_a_longer_timeout(tmp_path):
         first, counts = grade_pairs(store, "a", grader, pairs, pool, CacheStats(), timeout=0.5)
         assert first == {("sleep", "sleep"): False, ("1", "1"): True}
         assert counts["timed_out"] == 1
-        same, _ = grade_pairs(store, "b", grader, pairs, pool, CacheStats(), timeout=0.5)
+        outcomes = {}
+        same, _ = grade_pairs(
+            store, "b", grader, pairs, pool, CacheStats(), timeout=0.5, outcomes=outcomes
+        )
         assert same == first  # the same limit: the stored timeout stands
+        assert outcomes == {("sleep", "sleep"): "timed out", ("1", "1"): "right"}
         stats = CacheStats()
         again, counts = grade_pairs(store, "c", grader, pairs, pool, stats, timeout=5.0)
         assert again == {("sleep", "sleep"): True, ("1", "1"): True}

@@ -4,7 +4,6 @@ page in a real headless browser (Debian's chromium, installed here when missing)
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -296,40 +295,6 @@ def test_rows_separated_by_a_paired_test_on_the_same_problems_are_ranked_apart(
     # A over B (6 problems apart), B under C (5 apart: (55/60)^60 = 0.55%), A and C tie
     assert ranks == {"A": 1, "C": 1, "B": 3}
     assert all(abs(right[a] - right[b]) / 60 < 0.26 for a in right for b in right)  # overlap
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """Debian's chromium and chromedriver, installed by this setup where missing."""
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        for command in (
-            ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"],
-        ):
-            done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-            assert done.returncode == 0, f"could not install chromium: {done.stderr[-2000:]}"
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-sync",
-        "--disable-component-update",
-        "--window-size=1400,1200",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    yield driver
-    driver.quit()
 
 
 def test_the_page_in_a_headless_browser(cli, runs, board, chromium):

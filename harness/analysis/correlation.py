@@ -96,6 +96,7 @@ def correlation(
     splitter: Any,
     cuts: list[int],
     one_pass: bool = True,
+    progress: Any = None,
 ) -> dict[str, Any]:
     """Per PRM label: ``correlations[aggregation][threshold or "full"]`` (Pearson r with an
     interval, with correctness and with the full score), forward tokens and solution count.
@@ -108,7 +109,9 @@ def correlation(
         scores = {a: {t: [] for t in cuts} for a in AGGREGATIONS}
         full = {a: [] for a in AGGREGATIONS}
         tokens = 0
-        for x in solutions:
+        for done, x in enumerate(solutions, start=1):
+            if progress is not None:
+                progress(f"cut and score {label}", done, len(solutions))
             step_probs, wholes, spent = partial_scores(
                 prm, splitter, x.problem, x.generation.text, cuts, one_pass
             )

@@ -49,7 +49,8 @@ def calibration_scores(
     predicted: Sequence[float], observed: Sequence[float], bins: int = 10
 ) -> dict[str, Any]:
     """Expected calibration error (equal-width bins, weighted by bin size), Brier score (mean
-    squared difference to the observed success rate) and the reliability diagram's points."""
+    squared difference to the observed success rate) and the reliability diagram's points,
+    each with its count and a 95% interval of its observed rate."""
     p = np.asarray(predicted, dtype=float)
     y = np.asarray(observed, dtype=float)
     which = np.minimum((p * bins).astype(int), bins - 1)
@@ -59,8 +60,17 @@ def calibration_scores(
         if inside.any():
             mean_p, mean_y = float(p[inside].mean()), float(y[inside].mean())
             ece += inside.mean() * abs(mean_p - mean_y)
+            # a 95% normal interval of the bin's mean observed rate
+            half = 1.96 * float(y[inside].std()) / math.sqrt(int(inside.sum()))
             diagram.append(
-                {"bin": b, "predicted": mean_p, "observed": mean_y, "count": int(inside.sum())}
+                {
+                    "bin": b,
+                    "predicted": mean_p,
+                    "observed": mean_y,
+                    "count": int(inside.sum()),
+                    "low": max(0.0, mean_y - half),
+                    "high": min(1.0, mean_y + half),
+                }
             )
     return {
         "ece": float(ece),

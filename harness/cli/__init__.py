@@ -1,9 +1,10 @@
 """The ``prmh`` command line, one module per command group: ``evaluation`` (eval, show),
 ``listing`` (list, plugins), ``leaderboard``, ``data`` (rollout, label), ``train`` (train,
-calibrate, train-generator) and ``analyze``; ``common`` declares the options they share.
+calibrate, train-generator), ``analyze`` and ``results`` (export, view, plot); ``common``
+declares the options they share.
 
 Commands parse options and call library functions (``prmh.api``, ``prmh.engine``,
-``prmh.datasets``, ``prmh.analysis``, ``prmh.plugins.training``). Bad input raises
+``prmh.datasets``, ``prmh.analysis``, ``prmh.results``, ``prmh.plugins.training``). Bad input raises
 ``PrmhError`` anywhere below; it is printed as one line and the command exits with status 2,
 no traceback. Tables go to stdout (``--json`` prints data instead); progress goes to stderr.
 Plugins add commands through the ``prmh_register_command`` hook.
@@ -11,11 +12,11 @@ Plugins add commands through the ``prmh_register_command`` hook.
 
 import sys
 
-from prmh.cli import analyze, data, evaluation, leaderboard, listing, train
+from prmh.cli import analyze, data, evaluation, leaderboard, listing, results, train
 from prmh.cli.group import PrmhGroup, UserError, cli
 
 __all__ = ["PrmhGroup", "UserError", "analyze", "cli", "data", "evaluation", "main"]
-__all__ += ["leaderboard", "listing", "train"]
+__all__ += ["leaderboard", "listing", "results", "train"]
 
 
 def main() -> None:

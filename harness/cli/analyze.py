@@ -54,8 +54,10 @@ def _analysis(
     """Run ``work(run)`` -> (results, metrics, draw) in a recorded run; draw the plot."""
     from prmh.analysis.scoring import analysis_config
     from prmh.engine import open_run
+    from prmh.progress import progress_bars
 
-    with open_run(analysis_config(name, prms), results_dir, argv()) as run:
+    config = analysis_config(name, prms)
+    with progress_bars() as progress, open_run(config, results_dir, argv(), progress) as run:
         results, metrics, draw = work(run)
         path = plot or run.record.path.with_suffix(".png")
         draw(path)
@@ -207,7 +209,8 @@ def correlation_command(
     def work(run: Any) -> tuple:
         with solutions.opened(run):
             graded = solutions.solutions()
-        results = correlation(prms, graded, solutions.splitter, cuts, method == "one-pass")
+        one_pass = method == "one-pass"
+        results = correlation(prms, graded, solutions.splitter, cuts, one_pass, run.progress)
         return results, {"correlation": results}, lambda p: plot_correlation(results, cuts, p)
 
     results, path, record = _analysis("correlation", prms, results_dir, plot, work)

@@ -3,7 +3,9 @@ store (so they resume, and nothing is sampled or graded twice)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +47,16 @@ out_option = click.option(
 )
 
 
-def opened(command: str, options: dict[str, Any]) -> Any:
-    """A run of ``command`` with its options as the record's configuration."""
+@contextlib.contextmanager
+def opened(command: str, options: dict[str, Any]) -> Iterator[Any]:
+    """A run of ``command`` with its options as the record's configuration, and progress."""
     from prmh.engine import command_config, open_run
+    from prmh.progress import progress_bars
 
-    return open_run(command_config(command, options), options.get("results_dir"), argv())
+    config = command_config(command, options)
+    with progress_bars() as progress:
+        with open_run(config, options.get("results_dir"), argv(), progress) as run:
+            yield run
 
 
 def source(options: dict[str, Any]) -> Any:

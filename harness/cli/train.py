@@ -162,11 +162,12 @@ def calibrate_command(rollouts: Path, prm_dir: Path, out: Path, **options: Any) 
     quantiles."""
     from prmh.analysis.calibration import read_rollouts
     from prmh.plugins.training import calibrate, calibration_items
+    from prmh.progress import training_bar
 
     items = calibration_items(read_rollouts(rollouts))
     given = {"rollouts": rollouts, "prm": prm_dir, **options}
-    with _recorded("calibrate", given, out) as run:
-        summary = run.metrics = calibrate(prm_dir, items, out, _config(options))
+    with _recorded("calibrate", given, out) as run, training_bar() as on_step:
+        summary = run.metrics = calibrate(prm_dir, items, out, _config(options), on_step)
     losses = summary["losses"]
     click.echo(
         f"calibrated on {len(items)} prefix sets; wql {losses[0]:.4f} -> "
@@ -193,6 +194,7 @@ def train_generator_command(
     """Fine-tune a generator on a task's gold step-by-step solutions (the task's prompt,
     then the gold steps separated by blank lines)."""
     from prmh.plugins.training import train_generator
+    from prmh.progress import training_bar
     from prmh.registry import load_registry
 
     instance = load_registry().create("task", task, task_args).instance
@@ -201,8 +203,9 @@ def train_generator_command(
         raise PrmhError(f"task {task!r} has no gold steps to train a generator on.")
     pairs = [(instance.prompt(p), "\n\n".join(p.steps)) for p in problems]
     given = {"task": task, "task_args": task_args, "limit": limit, "model": base, **options}
-    with _recorded("train-generator", given, out) as run:
-        summary = run.metrics = train_generator(pairs, base, out, _config(options))
+    with _recorded("train-generator", given, out) as run, training_bar() as on_step:
+        config = _config(options)
+        summary = run.metrics = train_generator(pairs, base, out, config, on_step=on_step)
     losses = summary["losses"]
     click.echo(
         f"trained {summary['steps']} steps on {summary['examples']} solutions (loss "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from prmh.engine.context import SearchContext
@@ -24,6 +24,7 @@ from prmh.grading import Grader, GraderPool, get_grader
 from prmh.masking import redact
 from prmh.matrix import EvalPlan, Spec
 from prmh.registry import Component, Registry
+from prmh.samples import SampleLog, samples_path
 from prmh.store import content_key
 from prmh.types import (
     Compute,
@@ -101,7 +102,7 @@ def run_eval(prepared: Prepared, run: Run, grading_timeout: float = 5.0) -> dict
     """Run the whole plan in ``run`` and return its metrics (the run record's ``metrics``)."""
     started = time.perf_counter()
     plan, built = prepared.plan, prepared.components
-    tables = []
+    tables, log = [], SampleLog()
     with GraderPool() as pool:  # workers start on the first answer to grade or key
         for task_spec, task, grader, problems in zip(
             plan.task, built["task"], prepared.graders, prepared.problems, strict=True
@@ -109,10 +110,13 @@ def run_eval(prepared: Prepared, run: Run, grading_timeout: float = 5.0) -> dict
             for gen_spec, generator in zip(plan.generator, built["generator"], strict=True):
                 workspace = run.workspace(task, generator)
                 keys = AnswerKeys(grader, run.store, run.run_id, pool, grading_timeout, run.stats)
-                table = _Table(plan, built, problems, workspace, keys)
+                table = _Table(plan, built, problems, workspace, keys, log)
                 tables.append(table.evaluate(task_spec, gen_spec, run.progress))
+    samples = samples_path(run.record.path)
+    log.write(samples)
     metrics = {
         "tables": tables,
+        "samples": samples.name,
         "cache": run.stats.to_json(),
         "wall_seconds": time.perf_counter() - started,
     }
@@ -132,13 +136,16 @@ class _Table:
         problems: list[Problem],
         workspace: Workspace,
         keys: AnswerKeys,
+        log: SampleLog,
     ):
         self.plan, self.built, self.problems = plan, built, problems
-        self.workspace, self.keys = workspace, keys
+        self.workspace, self.keys, self.log = workspace, keys, log
+        self.where: dict[str, Any] = {}  # the table's task and generator labels
         # answers[(row, search label, budget)][seed index][problem index] = chosen answers
         self.answers: dict[tuple, list[list[tuple[str | None, ...]]]] = {}
         self.compute: dict[tuple, list[list[Compute]]] = {}
         self.warnings: set[str] = set()
+        self.candidates: set[tuple[str, str]] = set()  # (answer, gold) of every candidate
 
     def pairs(self, key: str, kind: str) -> list[tuple[Spec, Component]]:
         return list(zip(getattr(self.plan, key), self.built[kind], strict=True))
@@ -177,16 +184,38 @@ class _Table:
                 f"search {search_spec.label!r} returned {len(results)} results for "
                 f"{len(self.problems)} problems; this is a bug in the search."
             )
-        seeds = self.plan.seed
+        seeds, chosen = self.plan.seed, {}
         for sel_spec, selector in self.pairs("selector", "selector"):
             key = (Row(prm_spec, split_spec, agg_spec, sel_spec), search_spec.label, budget)
             picked = self.answers.setdefault(key, [[] for _ in seeds])[s_i]
             spent = self.compute.setdefault(key, [[] for _ in seeds])[s_i]
+            chosen[sel_spec.label] = []
             for result in results:
-                picked.append(_select(result, selector.instance, self.keys))
+                indices = _select(result, selector.instance, self.keys)
+                chosen[sel_spec.label].append(indices)
+                picked.append(tuple(_answer(result, i) for i in indices))
                 spent.append(result.compute)
+        where = {
+            **self.where,
+            "prm": prm_spec.label,
+            "splitter": split_spec.label,
+            "agg": agg_spec.label,
+            "search": search_spec.label,
+            "budget": budget,
+            "seed": seed_value,
+        }
+        self.log.add_cell(where, results, chosen)
+        golds = {p.id: p.answer for p in self.problems}
+        self.candidates.update(
+            (c.solution.answer, golds[r.problem_id])
+            for r in results
+            for c in r.candidates
+            if c.solution.answer is not None
+        )
 
     def evaluate(self, task_spec: Spec, gen_spec: Spec, progress: Progress) -> dict[str, Any]:
+        self.where = {"task": task_spec.label, "generator": gen_spec.label}
+        self.log.add_problems(task_spec.label, self.problems)
         pool_answers, pooled = self.pools()
         fitted = {}
         for spec, splitter in self.pairs("splitter", "splitter"):
@@ -202,7 +231,11 @@ class _Table:
         ):
             self.search_cell(*cell)
         golds = [p.answer for p in self.problems]
-        verdicts, grading = _grade(self.keys, golds, self.answers, pool_answers, progress)
+        outcomes: dict[tuple[str, str], str] = {}
+        verdicts, grading = _grade(
+            self.keys, golds, self.answers, pool_answers, progress, self.candidates, outcomes
+        )
+        self.log.add_grades(task_spec.label, verdicts, outcomes)
         table = result_table(
             self.plan,
             task_spec,
@@ -230,9 +263,12 @@ def _grade(
     answers: dict[tuple, list[list[tuple[str | None, ...]]]],
     pool_answers: list[list[list[str | None]]],
     progress: Progress,
+    candidates: set[tuple[str, str]],
+    outcomes: dict[tuple[str, str], str],
 ) -> tuple[dict[tuple[str, str], bool], dict[str, int]]:
-    """Grade every distinct (answer, gold) pair of a table once; see ``grade_pairs``."""
-    pairs: set[tuple[str, str]] = set()
+    """Grade every distinct (answer, gold) pair of a table once (chosen answers, the pool's and
+    every candidate's); see ``grade_pairs``."""
+    pairs = set(candidates)
     for per_seed in answers.values():
         for row in per_seed:
             for picks, gold in zip(row, golds, strict=True):
@@ -249,19 +285,23 @@ def _grade(
         keys.stats,
         progress,
         keys.timeout,
+        outcomes,
     )
 
 
 def _select(
     result: SearchResult, selector: Callable, keys: Callable[[str], str]
-) -> tuple[str | None, ...]:
-    """The selected answer, or one per subset when the search drew several subsets."""
-    groups = (
-        [result]
-        if result.subsets is None
-        else [
-            replace(result, candidates=tuple(result.candidates[i] for i in subset))
-            for subset in result.subsets
-        ]
-    )
-    return tuple(replace(g, chosen=selector(list(g.candidates), keys)).answer for g in groups)
+) -> tuple[int | None, ...]:
+    """The index of the selected candidate, or one per subset when the search drew several
+    subsets (None where nothing was chosen)."""
+    if result.subsets is None:
+        return (selector(list(result.candidates), keys),)
+    picks = []
+    for subset in result.subsets:
+        i = selector([result.candidates[j] for j in subset], keys)
+        picks.append(None if i is None else subset[i])
+    return tuple(picks)
+
+
+def _answer(result: SearchResult, index: int | None) -> str | None:
+    return None if index is None else result.candidates[index].solution.answer

@@ -28,21 +28,13 @@ def grade_pairs(
     stats: CacheStats,
     progress: Progress = no_progress,
     timeout: float = 5.0,
+    outcomes: dict[tuple[str, str], str] | None = None,
 ) -> tuple[dict[tuple[str, str], bool], dict[str, int]]:
     """Verdicts for (answer, gold) pairs: from the store, else graded in the worker pool and
-    stored; also how many answers were graded, timed out or broke the grader."""
+    stored; also how many answers were graded, timed out or broke the grader. ``outcomes``, if
+    given, receives each pair's outcome: right, wrong, timed out or error."""
     ordered = sorted(set(pairs))
-    keys = {
-        pair: content_key(
-            {
-                "grader": grader.name,
-                "version": grader.version,
-                "prediction": pair[0],
-                "gold": pair[1],
-            }
-        )
-        for pair in ordered
-    }
+    keys = {pair: _grade_key(grader, *pair) for pair in ordered}
     stored = store.get_many("grade", keys.values(), parse=_grade_entry)
     # a grade that timed out under a shorter limit than this run's is graded again
     stored = {
@@ -51,7 +43,7 @@ def grade_pairs(
         if not (v.get("timed_out") and v.get("timeout", 0.0) < timeout)
     }
     verdicts = {pair: stored[k]["correct"] for pair, k in keys.items() if k in stored}
-    outcomes = [stored[k] for k in keys.values() if k in stored]
+    entries = {pair: stored[k] for pair, k in keys.items() if k in stored}
     todo = [pair for pair in ordered if pair not in verdicts]
     stats.add("grade", len(verdicts), len(todo))
     if todo:
@@ -70,10 +62,25 @@ def grade_pairs(
                 "error": verdict.error,
             }
         store.put_many("grade", fresh, run_id, replace=True)
-        outcomes += fresh.values()
+        entries.update((pair, fresh[keys[pair]]) for pair in todo)
+    if outcomes is not None:
+        outcomes.update((pair, _outcome(e)) for pair, e in entries.items())
     counts = {
-        "answers": len(outcomes),
-        "timed_out": sum(bool(o.get("timed_out")) for o in outcomes),
-        "errors": sum(o.get("error") is not None for o in outcomes),
+        "answers": len(entries),
+        "timed_out": sum(bool(e.get("timed_out")) for e in entries.values()),
+        "errors": sum(e.get("error") is not None for e in entries.values()),
     }
     return verdicts, counts
+
+
+def _grade_key(grader: Grader, prediction: str, gold: str) -> str:
+    identity = {"grader": grader.name, "version": grader.version}
+    return content_key({**identity, "prediction": prediction, "gold": gold})
+
+
+def _outcome(entry: dict[str, Any]) -> str:
+    if entry.get("timed_out"):
+        return "timed out"
+    if entry.get("error") is not None:
+        return "error"
+    return "right" if entry["correct"] else "wrong"

@@ -13,7 +13,7 @@ from prmh.errors import PrmhError
 from prmh.labels import LabelledSolution
 from prmh.plugins.training.config import TrainConfig
 from prmh.plugins.training.generator import train_generator
-from prmh.plugins.training.loop import CHECKPOINT
+from prmh.plugins.training.loop import CHECKPOINT, OnStep
 from prmh.plugins.training.value import train
 
 __all__ = [
@@ -41,7 +41,11 @@ def calibration_items(rows: list[dict[str, Any]]) -> list[LabelledSolution]:
 
 
 def calibrate(
-    prm_dir: Path, items: list[LabelledSolution], out: Path, config: TrainConfig
+    prm_dir: Path,
+    items: list[LabelledSolution],
+    out: Path,
+    config: TrainConfig,
+    on_step: OnStep | None = None,
 ) -> dict[str, Any]:
     """Fit a quantile PRM (wql, quantiles 0.1/0.5/0.9) from the PRM in ``prm_dir``: a value
     head becomes three heads that all start as the original (LoRA on ``config.lora_layers``);
@@ -71,4 +75,4 @@ def calibrate(
         reference=str(prm_dir / options["reference"]) if implicit else None,
         freeze_backbone=implicit,
     )
-    return train(items, str(prm_dir), out, config)
+    return train(items, str(prm_dir), out, config, on_step=on_step)

@@ -1,0 +1,213 @@
+"""Paper figures from run records (matplotlib): ``scaling`` (accuracy against the budget, log2
+axis, interval bands, pass@N and majority@N), ``compute`` (accuracy against generated tokens and
+against PRM calls, every search on the same axes), ``reliability`` (calibration diagrams with
+bin counts and intervals), ``correlation`` (Pearson r against the cut, with bands) and
+``processbench`` (F1 against the threshold). PNG at 300 dpi; SVG and PDF carry no date, so the
+same records give the same bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prmh.errors import PrmhError
+
+KINDS = ("scaling", "compute", "reliability", "correlation", "processbench")
+FORMATS = (".png", ".svg", ".pdf")
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise PrmhError("plots need matplotlib: pip install 'prmh[analysis]'.") from e
+    matplotlib.rcParams.update({"svg.hashsalt": "prmh", "font.size": 9, "legend.fontsize": 7})
+    return plt
+
+
+def figure(kind: str, records: list[dict[str, Any]], out: Path) -> Path:
+    """Draw ``kind`` from ``records`` into ``out`` (.png, .svg or .pdf)."""
+    if kind not in KINDS:
+        raise PrmhError(f"unknown figure {kind!r}; kinds: {', '.join(KINDS)}.")
+    if out.suffix not in FORMATS:
+        raise PrmhError(f"--out must end in {', '.join(FORMATS)}, not {out.name!r}.")
+    draw: Callable = {
+        "scaling": _scaling,
+        "compute": _compute,
+        "reliability": _reliability,
+        "correlation": _correlation,
+        "processbench": _processbench,
+    }[kind]
+    plt = _pyplot()
+    fig = draw(plt, records)
+    metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
+    fig.savefig(out, dpi=300, metadata=metadata[out.suffix[1:]], bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
+def _tables(records: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(title prefix, table) of every evaluation record; the run id joins the title when
+    several records are drawn."""
+    out = []
+    for record in records:
+        for table in (record.get("metrics") or {}).get("tables", []):
+            prefix = f"{record['run_id']}: " if len(records) > 1 else ""
+            out.append((f"{prefix}{table['task']} × {table['generator']}", table))
+    if not out:
+        raise PrmhError("these runs hold no evaluation tables (run `prmh eval` first).")
+    return out
+
+
+def _row_label(row: dict[str, Any]) -> str:
+    return row.get("label") or " · ".join(row[k] for k in ("prm", "agg", "selector"))
+
+
+LINES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D")
+
+
+def _colors(plt: Any, tables: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One colour per PRM row, the same in every panel (reference rows are grey)."""
+    labels = dict.fromkeys(
+        _row_label(r) for _, t in tables for r in t["rows"] if r["kind"] != "reference"
+    )
+    return {label: plt.cm.tab20(i % 20) for i, label in enumerate(labels)}
+
+
+def _band(axis: Any, xs: list, cells: list[dict[str, Any]], label: str, **style: Any) -> None:
+    ys = [100 * c["mean"] for c in cells]
+    line = axis.plot(xs, ys, markersize=3, label=label, **{"marker": "o", **style})[0]
+    lows, highs = [100 * c["low"] for c in cells], [100 * c["high"] for c in cells]
+    axis.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.08, linewidth=0)
+
+
+def _legend(fig: Any, axis: Any) -> None:
+    """One legend with every full label, below the panels."""
+    handles, labels = axis.get_legend_handles_labels()
+    columns = 2 if len(labels) > 6 else 1
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=columns)
+
+
+def _scaling(plt: Any, records: list[dict[str, Any]]) -> Any:
+    tables = _tables(records)
+    searches = sorted({c["search"] for _, t in tables for c in t["columns"]})
+    fig, axes = plt.subplots(
+        len(tables), len(searches), figsize=(4.2 * len(searches), 3.4 * len(tables)), squeeze=False
+    )
+    colors = _colors(plt, tables)
+    for (title, table), row_axes in zip(tables, axes, strict=True):
+        for search, axis in zip(searches, row_axes, strict=True):
+            for row in table["rows"]:
+                cells = [c for c in row["cells"] if c.get("search", search) == search]
+                budgets = [c["budget"] for c in cells]
+                label = _row_label(row)
+                style = {"color": colors.get(label)}
+                if row["kind"] == "reference":  # pass@N darker than majority@N, both dashed
+                    style = {"linestyle": "--", "color": "0.3" if "pass" in label else "0.6"}
+                _band(axis, budgets, cells, label, **style)
+            axis.set_xscale("log", base=2)
+            axis.set_xlabel("budget N (samples or beams per problem, log2)")
+            axis.set_ylabel("accuracy (%, 95% interval)")
+            axis.set_title(f"{title}: {search}", fontsize=9)
+    fig.tight_layout()
+    _legend(fig, axes[0][0])
+    return fig
+
+
+def _compute(plt: Any, records: list[dict[str, Any]]) -> Any:
+    tables = _tables(records)
+    fig, axes = plt.subplots(len(tables), 2, figsize=(10, 3.6 * len(tables)), squeeze=False)
+    measures = (("generated_tokens", "generated tokens per problem (log)"),
+                ("prm_calls", "PRM calls per problem (log)"))  # fmt: skip
+    colors = _colors(plt, tables)
+    for (title, table), row_axes in zip(tables, axes, strict=True):
+        searches = list(dict.fromkeys(c["search"] for c in table["columns"]))
+        for (measure, xlabel), axis in zip(measures, row_axes, strict=True):
+            for row in table["rows"]:
+                if row["kind"] == "reference":
+                    continue
+                for i, search in enumerate(searches):  # a line style per search
+                    cells = sorted(
+                        (c for c in row["cells"] if c["search"] == search),
+                        key=lambda c: c["compute"][measure],
+                    )
+                    xs = [max(c["compute"][measure], 1e-9) for c in cells]
+                    style = {"color": colors[_row_label(row)], "linestyle": LINES[i % 4],
+                             "marker": MARKERS[i % 4]}  # fmt: skip
+                    _band(axis, xs, cells, f"{_row_label(row)} · {search}", **style)
+            axis.set_xscale("log")
+            axis.set_xlabel(xlabel)
+            axis.set_ylabel("accuracy (%, 95% interval)")
+            axis.set_title(f"{title}: accuracy against compute", fontsize=9)
+    fig.tight_layout()
+    _legend(fig, axes[0][0])
+    return fig
+
+
+def _analyses(records: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    found = [r for r in records if (r.get("config") or {}).get("analysis") == name]
+    if not found:
+        raise PrmhError(f"none of these runs is a `prmh analyze {name}` run.")
+    return found
+
+
+def _reliability(plt: Any, records: list[dict[str, Any]]) -> Any:
+    fig, axis = plt.subplots(figsize=(5, 5))
+    axis.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="perfectly calibrated")
+    for record in _analyses(records, "calibration"):
+        for entry in record["metrics"]["diagrams"]:
+            d = entry["diagram"]
+            xs, ys = [p["predicted"] for p in d], [p["observed"] for p in d]
+            err = [[y - p.get("low", y) for y, p in zip(ys, d, strict=True)],
+                   [p.get("high", y) - y for y, p in zip(ys, d, strict=True)]]  # fmt: skip
+            label = f"{entry['prm']} (ECE {entry['ece']:.3f}, Brier {entry['brier']:.3f})"
+            axis.errorbar(xs, ys, yerr=err, marker="o", markersize=3, capsize=2, label=label)
+            for x, y, p in zip(xs, ys, d, strict=True):
+                axis.annotate(str(p["count"]), (x, y), fontsize=6, xytext=(3, -9),
+                              textcoords="offset points")  # fmt: skip
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("PRM score (bin mean)")
+    axis.set_ylabel("rollout success rate (bin mean, 95% interval; n per bin)")
+    axis.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def _correlation(plt: Any, records: list[dict[str, Any]]) -> Any:
+    fig, axis = plt.subplots(figsize=(6.5, 4))
+    for record in _analyses(records, "correlation"):
+        for label, result in record["metrics"]["correlation"].items():
+            for agg, by_cut in result["correlations"].items():
+                cuts = sorted(int(t) for t in by_cut if t != "full")
+                cells = [by_cut[str(t)]["correctness"] for t in cuts]
+                line = axis.plot(cuts, [c["r"] for c in cells], marker="o", markersize=3,
+                                 label=f"{label} · {agg}")[0]  # fmt: skip
+                axis.fill_between(cuts, [c["low"] for c in cells], [c["high"] for c in cells],
+                                  color=line.get_color(), alpha=0.15, linewidth=0)  # fmt: skip
+    axis.set_xscale("log", base=2)
+    axis.set_xlabel("tokens of the solution kept (log2)")
+    axis.set_ylabel("Pearson r with final correctness (95% interval)")
+    fig.tight_layout()
+    _legend(fig, axis)
+    return fig
+
+
+def _processbench(plt: Any, records: list[dict[str, Any]]) -> Any:
+    fig, axis = plt.subplots(figsize=(6.5, 4))
+    for record in _analyses(records, "processbench"):
+        for label, result in record["metrics"]["processbench"].items():
+            for subset, entry in result["tasks"].items():
+                sweep = entry["sweep"]
+                axis.plot([r["threshold"] for r in sweep], [100 * r["f1"] for r in sweep],
+                          marker="o", markersize=3, label=f"{label} · {subset}")  # fmt: skip
+    axis.set_xlabel("threshold (a step scored below it is the first error)")
+    axis.set_ylabel("ProcessBench F1 (%)")
+    fig.tight_layout()
+    _legend(fig, axis)
+    return fig

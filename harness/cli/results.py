@@ -1,0 +1,114 @@
+"""``prmh export``, ``prmh view`` and ``prmh plot``: a run's per-sample results as tables, as a
+page to browse, and as figures for a paper."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from prmh.cli.common import results_dir_option
+from prmh.cli.group import cli
+from prmh.errors import PrmhError
+
+
+@cli.command("export")
+@click.argument("run", default="latest")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl", "parquet"]),
+    default="csv",
+    show_default=True,
+)
+@click.option(
+    "--level",
+    type=click.Choice(["cell", "problem", "candidate", "step"]),
+    default="problem",
+    show_default=True,
+    help="One row per cell, per problem of a cell, per candidate, or per scored step.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The file to write [standard output; Parquet needs a file].",
+)
+@results_dir_option
+def export_command(
+    run: str, fmt: str, level: str, out: Path | None, results_dir: Path | None
+) -> None:
+    """Export a run's per-sample results (RUN: an id, a unique prefix, "latest" or a record's
+    path). Columns are listed in the README ("Per-sample results")."""
+    from prmh.files import write_bytes_atomic
+    from prmh.results import load_run
+
+    data = load_run(run, results_dir).export(level, fmt)
+    if out is None:
+        if fmt == "parquet":
+            raise PrmhError("Parquet is binary: give a file with --out.")
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    write_bytes_atomic(out, data)
+    click.echo(f"wrote {out} ({level} level, {fmt})", err=True)
+
+
+@cli.command("view")
+@click.argument("run", default="latest")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The page to write [RESULTS_DIR/runs/RUN.html].",
+)
+@click.option("--serve", is_flag=True, help="Also serve it on localhost until Ctrl-C.")
+@click.option("--port", type=int, default=8000, show_default=True, help="With --serve (0: any).")
+@results_dir_option
+def view_command(
+    run: str, out: Path | None, serve: bool, port: int, results_dir: Path | None
+) -> None:
+    """Write a run's viewer: one self-contained HTML page (no external assets) to browse its
+    cells, problems, candidates and their step scores; open it in a browser."""
+    from prmh.results import load_run
+    from prmh.viewer import serve as serve_page
+    from prmh.viewer import write_page
+
+    results = load_run(run, results_dir)
+    record_dir = Path(results.record.get("results_dir") or ".") / "runs"
+    path = write_page(results, out or record_dir / f"{results.record['run_id']}.html")
+    click.echo(f"wrote {path}")
+    if serve:
+        try:
+            serve_page(path, port, lambda url: click.echo(f"serving {url} (Ctrl-C stops)"))
+        except KeyboardInterrupt:
+            pass
+        except OSError as e:
+            raise PrmhError(f"cannot serve on port {port}: {e.strerror}; try --port 0.") from None
+
+
+@cli.command("plot")
+@click.argument("runs", nargs=-1, required=True)
+@click.option(
+    "--kind",
+    required=True,
+    help="scaling (accuracy vs budget), compute (accuracy vs tokens and PRM calls), "
+    "reliability (from `prmh analyze calibration`), correlation, processbench.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The figure: .pdf, .svg or .png (300 dpi).",
+)
+@results_dir_option
+def plot_command(runs: tuple[str, ...], kind: str, out: Path, results_dir: Path | None) -> None:
+    """Draw a paper figure from one or more runs (ids, unique prefixes, "latest" or record
+    paths); several runs share the axes."""
+    from prmh.analysis.figures import figure
+    from prmh.records import find_record
+    from prmh.store import results_path
+
+    records = [find_record(results_path(results_dir), run) for run in runs]
+    click.echo(f"wrote {figure(kind, records, out)}")

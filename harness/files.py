@@ -1,0 +1,59 @@
+"""Atomic file writes: a reader, or a kill at any moment, sees the old file or the new one,
+never a part; and the clean-up of temporary files a killed write left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (``write_bytes_atomic``)."""
+    write_bytes_atomic(path, text.encode())
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader, or a kill at any moment, sees the old file
+    or the new one, never a part (a temporary file in the same folder, then a rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # as open() would make it, not mkstemp's 0600
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, data: dict[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+
+
+ORPHAN_AGE = 60.0  # seconds: a write takes milliseconds; an older temporary file was orphaned
+
+
+def remove_orphans(folder: Path) -> int:
+    """Delete temporary files that a killed write left in ``folder``; returns how many."""
+    removed = 0
+    now = time.time()
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > ORPHAN_AGE:
+                tmp.unlink()
+                removed += 1
+        except OSError:
+            pass
+    return removed

@@ -1,0 +1,219 @@
+"""A run's per-sample results as tables: ``prmh.load_run(RUN).rows(level)``, ``.to_pandas(level)``
+and ``prmh export``. Levels and their columns (``LEVELS``):
+
+- ``cell``: one row per (task, generator, prm, splitter, agg, selector, search, budget, seed):
+  ``problems``, ``accuracy`` (fraction), mean compute per problem (``generated_tokens``,
+  ``prm_tokens``, ``prm_calls``, ``wall_seconds``).
+- ``problem``: one row per cell and problem: ``problem_id``, ``gold``, ``answer`` (the chosen
+  one; ``|``-joined when the search drew subsets), ``correct`` (fraction over subsets),
+  ``outcome`` (right, wrong, timed out, error, no answer), ``candidates``, ``chosen`` (index) and
+  the compute.
+- ``candidate``: one row per search cell, problem and candidate (selectors share candidates):
+  ``candidate`` (index), ``solution_id``, ``answer``, ``score`` (aggregated), ``steps``,
+  ``correct``, ``outcome``, ``chosen_by`` (the selectors that chose it, ``;``-joined).
+- ``step``: one row per PRM, scored solution and step: ``solution_id``, ``problem_id``,
+  ``step`` (0-based), ``text``, ``score`` (the PRM's probability), ``quantiles``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prmh.errors import PrmhError
+from prmh.samples import read_samples
+
+CELL = ("task", "generator", "prm", "splitter", "agg", "selector", "search", "budget", "seed")
+COMPUTE = ("generated_tokens", "prm_tokens", "prm_calls", "wall_seconds")
+LEVELS = {
+    "cell": (*CELL, "problems", "accuracy", *COMPUTE),
+    "problem": (*CELL, "problem_id", "gold", "answer", "correct", "outcome", "candidates",
+                "chosen", *COMPUTE),
+    "candidate": (*(c for c in CELL if c != "selector"), "problem_id", "candidate",
+                  "solution_id", "answer", "score", "steps", "correct", "outcome", "chosen_by"),
+    "step": ("task", "generator", "prm", "problem_id", "solution_id", "step", "text", "score",
+             "quantiles"),
+}  # fmt: skip
+FORMATS = ("csv", "jsonl", "parquet")
+
+
+@dataclass
+class RunResults:
+    """A run's record and its per-sample results."""
+
+    record: dict[str, Any]
+    lines: list[dict[str, Any]]
+
+    def _index(self) -> tuple[dict, dict, dict]:
+        grades = {(g["task"], g["answer"], g["gold"]): g for g in self._of("grade")}
+        solutions = {s["id"]: s for s in self._of("solution")}
+        golds = {(p["task"], p["id"]): p["gold"] for p in self._of("problem")}
+        return grades, solutions, golds
+
+    def _of(self, kind: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line["t"] == kind]
+
+    def rows(self, level: str = "problem") -> list[dict[str, Any]]:
+        """The rows of one level (see the module's documentation for the columns)."""
+        if level not in LEVELS:
+            raise PrmhError(f"unknown level {level!r}; levels: {', '.join(LEVELS)}.")
+        if level == "step":
+            return self._steps()
+        if level == "candidate":
+            return self._candidates()
+        problems = self._problems()
+        return problems if level == "problem" else _cells(problems)
+
+    def _problems(self) -> list[dict[str, Any]]:
+        grades, solutions, golds = self._index()
+        rows = []
+        for cell in self._of("cell"):
+            gold = golds[(cell["task"], cell["problem"])]
+            for selector, picks in cell["chosen"].items():
+                answers = [
+                    None if i is None else solutions[cell["candidates"][i][0]]["answer"]
+                    for i in picks
+                ]
+                verdicts = [_verdict(grades, cell["task"], a, gold) for a in answers]
+                rows.append(
+                    {
+                        **{k: cell[k] for k in CELL if k != "selector"},
+                        "selector": selector,
+                        "problem_id": cell["problem"],
+                        "gold": gold,
+                        "answer": "|".join("" if a is None else a for a in answers),
+                        "correct": sum(c for c, _ in verdicts) / max(1, len(verdicts)),
+                        "outcome": verdicts[0][1] if len(verdicts) == 1 else "subsets",
+                        "candidates": len(cell["candidates"]),
+                        "chosen": picks[0] if len(picks) == 1 else None,
+                        **{k: cell["compute"][k] for k in COMPUTE},
+                    }
+                )
+        return [{k: r[k] for k in LEVELS["problem"]} for r in rows]
+
+    def _candidates(self) -> list[dict[str, Any]]:
+        grades, solutions, golds = self._index()
+        rows = []
+        for cell in self._of("cell"):
+            gold = golds[(cell["task"], cell["problem"])]
+            for i, (solution_id, score) in enumerate(cell["candidates"]):
+                solution = solutions[solution_id]
+                correct, outcome = _verdict(grades, cell["task"], solution["answer"], gold)
+                chosen = [s for s, picks in cell["chosen"].items() if i in picks]
+                rows.append(
+                    {
+                        **{k: cell[k] for k in CELL if k != "selector"},
+                        "problem_id": cell["problem"],
+                        "candidate": i,
+                        "solution_id": solution_id,
+                        "answer": solution["answer"],
+                        "score": score,
+                        "steps": len(solution["steps"]),
+                        "correct": correct,
+                        "outcome": outcome,
+                        "chosen_by": ";".join(chosen),
+                    }
+                )
+        return rows
+
+    def _steps(self) -> list[dict[str, Any]]:
+        _, solutions, _ = self._index()
+        rows = []
+        for scores in self._of("scores"):
+            solution = solutions[scores["solution"]]
+            for k, text in enumerate(solution["steps"]):
+                quantiles = scores["quantiles"]
+                rows.append(
+                    {
+                        "task": solution["task"],
+                        "generator": solution["generator"],
+                        "prm": scores["prm"],
+                        "problem_id": solution["problem"],
+                        "solution_id": solution["id"],
+                        "step": k,
+                        "text": text,
+                        "score": scores["probs"][k] if k < len(scores["probs"]) else None,
+                        "quantiles": None if quantiles is None else quantiles[k],
+                    }
+                )
+        return rows
+
+    def to_pandas(self, level: str = "problem") -> Any:
+        """One level as a pandas DataFrame (needs pandas: pip install 'prmh[analysis]')."""
+        try:
+            import pandas as pd
+        except ImportError as e:
+            raise PrmhError("to_pandas needs pandas: pip install 'prmh[analysis]'.") from e
+        return pd.DataFrame(self.rows(level), columns=list(LEVELS[level]))
+
+    def export(self, level: str, fmt: str) -> bytes:
+        """One level as CSV, JSON lines or Parquet bytes."""
+        if fmt not in FORMATS:
+            raise PrmhError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}.")
+        rows = self.rows(level)
+        if fmt == "jsonl":
+            return "".join(json.dumps(r, sort_keys=False) + "\n" for r in rows).encode()
+        if fmt == "csv":
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=list(LEVELS[level]), lineterminator="\n")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: _csv_value(v) for k, v in row.items()})
+            return out.getvalue().encode()
+        buffer = io.BytesIO()
+        try:
+            self.to_pandas(level).to_parquet(buffer, index=False)
+        except ImportError as e:
+            raise PrmhError("Parquet needs pyarrow: pip install 'prmh[analysis]'.") from e
+        return buffer.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, list | dict) else value
+
+
+def _verdict(grades: dict, task: str, answer: str | None, gold: str) -> tuple[bool, str]:
+    if answer is None:
+        return False, "no answer"
+    grade = grades.get((task, answer, gold))
+    if grade is None:
+        return False, "ungraded"
+    return bool(grade["correct"]), grade["outcome"]
+
+
+def _cells(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in problems:
+        groups.setdefault(tuple(row[k] for k in CELL), []).append(row)
+    return [
+        {
+            **dict(zip(CELL, key, strict=True)),
+            "problems": len(rows),
+            "accuracy": sum(r["correct"] for r in rows) / len(rows),
+            **{k: sum(r[k] for r in rows) / len(rows) for k in COMPUTE},
+        }
+        for key, rows in groups.items()
+    ]
+
+
+def load_run(run: str = "latest", results_dir: str | Path | None = None) -> RunResults:
+    """A run's per-sample results, by run id (or a unique prefix), "latest" or record path."""
+    from prmh.records import find_record
+    from prmh.store import results_path
+
+    record = find_record(results_path(results_dir), run)
+    name = (record.get("metrics") or {}).get("samples")
+    runs = results_path(results_dir) / "runs"
+    if Path(run).suffix == ".json" and Path(run).is_file():
+        runs = Path(run).parent
+    if not name or not (runs / name).is_file():
+        raise PrmhError(
+            f"run {record['run_id']} has no per-sample results (made by an older prmh, or not "
+            "an evaluation). Run its command again: everything comes from the store, and the "
+            "new run keeps them."
+        )
+    return RunResults(record, read_samples(runs / name))

@@ -1,0 +1,119 @@
+"""Per-sample results of an evaluation, beside its run record: ``runs/RUN.samples.jsonl.gz``.
+
+Written by the engine as it runs every search cell (a resumed run replays its searches from the
+store, so it writes them in full too). One JSON object per line, each with a type ``t``:
+
+- ``problem``: ``task``, ``id``, ``question``, ``gold``;
+- ``solution``: ``id`` (a number), ``task``, ``generator``, ``problem``, ``text``, ``steps``,
+  ``answer`` (solutions are written once, however many cells hold them);
+- ``scores``: ``prm`` (its label), ``solution``, ``probs``, ``quantiles`` (or null);
+- ``cell``: ``task``, ``generator``, ``prm``, ``splitter``, ``agg``, ``search``, ``budget``,
+  ``seed``, ``problem``, ``candidates`` ([solution id, score] in the search's order), ``chosen``
+  (per selector label, the chosen candidate index per subset, null for none) and ``compute``;
+- ``grade``: ``task``, ``answer``, ``gold``, ``correct``, ``outcome`` (right, wrong, timed out,
+  error).
+
+``prmh.results`` reads it back at any level (cell, problem, candidate, step).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prmh.files import write_bytes_atomic
+from prmh.types import Problem, SearchResult, StepScores
+
+SUFFIX = ".samples.jsonl.gz"
+
+
+def samples_path(record_path: Path) -> Path:
+    """Where the per-sample results of the run whose record is at ``record_path`` live."""
+    return record_path.with_name(record_path.stem + SUFFIX)
+
+
+class SampleLog:
+    """Collects one run's per-sample results, then writes them (``write``)."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+        self.solutions: dict[tuple, int] = {}
+        self.scored: set[tuple[str, int]] = set()
+        self.problems: set[tuple[str, str]] = set()
+
+    def add_problems(self, task: str, problems: list[Problem]) -> None:
+        for p in problems:
+            if (task, p.id) not in self.problems:
+                self.problems.add((task, p.id))
+                self.lines.append(
+                    {"t": "problem", "task": task, "id": p.id, "question": p.question,
+                     "gold": p.answer}
+                )  # fmt: skip
+
+    def _solution(self, where: dict[str, str], problem: str, solution: Any) -> int:
+        key = (where["task"], where["generator"], problem, solution.text, solution.steps)
+        if key not in self.solutions:
+            self.solutions[key] = len(self.solutions)
+            self.lines.append(
+                {"t": "solution", "id": self.solutions[key], **where, "problem": problem,
+                 "text": solution.text, "steps": list(solution.steps), "answer": solution.answer}
+            )  # fmt: skip
+        return self.solutions[key]
+
+    def _scores(self, prm: str, solution: int, scores: StepScores) -> None:
+        if (prm, solution) not in self.scored:
+            self.scored.add((prm, solution))
+            quantiles = None if scores.quantiles is None else [list(q) for q in scores.quantiles]
+            self.lines.append(
+                {"t": "scores", "prm": prm, "solution": solution, "probs": list(scores.probs),
+                 "quantiles": quantiles}
+            )  # fmt: skip
+
+    def add_cell(
+        self,
+        where: dict[str, Any],
+        results: list[SearchResult],
+        chosen: dict[str, list[tuple[int | None, ...]]],
+    ) -> None:
+        """One search cell (``where``: task, generator, prm, splitter, agg, search, budget,
+        seed): each problem's candidates, each selector's choice and the compute."""
+        source = {"task": where["task"], "generator": where["generator"]}
+        for i, result in enumerate(results):
+            candidates = []
+            for c in result.candidates:
+                solution = self._solution(source, result.problem_id, c.solution)
+                self._scores(where["prm"], solution, c.scores)
+                candidates.append([solution, c.score])
+            self.lines.append(
+                {"t": "cell", **where, "problem": result.problem_id, "candidates": candidates,
+                 "chosen": {s: list(picks[i]) for s, picks in chosen.items()},
+                 "compute": asdict(result.compute)}
+            )  # fmt: skip
+
+    def add_grades(
+        self, task: str, verdicts: dict[tuple[str, str], bool], outcomes: dict[tuple, str]
+    ) -> None:
+        for (answer, gold), correct in sorted(verdicts.items()):
+            outcome = outcomes.get((answer, gold), "right" if correct else "wrong")
+            self.lines.append(
+                {"t": "grade", "task": task, "answer": answer, "gold": gold, "correct": correct,
+                 "outcome": outcome}
+            )  # fmt: skip
+
+    def write(self, path: Path) -> None:
+        """Gzipped JSON lines, byte for byte the same for the same results (no timestamp)."""
+        text = "".join(json.dumps(line, sort_keys=True) + "\n" for line in self.lines)
+        buffer = io.BytesIO()
+        with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as f:
+            f.write(text.encode())
+        write_bytes_atomic(path, buffer.getvalue())
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """The lines of a samples file."""
+    with gzip.open(path, "rt") as f:
+        return [json.loads(line) for line in f if line.strip()]

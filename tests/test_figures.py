@@ -1,0 +1,102 @@
+"""``prmh plot``: paper figures from run records, checked as files and as rendered images;
+the README's figures come from ``docs/figures/regenerate.py``, run here at a small size."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+KINDS = ("scaling", "compute", "reliability", "correlation", "processbench")
+
+
+@pytest.fixture(scope="module")
+def evaluation(tmp_path_factory):
+    from click.testing import CliRunner
+
+    from prmh.cli import cli
+
+    results = tmp_path_factory.mktemp("results")
+    args = ["eval", "--world", "sim", "--prm", "oracle:quantiles=true,noise=1", "--prm",
+            "oracle:noise=3", "--agg", "min", "--search", "best-of-n", "--search", "beam-ias",
+            "-n", "1", "-n", "4", "--limit", "12", "--results-dir", str(results)]  # fmt: skip
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    return results
+
+
+def _dpi(png: bytes) -> float:
+    """The resolution a PNG declares (its pHYs chunk), in dots per inch."""
+    at = png.index(b"pHYs")
+    x, _, unit = struct.unpack(">IIB", png[at + 4 : at + 13])
+    assert unit == 1  # metres
+    return x * 0.0254
+
+
+def _pixels(png: bytes) -> tuple[int, int, bytes]:
+    """Width, height and the decompressed scanlines of a PNG (no image library needed)."""
+    width, height = struct.unpack(">II", png[16:24])
+    chunks, at = [], 8
+    while at < len(png):
+        (length,) = struct.unpack(">I", png[at : at + 4])
+        if png[at + 4 : at + 8] == b"IDAT":
+            chunks.append(png[at + 8 : at + 8 + length])
+        at += 12 + length
+    return width, height, zlib.decompress(b"".join(chunks))
+
+
+@pytest.mark.parametrize("kind", ["scaling", "compute"])
+def test_a_png_at_300_dpi_that_shows_something(cli, evaluation, kind, tmp_path):
+    out = tmp_path / f"{kind}.png"
+    done = cli(
+        "plot", "latest", "--results-dir", str(evaluation), "--kind", kind, "--out", str(out)
+    )
+    assert done.exit_code == 0, done.output
+    png = out.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and round(_dpi(png)) == 300
+    width, height, pixels = _pixels(png)
+    assert width > 1500 and height > 900  # inches x 300
+    distinct = set(pixels[i : i + 4] for i in range(0, min(len(pixels), 4_000_000), 4))
+    assert len(distinct) > 50  # lines, bands, text: not a blank canvas
+
+
+def test_svg_is_deterministic_and_labelled(cli, evaluation, tmp_path):
+    paths = [tmp_path / "a.svg", tmp_path / "b.svg"]
+    for path in paths:
+        args = ["plot", "latest", "--results-dir", str(evaluation), "--kind", "compute"]
+        assert cli(*args, "--out", str(path)).exit_code == 0
+    first, second = (p.read_bytes() for p in paths)
+    assert first == second
+    text = first.decode()
+    labels = ["generated tokens per problem (log)", "PRM calls per problem (log)"]
+    labels += ["accuracy (%, 95% interval)", "oracle:noise=3 · min · argmax · beam-ias"]
+    for label in labels:
+        assert label in text, label
+
+
+def test_bad_figures_are_refused(cli, evaluation, tmp_path):
+    where = ["--results-dir", str(evaluation)]
+    unknown = cli("plot", "latest", *where, "--kind", "pie", "--out", str(tmp_path / "x.png"))
+    assert unknown.exit_code == 2 and "scaling" in unknown.output
+    suffix = cli("plot", "latest", *where, "--kind", "scaling", "--out", str(tmp_path / "x.jpg"))
+    assert suffix.exit_code == 2 and ".svg" in suffix.output
+    wrong = cli("plot", "latest", *where, "--kind", "reliability", "--out", str(tmp_path / "r.svg"))
+    assert wrong.exit_code == 2 and "analyze calibration" in wrong.output
+
+
+def test_the_readme_figures_regenerate(tmp_path):
+    """The documented command draws one figure of each kind (here from fewer problems)."""
+    script = ROOT / "docs" / "figures" / "regenerate.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--out", str(tmp_path), "--limit", "12"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
+    for kind in KINDS:
+        svg = (tmp_path / f"{kind}.svg").read_text()
+        assert svg.startswith("<?xml") and "<svg" in svg and svg.count("<path") > 10, kind
+        assert (ROOT / "docs" / "figures" / f"{kind}.svg").is_file(), f"README lacks {kind}"

@@ -1,0 +1,149 @@
+"""Per-sample results: every cell, problem, candidate and scored step of a run, kept beside its
+record, read back at each level and exported; the numbers agree with the run's own table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+
+import pytest
+
+import prmh
+from prmh.results import LEVELS
+
+MATRIX = {
+    "world": "sim",
+    "prm": ["oracle", "oracle:noise=3"],
+    "agg": ["min", "last"],
+    "selector": ["argmax", "weighted-vote"],
+    "search": ["best-of-n", "beam", "bon-ias"],
+    "budget": [1, 4],
+    "seed": [0, 1],
+    "limit": 12,
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    first = prmh.evaluate(**MATRIX, results_dir=results)
+    again = prmh.evaluate(**MATRIX, results_dir=results)  # resumed: all from the store
+    return results, first, again
+
+
+def test_row_counts_follow_the_matrix(run):
+    results, first, _ = run
+    data = prmh.load_run(first.run_id, results)
+    cells = 2 * 2 * 2 * 3 * 2 * 2  # prm x agg x selector x search x budget x seed
+    assert len(data.rows("cell")) == cells
+    assert len(data.rows("problem")) == cells * 12
+    searches = [line for line in data.lines if line["t"] == "cell"]
+    assert len(searches) == cells // 2 * 12  # selectors share a search cell
+    candidates = data.rows("candidate")
+    assert len(candidates) == sum(len(c["candidates"]) for c in searches)
+    scored = [line for line in data.lines if line["t"] == "scores"]
+    solutions = {s["id"]: s for s in data.lines if s["t"] == "solution"}
+    steps = data.rows("step")
+    assert len(steps) == sum(len(solutions[s["solution"]]["steps"]) for s in scored)
+    for level, rows in (("cell", data.rows("cell")), ("step", steps)):
+        assert all(list(r) == list(LEVELS[level]) for r in rows)
+
+
+def test_cells_agree_with_the_table(run):
+    """Each cell's accuracy, averaged over seeds, is the table's number for it."""
+    results, first, _ = run
+    frame = prmh.load_run(first.run_id, results).to_pandas("cell")
+    means = frame.groupby(["prm", "agg", "selector", "search", "budget"]).accuracy.mean()
+    compared = 0
+    for table in first.tables:
+        for row in table["rows"]:
+            if row["kind"] != "prm":
+                continue
+            for cell in row["cells"]:
+                key = (row["prm"], row["agg"], row["selector"], cell["search"], cell["budget"])
+                assert means[key] == pytest.approx(cell["mean"]), key
+                compared += 1
+    assert compared == 2 * 2 * 2 * 3 * 2
+
+
+def test_problem_rows_carry_the_choice_and_its_grade(run):
+    results, first, _ = run
+    data = prmh.load_run(first.run_id, results)
+    rows = data.rows("problem")
+    plain = [r for r in rows if r["search"] != "bon-ias"]
+    assert all(r["outcome"] in ("right", "wrong", "no answer") for r in plain)
+    assert all(r["correct"] == (r["outcome"] == "right") for r in plain)
+    bon_ias = {r["outcome"] for r in rows if r["search"] == "bon-ias"}
+    assert bon_ias <= {"subsets", "right", "wrong", "no answer"}
+    candidates = data.rows("candidate")
+    chosen = {
+        (c["prm"], c["agg"], c["search"], c["budget"], c["seed"], c["problem_id"], s): c
+        for c in candidates
+        for s in c["chosen_by"].split(";")
+        if s
+    }
+    for r in plain:
+        key = (r["prm"], r["agg"], r["search"], r["budget"], r["seed"], r["problem_id"])
+        if r["chosen"] is not None:
+            assert chosen[(*key, r["selector"])]["answer"] == r["answer"]
+    argmax = [
+        r
+        for r in plain
+        if r["selector"] == "argmax" and r["search"] == "best-of-n" and r["candidates"]
+    ]
+    by_key = {}
+    for c in candidates:
+        by_key.setdefault(
+            (c["prm"], c["agg"], c["search"], c["budget"], c["seed"], c["problem_id"]), []
+        ).append(c)
+    for r in argmax:  # argmax picks the highest score, the earliest on ties
+        group = by_key[(r["prm"], r["agg"], r["search"], r["budget"], r["seed"], r["problem_id"])]
+        best = max(group, key=lambda c: (c["score"], -c["candidate"]))
+        assert r["chosen"] == best["candidate"]
+
+
+def test_a_resumed_run_writes_the_same_samples(run):
+    results, first, again = run
+    assert not any(again.record["metrics"]["cache"]["computed"].values())
+    names = [r.record["metrics"]["samples"] for r in (first, again)]
+    files = [(results / "runs" / n).read_bytes() for n in names]
+    assert names[0] != names[1] and files[0] == files[1]
+
+
+@pytest.mark.parametrize(
+    ("level", "fmt"), list(itertools.product(LEVELS, ("csv", "jsonl", "parquet")))
+)
+def test_export_at_each_level(cli, run, level, fmt, tmp_path):
+    import pandas as pd
+
+    results, first, _ = run
+    expected = prmh.load_run(first.run_id, results).rows(level)
+    out = tmp_path / f"x.{fmt}"
+    done = cli("export", first.run_id, "--results-dir", str(results), "--level", level,
+               "--format", fmt, "--out", str(out))  # fmt: skip
+    assert done.exit_code == 0, done.output
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(out.read_text())))
+        assert list(rows[0]) == list(LEVELS[level])
+    elif fmt == "jsonl":
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert rows == expected
+    else:
+        rows = pd.read_parquet(out)
+        assert list(rows.columns) == list(LEVELS[level])
+    assert len(rows) == len(expected)
+
+
+def test_export_refuses_what_it_cannot_do(cli, run, tmp_path):
+    results, first, _ = run
+    binary = cli("export", first.run_id, "--results-dir", str(results), "--format", "parquet")
+    assert binary.exit_code == 2 and "--out" in binary.output
+    record = json.loads((results / "runs" / f"{first.run_id}.json").read_text())
+    record["metrics"].pop("samples")
+    old = tmp_path / "runs" / "old.json"
+    old.parent.mkdir()
+    old.write_text(json.dumps(record))
+    missing = cli("export", str(old))
+    assert missing.exit_code == 2 and "no per-sample results" in missing.output

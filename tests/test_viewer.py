@@ -1,0 +1,120 @@
+"""``prmh view``: the run viewer page, in a real headless browser (Debian's chromium), and its
+escaping of hostile text."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    from click.testing import CliRunner
+
+    from prmh.cli import cli
+
+    results = tmp_path_factory.mktemp("results")
+    args = ["eval", "--world", "sim", "--prm", "oracle", "--prm", "oracle:noise=3", "--agg", "min",
+            "-n", "1", "-n", "4", "--limit", "8", "--results-dir", str(results)]  # fmt: skip
+    runner = CliRunner()
+    assert runner.invoke(cli, args).exit_code == 0
+    out = results / "viewer.html"
+    done = runner.invoke(cli, ["view", "--results-dir", str(results), "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    return results, out
+
+
+def test_the_viewer_in_a_headless_browser(page, chromium):
+    from selenium.webdriver.common.by import By
+
+    _, out = page
+    chromium.get(out.as_uri())
+    errors = [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    assert chromium.find_element(By.ID, "title").text.startswith("prmh run ")
+    # rows: pass@N, majority@N, then oracle, oracle:noise=3; columns: N=1, N=4
+    chromium.find_element(By.ID, "cell-0-3-1").click()
+    listed = chromium.find_elements(By.CSS_SELECTOR, "#problem-list tbody tr")
+    assert len(listed) == 8
+    outcomes = [r.find_elements(By.TAG_NAME, "td")[4].text for r in listed]
+    chromium.find_element(By.ID, "filter-wrong").click()
+    wrong = chromium.find_elements(By.CSS_SELECTOR, "#problem-list tbody tr")
+    assert len(wrong) == sum(o != "right" for o in outcomes)
+    chromium.find_element(By.ID, "filter-wrong").click()
+    chromium.find_element(By.ID, "problem-0").click()
+    candidates = chromium.find_elements(By.CSS_SELECTOR, "#detail .cand")
+    assert 1 <= len(candidates) <= 4
+    assert len(chromium.find_elements(By.CSS_SELECTOR, "#detail .cand.chosen")) == 1
+    steps = chromium.find_elements(By.CSS_SELECTOR, "#detail .step")
+    colours = {s.value_of_css_property("background-color") for s in steps}
+    assert steps and all(c.startswith("rgb") and c != "rgba(0, 0, 0, 0)" for c in colours)
+    # the other PRM's score of the same steps is shown beside this one's
+    assert all("oracle " in s.text and "oracle:noise=3 " in s.text for s in steps)
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert chromium.save_screenshot(str(ARTIFACTS / "viewer.png"))
+    assert not [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_the_viewer_marks_steps_two_prms_disagree_on(page):
+    """Somewhere in the run the exact oracle and the noisy one fall on either side of 0.5."""
+    from prmh.results import load_run
+    from prmh.viewer import page_data
+
+    results, _ = page
+    data = page_data(load_run("latest", results))
+    by_solution = {}
+    for prm, solution, probs in data["scores"]:
+        by_solution.setdefault(solution, {})[prm] = probs
+    split = [
+        (s, k)
+        for s, scores in by_solution.items()
+        if len(scores) == 2
+        for k, (a, b) in enumerate(zip(*scores.values(), strict=False))
+        if (a >= 0.5) != (b >= 0.5)
+    ]
+    assert split, "the two PRMs never disagree, so the page would mark nothing"
+
+
+def test_hostile_text_stays_text():
+    from prmh.results import RunResults
+    from prmh.viewer import render
+
+    evil = "</script><img src=x onerror=alert(1)> & <!--"
+    lines = [
+        {"t": "problem", "task": "t", "id": "p", "question": evil, "gold": evil},
+        {"t": "solution", "id": 0, "task": "t", "generator": "g", "problem": "p",
+         "text": evil, "steps": [evil], "answer": evil},
+        {"t": "scores", "prm": evil, "solution": 0, "probs": [0.5], "quantiles": None},
+    ]  # fmt: skip
+    html = render(RunResults({"run_id": "r", "metrics": {"tables": []}}, lines))
+    assert "<img src=x" not in html and "</script><img" not in html
+    data = re.search(r'id="data">(.*?)</script>', html, re.S).group(1)
+    assert json.loads(data)["problems"]["t|p"] == [evil, evil]  # the text itself, intact
+
+
+def test_view_serves_on_localhost(page):
+    results, _ = page
+    args = [sys.executable, "-m", "prmh", "view", "--results-dir", str(results), "--serve",
+            "--port", "0", "--out", str(results / "served.html")]  # fmt: skip
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    try:
+        url = None
+        for _ in range(2):
+            line = process.stdout.readline()
+            url = url or next(
+                iter(re.findall(r"serving (http://127\.0\.0\.1:\d+/\S+)", line)), None
+            )
+        assert url, "no URL printed"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200 and b'id="data"' in response.read()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

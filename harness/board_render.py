@@ -80,6 +80,14 @@ def render_markdown(data: dict[str, Any], columns: list[tuple[str, int]]) -> str
         "",
         _describe(data),
         "",
+        *(
+            [
+                f"[Calibration](#calibration): {len(data['calibration'])} entries below.",
+                "",
+            ]
+            if data["calibration"]
+            else []
+        ),
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
@@ -103,20 +111,7 @@ def render_markdown(data: dict[str, Any], columns: list[tuple[str, int]]) -> str
             )
             + " |"
         )
-    if data["calibration"]:
-        lines += [
-            "",
-            "## Calibration",
-            "",
-            "| record | PRM | metric | value |",
-            "|---|---|---|---|",
-        ]
-        for c in data["calibration"]:
-            for metric in sorted(k for k in c if k not in ("run_id", "prm")):
-                lines.append(
-                    f"| {_md(c['run_id'])} | {_md(c.get('prm', ''))} | {_md(metric)} | "
-                    f"{_md(c[metric])} |"
-                )
+    lines += _md_calibration(data["calibration"])
     lines += [
         "",
         f"Built by `prmh leaderboard build {b['name']}` from the records in "
@@ -125,16 +120,32 @@ def render_markdown(data: dict[str, Any], columns: list[tuple[str, int]]) -> str
     return "\n".join(lines) + "\n"
 
 
+def _md_calibration(calibration: list[dict[str, Any]]) -> list[str]:
+    if not calibration:
+        return []
+    lines = ["", "## Calibration", "", "| record | PRM | metric | value |", "|---|---|---|---|"]
+    for c in calibration:
+        for metric in sorted(k for k in c if k not in ("run_id", "prm")):
+            lines.append(
+                f"| {_md(c['run_id'])} | {_md(c.get('prm', ''))} | {_md(metric)} | "
+                f"{_md(c[metric])} |"
+            )
+    return lines
+
+
 def _svg_plot(title: str, x_label: str, series: list[dict[str, Any]], log_x: bool) -> str:
-    """Lines with interval bars: series = [{label, color, points: [(x, mean, low, high)]}]."""
-    width, height, left, right, top, bottom = 560, 300, 50, 210, 30, 40
+    """Lines with interval bars: series = [{label, color, dash, points: [(x, mean, low,
+    high)]}]; the legend, below the axes, gives every label in full."""
+    width, left, right, top, bottom = 560, 56, 20, 30, 40
+    height = 264 + 16 * len(series)
+    plot_h = 250 - top - bottom
     xs = [p[0] for s in series for p in s["points"] if p[0] > 0]
     if not xs:
         return ""
     fx = math.log2 if log_x else (lambda v: v)
     x0, x1 = fx(min(xs)), fx(max(xs))
     x1 = x1 if x1 > x0 else x0 + 1
-    plot_w, plot_h = width - left - right, height - top - bottom
+    plot_w = width - left - right
 
     def sx(v: float) -> float:
         return left + (fx(v) - x0) / (x1 - x0) * plot_w
@@ -143,9 +154,11 @@ def _svg_plot(title: str, x_label: str, series: list[dict[str, Any]], log_x: boo
         return top + (1 - v) * plot_h
 
     parts = [
-        f'<svg class="plot" viewBox="0 0 {width} {height}" role="img" '
+        f'<svg class="plot" viewBox="0 0 {width} {height}" style="height:{height}px" role="img" '
         f'aria-label="{html.escape(title)}"><text x="{left}" y="18" class="t">'
         f"{html.escape(title)}</text>"
+        f'<text transform="translate(14,{top + plot_h / 2:.0f}) rotate(-90)" class="xl">'
+        "accuracy (%)</text>"
     ]
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
         y = sy(tick)
@@ -158,14 +171,23 @@ def _svg_plot(title: str, x_label: str, series: list[dict[str, Any]], log_x: boo
         x = sx(v)
         parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 16}" class="xl">{v:g}</text>')
     parts.append(
-        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" class="xl">'
+        f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h + 32}" class="xl">'
         f"{html.escape(x_label)}</text>"
     )
+    parts += _svg_series(series, left, sx, sy)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _svg_series(series: list[dict[str, Any]], left: int, sx: Any, sy: Any) -> list[str]:
+    """Each series' line, interval bars and points, and its legend entry below the axes."""
+    parts = []
     for i, s in enumerate(series):
         pts = [p for p in s["points"] if p[0] > 0]
         path = " ".join(f"{sx(x):.1f},{sy(m):.1f}" for x, m, _, _ in pts)
+        dash = f' stroke-dasharray="{s["dash"]}"' if s.get("dash") else ""
         parts.append(
-            f'<polyline points="{path}" fill="none" stroke="{s["color"]}" stroke-width="2"/>'
+            f'<polyline points="{path}" fill="none" stroke="{s["color"]}" stroke-width="2"{dash}/>'
         )
         for x, m, lo, hi in pts:
             parts.append(
@@ -173,22 +195,23 @@ def _svg_plot(title: str, x_label: str, series: list[dict[str, Any]], log_x: boo
                 f'y2="{sy(hi):.1f}" stroke="{s["color"]}"/><circle cx="{sx(x):.1f}" '
                 f'cy="{sy(m):.1f}" r="3" fill="{s["color"]}"/>'
             )
-        y = top + 12 + 16 * i
+        y = 264 + 16 * i
         parts.append(
-            f'<rect x="{width - right + 10}" y="{y - 8}" width="10" height="10" '
-            f'fill="{s["color"]}"/><text x="{width - right + 24}" y="{y + 1}" '
-            f'class="lg">{html.escape(s["label"][:28])}</text>'
+            f'<line x1="{left}" y1="{y - 4}" x2="{left + 18}" y2="{y - 4}" stroke="{s["color"]}" '
+            f'stroke-width="2"{dash}/><text x="{left + 24}" y="{y}" class="lg">'
+            f"{html.escape(s['label'])}</text>"
         )
-    parts.append("</svg>")
-    return "".join(parts)
+    return parts
 
 
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
-table{border-collapse:collapse;font-size:14px}th,td{padding:4px 8px;border-bottom:1px solid #ddd;
-text-align:right}td{white-space:nowrap}td:last-child{white-space:normal}th{cursor:pointer;background:#f4f4f4;user-select:none}td.l,th.l{text-align:left}
+body{font-family:system-ui,sans-serif;margin:1em 1.5em;color:#222}
+.wrap{overflow-x:auto}.ci{font-size:10px;color:#555}td.rec{font-size:11px;word-break:break-all;
+min-width:5em}td.lab{white-space:normal;min-width:9em}
+table{border-collapse:collapse;font-size:13px}th,td{padding:3px 3px;border-bottom:1px solid #ddd;
+text-align:right}td{white-space:nowrap}td:last-child{white-space:normal}th{white-space:normal}th{cursor:pointer;background:#f4f4f4;user-select:none}td.l,th.l{text-align:left}
 th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
-.plots{display:flex;flex-wrap:wrap;gap:1em}.plot{width:560px;height:300px;border:1px solid #eee}
+.plots{display:flex;flex-wrap:wrap;gap:1em}.plot{width:560px;border:1px solid #eee}
 .plot .t{font-size:13px;font-weight:600}.plot .yl{font-size:10px;text-anchor:end}
 .plot .xl{font-size:10px;text-anchor:middle}.plot .lg{font-size:10px}
 .plot .grid{stroke:#eee}.dirty{color:#b00}
@@ -196,8 +219,9 @@ th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
 
 SCRIPT = """
 document.querySelectorAll('table.sortable').forEach(function (table) {
-  var heads = table.querySelectorAll('th');
-  heads.forEach(function (th, column) {
+  var heads = table.querySelectorAll('th[data-column]');
+  heads.forEach(function (th) {
+    var column = parseInt(th.getAttribute('data-column'), 10);
     th.addEventListener('click', function () {
       var body = table.tBodies[0];
       var rows = Array.prototype.slice.call(body.rows);
@@ -222,18 +246,7 @@ def render_html(data: dict[str, Any], columns: list[tuple[str, int]]) -> str:
     """The board's page: a sortable table, SVG plots and the calibration results; every text
     from a record is escaped."""
     b = data["board"]
-    head = [
-        '<th class="l">rank</th>',
-        '<th class="l">PRM · agg · selector</th>',
-        '<th class="l">generator</th>',
-        '<th class="l">problems · seeds</th>',
-    ]
-    head += [f"<th>{html.escape(s)} N={n}</th>" for s, n in columns]
-    head += [
-        "<th>generated tokens / problem</th>",
-        "<th>PRM calls / problem</th>",
-        '<th class="l">record</th>',
-    ]
+    head = _html_head(columns)
     key = f"{b['rank_by'][0]}@{b['rank_by'][1]}"
     body = [_html_row(row, columns, key) for row in data["rows"]]
     describe = html.escape(_describe(data).replace("`", ""))
@@ -241,13 +254,45 @@ def render_html(data: dict[str, Any], columns: list[tuple[str, int]]) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(b['title'])}</title><style>{STYLE}</style></head><body>"
         f"<h1>{html.escape(b['title'])}</h1><p>{describe}</p>"
-        f'<table class="sortable" id="board"><thead><tr>{"".join(head)}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
+        f"{_calibration_link(data['calibration'])}"
+        f'<div class="wrap"><table class="sortable" id="board"><thead>{head}</thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
         f'<h2>Plots</h2><div class="plots">{"".join(_html_plots(data))}</div>'
-        f"{_html_calibration(data['calibration'])}"
+        f"{_unplotted(data['rows'])}{_html_calibration(data['calibration'])}"
         f'<p>Data: <a href="board.json">board.json</a>.</p>'
         f"<script>{SCRIPT}</script></body></html>\n"
     )
+
+
+def _html_head(columns: list[tuple[str, int]]) -> str:
+    """Two header rows: each search over its budgets; every sortable header names its column
+    (``data-column``) and its full title."""
+    searches = list(dict.fromkeys(s for s, _ in columns))
+
+    def th(column: int, text: str, title: str, left: bool = False, span: str = "") -> str:
+        cls = ' class="l"' if left else ""
+        return (
+            f'<th{cls}{span} data-column="{column}" title="{html.escape(title)}">'
+            f"{html.escape(text)}</th>"
+        )
+
+    first = [
+        th(0, "rank", "rank", True, ' rowspan="2"'),
+        th(1, "PRM · agg · selector", "PRM · agg · selector", True, ' rowspan="2"'),
+        th(2, "generator · problems · seeds", "generator · problems · seeds", True,
+           ' rowspan="2"'),
+    ]  # fmt: skip
+    first += [
+        f'<th colspan="{sum(x == s for x, _ in columns)}">{html.escape(s)}</th>' for s in searches
+    ]
+    end = 3 + len(columns)
+    first += [
+        th(end, "tokens / problem", "generated tokens per problem", span=' rowspan="2"'),
+        th(end + 1, "PRM calls / problem", "PRM calls per problem", span=' rowspan="2"'),
+        th(end + 2, "record", "record", True, ' rowspan="2"'),
+    ]
+    second = [th(3 + i, f"N={n}", f"{s} N={n}") for i, (s, n) in enumerate(columns)]
+    return f"<tr>{''.join(first)}</tr><tr>{''.join(second)}</tr>"
 
 
 def _html_row(row: dict[str, Any], columns: list[tuple[str, int]], key: str) -> str:
@@ -256,16 +301,19 @@ def _html_row(row: dict[str, Any], columns: list[tuple[str, int]], key: str) -> 
     cells = [
         f'<td class="l" data-sort="{row["rank"] if row["rank"] is not None else 1e9}">'
         f"{row['rank'] if row['rank'] is not None else '–'}</td>",
-        f'<td class="l" data-sort="{html.escape(_label(row))}">{html.escape(_label(row))}</td>',
+        f'<td class="l lab" data-sort="{html.escape(_label(row))}">{html.escape(_label(row))}</td>',
         f'<td class="l" data-sort="{html.escape(row["generator"])}">'
-        f"{html.escape(row['generator'])}</td>",
-        f'<td class="l" data-sort="{row["problems"]}">{html.escape(_sample(row))}</td>',
+        f"{html.escape(row['generator'])} · {html.escape(_sample(row))}</td>",
     ]
     for s, n in columns:
         cell = row["cells"].get(f"{s}@{n}")
-        cells.append(
-            f'<td data-sort="{cell["mean"] if cell else -1}">{html.escape(_cell_text(cell))}</td>'
+        text = (
+            f'{_pct(cell["mean"])}<br><span class="ci">[{_pct(cell["low"])}, '
+            f"{_pct(cell['high'])}]</span>"
+            if cell
+            else "–"
         )
+        cells.append(f'<td data-sort="{cell["mean"] if cell else -1}">{text}</td>')
     for field, digits in (("generated_tokens", 0), ("prm_calls", 1)):
         cells.append(
             f'<td data-sort="{compute[field]}">{compute[field]:.{digits}f}</td>'
@@ -275,46 +323,61 @@ def _html_row(row: dict[str, Any], columns: list[tuple[str, int]], key: str) -> 
     dirty = f' <span class="dirty">{html.escape(row["flag"])}</span>' if row["flag"] else ""
     run_id = html.escape(row["run_id"])
     cells.append(
-        f'<td class="l" data-sort="{run_id}"><a href="records/{run_id}.json">{run_id}</a>'
+        f'<td class="l rec" data-sort="{run_id}"><a href="records/{run_id}.json">{run_id}</a>'
         f"{dirty}</td>"
     )
     return "<tr>" + "".join(cells) + "</tr>"
 
 
+DASHES = ("", "6 3", "2 3", "8 3 2 3")
+
+
 def _html_plots(data: dict[str, Any]) -> list[str]:
-    """Accuracy against the budget per search, and against generated tokens."""
+    """Accuracy against the budget per search, and against generated tokens with every search
+    on the same axes (a dash per search)."""
     b, plotted = data["board"], data["rows"][:MAX_PLOTTED]
 
-    def series(points_of: Any) -> list[dict[str, Any]]:
-        out = []
-        for i, row in enumerate(plotted):
-            points = points_of(row)
-            if points:
-                out.append(
-                    {"label": _label(row), "color": PALETTE[i % len(PALETTE)], "points": points}
-                )
-        return out
+    def points(row: dict[str, Any], search: str, x: Any) -> list[tuple]:
+        cells = [c for n in b["budgets"] if (c := row["cells"].get(f"{search}@{n}"))]
+        return sorted((x(c), c["mean"], c["low"], c["high"]) for c in cells)
 
     plots = []
     for search in b["searches"]:
-        by_budget = series(
-            lambda row, search=search: [
-                (n, c["mean"], c["low"], c["high"])
-                for n in b["budgets"]
-                if (c := row["cells"].get(f"{search}@{n}"))
-            ]
-        )
-        plots.append(_svg_plot(f"accuracy vs budget: {search}", "N (log scale)", by_budget, True))
-    by_compute = series(
-        lambda row: sorted(
-            (round(c["compute"]["generated_tokens"]), c["mean"], c["low"], c["high"])
-            for k, c in row["cells"].items()
-            if k.startswith(b["rank_by"][0] + "@")
-        )
-    )
-    title = f"accuracy vs compute: {b['rank_by'][0]}"
-    plots.append(_svg_plot(title, "generated tokens per problem (log scale)", by_compute, True))
+        series = [
+            {"label": _label(row), "color": PALETTE[i % len(PALETTE)],
+             "points": points(row, search, lambda c: c["budget"])}
+            for i, row in enumerate(plotted)
+        ]  # fmt: skip
+        series = [s for s in series if s["points"]]
+        plots.append(_svg_plot(f"accuracy vs budget: {search}", "N (log scale)", series, True))
+    tokens = [
+        {"label": f"{_label(row)} · {search}", "color": PALETTE[i % len(PALETTE)],
+         "dash": DASHES[j % len(DASHES)],
+         "points": points(row, search, lambda c: round(c["compute"]["generated_tokens"]))}
+        for i, row in enumerate(plotted)
+        for j, search in enumerate(b["searches"])
+    ]  # fmt: skip
+    tokens = [s for s in tokens if s["points"]]
+    title = "accuracy vs compute, every search"
+    plots.append(_svg_plot(title, "generated tokens per problem (log scale)", tokens, True))
     return plots
+
+
+def _unplotted(rows: list[dict[str, Any]]) -> str:
+    if len(rows) <= MAX_PLOTTED:
+        return ""
+    left = ", ".join(html.escape(_label(r)) for r in rows[MAX_PLOTTED:])
+    return (
+        f'<p class="note">The plots show the first {MAX_PLOTTED} rows by rank, to stay legible; '
+        f"not plotted: {left}.</p>"
+    )
+
+
+def _calibration_link(calibration: list[dict[str, Any]]) -> str:
+    if not calibration:
+        return ""
+    runs = len({c["run_id"] for c in calibration})
+    return f'<p><a href="#calibration">Calibration</a> of PRMs from {runs} record(s) below.</p>'
 
 
 def _html_calibration(calibration: list[dict[str, Any]]) -> str:
@@ -328,7 +391,7 @@ def _html_calibration(calibration: list[dict[str, Any]]) -> str:
         for m in sorted(k for k in c if k not in ("run_id", "prm"))
     )
     return (
-        '<h2>Calibration</h2><table><thead><tr><th class="l">record</th>'
+        '<h2 id="calibration">Calibration</h2><table><thead><tr><th class="l">record</th>'
         '<th class="l">PRM</th><th class="l">metric</th><th>value</th></tr>'
         f"</thead><tbody>{rows_html}</tbody></table>"
     )

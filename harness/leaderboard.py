@@ -191,14 +191,9 @@ def write_pins(board: Board, pinned: dict[str, Any]) -> None:
     write_text_atomic(board.path / BOARD_FILE, head + "\n\n[pinned]\n" + "\n".join(lines) + "\n")
 
 
-def check_record(
-    board: Board,
-    record: dict[str, Any],
-    accepted: list[dict[str, Any]],
-    pinned: dict[str, Any] | None = None,
-) -> list[str]:
-    """Why the record cannot join the board (empty when it can); also flags a dirty tree.
-    ``pinned``: the board's pins completed from earlier records (``pins``)."""
+def _record_problems(record: dict[str, Any]) -> list[str]:
+    """What any record needs: a valid shape, this schema, success and full provenance; a
+    calibration run, its results."""
     malformed = record_schema.problems(record)
     if malformed:
         return [f"malformed record: {p}" for p in malformed]
@@ -214,7 +209,26 @@ def check_record(
         missing.append("git revision or installed version")
     if missing:
         problems.append(f"incomplete provenance: no {', '.join(missing)}")
+    calibration = (record.get("metrics") or {}).get("calibration")
+    if (record.get("config") or {}).get("analysis") == "calibration" and not isinstance(
+        calibration, list
+    ):
+        problems.append("a calibration run without calibration results")
+    return problems
+
+
+def check_record(
+    board: Board,
+    record: dict[str, Any],
+    accepted: list[dict[str, Any]],
+    pinned: dict[str, Any] | None = None,
+) -> list[str]:
+    """Why the record cannot join the board (empty when it can); also flags a dirty tree.
+    ``pinned``: the board's pins completed from earlier records (``pins``)."""
+    problems = _record_problems(record)
     config = record.get("config") or {}
+    if config.get("analysis") == "calibration" or any(p.startswith("malformed") for p in problems):
+        return problems  # a calibration run joins the board's calibration section only
     tasks = [t for t in config.get("task", []) if t.get("name") == board.task]
     if not tasks:
         problems.append(f"it did not run task {board.task!r}")

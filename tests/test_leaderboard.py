@@ -313,20 +313,54 @@ def test_the_page_in_a_headless_browser(cli, runs, board, chromium):
             for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")
         ]
 
-    headers = table.find_elements(By.TAG_NAME, "th")
-    n16 = next(i for i, h in enumerate(headers) if h.text == "best-of-n N=16")
+    header = table.find_element(By.CSS_SELECTOR, 'th[title="best-of-n N=16"]')
+    n16 = int(header.get_attribute("data-column"))
     before = column(1)
-    headers[n16].click()  # ascending: the worst row first
+    header.click()  # ascending: the worst row first
     ascending = [float(x) for x in column(n16)]
     assert ascending == sorted(ascending) and column(1) != before
-    headers[n16].click()
+    header.click()
     assert [float(x) for x in column(n16)] == sorted(ascending, reverse=True)
+    # the whole table fits a 1,400-pixel window: no column is cut or scrolled away
+    fits = "var w = document.querySelector('.wrap'); return w.scrollWidth <= w.clientWidth"
+    assert chromium.get_window_size()["width"] == 1400 and chromium.execute_script(fits)
     plots = chromium.find_elements(By.CSS_SELECTOR, "svg.plot")
-    assert len(plots) == 3  # two searches vs budget, one vs compute
+    assert len(plots) == 3  # two searches vs budget, one vs compute with both searches
     assert all(p.find_elements(By.TAG_NAME, "polyline") for p in plots)
     assert all(p.size["width"] > 300 for p in plots)
+    labels = {r.find_elements(By.TAG_NAME, "td")[1].text for r in table.find_elements(
+        By.CSS_SELECTOR, "tbody tr")}  # fmt: skip
+    legend = {t.text for t in plots[0].find_elements(By.CSS_SELECTOR, "text.lg")}
+    assert legend == labels  # every row plotted, every label in full
+    compute = {t.text for t in plots[2].find_elements(By.CSS_SELECTOR, "text.lg")}
+    assert {label.rsplit(" · ", 1)[1] for label in compute} == {"best-of-n", "beam"}
+    assert all("accuracy (%)" in p.text for p in plots)
     ARTIFACTS.mkdir(exist_ok=True)
     assert chromium.save_screenshot(str(ARTIFACTS / "leaderboard.png"))
+
+
+def test_calibration_runs_join_the_board_and_its_pages(cli, runs, board, tmp_path):
+    """A `prmh analyze calibration` record is accepted on its own terms (no task table) and
+    reaches the pages' calibration section, linked from the top."""
+    results, paths = runs
+    rollouts = tmp_path / "rollouts.jsonl"
+    where = ["--results-dir", str(results)]
+    assert cli("rollout", "--limit", "6", "-n", "2", "-k", "2", "--out", str(rollouts),
+               *where).exit_code == 0  # fmt: skip
+    made = cli("analyze", "calibration", "--prm", "tiny", "--prm", "tiny-calibrated",
+               "--rollouts", str(rollouts), *where)  # fmt: skip
+    assert made.exit_code == 0, made.output
+    (record,) = [
+        p for p in (results / "runs").glob("*.json")
+        if (json.loads(p.read_text())["config"] or {}).get("analysis") == "calibration"
+    ]  # fmt: skip
+    added = cli("leaderboard", "add", "demo", str(paths[0]), str(record))
+    assert added.exit_code == 0, added.output
+    page, readme = (board / "index.html").read_text(), (board / "README.md").read_text()
+    assert '<a href="#calibration">' in page and '<h2 id="calibration">' in page
+    assert "[Calibration](#calibration)" in readme and "## Calibration" in readme
+    assert "ece" in readme.split("## Calibration")[1]
+    assert f"(records/{json.loads(paths[0].read_text())['run_id']}.json)" in readme
 
 
 def test_the_maintained_board_rebuilds_identically(tmp_path):
@@ -460,3 +494,12 @@ def test_a_killed_build_leaves_every_page_whole(cli, runs, board):
         process.wait()
         for name, content in pages.items():
             assert (board / name).read_bytes() == content, (i, name)
+
+
+def test_the_page_names_the_rows_it_does_not_plot():
+    from prmh.board_render import MAX_PLOTTED, _unplotted
+
+    rows = [{"prm": f"p{i}", "agg": "min", "selector": "argmax"} for i in range(MAX_PLOTTED + 2)]
+    assert _unplotted(rows[:MAX_PLOTTED]) == ""
+    note = _unplotted(rows)
+    assert f"first {MAX_PLOTTED} rows" in note and "p10 · min · argmax, p11 · min · argmax" in note

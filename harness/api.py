@@ -68,6 +68,7 @@ def evaluate(
     results_dir: str | Path | None = None,
     grading_timeout: float = 5.0,
     progress: Callable[[str, int, int], None] | None = None,
+    threads: int | None = None,
     **config: Any,
 ) -> EvalResult:
     """Run an evaluation. ``config`` takes the keys of a TOML config file (``world``, ``task``,
@@ -76,7 +77,9 @@ def evaluate(
     ``search_args``); a single name may stand for a list. Results go to ``results_dir`` (or
     ``PRMH_RESULTS_DIR``, or ./prmh-results), so a second call computes nothing again."""
     from prmh.matrix import build_plan, check_config
+    from prmh.threads import configure
 
+    configure(threads)
     config = check_config(config, "prmh.evaluate()")
     if results_dir is None:
         results_dir = config.get("results_dir")

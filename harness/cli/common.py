@@ -41,6 +41,14 @@ def json_option(what: str = "the run record") -> Decorator:
 
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 
+threads_option = click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="Threads for model work [env PRMH_THREADS, else OMP_NUM_THREADS, else the CPUs this "
+    "process may use].",
+)
+
 
 def _assignments(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Any:
     from prmh.matrix import parse_assignments

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from prmh.cli.common import argv, emit, json_option, kv_option, results_dir_option
+from prmh.cli.common import (
+    argv,
+    emit,
+    json_option,
+    kv_option,
+    results_dir_option,
+    threads_option,
+)
 from prmh.cli.group import cli
 
 
@@ -68,6 +75,7 @@ from prmh.cli.group import cli
     show_default=True,
     help="Seconds allowed to grade one answer.",
 )
+@threads_option
 @json_option()
 def eval_command(
     data: str | None,
@@ -75,6 +83,7 @@ def eval_command(
     results_dir: Path | None,
     grading_timeout: float,
     as_json: bool,
+    threads: int | None,
     **options: Any,
 ) -> None:
     """Run an evaluation matrix and print accuracy and compute per cell.
@@ -86,7 +95,9 @@ def eval_command(
     from prmh.api import run_plan
     from prmh.matrix import build_plan, load_config
     from prmh.progress import progress_bars
+    from prmh.threads import configure
 
+    configure(threads)
     config = load_config(config_path) if config_path else None
     for key in ("task_args", "generator_args", "prm_args", "search_args"):
         options[key] = options[key] or None

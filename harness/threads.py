@@ -1,0 +1,86 @@
+"""One place decides how many threads prmh's model work uses.
+
+torch starts one thread per core it sees and, with OpenMP's default wait policy, keeps idle
+threads spinning; on a shared machine (other jobs, grading workers, a laptop's browser) they
+fight for the same cores and every parallel region waits for its slowest thread. prmh sets:
+
+- the thread count: ``--threads`` (``prmh.evaluate(threads=...)``), else ``PRMH_THREADS``, else
+  ``OMP_NUM_THREADS``, else the CPUs this process may run on (``os.sched_getaffinity``: a
+  container's or a job scheduler's CPU set, not the machine's);
+- ``OMP_WAIT_POLICY=PASSIVE`` (unless set) when other work already keeps the CPUs busy (over
+  a quarter of their time in a 0.1 s sample of ``/proc/stat``): idle threads then sleep instead
+  of spinning against it. On a quiet machine spinning is faster, so it is left on.
+
+Neither changes a result: the thread count is the same whatever the load. Both are applied
+before torch is imported (environment) and to torch if it already is.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from prmh.errors import PrmhError
+
+THREADS_ENV = "PRMH_THREADS"
+_probed: list[bool] = []
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def thread_count(requested: int | None = None) -> int:
+    for source, value in (
+        ("--threads", requested),
+        (THREADS_ENV, os.environ.get(THREADS_ENV)),
+        ("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS")),
+    ):
+        if value is None or value == "":
+            continue
+        try:
+            count = int(value)
+        except ValueError:
+            raise PrmhError(f"{source} must be a whole number of threads, got {value!r}.") from None
+        if count < 1:
+            raise PrmhError(f"{source} must be at least 1, got {count}.")
+        return count
+    return available_cpus()
+
+
+def busy_fraction(seconds: float = 0.1) -> float | None:
+    """How busy the machine's CPUs are now (0 to 1), from two reads of ``/proc/stat``."""
+
+    def read() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return idle, sum(fields)
+
+    first = read()
+    time.sleep(seconds)
+    second = read()
+    if first is None or second is None or second[1] == first[1]:
+        return None
+    return 1 - (second[0] - first[0]) / (second[1] - first[1])
+
+
+def configure(requested: int | None = None) -> int:
+    """Decide the thread count and the wait policy and apply them; returns the count."""
+    count = thread_count(requested)
+    if "OMP_WAIT_POLICY" not in os.environ and "torch" not in sys.modules and not _probed:
+        _probed.append(True)  # once per process: the first command decides
+        if (busy_fraction() or 0.0) > 0.25:
+            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ["OMP_NUM_THREADS"] = str(count)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+    return count

@@ -1,0 +1,55 @@
+"""The thread policy (``prmh.threads``): one decision, from the option, the environment or the
+CPUs this process may use; idle threads sleep when other work keeps the CPUs busy."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from prmh import threads
+from prmh.errors import PrmhError
+
+
+@pytest.fixture(autouse=True)
+def clean(monkeypatch):
+    for name in ("PRMH_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY"):
+        monkeypatch.setenv(name, "")  # so that teardown restores what was there
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(threads, "_probed", [])
+
+
+def test_the_count_comes_from_the_option_the_environment_or_the_cpus(monkeypatch):
+    assert threads.thread_count() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads.thread_count() == 3
+    monkeypatch.setenv("PRMH_THREADS", "2")
+    assert threads.thread_count() == 2
+    assert threads.thread_count(1) == 1
+    for bad in ("0", "two"):
+        monkeypatch.setenv("PRMH_THREADS", bad)
+        with pytest.raises(PrmhError, match="PRMH_THREADS"):
+            threads.thread_count()
+
+
+def test_idle_threads_sleep_only_on_a_busy_machine(monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "torch", raising=False)  # as before torch is imported
+    monkeypatch.setattr(threads, "busy_fraction", lambda: 0.0)
+    assert threads.configure(2) == 2 and os.environ["OMP_NUM_THREADS"] == "2"
+    assert "OMP_WAIT_POLICY" not in os.environ
+    monkeypatch.setattr(threads, "_probed", [])
+    monkeypatch.setattr(threads, "busy_fraction", lambda: 0.5)
+    threads.configure()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_a_busy_fraction_is_measured():
+    fraction = threads.busy_fraction(0.05)
+    assert fraction is None or 0.0 <= fraction <= 1.0
+
+
+def test_bad_threads_on_the_command_line(cli):
+    result = cli("eval", "--threads", "0", "--limit", "2")
+    assert result.exit_code == 2 and "--threads must be at least 1" in result.output

@@ -54,16 +54,33 @@ class Shipped:
         return implicit, {**options, "model": str(model), **self.preset}
 
     def __call__(self, **options: Any) -> Any:
-        from prmh.plugins.hf_models import require_hf
+        import importlib.util
 
-        try:
-            require_hf(f"the tiny world's {self.kind}")
-        except PrmhError as e:
-            raise PrmhError(f"{e} Or run the simulated world: prmh eval --world sim.") from None
+        missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise PrmhError(
+                f"the tiny world's {self.kind}: needs the hf extra ({missing[0]} is missing): "
+                "pip install torch==2.13.0 && pip install 'prmh[hf]'. Or run the simulated "
+                "world: prmh eval --world sim."
+            )
         if self.kind == "generator":
             _checkpoint(self.name, "config.json")
         factory, preset = self._target()
-        return factory(**{**preset, **options})
+        args = {**preset, **options}
+        return Deferred(lambda: factory(**args), {"weights": self._fingerprint(args)})
+
+    def _fingerprint(self, args: dict[str, Any]) -> str:
+        """What the built component's ``identity_extra`` will say, without building it."""
+        from prmh.plugins.hf_models import resolve_checkpoint
+
+        if self.kind == "generator":
+            return resolve_checkpoint(args["model"], args.get("revision"))[1]
+        from prmh.plugins.prms.implicit import checkpoints
+
+        scale, bias = args.get("scale", (1.0,)), args.get("bias", (0.0,))
+        scale = [scale] if isinstance(scale, int | float) else scale
+        bias = [bias] if isinstance(bias, int | float) else bias
+        return checkpoints(args["model"], args["reference"], args.get("revision"), scale, bias)[2]
 
     @property
     def __signature__(self) -> inspect.Signature:
@@ -76,6 +93,27 @@ class Shipped:
                 if p.name != "self"
             ]
         )
+
+
+class Deferred:
+    """A component built on first use, so a run that finds everything in the store never
+    imports torch or loads a model. Its ``identity_extra`` (the cache keys' fingerprint of the
+    weights) is known before: the built component's own."""
+
+    def __init__(self, build: Any, identity_extra: dict[str, Any]):
+        self._build, self._built, self.identity_extra = build, None, identity_extra
+
+    def built(self) -> Any:
+        if self._built is None:
+            self._built = self._build()
+            if getattr(self._built, "identity_extra", None) != self.identity_extra:
+                raise PrmhError("a tiny-world component's fingerprint changed while building it.")
+        return self._built
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.built(), name)
 
 
 @hookimpl

@@ -111,3 +111,27 @@ def test_without_torch_the_error_names_the_extra_and_the_sim_world(registry, mon
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(PrmhError, match=r"hf extra \(torch is missing\).*--world sim"):
         registry.create("generator", "tiny")
+
+
+def test_a_fully_cached_run_loads_no_model(tmp_path):
+    """The tiny world's components are built on their first cache miss: a re-run that finds
+    everything in the store never imports torch, and prints the same tables."""
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "prmh", "eval", "--world", "tiny", "--limit", "3", "-n", "1",
+            "-n", "2", "--results-dir", str(tmp_path)]  # fmt: skip
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    probe = (
+        "import runpy, sys; sys.argv = ['prmh', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('prmh', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+    )
+    again = subprocess.run([sys.executable, "-c", probe, *args[3:]], capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "TORCH False" in again.stdout
+    tables = [o.stdout.split("compute per problem")[0].split("\n", 1)[1] for o in (first, again)]
+    assert tables[0] == tables[1]

@@ -90,6 +90,19 @@ def step_values(torch: Any, ratios: Any, starts: Any, positions: Any) -> Any:
     return total.gather(1, positions)
 
 
+def checkpoints(
+    model: str, reference: str, revision: str | None, scale: Sequence[float], bias: Sequence[float]
+) -> tuple[Path, Path, str]:
+    """The policy's and the reference's directories, and the PRM's fingerprint (both weights'
+    fingerprints and the (scale, bias) pairs); no model is loaded."""
+    path, policy_print = resolve_checkpoint(model, revision)
+    ref_path = Path(reference).expanduser()
+    if not ref_path.is_absolute() and (path / ref_path).is_dir():
+        ref_path = path / ref_path
+    ref_path, ref_print = resolve_checkpoint(str(ref_path), None)
+    return path, ref_path, f"{policy_print}:{ref_print}:{list(scale)}:{list(bias)}"
+
+
 class ImplicitScorer:
     """Both models loaded; ``score`` returns step probabilities (or quantiles) per solution."""
 
@@ -117,12 +130,7 @@ class ImplicitScorer:
         if max_tokens_per_batch < 1:
             raise PrmhError("max_tokens_per_batch must be at least 1.")
         quiet_transformers()
-        self.path, policy_print = resolve_checkpoint(model, revision)
-        ref_path = Path(reference).expanduser()
-        if not ref_path.is_absolute() and (self.path / ref_path).is_dir():
-            ref_path = self.path / ref_path
-        ref_path, ref_print = resolve_checkpoint(str(ref_path), None)
-        self.fingerprint = f"{policy_print}:{ref_print}:{list(scale)}:{list(bias)}"
+        self.path, ref_path, self.fingerprint = checkpoints(model, reference, revision, scale, bias)
         self.device, self.dtype = device_and_dtype(device, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         check_vocabulary(self.tokenizer, self.path, ref_path)

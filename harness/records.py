@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from prmh._version import __version__
-from prmh.errors import PrmhError
 from prmh.files import remove_orphans, write_atomic
 from prmh.masking import redact
 from prmh.provenance import provenance
@@ -119,44 +118,3 @@ def mark_interrupted(runs_dir: Path) -> list[str]:
             write_atomic(path, record)
             marked.append(path.stem)
     return marked
-
-
-def find_record(results_dir: Path, run: str) -> dict[str, Any]:
-    """Load a record by run id (or a unique prefix of one), by path, or "latest"."""
-    runs = results_dir / "runs"
-    candidate = Path(run)
-    if candidate.suffix == ".json" and candidate.is_file():
-        path = candidate
-    else:
-        records = sorted(runs.glob("*.json")) if runs.is_dir() else []
-        if run == "latest":
-            matches = records[-1:]
-        else:
-            matches = [p for p in records if p.stem.startswith(run)]
-        if not matches:
-            raise PrmhError(
-                f"no run {run!r} in {str(runs)!r}. List the runs with `ls {runs}`, or pass a "
-                "record's path or --results-dir."
-            )
-        if len(matches) > 1:
-            names = ", ".join(p.stem for p in matches[:5])
-            raise PrmhError(f"run {run!r} is ambiguous: {names}. Give more of the id.")
-        path = matches[0]
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise PrmhError(f"cannot read run record {str(path)!r}: {e}") from e
-    from prmh import record_schema
-
-    malformed = record_schema.problems(data)
-    if malformed:
-        raise PrmhError(f"{str(path)!r} is not a valid run record: {'; '.join(malformed)}.")
-    if data.get("schema_version") != RECORD_SCHEMA_VERSION:
-        raise PrmhError(
-            f"run record {str(path)!r} has schema version {data.get('schema_version')}; this "
-            f"prmh reads version {RECORD_SCHEMA_VERSION}."
-        )
-    if owner_gone(data):
-        data.update(status="interrupted", error="the process ended without finishing")
-        write_atomic(path, data)
-    return data

@@ -202,7 +202,7 @@ def _cells(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def load_run(run: str = "latest", results_dir: str | Path | None = None) -> RunResults:
     """A run's per-sample results, by run id (or a unique prefix), "latest" or record path."""
-    from prmh.records import find_record
+    from prmh.lookup import find_record
     from prmh.store import results_path
 
     record = find_record(results_path(results_dir), run)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +90,7 @@ class SampleLog:
             self.lines.append(
                 {"t": "cell", **where, "problem": result.problem_id, "candidates": candidates,
                  "chosen": {s: list(picks[i]) for s, picks in chosen.items()},
-                 "compute": asdict(result.compute)}
+                 "compute": _compute(result.compute)}
             )  # fmt: skip
 
     def add_grades(
@@ -111,6 +110,15 @@ class SampleLog:
         with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as f:
             f.write(text.encode())
         write_bytes_atomic(path, buffer.getvalue())
+
+
+def _compute(c: Any) -> dict[str, Any]:
+    return {
+        "generated_tokens": c.generated_tokens,
+        "prm_tokens": c.prm_tokens,
+        "prm_calls": c.prm_calls,
+        "wall_seconds": c.wall_seconds,
+    }
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:

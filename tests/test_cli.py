@@ -422,3 +422,22 @@ def test_every_long_command_reports_progress_in_logs(tmp_path):
         assert lines and all(": " in line and "/" in line for line in lines), command
         stages = ("generate sim", "rollout sim", "cut and score oracle")
         assert any(stage in done.stderr for stage in stages), command
+
+
+def test_latest_is_the_last_run_started_even_within_one_second(cli):
+    """Run ids name the second they were made and a random suffix, so two runs of one second
+    do not sort by time; "latest" still finds the last one started."""
+    import json
+
+    from prmh.lookup import find_record
+
+    assert cli("eval", "--limit", "2", "-n", "1").exit_code == 0
+    runs = cli.results_dir / "runs"
+    (made,) = runs.glob("*.json")
+    record = json.loads(made.read_text())
+    made.unlink()
+    for suffix, started in (("ffffff", 1.0), ("000000", 2.0)):
+        run_id = f"20260101-000000-{suffix}"
+        (runs / f"{run_id}.json").write_text(json.dumps({**record, "run_id": run_id,
+                                                         "started": started}))  # fmt: skip
+    assert find_record(cli.results_dir, "latest")["run_id"] == "20260101-000000-000000"

@@ -25,8 +25,13 @@ def prmh(*args: str) -> str:
     return done.stdout
 
 
-def latest(results: Path) -> str:
-    return str(sorted((results / "runs").glob("*.json"))[-1])
+def recorded(results: Path, *args: str) -> str:
+    """Run a prmh command; the path of the record it wrote (ids made in one second do not
+    sort by time, so the new one is found by difference)."""
+    before = set((results / "runs").glob("*.json"))
+    prmh(*args)
+    (record,) = set((results / "runs").glob("*.json")) - before
+    return str(record)
 
 
 def processbench_samples(path: Path, limit: int) -> None:
@@ -66,24 +71,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         results = ["--results-dir", str(work / "results")]
-        prmh("eval", "--world", "sim", "--prm", "oracle:quantiles=true,noise=1",
-             "--prm", "oracle:noise=3", "--agg", "min", "--search", "best-of-n",
-             "--search", "beam-ias", "-n", "1", "-n", "4", "-n", "16", "--limit", limit,
-             *results)  # fmt: skip
-        evaluation = latest(work / "results")
+        matrix = ["--prm", "oracle:quantiles=true,noise=1", "--prm", "oracle:noise=3", "--agg",
+                  "min", "--search", "best-of-n", "--search", "beam-ias", "-n", "1", "-n", "4",
+                  "-n", "16", "--limit", limit]  # fmt: skip
+        evaluation = recorded(work / "results", "eval", "--world", "sim", *matrix, *results)
         rollouts = work / "rollouts.jsonl"
         prmh("rollout", "--limit", limit, "-n", "4", "-k", "8", "--out", str(rollouts), *results)
-        prmh("analyze", "calibration", "--prm", "tiny", "--prm", "tiny-calibrated",
-             "--rollouts", str(rollouts), *results)  # fmt: skip
-        calibration = latest(work / "results")
-        prmh("analyze", "correlation", "--prm", "oracle", "--prm", "oracle:noise=3",
-             "--limit", limit, "-n", "4", "--thresholds", "8,16,32,64", *results)  # fmt: skip
-        correlation = latest(work / "results")
+        calibration = recorded(work / "results", "analyze", "calibration", "--prm", "tiny",
+                               "--prm", "tiny-calibrated", "--rollouts", str(rollouts),
+                               *results)  # fmt: skip
+        correlation = recorded(work / "results", "analyze", "correlation", "--prm", "oracle",
+                               "--prm", "oracle:noise=3", "--limit", limit, "-n", "4",
+                               "--thresholds", "8,16,32,64", *results)  # fmt: skip
         samples = work / "processbench.jsonl"
         processbench_samples(samples, int(args.limit))
-        prmh("analyze", "processbench", "--prm", "tiny", "--prm", "tiny-calibrated", "--task",
-             "processbench-gsm8k", "-T", f"data={samples}", *results)  # fmt: skip
-        processbench = latest(work / "results")
+        processbench = recorded(work / "results", "analyze", "processbench", "--prm", "tiny",
+                                "--prm", "tiny-calibrated", "--task", "processbench-gsm8k",
+                                "-T", f"data={samples}", *results)  # fmt: skip
         for kind, run in (("scaling", evaluation), ("compute", evaluation),
                           ("reliability", calibration), ("correlation", correlation),
                           ("processbench", processbench)):  # fmt: skip

@@ -121,7 +121,7 @@ def eval_command(
 @json_option()
 def show_command(run: str, results_dir: Path | None, as_json: bool) -> None:
     """Show a stored run (an id, a unique prefix, "latest", or a record's path)."""
-    from prmh.records import find_record
+    from prmh.lookup import find_record
     from prmh.store import results_path
 
     emit(find_record(results_path(results_dir), run), as_json)

@@ -28,7 +28,7 @@ def _root_option(f: Any) -> Any:
 
 def _record_paths(runs: tuple[str, ...], results_dir: Path | None) -> list[Path]:
     """Record paths for RUN arguments: a path to a record, or a run id in the results dir."""
-    from prmh.records import find_record
+    from prmh.lookup import find_record
     from prmh.store import results_path
 
     paths = []

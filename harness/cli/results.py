@@ -107,7 +107,7 @@ def plot_command(runs: tuple[str, ...], kind: str, out: Path, results_dir: Path 
     """Draw a paper figure from one or more runs (ids, unique prefixes, "latest" or record
     paths); several runs share the axes."""
     from prmh.analysis.figures import figure
-    from prmh.records import find_record
+    from prmh.lookup import find_record
     from prmh.store import results_path
 
     records = [find_record(results_path(results_dir), run) for run in runs]

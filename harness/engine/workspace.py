@@ -67,16 +67,26 @@ class Workspace:
         self._generations: dict[str, Generation] = {}
         self._scores: dict[str, StepScores] = {}
         self.truncated: dict[str, set[str]] = {}  # PRM identity key -> truncated solutions
-        self._fingerprints: dict[str, str] = {}
+        self._fingerprints: dict[tuple[str, str], str] = {}
+        self._keys: dict[tuple, str] = {}  # content keys already computed, by what they hash
         self.claims = Claims(store, run_id)
 
     def fingerprint(self, problem: Problem) -> str:
-        fp = self._fingerprints.get(problem.id)
+        memo = (problem.id, problem.question)  # ids alone may repeat across an analysis' tasks
+        fp = self._fingerprints.get(memo)
         if fp is None:
-            fp = self._fingerprints[problem.id] = problem_fingerprint(problem)
+            fp = self._fingerprints[memo] = problem_fingerprint(problem)
         return fp
 
     def _generation_key(self, request: SampleRequest, index: int) -> str:
+        memo = (request.problem.id, request.prompt, request.seed, index, request.prefix,
+                tuple(request.stop), request.temperature)  # fmt: skip
+        known = self._keys.get(memo)
+        if known is None:
+            known = self._keys[memo] = self._new_generation_key(request, index)
+        return known
+
+    def _new_generation_key(self, request: SampleRequest, index: int) -> str:
         key: dict[str, Any] = {
             "generator": self.generator.identity,
             "problem": self.fingerprint(request.problem),
@@ -174,10 +184,7 @@ class Workspace:
     ) -> list[StepScores]:
         """Step scores of (problem, steps) pairs: memory, else the store, else one PRM pass per
         distinct pair, in batches that are each one transaction."""
-        keys = [
-            content_key({"prm": prm.identity, "problem": self.fingerprint(p), "steps": list(steps)})
-            for p, steps in items
-        ]
+        keys = [self._score_key(prm, p, steps) for p, steps in items]
         wanted = [k for k in keys if k not in self._scores]
         stored = self.store.get_many("score", wanted, parse=_step_scores)
         self._scores.update(stored)
@@ -206,6 +213,14 @@ class Workspace:
         self.stats.add("score", len(stored) + len(todo) - computed, computed)
         cut.update(k for k in keys if self._scores[k].truncated)
         return [self._scores[k] for k in keys]
+
+    def _score_key(self, prm: Component, problem: Problem, steps: tuple[str, ...]) -> str:
+        memo = (id(prm), problem.id, problem.question, tuple(steps))
+        known = self._keys.get(memo)
+        if known is None:
+            key = {"prm": prm.identity, "problem": self.fingerprint(problem), "steps": list(steps)}
+            known = self._keys[memo] = content_key(key)
+        return known
 
     def _score(self, prm: Component, batch: list[tuple[str, ScoreRequest]]) -> dict[str, Any]:
         """One PRM call for ``batch``; what to store."""

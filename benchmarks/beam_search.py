@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -29,10 +29,12 @@ def main() -> None:
     parser.add_argument("--step-tokens", type=int, default=12)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=4)
-    args = parser.parse_args()
-    warnings.filterwarnings("ignore")
-    import torch
+    return parser.parse_args()
 
+
+def _run(args: argparse.Namespace, tmp: Path) -> tuple[list, list, float, float]:
+    """Beam search over every problem in one call, then one problem at a time, each in a
+    fresh store: both results and their seconds."""
     from prmh.engine import CacheStats, SearchContext, Workspace
     from prmh.registry import load_registry
     from prmh.store import Store, ensure_results_dir
@@ -40,45 +42,48 @@ def main() -> None:
 
     registry = load_registry()
     tokenizer = tiny_tokenizer(extra_tokens=["ки"])
+    model = save_tiny_prm(tmp / "lm", "lm", tokenizer, layers=args.layers, hidden=args.hidden)
+    task = registry.create("task", "arith")
+    generator = registry.create(
+        "generator",
+        "hf",
+        {"model": str(model), "max_new_tokens": args.step_tokens, "batch_size": 64},
+    )
+    prm = registry.create("prm", "math-shepherd", {"model": str(model)})
+    splitter = registry.create("splitter", "newline")
+    aggregate = registry.create("aggregator", "last").instance
+    # A step ends at the next full stop: frequent enough in the tiny model's samples.
+    search = registry.create(
+        "search", "beam", {"width": args.width, "max_steps": args.steps, "separator": "."}
+    ).instance
+    problems = task.instance.problems(args.problems)
+
+    def context(name: str) -> SearchContext:
+        store = Store(ensure_results_dir(tmp / name))
+        workspace = Workspace(task, generator, store, "bench", CacheStats(), lambda *a: None)
+        return SearchContext(workspace, prm, splitter, aggregate, args.budget)
+
+    start = time.perf_counter()
+    batched = search.run(context("batched"), problems, args.budget, 0)
+    batched_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    single = []
+    for i, problem in enumerate(problems):
+        single += search.run(context(f"single-{i}"), [problem], args.budget, 0)
+    return batched, single, batched_seconds, time.perf_counter() - start
+
+
+def main() -> None:
+    args = _arguments()
+    warnings.filterwarnings("ignore")
+    import torch
+
     with tempfile.TemporaryDirectory() as tmp:
-        model = save_tiny_prm(
-            Path(tmp) / "lm", "lm", tokenizer, layers=args.layers, hidden=args.hidden
-        )
-        task = registry.create("task", "arith")
-        generator = registry.create(
-            "generator",
-            "hf",
-            {"model": str(model), "max_new_tokens": args.step_tokens, "batch_size": 64},
-        )
-        prm = registry.create("prm", "math-shepherd", {"model": str(model)})
-        splitter = registry.create("splitter", "newline")
-        aggregate = registry.create("aggregator", "last").instance
-        # A step ends at the next full stop: frequent enough in the tiny model's samples.
-        search = registry.create(
-            "search", "beam", {"width": args.width, "max_steps": args.steps, "separator": "."}
-        ).instance
-        problems = task.instance.problems(args.problems)
-
-        def context(name: str) -> SearchContext:
-            store = Store(ensure_results_dir(Path(tmp) / name))
-            workspace = Workspace(task, generator, store, "bench", CacheStats(), lambda *a: None)
-            return SearchContext(workspace, prm, splitter, aggregate, args.budget)
-
-        ctx = context("batched")
-        start = time.perf_counter()
-        batched = search.run(ctx, problems, args.budget, 0)
-        batched_seconds = time.perf_counter() - start
-
-        start = time.perf_counter()
-        single = []
-        for i, problem in enumerate(problems):
-            single += search.run(context(f"single-{i}"), [problem], args.budget, 0)
-        single_seconds = time.perf_counter() - start
-
+        batched, single, batched_seconds, single_seconds = _run(args, Path(tmp))
     tokens = sum(r.compute.generated_tokens for r in batched)
     same = [r.candidates for r in batched] == [r.candidates for r in single]
     print(
-        f"Qwen2 {args.layers} layers, hidden {args.hidden}; beam search: {len(problems)} "
+        f"Qwen2 {args.layers} layers, hidden {args.hidden}; beam search: {len(batched)} "
         f"problems, budget {args.budget}, width {args.width}, "
         f"up to {args.steps} steps of <= {args.step_tokens} tokens; {torch.get_num_threads()} "
         "CPU threads"

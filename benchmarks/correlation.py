@@ -18,9 +18,10 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -29,22 +30,49 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--thresholds", default="128,256,384,512,768,1024")
-    args = parser.parse_args()
-    warnings.filterwarnings("ignore")
+    return parser.parse_args()
+
+
+def _texts(solutions: int, steps: int) -> list[str]:
+    rng = random.Random(0)
+    words = "add the numbers then subtract seven and multiply by three to get the total".split()
+    return [
+        "\n\n".join(
+            " ".join(rng.choice(words) for _ in range(12)) + f" = {rng.randint(1, 99)}."
+            for _ in range(steps)
+        )
+        for _ in range(solutions)
+    ]
+
+
+def _time(prm: Any, splitter: Any, texts: list[str], cuts: list[int]) -> dict[str, tuple]:
+    """(seconds, forward tokens, step scores) of every text, one pass and truncate-and-rescore."""
     from prmh import Problem
     from prmh.analysis.correlation import partial_scores
+
+    problem = Problem("p", "How much is the total?", "")
+    partial_scores(prm, splitter, problem, texts[0], cuts[:1], True, whole=False)  # warm-up
+    timings = {}
+    for name, one_pass in (("one-pass", True), ("rescore", False)):
+        start = time.perf_counter()
+        tokens, results = 0, []
+        for text in texts:
+            probs, _, spent = partial_scores(
+                prm, splitter, problem, text, cuts, one_pass, whole=False
+            )
+            tokens += spent
+            results.append(probs)
+        timings[name] = (time.perf_counter() - start, tokens, results)
+    return timings
+
+
+def main() -> None:
+    args = _arguments()
+    warnings.filterwarnings("ignore")
     from prmh.registry import load_registry
     from prmh.testing import save_tiny_prm, tiny_tokenizer
 
-    rng = random.Random(0)
-    words = "add the numbers then subtract seven and multiply by three to get the total".split()
-    texts = [
-        "\n\n".join(
-            " ".join(rng.choice(words) for _ in range(12)) + f" = {rng.randint(1, 99)}."
-            for _ in range(args.steps)
-        )
-        for _ in range(args.solutions)
-    ]
+    texts = _texts(args.solutions, args.steps)
     cuts = [int(t) for t in args.thresholds.split(",")]
     registry = load_registry()
     tokenizer = tiny_tokenizer(extra_tokens=["ки"], corpus=texts[:4], vocab_size=600)
@@ -54,19 +82,7 @@ def main() -> None:
         )
         prm = registry.create("prm", "math-shepherd", {"model": str(directory), "max_length": 4096})
         splitter = registry.create("splitter", "double-newline").instance
-        problem = Problem("p", "How much is the total?", "")
-        partial_scores(prm, splitter, problem, texts[0], cuts[:1], True, whole=False)  # warm-up
-        timings = {}
-        for name, one_pass in (("one-pass", True), ("rescore", False)):
-            start = time.perf_counter()
-            tokens, results = 0, []
-            for text in texts:
-                probs, _, spent = partial_scores(
-                    prm, splitter, problem, text, cuts, one_pass, whole=False
-                )
-                tokens += spent
-                results.append(probs)
-            timings[name] = (time.perf_counter() - start, tokens, results)
+        timings = _time(prm, splitter, texts, cuts)
     (fast, fast_tokens, a), (slow, slow_tokens, b) = timings["one-pass"], timings["rescore"]
     worst = max(
         abs(x - y)

@@ -12,7 +12,8 @@ fight for the same cores and every parallel region waits for its slowest thread.
   of spinning against it. On a quiet machine spinning is faster, so it is left on.
 
 Neither changes a result: the thread count is the same whatever the load. Both are applied
-before torch is imported (environment) and to torch if it already is.
+before torch is imported (``require_hf``, through which every component imports it, calls
+``configure``) and to torch if it already is.
 """
 
 from __future__ import annotations

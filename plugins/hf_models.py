@@ -69,7 +69,11 @@ def quiet_transformers() -> None:
 
 
 def require_hf(what: str) -> None:
-    """A clear error when the transformers back end is not installed."""
+    """A clear error when the transformers back end is not installed. Every component
+    imports torch through here, so the thread policy is applied first (``prmh.threads``)."""
+    from prmh.threads import configure
+
+    configure()
     try:
         import torch  # noqa: F401
         import transformers  # noqa: F401

@@ -46,8 +46,12 @@ def test_idle_threads_sleep_only_on_a_busy_machine(monkeypatch):
 
 
 def test_a_busy_fraction_is_measured():
+    from pathlib import Path
+
+    if not Path("/proc/stat").is_file():
+        pytest.skip("no /proc/stat on this system: the policy then never sleeps threads")
     fraction = threads.busy_fraction(0.05)
-    assert fraction is None or 0.0 <= fraction <= 1.0
+    assert fraction is not None and 0.0 <= fraction <= 1.0
 
 
 def test_bad_threads_on_the_command_line(cli):

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from prmh.analysis.measures import calibration_scores, quantile_coverage
-from prmh.analysis.scoring import line_plot
 from prmh.engine import Workspace
 from prmh.errors import PrmhError
 from prmh.registry import Component
@@ -78,16 +77,3 @@ def calibration(
             entry["coverage"] = quantile_coverage(quantiles, observed, LEVELS)
         results.append(entry)
     return results
-
-
-def plot_calibration(results: list[dict[str, Any]], path: Path) -> None:
-    """The reliability diagram: observed rate against predicted score, per PRM."""
-    lines = [
-        (
-            [d["predicted"] for d in e["diagram"]],
-            [d["observed"] for d in e["diagram"]],
-            f"{e['prm']} (ECE {e['ece']:.3f})",
-        )
-        for e in results
-    ]
-    line_plot(path, lines, "PRM score", "rollout success rate", diagonal=True)

@@ -5,11 +5,9 @@ interval over problems) with correctness and with the full solution's score."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from prmh.analysis.measures import pearson_interval
-from prmh.analysis.scoring import line_plot
 from prmh.errors import PrmhError
 from prmh.registry import Component
 
@@ -141,13 +139,3 @@ def correlation(
             "method": "one-pass" if one_pass else "rescore",
         }
     return results
-
-
-def plot_correlation(results: dict[str, Any], cuts: list[int], path: Path) -> None:
-    """Pearson r with correctness against the tokens kept, per PRM and aggregation."""
-    lines = [
-        (cuts, [r["correlations"][a][str(t)]["correctness"]["r"] for t in cuts], f"{label} · {a}")
-        for label, r in results.items()
-        for a in AGGREGATIONS
-    ]
-    line_plot(path, lines, "tokens of the solution kept", "Pearson r with correctness", log2x=True)

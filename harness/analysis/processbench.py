@@ -5,11 +5,9 @@ over a sweep, and at the threshold that is best on one subset."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 from prmh.analysis.measures import THRESHOLDS, processbench_scores
-from prmh.analysis.scoring import line_plot
 from prmh.engine import Workspace
 from prmh.errors import PrmhError
 from prmh.registry import Component
@@ -70,13 +68,3 @@ def processbench(
                 entry["picked"] = next(r for r in entry["sweep"] if r["threshold"] == picked)
         results[label] = {"tasks": per_task, "picked_threshold": picked}
     return results
-
-
-def plot_processbench(results: dict[str, Any], path: Path) -> None:
-    """F1 against the threshold, one line per PRM and subset."""
-    lines = [
-        ([r["threshold"] for r in e["sweep"]], [r["f1"] for r in e["sweep"]], f"{label} · {name}")
-        for label, result in results.items()
-        for name, e in result["tasks"].items()
-    ]
-    line_plot(path, lines, "threshold", "ProcessBench F1")

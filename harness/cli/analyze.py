@@ -51,16 +51,19 @@ def analyze_group() -> None:
 def _analysis(
     name: str, prms: list, results_dir: Path | None, plot: Path | None, work: Callable
 ) -> tuple[Any, Path, Path]:
-    """Run ``work(run)`` -> (results, metrics, draw) in a recorded run; draw the plot."""
+    """Run ``work(run)`` -> (results, metrics) in a recorded run and draw its figure (the one
+    ``prmh plot`` draws from the record)."""
+    from prmh.analysis.figures import figure
     from prmh.analysis.scoring import analysis_config
     from prmh.engine import open_run
     from prmh.progress import progress_bars
 
     config = analysis_config(name, prms)
     with progress_bars() as progress, open_run(config, results_dir, argv(), progress) as run:
-        results, metrics, draw = work(run)
+        results, metrics = work(run)
         path = plot or run.record.path.with_suffix(".png")
-        draw(path)
+        kind = "reliability" if name == "calibration" else name
+        figure(kind, [{"run_id": run.run_id, "config": config, "metrics": metrics}], path)
         run.metrics = {**metrics, "plot": str(path)}
     return results, path, run.record.path
 
@@ -93,7 +96,7 @@ def processbench_command(
     """ProcessBench: predict each solution's earliest wrong step (the first step scored
     below a threshold); accuracy on erroneous and on correct samples and their F1, at a
     fixed threshold, over a sweep, and at the threshold that is best on one subset."""
-    from prmh.analysis.processbench import plot_processbench, processbench, processbench_data
+    from prmh.analysis.processbench import processbench, processbench_data
     from prmh.analysis.scoring import build_prms
 
     if pick_on is not None and pick_on not in tasks:
@@ -103,7 +106,7 @@ def processbench_command(
 
     def work(run: Any) -> tuple:
         results = processbench(run.workspace(), prms, data, threshold, pick_on)
-        return results, {"processbench": results}, lambda p: plot_processbench(results, p)
+        return results, {"processbench": results}
 
     results, path, record = _analysis("processbench", prms, results_dir, plot, work)
     if as_json:
@@ -143,7 +146,7 @@ def processbench_command(
 def calibration_command(prm_specs, prm_args, results_dir, plot, as_json, rollouts, bins) -> None:
     """How well PRM scores match rollout success rates: expected calibration error, Brier
     score, a reliability diagram and, for quantile PRMs, each quantile's coverage."""
-    from prmh.analysis.calibration import calibration, plot_calibration, read_rollouts
+    from prmh.analysis.calibration import calibration, read_rollouts
     from prmh.analysis.scoring import build_prms
 
     rows = read_rollouts(rollouts)
@@ -152,8 +155,7 @@ def calibration_command(prm_specs, prm_args, results_dir, plot, as_json, rollout
     def work(run: Any) -> tuple:
         results = calibration(run.workspace(), prms, rows, bins)
         summary = [{k: v for k, v in e.items() if k != "diagram"} for e in results]
-        metrics = {"calibration": summary, "diagrams": results}
-        return results, metrics, lambda p: plot_calibration(results, p)
+        return results, {"calibration": summary, "diagrams": results}
 
     results, path, record = _analysis("calibration", prms, results_dir, plot, work)
     if as_json:
@@ -199,7 +201,7 @@ def correlation_command(
     token thresholds, scored, aggregated (mean, min, last, and whole: the cut text scored
     as one block), and correlated (Pearson, bootstrap interval over problems) with
     correctness and with the full solution's score."""
-    from prmh.analysis.correlation import correlation, parse_thresholds, plot_correlation
+    from prmh.analysis.correlation import correlation, parse_thresholds
     from prmh.analysis.scoring import build_prms
 
     cuts = parse_thresholds(thresholds)
@@ -211,7 +213,7 @@ def correlation_command(
             graded = solutions.solutions()
         one_pass = method == "one-pass"
         results = correlation(prms, graded, solutions.splitter, cuts, one_pass, run.progress)
-        return results, {"correlation": results}, lambda p: plot_correlation(results, cuts, p)
+        return results, {"correlation": results}
 
     results, path, record = _analysis("correlation", prms, results_dir, plot, work)
     if as_json:

@@ -3,8 +3,9 @@ component options), the command line as received, consoles and printing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,18 @@ def kv_option(flag: str, dest: str, kind: str, *, each: bool = False) -> Decorat
 def argv() -> list[str]:
     """The command line prmh was called with (for run records)."""
     return click.get_current_context().find_root().meta.get("prmh.argv", [])
+
+
+@contextlib.contextmanager
+def opened(command: str, options: dict[str, Any]) -> Iterator[Any]:
+    """A run of ``command`` with its options as the record's configuration, and progress."""
+    from prmh.engine import command_config, open_run
+    from prmh.progress import progress_bars
+
+    config = command_config(command, options)
+    with progress_bars() as progress:
+        with open_run(config, options.get("results_dir"), argv(), progress) as run:
+            yield run
 
 
 def unescape(text: str) -> str:

@@ -3,15 +3,13 @@ store (so they resume, and nothing is sampled or graded twice)."""
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from prmh.cli.common import argv, kv_option, results_dir_option, seed_option, stack
+from prmh.cli.common import kv_option, opened, results_dir_option, seed_option, stack
 from prmh.cli.group import cli
 from prmh.errors import PrmhError
 
@@ -45,18 +43,6 @@ out_option = click.option(
     required=True,
     help="Where to write the result.",
 )
-
-
-@contextlib.contextmanager
-def opened(command: str, options: dict[str, Any]) -> Iterator[Any]:
-    """A run of ``command`` with its options as the record's configuration, and progress."""
-    from prmh.engine import command_config, open_run
-    from prmh.progress import progress_bars
-
-    config = command_config(command, options)
-    with progress_bars() as progress:
-        with open_run(config, options.get("results_dir"), argv(), progress) as run:
-            yield run
 
 
 def source(options: dict[str, Any]) -> Any:

@@ -42,9 +42,6 @@ class PrmhGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            from prmh.threads import configure
-
-            configure()  # before any command imports torch; --threads may set it again
             return super().invoke(ctx)
         except PrmhError as e:
             from prmh.masking import redact

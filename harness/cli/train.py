@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from prmh.cli.common import argv, kv_option, unescape
+from prmh.cli.common import kv_option, opened, unescape
 from prmh.cli.group import cli
 from prmh.errors import PrmhError
 from prmh.plugins.training.config import TrainConfig
@@ -33,13 +33,6 @@ def _config(options: dict[str, Any], **fixed: Any) -> TrainConfig:
         if isinstance(given.get(key), str):
             given[key] = unescape(given[key])
     return TrainConfig(**{**given, **fixed})
-
-
-def _recorded(command: str, options: dict[str, Any], out: Path) -> Any:
-    """A run record in the results directory (the environment's, or ./prmh-results)."""
-    from prmh.engine import command_config, open_run
-
-    return open_run(command_config(command, {**options, "out": out}), None, argv())
 
 
 def _trained(summary: dict[str, Any]) -> tuple[float, float]:
@@ -122,7 +115,7 @@ def train_command(data_path: Path, base: str, out: Path, resume: bool, **options
     items = read_labels(data_path)
     config = _config(options, loss_options=tuple(options["loss_options"].items()))
     given = {"data": data_path, "model": base, "resume": resume, **options}
-    with _recorded("train", given, out) as run, training_bar() as on_step:
+    with opened("train", {**given, "out": out}) as run, training_bar() as on_step:
         summary = run.metrics = train(items, base, out, config, resume=resume, on_step=on_step)
     first, last = _trained(summary)
     click.echo(
@@ -166,7 +159,7 @@ def calibrate_command(rollouts: Path, prm_dir: Path, out: Path, **options: Any) 
 
     items = calibration_items(read_rollouts(rollouts))
     given = {"rollouts": rollouts, "prm": prm_dir, **options}
-    with _recorded("calibrate", given, out) as run, training_bar() as on_step:
+    with opened("calibrate", {**given, "out": out}) as run, training_bar() as on_step:
         summary = run.metrics = calibrate(prm_dir, items, out, _config(options), on_step)
     losses = summary["losses"]
     click.echo(
@@ -203,7 +196,7 @@ def train_generator_command(
         raise PrmhError(f"task {task!r} has no gold steps to train a generator on.")
     pairs = [(instance.prompt(p), "\n\n".join(p.steps)) for p in problems]
     given = {"task": task, "task_args": task_args, "limit": limit, "model": base, **options}
-    with _recorded("train-generator", given, out) as run, training_bar() as on_step:
+    with opened("train-generator", {**given, "out": out}) as run, training_bar() as on_step:
         config = _config(options)
         summary = run.metrics = train_generator(pairs, base, out, config, on_step=on_step)
     losses = summary["losses"]

@@ -146,6 +146,7 @@ class _Table:
         self.compute: dict[tuple, list[list[Compute]]] = {}
         self.warnings: set[str] = set()
         self.candidates: set[tuple[str, str]] = set()  # (answer, gold) of every candidate
+        self.golds = {p.id: p.answer for p in problems}
 
     def pairs(self, key: str, kind: str) -> list[tuple[Spec, Component]]:
         return list(zip(getattr(self.plan, key), self.built[kind], strict=True))
@@ -205,9 +206,8 @@ class _Table:
             "seed": seed_value,
         }
         self.log.add_cell(where, results, chosen)
-        golds = {p.id: p.answer for p in self.problems}
         self.candidates.update(
-            (c.solution.answer, golds[r.problem_id])
+            (c.solution.answer, self.golds[r.problem_id])
             for r in results
             for c in r.candidates
             if c.solution.answer is not None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.engine import Run, grade_pairs
-from prmh.engine.context import read_solution
+from prmh.engine.workspace import read_solution
 from prmh.errors import PrmhError
 from prmh.files import write_text_atomic
 from prmh.types import Generation, Problem, Solution

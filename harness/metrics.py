@@ -8,6 +8,7 @@ the mean. The resampling generator is seeded, so a table is reproducible to the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from math import comb
 
 import numpy as np
@@ -42,16 +43,28 @@ def bootstrap_mean(
     n_seeds, n_problems = values.shape
     if n_problems == 0:
         return Estimate(float("nan"), float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
     means = np.empty(samples)
-    for start in range(0, samples, 250):
-        stop = min(samples, start + 250)
-        p = rng.integers(0, n_problems, size=(stop - start, n_problems))
-        s = rng.integers(0, n_seeds, size=(stop - start, n_seeds))
-        means[start:stop] = values[s[:, :, None], p[:, None, :]].mean(axis=(1, 2))
+    for start, s, p in _resamples(n_seeds, n_problems, samples, seed):
+        means[start : start + len(p)] = values[s[:, :, None], p[:, None, :]].mean(axis=(1, 2))
     alpha = (1 - level) / 2
     low, high = np.quantile(means, [alpha, 1 - alpha])
     return Estimate(float(values.mean()), float(low), float(high))
+
+
+@lru_cache(maxsize=4)
+def _resamples(
+    n_seeds: int, n_problems: int, samples: int, seed: int
+) -> tuple[tuple[int, np.ndarray, np.ndarray], ...]:
+    """The bootstrap's draws (start, seed indices, problem indices) in chunks of 250: the same
+    for every cell of a table, so drawn once per shape."""
+    rng = np.random.default_rng(seed)
+    chunks = []
+    for start in range(0, samples, 250):
+        size = min(samples, start + 250) - start
+        p = rng.integers(0, n_problems, size=(size, n_problems))
+        s = rng.integers(0, n_seeds, size=(size, n_seeds))
+        chunks.append((start, s, p))
+    return tuple(chunks)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

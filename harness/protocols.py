@@ -153,6 +153,18 @@ class Search(Protocol):
     ) -> list[SearchResult]: ...
 
 
+@runtime_checkable
+class SharesBudgets(Protocol):
+    """Optional for a search: every budget of a cell in one call, one list of results per
+    budget in the order given (best-of-N scores the largest pool once and reads each budget
+    as its prefix). The engine calls it instead of ``run`` once per budget; the results must
+    be the ones ``run`` gives."""
+
+    def run_budgets(
+        self, ctx: SearchContext, problems: list[Problem], budgets: list[int], seed: int
+    ) -> list[list[SearchResult]]: ...
+
+
 Rollout = Callable[[int, int], RolloutValue]
 """``rollout(k, n)``: the prefix of the first ``k`` steps continued ``n`` times."""
 
@@ -226,6 +238,7 @@ KIND_PROTOCOLS: dict[str, type] = {
 OPTIONAL: dict[str, tuple[type, ...]] = {
     "splitter": (SplitsGenerations, FitsPool),
     "aggregator": (WholeSolution,),
+    "search": (SharesBudgets,),
     "grader": (CanonicalAnswers,),
     "*": (Identified,),
 }

@@ -73,10 +73,13 @@ def busy_fraction(seconds: float = 0.1) -> float | None:
     return 1 - (second[0] - first[0]) / (second[1] - first[1])
 
 
-def configure(requested: int | None = None) -> int:
-    """Decide the thread count and the wait policy and apply them; returns the count."""
+def configure(requested: int | None = None, before_torch: bool = False) -> int:
+    """Decide the thread count and apply it; returns the count. ``before_torch``: torch is
+    about to be imported, so decide the wait policy too (a 0.1 s look at the CPUs' load, which
+    commands that never load torch skip)."""
     count = thread_count(requested)
-    if "OMP_WAIT_POLICY" not in os.environ and "torch" not in sys.modules and not _probed:
+    waiting = "OMP_WAIT_POLICY" not in os.environ and not _probed
+    if before_torch and waiting and "torch" not in sys.modules:
         _probed.append(True)  # once per process: the first command decides
         if (busy_fraction() or 0.0) > 0.25:
             os.environ["OMP_WAIT_POLICY"] = "PASSIVE"

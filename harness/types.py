@@ -7,6 +7,7 @@ round-trip through JSON (``to_json``/``from_json``) for the store and run record
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +117,18 @@ class Compute:
             self.prm_calls + other.prm_calls,
             self.wall_seconds + other.wall_seconds,
         )
+
+    @classmethod
+    def total(cls, items: Iterable[Compute]) -> Compute:
+        """The sum of ``items`` (``Compute()`` for none), in one pass."""
+        tokens = prm_tokens = calls = 0
+        seconds = 0.0
+        for c in items:
+            tokens += c.generated_tokens
+            prm_tokens += c.prm_tokens
+            calls += c.prm_calls
+            seconds += c.wall_seconds
+        return cls(tokens, prm_tokens, calls, seconds)
 
 
 @dataclass(frozen=True)

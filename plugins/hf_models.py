@@ -73,7 +73,7 @@ def require_hf(what: str) -> None:
     imports torch through here, so the thread policy is applied first (``prmh.threads``)."""
     from prmh.threads import configure
 
-    configure()
+    configure(before_torch=True)
     try:
         import torch  # noqa: F401
         import transformers  # noqa: F401

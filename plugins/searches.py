@@ -27,13 +27,22 @@ def _scored(ctx, problems: list[Problem], pools) -> list[tuple[list[Candidate], 
             (
                 cands,
                 [
-                    c + Compute(s.num_tokens, 0, 0, s.generation.seconds)
+                    Compute(
+                        c.generated_tokens + s.num_tokens,
+                        c.prm_tokens,
+                        c.prm_calls,
+                        c.wall_seconds + s.generation.seconds,
+                    )
                     for c, s in zip(spent, pool, strict=True)
                 ],
             )
         )
         at += len(pool)
     return out
+
+
+def _finished(problem: Problem, cands: list[Candidate], spent: Compute) -> SearchResult:
+    return SearchResult(problem.id, tuple(c for c in cands if c.solution.finished), spent)
 
 
 class BestOfN:
@@ -48,39 +57,42 @@ class BestOfN:
         self.subsets = subsets
 
     def run(self, ctx, problems: list[Problem], budget: int, seed: int) -> list[SearchResult]:
-        resample = self.subsets > 0 and ctx.pool_size > budget
-        n = ctx.pool_size if resample else budget
-        pools = ctx.pool(problems, n, seed)
-        results = []
-        for problem, (cands, costs) in zip(problems, _scored(ctx, problems, pools), strict=True):
-            finished = [i for i, c in enumerate(cands) if c.solution.finished]
-            if not resample:
-                results.append(
-                    SearchResult(
-                        problem.id, tuple(cands[i] for i in finished), sum(costs, Compute())
-                    )
-                )
-                continue
-            rng = random.Random(f"subsets:{seed}:{problem.id}:{budget}")
-            draws = [sorted(rng.sample(range(n), budget)) for _ in range(self.subsets)]
-            where = {i: k for k, i in enumerate(finished)}
-            subsets = tuple(tuple(where[i] for i in d if i in where) for d in draws)
-            mean = sum((sum((costs[i] for i in d), Compute()) for d in draws), Compute())
-            k = len(draws)
-            results.append(
-                SearchResult(
-                    problem.id,
-                    tuple(cands[i] for i in finished),
-                    Compute(
-                        mean.generated_tokens // k,
-                        mean.prm_tokens // k,
-                        mean.prm_calls // k,
-                        mean.wall_seconds / k,
-                    ),
-                    subsets=subsets,
-                )
-            )
-        return results
+        return self.run_budgets(ctx, problems, [budget], seed)[0]
+
+    def run_budgets(
+        self, ctx, problems: list[Problem], budgets: list[int], seed: int
+    ) -> list[list[SearchResult]]:
+        """The largest pool any budget reads is ranked once; each budget reads its prefix."""
+        sizes = [self._pool_size(ctx, b) for b in budgets]
+        scored = _scored(ctx, problems, ctx.pool(problems, max(sizes), seed))
+        return [
+            [
+                _finished(p, cands[:n], Compute.total(costs[:n]))
+                if n == budget
+                else self._subsets(p, cands[:n], costs[:n], budget, seed)
+                for p, (cands, costs) in zip(problems, scored, strict=True)
+            ]
+            for budget, n in zip(budgets, sizes, strict=True)
+        ]
+
+    def _pool_size(self, ctx, budget: int) -> int:
+        """The samples a budget reads: the whole pool when it draws subsets of it."""
+        return ctx.pool_size if self.subsets > 0 and ctx.pool_size > budget else budget
+
+    def _subsets(self, problem, cands, costs, budget: int, seed: int) -> SearchResult:
+        n = len(cands)
+        rng = random.Random(f"subsets:{seed}:{problem.id}:{budget}")
+        draws = [sorted(rng.sample(range(n), budget)) for _ in range(self.subsets)]
+        finished = [i for i, c in enumerate(cands) if c.solution.finished]
+        where = {i: k for k, i in enumerate(finished)}
+        subsets = tuple(tuple(where[i] for i in d if i in where) for d in draws)
+        mean = Compute.total(Compute.total(costs[i] for i in d) for d in draws)
+        k = len(draws)
+        spent = Compute(
+            mean.generated_tokens // k, mean.prm_tokens // k, mean.prm_calls // k,
+            mean.wall_seconds / k,
+        )  # fmt: skip
+        return SearchResult(problem.id, tuple(cands[i] for i in finished), spent, subsets=subsets)
 
 
 class Greedy:
@@ -89,11 +101,15 @@ class Greedy:
     def run(self, ctx, problems: list[Problem], budget: int, seed: int) -> list[SearchResult]:
         pools = ctx.pool(problems, 1, seed, temperature=0.0)
         return [
-            SearchResult(
-                p.id, tuple(c for c in cands if c.solution.finished), sum(costs, Compute())
-            )
+            _finished(p, cands, Compute.total(costs))
             for p, (cands, costs) in zip(problems, _scored(ctx, problems, pools), strict=True)
         ]
+
+    def run_budgets(
+        self, ctx, problems: list[Problem], budgets: list[int], seed: int
+    ) -> list[list[SearchResult]]:
+        results = self.run(ctx, problems, budgets[0], seed)
+        return [results for _ in budgets]
 
 
 NO_QUANTILES = (
@@ -121,17 +137,26 @@ class BonIAS:
         return [min(n_ias(x, self.confidence), budget) for x in p], questions
 
     def run(self, ctx, problems: list[Problem], budget: int, seed: int) -> list[SearchResult]:
-        sizes, questions = self.budgets(ctx, problems, budget)
-        pools = [pool[:k] for pool, k in zip(ctx.pool(problems, budget, seed), sizes, strict=True)]
-        results = []
-        for p, q, (cands, costs) in zip(
-            problems, questions, _scored(ctx, problems, pools), strict=True
-        ):
-            spent = sum(costs, Compute()) + Compute(prm_tokens=q.num_tokens, prm_calls=1)
-            results.append(
-                SearchResult(p.id, tuple(c for c in cands if c.solution.finished), spent)
-            )
-        return results
+        return self.run_budgets(ctx, problems, [budget], seed)[0]
+
+    def run_budgets(
+        self, ctx, problems: list[Problem], budgets: list[int], seed: int
+    ) -> list[list[SearchResult]]:
+        """The largest budget's pool is ranked once; each problem's IAS budget N_i under each
+        cap reads its prefix."""
+        caps, questions = self.budgets(ctx, problems, max(budgets))
+        most = max(caps)
+        pools = [pool[:k] for pool, k in zip(ctx.pool(problems, most, seed), caps, strict=True)]
+        scored = _scored(ctx, problems, pools)
+        out = []
+        for budget in budgets:
+            results = []
+            for p, q, (cands, costs), cap in zip(problems, questions, scored, caps, strict=True):
+                k = min(cap, budget)
+                asked = Compute(prm_tokens=q.num_tokens, prm_calls=1)
+                results.append(_finished(p, cands[:k], Compute.total(costs[:k]) + asked))
+            out.append(results)
+        return out
 
 
 @hookimpl

@@ -64,6 +64,9 @@ def test_optional_capabilities_are_recognised(registry):
         if isinstance(entry.create({}).instance, protocols.FitsPool)
     ]
     assert fitted, "some built-in splitter fits a threshold on the pool"
+    shares = {n for n in registry.names("search") if isinstance(
+        registry.create("search", n).instance, protocols.SharesBudgets)}  # fmt: skip
+    assert shares == {"best-of-n", "greedy", "bon-ias"}
 
 
 def test_the_engine_search_context_is_the_documented_one():

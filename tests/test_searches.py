@@ -291,3 +291,77 @@ def test_ias_searches_without_quantiles_say_so_in_the_table_and_record(cli):
     calibrated = cli(*args, "--prm", "oracle:quantiles=true", "--json")
     (table,) = json.loads(calibrated.output)["metrics"]["tables"]
     assert table["warnings"] == []
+
+
+# ------------------------------------------------- every budget of a cell in one call
+
+
+def test_best_of_n_reads_each_budget_as_a_prefix_of_one_ranked_pool(registry, world):
+    """Best-of-N at budget n is the first n samples of the pool, each scored on its own and
+    aggregated (the definition every release uses, e.g. search-and-learn's best_of_n): derived
+    here from the context's pool and scores, budget by budget, against one ``run_budgets``."""
+    ctx, problems = world()
+    counting = Counting(ctx)
+    ranked = []
+    counting.rank = lambda items: ranked.append(len(items)) or ctx.rank(items)
+    budgets = [1, 4, 16]
+    per_budget = registry.create("search", "best-of-n").instance.run_budgets(
+        counting, problems, budgets, 0
+    )
+    assert ranked == [len(problems) * 16]  # the largest pool, ranked once
+    for n, results in zip(budgets, per_budget, strict=True):
+        pools = ctx.pool(problems, n, 0)
+        for pool, scores, result in zip(pools, ctx.score(problems, pools), results, strict=True):
+            expected = [
+                (s.text, ctx.aggregate(x)) for s, x in zip(pool, scores, strict=True) if s.finished
+            ]
+            assert [(c.solution.text, c.score) for c in result.candidates] == expected
+            assert result.compute.generated_tokens == sum(s.num_tokens for s in pool)
+            assert result.compute.prm_tokens == sum(x.num_tokens for x in scores)
+            assert result.compute.prm_calls == n
+
+
+def test_bon_ias_and_greedy_answer_every_budget_at_once(registry, world):
+    ctx, problems = world({"prior": 0.5}, limit=3)
+    bon_ias = registry.create("search", "bon-ias").instance
+    four, sixteen = bon_ias.run_budgets(ctx, problems, [4, 16], 0)
+    for small, large in zip(four, sixteen, strict=True):  # N_IAS(0.5) = 7, capped at 4
+        assert len(small.candidates) <= 4 and len(large.candidates) <= 7
+        assert small.candidates == large.candidates[: len(small.candidates)]
+    greedy = registry.create("search", "greedy").instance
+    one, many = greedy.run_budgets(ctx, problems, [1, 16], 0)
+    assert one == many == greedy.run(ctx, problems, 8, 0)
+
+
+def test_the_engine_asks_a_search_for_every_budget_at_once_when_it_can(registry, tmp_path):
+    """A plugin search with ``run_budgets`` is called once per cell for all budgets; one
+    without it once per budget; the tables agree."""
+    from prmh.engine import open_run, prepare, run_eval
+    from prmh.matrix import build_plan
+    from prmh.plugins.searches import BestOfN
+    from prmh.registry import Entry
+
+    calls = []
+
+    class PerBudget:
+        def run(self, ctx, problems, budget, seed):
+            calls.append(("run", budget))
+            return BestOfN().run(ctx, problems, budget, seed)
+
+    class AllBudgets(PerBudget):
+        def run_budgets(self, ctx, problems, budgets, seed):
+            calls.append(("run_budgets", tuple(budgets)))
+            return BestOfN().run_budgets(ctx, problems, budgets, seed)
+
+    for name, factory in (("per-budget", PerBudget), ("all-budgets", AllBudgets)):
+        registry.entries["search"][name] = Entry("search", name, factory, "test")
+    options = {"world": "sim", "search": ["per-budget", "all-budgets"], "budget": [1, 4]}
+    prepared = prepare(build_plan({}, {**options, "prm": ["oracle"], "limit": 5}), registry)
+    with open_run(prepared.resolved_config(), tmp_path, ["test"], None) as run:
+        run.metrics = run_eval(prepared, run)
+    assert calls == [("run", 1), ("run", 4), ("run_budgets", (1, 4))] * 3  # per aggregator
+    (table,) = run.metrics["tables"]
+    for row in table["rows"][2:]:
+        per, at_once = row["cells"][:2], row["cells"][2:]
+        strip = lambda c: {k: v for k, v in c.items() if k != "search"}  # noqa: E731
+        assert [strip(c) for c in per] == [strip(c) for c in at_once]

@@ -37,11 +37,13 @@ def test_idle_threads_sleep_only_on_a_busy_machine(monkeypatch):
 
     monkeypatch.delitem(sys.modules, "torch", raising=False)  # as before torch is imported
     monkeypatch.setattr(threads, "busy_fraction", lambda: 0.0)
-    assert threads.configure(2) == 2 and os.environ["OMP_NUM_THREADS"] == "2"
+    assert threads.configure(2, before_torch=True) == 2 and os.environ["OMP_NUM_THREADS"] == "2"
     assert "OMP_WAIT_POLICY" not in os.environ
     monkeypatch.setattr(threads, "_probed", [])
     monkeypatch.setattr(threads, "busy_fraction", lambda: 0.5)
-    threads.configure()
+    threads.configure()  # a command that has not asked for torch yet does not look
+    assert "OMP_WAIT_POLICY" not in os.environ
+    threads.configure(before_torch=True)
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from prmh.engine.workspace import Workspace
 from prmh.registry import Component
@@ -22,15 +21,6 @@ from prmh.types import (
     Solution,
     StepScores,
 )
-
-
-def read_solution(task: Any, splitter: Any, generation: Generation) -> Solution:
-    """A generation as a task and a splitter read it: steps and final answer."""
-    if hasattr(splitter, "split_generation"):
-        steps = tuple(splitter.split_generation(generation))
-    else:
-        steps = tuple(splitter.split(generation.text))
-    return Solution(generation, steps, task.extract_answer(generation.text))
 
 
 @dataclass
@@ -53,7 +43,7 @@ class SearchContext:
 
     def read(self, generation: Generation) -> Solution:
         """A generation as the task and splitter read it: steps and final answer."""
-        return read_solution(self.workspace.task.instance, self.splitter.instance, generation)
+        return self.workspace.read(self.splitter.instance, generation)
 
     def prompt(self, problem: Problem) -> str:
         return self.workspace.task.instance.prompt(problem)

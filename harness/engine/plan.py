@@ -23,6 +23,7 @@ from prmh.errors import PrmhError
 from prmh.grading import Grader, GraderPool, get_grader
 from prmh.masking import redact
 from prmh.matrix import EvalPlan, Spec
+from prmh.protocols import SharesBudgets
 from prmh.registry import Component, Registry
 from prmh.samples import SampleLog, samples_path
 from prmh.store import content_key
@@ -163,31 +164,44 @@ class _Table:
         return answers, pooled
 
     def search_cell(
-        self,
-        prm: tuple,
-        splitter: tuple,
-        agg: tuple,
-        search: tuple,
-        budget: int,
-        seed: tuple[int, int],
+        self, prm: tuple, splitter: tuple, agg: tuple, search: tuple, seed: tuple[int, int]
     ) -> None:
-        """Run one search cell and record each selector's answers and the compute."""
+        """Run one search at every budget (in one call when it shares work across budgets) and
+        record each selector's answers and the compute."""
         (prm_spec, prm), (split_spec, split), (agg_spec, aggregator) = prm, splitter, agg
-        (search_spec, searcher), (s_i, seed_value) = search, seed
+        (search_spec, searcher), seed_value = search, seed[1]
         ctx = SearchContext(self.workspace, prm, split, aggregator.instance, self.plan.pool)
-        results: list[SearchResult] = searcher.instance.run(ctx, self.problems, budget, seed_value)
+        budgets = list(self.plan.budget)
+        if isinstance(searcher.instance, SharesBudgets):
+            per_budget = searcher.instance.run_budgets(ctx, self.problems, budgets, seed_value)
+            if len(per_budget) != len(budgets):
+                raise PrmhError(
+                    f"search {search_spec.label!r} returned results for {len(per_budget)} "
+                    f"budgets of {len(budgets)}; this is a bug in the search."
+                )
+        else:
+            per_budget = [searcher.instance.run(ctx, self.problems, b, seed_value) for b in budgets]
         self.warnings.update(
             f"{search_spec.label} with {prm_spec.label}: {w}" for w in ctx.warnings
         )
+        row = (prm_spec, split_spec, agg_spec)
+        for budget, results in zip(budgets, per_budget, strict=True):
+            self.record(row, search_spec.label, budget, seed, results)
+
+    def record(
+        self, row: tuple[Spec, Spec, Spec], search: str, budget: int, seed: tuple[int, int],
+        results: list[SearchResult],
+    ) -> None:  # fmt: skip
+        """One budget's results: each selector's answers, the compute and the sample log."""
         self.keys.ensure(c.solution.answer for r in results for c in r.candidates)
         if len(results) != len(self.problems):
             raise PrmhError(
-                f"search {search_spec.label!r} returned {len(results)} results for "
+                f"search {search!r} returned {len(results)} results for "
                 f"{len(self.problems)} problems; this is a bug in the search."
             )
-        seeds, chosen = self.plan.seed, {}
+        (s_i, seed_value), seeds, chosen = seed, self.plan.seed, {}
         for sel_spec, selector in self.pairs("selector", "selector"):
-            key = (Row(prm_spec, split_spec, agg_spec, sel_spec), search_spec.label, budget)
+            key = (Row(*row, sel_spec), search, budget)
             picked = self.answers.setdefault(key, [[] for _ in seeds])[s_i]
             spent = self.compute.setdefault(key, [[] for _ in seeds])[s_i]
             chosen[sel_spec.label] = []
@@ -196,15 +210,8 @@ class _Table:
                 chosen[sel_spec.label].append(indices)
                 picked.append(tuple(_answer(result, i) for i in indices))
                 spent.append(result.compute)
-        where = {
-            **self.where,
-            "prm": prm_spec.label,
-            "splitter": split_spec.label,
-            "agg": agg_spec.label,
-            "search": search_spec.label,
-            "budget": budget,
-            "seed": seed_value,
-        }
+        labels = dict(zip(("prm", "splitter", "agg"), (s.label for s in row), strict=True))
+        where = {**self.where, **labels, "search": search, "budget": budget, "seed": seed_value}
         self.log.add_cell(where, results, chosen)
         self.candidates.update(
             (c.solution.answer, self.golds[r.problem_id])
@@ -226,7 +233,6 @@ class _Table:
             self.pairs("splitter", "splitter"),
             self.pairs("agg", "aggregator"),
             self.pairs("search", "search"),
-            self.plan.budget,
             enumerate(self.plan.seed),
         ):
             self.search_cell(*cell)

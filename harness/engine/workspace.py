@@ -29,6 +29,15 @@ def no_progress(stage: str, done: int, total: int) -> None:
     pass
 
 
+def read_solution(task: Any, splitter: Any, generation: Generation) -> Solution:
+    """A generation as a task and a splitter read it: steps and final answer."""
+    if hasattr(splitter, "split_generation"):
+        steps = tuple(splitter.split_generation(generation))
+    else:
+        steps = tuple(splitter.split(generation.text))
+    return Solution(generation, steps, task.extract_answer(generation.text))
+
+
 def problem_fingerprint(problem: Problem) -> str:
     return content_key(
         [problem.id, problem.question, problem.answer, problem.steps, problem.metadata]
@@ -69,6 +78,7 @@ class Workspace:
         self.truncated: dict[str, set[str]] = {}  # PRM identity key -> truncated solutions
         self._fingerprints: dict[tuple[str, str], str] = {}
         self._keys: dict[tuple, str] = {}  # content keys already computed, by what they hash
+        self._read: dict[tuple[int, int], tuple[Any, Generation, Solution]] = {}
         self.claims = Claims(store, run_id)
 
     def fingerprint(self, problem: Problem) -> str:
@@ -77,6 +87,15 @@ class Workspace:
         if fp is None:
             fp = self._fingerprints[memo] = problem_fingerprint(problem)
         return fp
+
+    def read(self, splitter: Any, generation: Generation) -> Solution:
+        """``read_solution`` once per (splitter, generation): every search cell that reads the
+        same pool gets the same solutions."""
+        known = self._read.get((id(splitter), id(generation)))
+        if known is None or known[0] is not splitter or known[1] is not generation:
+            solution = read_solution(self.task.instance, splitter, generation)
+            known = self._read[(id(splitter), id(generation))] = (splitter, generation, solution)
+        return known[2]
 
     def _generation_key(self, request: SampleRequest, index: int) -> str:
         memo = (request.problem.id, request.prompt, request.seed, index, request.prefix,

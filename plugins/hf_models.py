@@ -82,3 +82,23 @@ def require_hf(what: str) -> None:
             f"{what}: needs the hf extra ({e.name} is missing): "
             "pip install torch==2.13.0 && pip install 'prmh[hf]'."
         ) from e
+
+
+def forward_takes(model: Any, name: str) -> bool:
+    """Whether ``model``'s forward (a peft model's base model's) names parameter ``name``."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return name in inspect.signature(base.forward).parameters
+
+
+def cache_keyword(model: Any) -> str:
+    """The keyword that hands a KV cache to ``model``'s forward: ``cache`` from transformers
+    5.x (where ``past_key_values`` is deprecated, removed in 5.40), else ``past_key_values``."""
+    return "cache" if forward_takes(model, "cache") else "past_key_values"
+
+
+def cache_of(output: Any) -> Any:
+    """The KV cache a forward returned (``cache``, or ``past_key_values`` before 5.x)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else getattr(output, "past_key_values", None)

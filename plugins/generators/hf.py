@@ -12,7 +12,6 @@ temperature and before top-p (greedy decoding: the plain softmax).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -27,30 +26,8 @@ from prmh.plugins.generators.common import (
     stops_of,
     temperature_of,
 )
-
-
-def token_pieces(decode_prefix: Any, count: int) -> list[str]:
-    """The text each token adds, such that the pieces join to the decoded text.
-
-    ``decode_prefix(k)`` decodes the first k tokens. A byte-level token can end inside a
-    character (decoded as U+FFFD until the next token completes it); text that a later token
-    rewrites is taken back from the pieces before it.
-    """
-    pieces: list[str] = []
-    previous = ""
-    for k in range(1, count + 1):
-        text = decode_prefix(k)
-        common = len(os.path.commonprefix([previous, text]))  # noqa: RUF071 (characters)
-        excess = len(previous) - common
-        for j in range(len(pieces) - 1, -1, -1):
-            if excess <= 0:
-                break
-            take = min(excess, len(pieces[j]))
-            pieces[j] = pieces[j][: len(pieces[j]) - take]
-            excess -= take
-        pieces.append(text[common:])
-        previous = text
-    return pieces
+from prmh.plugins.generators.detokenize import Detokenizer, token_pieces
+from prmh.plugins.hf_models import cache_keyword, cache_of, forward_takes
 
 
 class HFGenerator:
@@ -106,6 +83,9 @@ class HFGenerator:
         pad = self.tokenizer.pad_token_id
         self.pad = pad if pad is not None else next(iter(self.eos), 0)
         self.torch = torch
+        self.cache_keyword = cache_keyword(self.model)
+        last_only = forward_takes(self.model, "logits_to_keep")  # no LM head over the prompt
+        self.last_logits = {"logits_to_keep": 1} if last_only else {}
 
     @property
     def identity_extra(self) -> dict[str, Any]:
@@ -149,91 +129,102 @@ class HFGenerator:
         stops: list[tuple[str, ...]],
         temperatures: list[float],
     ) -> list[Generation]:
-        torch, s = self.torch, self.sampling
+        """Sample every row to its end. Rows that ended leave the batch (and the KV cache)
+        once a quarter of it has ended, so long samples do not carry short ones."""
+        torch, rows = self.torch, len(contexts)
         started = time.perf_counter()
-        width = max(len(c) for c in contexts)
-        ids = torch.full((len(contexts), width), self.pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for b, c in enumerate(contexts):
-            ids[b, width - len(c) :] = torch.tensor(c)
-            mask[b, width - len(c) :] = 1
+        width, longest = max(len(c) for c in contexts), self.sampling.max_new_tokens
+        step_ids, mask, step_pos = self._left_padded(contexts, longest)
         generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        texts = [Detokenizer(self.tokenizer) for _ in contexts]
         tokens: list[list[int]] = [[] for _ in contexts]
         logprobs: list[list[float]] = [[] for _ in contexts]
-        texts = [""] * len(contexts)
-        ended: list[tuple[bool, str | None] | None] = [None] * len(contexts)
-        position = (mask.cumsum(-1) - 1).clamp(min=0)
-        past = None
-        step_ids, step_mask, step_pos = ids, mask, position
+        ended: list[tuple[bool, str | None] | None] = [None] * rows
+        live, past = list(range(rows)), None  # the original row of each row in the batch
         with torch.inference_mode():
-            for _ in range(s.max_new_tokens):
+            for step in range(longest):
                 output = self.model(
                     input_ids=step_ids.to(self.device),
-                    attention_mask=step_mask.to(self.device),
+                    attention_mask=mask[:, : width + step].to(self.device),
                     position_ids=step_pos.to(self.device),
-                    past_key_values=past,
                     use_cache=True,
+                    **{self.cache_keyword: past, **self.last_logits},
                 )
-                past = output.past_key_values
-                logits = output.logits[:, -1].float().cpu()
-                chosen = []
-                for b in range(len(contexts)):
-                    if ended[b] is not None:
-                        chosen.append(self.pad)
-                        continue
-                    token, logprob = self._pick(logits[b], generators[b], temperatures[b])
-                    chosen.append(token)
+                past = cache_of(output)
+                at = [i for i, b in enumerate(live) if ended[b] is None]
+                picked = self._pick(
+                    output.logits[at, -1].float().cpu(),
+                    [generators[live[i]] for i in at],
+                    [temperatures[live[i]] for i in at],
+                )
+                chosen = [self.pad] * len(live)
+                for i, token, logprob in zip(at, *picked, strict=True):
+                    b, chosen[i] = live[i], token
                     tokens[b].append(token)
                     logprobs[b].append(logprob)
-                    ended[b] = self._ended(b, token, tokens, texts, stops)
-                if all(e is not None for e in ended):
+                    ended[b] = self._ended(token, texts[b], stops[b])
+                running = [i for i, b in enumerate(live) if ended[b] is None]
+                if not running:
                     break
-                step_ids = torch.tensor(chosen)[:, None]
-                step_mask = torch.cat(
-                    [step_mask, torch.ones((len(contexts), 1), dtype=torch.long)], 1
-                )
-                step_pos = step_pos[:, -1:] + 1
-        seconds = (time.perf_counter() - started) / len(contexts)
+                step_ids, step_pos = torch.tensor(chosen)[:, None], step_pos[:, -1:] + 1
+                if len(running) <= 3 * len(live) // 4:
+                    keep = torch.tensor(running)
+                    past.reorder_cache(keep.to(self.device))
+                    step_ids, mask, step_pos = step_ids[keep], mask[keep], step_pos[keep]
+                    live = [live[i] for i in running]
+        seconds = (time.perf_counter() - started) / rows
         return [
-            self._generation(tokens[b], logprobs[b], ended[b], stops[b], seconds)
-            for b in range(len(contexts))
+            self._generation(tokens[b], logprobs[b], ended[b], stops[b], seconds, texts[b])
+            for b in range(rows)
         ]
 
-    def _pick(self, logits: Any, generator: Any, temperature: float) -> tuple[int, float]:
-        torch, s = self.torch, self.sampling
-        if temperature == 0:
-            token = int(logits.argmax())
-            return token, float(torch.log_softmax(logits, -1)[token])
-        logp = torch.log_softmax(logits / temperature, -1)
+    def _left_padded(self, contexts: list[list[int]], longest: int) -> tuple[Any, Any, Any]:
+        """Input ids, the attention mask for the contexts and ``longest`` new tokens, and
+        position ids, for a left-padded batch."""
+        torch, width = self.torch, max(len(c) for c in contexts)
+        ids = torch.full((len(contexts), width), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(contexts), width + longest), dtype=torch.long)
+        for b, c in enumerate(contexts):
+            ids[b, width - len(c) :] = torch.tensor(c)
+            mask[b, width - len(c) :] = 1  # every new token is attended to
+        return ids, mask, (mask[:, :width].cumsum(-1) - 1).clamp(min=0)
+
+    def _pick(
+        self, logits: Any, generators: list[Any], temperatures: list[float]
+    ) -> tuple[list[int], list[float]]:
+        """One token per row, all rows at once: what ``torch.multinomial`` draws from each
+        row's own generator (argmax of p / q with q ~ Exp(1), the same numbers it computes),
+        the argmax for greedy rows, and each token's log-probability."""
+        torch = self.torch
+        if not temperatures:
+            return [], []
+        t = torch.tensor(temperatures)
+        greedy = t == 0
+        logp = torch.log_softmax(logits / torch.where(greedy, 1.0, t)[:, None], -1)
         probs = logp.exp()
-        if s.top_p < 1:
-            ordered, order = probs.sort(descending=True)
-            keep = ordered.cumsum(0) - ordered < s.top_p  # the smallest set reaching top_p
-            probs = torch.zeros_like(probs).scatter(0, order[keep], ordered[keep])
-        token = int(torch.multinomial(probs, 1, generator=generator))
-        return token, float(logp[token])
+        if self.sampling.top_p < 1:
+            ordered, order = probs.sort(-1, descending=True)
+            keep = ordered.cumsum(-1) - ordered < self.sampling.top_p  # smallest set reaching p
+            probs = torch.zeros_like(probs).scatter(-1, order, torch.where(keep, ordered, 0.0))
+        noise = torch.ones_like(probs)
+        for row, (generator, cold) in enumerate(zip(generators, greedy.tolist(), strict=True)):
+            if not cold:
+                noise[row].exponential_(1, generator=generator)
+        chosen = torch.where(greedy, logits.argmax(-1), (probs / noise).argmax(-1))
+        return chosen.tolist(), logp.gather(1, chosen[:, None])[:, 0].tolist()
 
     def _ended(
-        self,
-        b: int,
-        token: int,
-        tokens: list[list[int]],
-        texts: list[str],
-        stops: list[tuple[str, ...]],
+        self, token: int, text: Detokenizer, stops: tuple[str, ...]
     ) -> tuple[bool, str | None] | None:
-        """(finished, request stop) when row b is done; None to go on."""
+        """(finished, request stop) when the row is done; None to go on."""
         if token in self.eos:
             return True, None
-        if not stops[b] and not self.sampling.stop:  # nothing to look for: no decoding
+        every = (*stops, *self.sampling.stop)
+        if not every:  # nothing to look for: the text is decoded once, at the end
             return None
-        previous = texts[b]
-        texts[b] = self.tokenizer.decode(tokens[b], skip_special_tokens=True)
-        search_from = max(
-            0, len(previous) - max((len(x) for x in (*stops[b], *self.sampling.stop)), default=0)
-        )
-        hit = first_stop(texts[b], (*stops[b], *self.sampling.stop), search_from)
+        hit = text.tail_stop(every, text.push(token))
         if hit is not None:
-            return hit[1] in self.sampling.stop, hit[1] if hit[1] in stops[b] else None
+            return hit in self.sampling.stop, hit if hit in stops else None
         return None
 
     def _generation(
@@ -243,12 +234,11 @@ class HFGenerator:
         ended: tuple[bool, str | None] | None,
         stops: tuple[str, ...],
         seconds: float,
+        text_so_far: Detokenizer,
     ) -> Generation:
         finished, stop = ended if ended is not None else (False, None)
         content = [t for t in ids if t not in self.eos]
-        pieces = token_pieces(
-            lambda k: self.tokenizer.decode(content[:k], skip_special_tokens=True), len(content)
-        )
+        pieces = token_pieces(self.tokenizer, content, text_so_far)
         text = "".join(pieces)
         hit = first_stop(text, (*stops, *self.sampling.stop))
         if hit is not None:  # the text ends before the stop string

@@ -28,7 +28,13 @@ from typing import Any
 
 from prmh import ScoreRequest, StepScores
 from prmh.errors import PrmhError
-from prmh.plugins.hf_models import device_and_dtype, quiet_transformers, resolve_checkpoint
+from prmh.plugins.hf_models import (
+    cache_keyword,
+    cache_of,
+    device_and_dtype,
+    quiet_transformers,
+    resolve_checkpoint,
+)
 
 HEADS = ("lm", "classifier", "value")
 QUANTILE_LEVELS = (0.1, 0.5, 0.9)
@@ -249,7 +255,7 @@ class HFScorer:
             output = self.backbone(
                 input_ids=torch.tensor([full.ids], device=self.device), use_cache=True
             )
-            hidden, cache = output.last_hidden_state, output.past_key_values
+            hidden, cache = output.last_hidden_state, cache_of(output)
             scores = read(hidden, full.positions)
             shared = [shared_prefix(full.ids, v.ids) for v in variants]
             results: list[list[float]] = [[] for _ in variants]
@@ -258,8 +264,8 @@ class HFScorer:
                 _crop(cache, n)  # only shrinks: variants go from the longest shared prefix down
                 tail = self.backbone(
                     input_ids=torch.tensor([v.ids[n:]], device=self.device),
-                    past_key_values=cache,
                     use_cache=True,
+                    **{cache_keyword(self.backbone): cache},
                     position_ids=torch.arange(n, len(v.ids), device=self.device)[None],
                 ).last_hidden_state
                 _crop(cache, n)

@@ -22,7 +22,7 @@ from typing import Any
 
 from prmh.errors import PrmhError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: generations packed (prmh.packing); version 1 stores are migrated
 DB_NAME = "store.sqlite"
 RESULTS_DIR_ENV = "PRMH_RESULTS_DIR"
 DEFAULT_RESULTS_DIR = "prmh-results"
@@ -76,20 +76,26 @@ class Store:
             self.db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
-            (version,) = self.db.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'"
-            ).fetchone()
+            version = self._version()
+            if version < SCHEMA_VERSION:
+                from prmh.packing import upgrade  # an older store's entries, rewritten
+
+                version = upgrade(self.db, SCHEMA_VERSION)
         except sqlite3.DatabaseError as e:
             raise PrmhError(
                 f"cannot open the store {str(self.path)!r}: {e}. If the file is not a prmh "
                 "store, choose another --results-dir."
             ) from e
-        if int(version) != SCHEMA_VERSION:
+        if version != SCHEMA_VERSION:
             raise PrmhError(
                 f"store {str(self.path)!r} has schema version {version}; this prmh reads "
                 f"version {SCHEMA_VERSION}. Use a prmh release that matches, or a new "
                 "--results-dir."
             )
+
+    def _version(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0])
 
     def get_many(
         self,

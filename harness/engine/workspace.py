@@ -14,6 +14,7 @@ from typing import Any
 
 from prmh.claims import Claims
 from prmh.errors import PrmhError
+from prmh.packing import float32_logprobs, pack_generation, unpack_generation
 from prmh.registry import Component
 from prmh.store import Store, content_key
 from prmh.types import Generation, Problem, SampleRequest, ScoreRequest, Solution, StepScores
@@ -181,8 +182,8 @@ class Workspace:
                     f"for a request of {request.n}; this is a bug in the generator."
                 )
             for key, sample in zip(self._unit_keys(request), samples, strict=True):
-                self._generations[key] = sample
-                fresh[key] = sample.to_json()
+                self._generations[key] = sample = float32_logprobs(sample)
+                fresh[key] = pack_generation(sample)
         return fresh
 
     def scores(
@@ -259,7 +260,7 @@ class Workspace:
 
 def _generation(value: Any) -> Generation:
     """A stored generation, or TypeError when the entry has another shape (damaged)."""
-    generation = Generation.from_json(value)
+    generation = unpack_generation(value)
     if not isinstance(generation.text, str) or not isinstance(generation.finished, bool):
         raise TypeError("not a generation")
     return generation

@@ -4,8 +4,11 @@ Many research scripts score step k by running the model on the prefix up to step
 step, and read full-vocabulary logits. prmh runs each solution once and reads every step from
 that pass. This benchmark scores the same solutions both ways with a small local Math-Shepherd
 style model and reports forward tokens, wall time, tokens per second, the agreement of the two
-(they must give the same scores), and the achieved fraction of the machine's measured matmul
-throughput.
+(they must give the same scores), the share of padding in prmh's length-sorted batches, and the
+achieved fraction of the machine's measured matmul throughput. FLOPs are counted honestly: the
+decoder's weight matrices (2 per parameter per token, embeddings and LM head excluded), causal
+attention (QK and AV), and the LM-head rows each scorer applies (two rows at each step for
+prmh, the whole vocabulary at every position for the per-prefix scripts).
 
     python benchmarks/prm_scoring.py                    # 64 solutions of 8-20 steps
     python benchmarks/prm_scoring.py --solutions 16 --hidden 128   # a quick run
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import tempfile
 import time
 import warnings
@@ -33,6 +37,32 @@ def matmul_flops(torch, dtype, seconds: float = 2.0, size: int = 1024) -> float:
     return 2 * size**3 * n / (time.perf_counter() - start)
 
 
+def forward_flops(model, lengths, head_rows_per_token) -> float:
+    """Useful FLOPs of forward passes over sequences of ``lengths`` (no padding counted)."""
+    config = model.config
+    layers = model.model.layers
+    linear = sum(p.numel() for p in layers.parameters() if p.dim() == 2)
+    q_width = config.num_attention_heads * (config.hidden_size // config.num_attention_heads)
+    total = 0.0
+    for n, head_rows in zip(lengths, head_rows_per_token, strict=True):
+        total += 2 * linear * n  # projections and MLP
+        total += len(layers) * 2 * n * (n + 1) * q_width  # causal QK^T and AV
+        total += 2 * config.hidden_size * head_rows  # the LM-head rows applied
+    return total
+
+
+def padding_share(lengths, max_tokens: int) -> float:
+    """Padded tokens over all tokens in prmh's batches (``length_batches``, right padding)."""
+    from prmh.plugins.prms.hf import length_batches
+
+    padded = real = 0
+    for batch in length_batches(lengths, max_tokens):
+        width = max(lengths[i] for i in batch)
+        padded += width * len(batch)
+        real += sum(lengths[i] for i in batch)
+    return 1 - real / padded
+
+
 def make_solutions(count: int, rng: random.Random) -> list[tuple[str, list[str]]]:
     words = "add the numbers then subtract seven and multiply by three to get the total".split()
     out = []
@@ -46,9 +76,10 @@ def make_solutions(count: int, rng: random.Random) -> list[tuple[str, list[str]]
     return out
 
 
-def naive_scores(torch, model, recipe, good_bad, solutions) -> tuple[list[list[float]], int]:
-    """Score every prefix alone with full logits, as per-prefix research scripts do."""
-    scores, tokens = [], 0
+def naive_scores(torch, model, recipe, good_bad, solutions) -> tuple[list[list[float]], list]:
+    """Score every prefix alone with full logits, as per-prefix research scripts do; the
+    scores and each forward pass's length."""
+    scores, tokens = [], []
     with torch.inference_mode():
         for question, steps in solutions:
             row = []
@@ -56,7 +87,7 @@ def naive_scores(torch, model, recipe, good_bad, solutions) -> tuple[list[list[f
                 enc = recipe.encode(question, steps[:k])
                 logits = model(input_ids=torch.tensor([enc.ids])).logits[0, enc.positions[-1]]
                 row.append(torch.softmax(logits[list(good_bad)], -1)[0].item())
-                tokens += len(enc.ids)
+                tokens.append(len(enc.ids))
             scores.append(row)
     return scores, tokens
 
@@ -69,6 +100,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--max-tokens-per-batch", type=int, default=8192)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
@@ -101,41 +133,58 @@ def main() -> None:
         requests = [
             ScoreRequest(Problem(str(i), q, ""), tuple(s)) for i, (q, s) in enumerate(solutions)
         ]
-        params = sum(p.numel() for p in prm.scorer.model.parameters())
-
+        model = prm.scorer.model
         prm.score(requests[:2])  # warm-up
+        runs, seconds = {}, {}
+        for _ in range(args.repeats):  # interleaved; the median of each
+            for name, cap in (("one-pass", args.max_tokens_per_batch), ("one-pass, unbatched", 1)):
+                prm.scorer.max_tokens_per_batch = cap  # 1: every solution alone, no padding
+                start = time.perf_counter()
+                fast = prm.score(requests)
+                seconds.setdefault(name, []).append(time.perf_counter() - start)
+                lengths = [s.num_tokens for s in fast]
+                steps = [2 * len(s.probs) for s in fast]  # two head rows at each step
+                runs[name] = (lengths, steps, statistics.median(seconds[name]))
         start = time.perf_counter()
-        fast = prm.score(requests)
-        fast_seconds = time.perf_counter() - start
-        fast_tokens = sum(s.num_tokens for s in fast)
-
-        start = time.perf_counter()
-        slow, slow_tokens = naive_scores(
-            torch, prm.scorer.model, prm.recipe, prm.recipe.good_bad, solutions
+        slow, slow_lengths = naive_scores(torch, model, prm.recipe, prm.recipe.good_bad, solutions)
+        vocabulary = model.get_output_embeddings().weight.shape[0]
+        runs["per-prefix"] = (
+            slow_lengths,
+            [vocabulary * n for n in slow_lengths],
+            time.perf_counter() - start,
         )
-        slow_seconds = time.perf_counter() - start
+        worst = max(
+            abs(a - b)
+            for f, s in zip(fast, slow, strict=True)
+            for a, b in zip(f.probs, s, strict=True)
+        )
+        _report(args, torch, model, tokenizer, solutions, runs, worst)
 
-    worst = max(
-        abs(a - b) for f, s in zip(fast, slow, strict=True) for a, b in zip(f.probs, s, strict=True)
-    )
+
+def _report(args, torch, model, tokenizer, solutions, runs, worst) -> None:
     peak = matmul_flops(torch, torch.float32)
-    steps = sum(len(s) for _, s in solutions)
+    params = sum(p.numel() for p in model.parameters())
     print(
         f"model: Qwen2 {args.layers} layers, hidden {args.hidden}, {params / 1e6:.2f}M parameters, "
         f"vocabulary {len(tokenizer)}; {torch.get_num_threads()} CPU threads"
     )
+    steps = sum(len(s) for _, s in solutions)
     print(f"solutions: {len(solutions)}, steps: {steps} (8-20 per solution)")
     header = ("scorer", "forward tokens", "seconds", "tokens/s", "% of matmul peak")
-    print("{:<12}{:>16}{:>10}{:>12}{:>18}".format(*header))
-    for name, tokens, seconds in (
-        ("one-pass", fast_tokens, fast_seconds),
-        ("per-prefix", slow_tokens, slow_seconds),
-    ):
-        share = 100 * 2 * params * tokens / seconds / peak
-        print(f"{name:<12}{tokens:>16,}{seconds:>10.2f}{tokens / seconds:>12,.0f}{share:>17.1f}%")
+    print("{:<22}{:>16}{:>10}{:>12}{:>18}".format(*header))
+    for name, (lengths, head_rows, seconds) in runs.items():
+        tokens = sum(lengths)
+        share = 100 * forward_flops(model, lengths, head_rows) / seconds / peak
+        print(f"{name:<22}{tokens:>16,}{seconds:>10.2f}{tokens / seconds:>12,.0f}{share:>17.1f}%")
+    fast, slow = runs["one-pass"], runs["per-prefix"]
     print(
-        f"forward tokens: {slow_tokens / fast_tokens:.1f}x fewer; "
-        f"wall time: {slow_seconds / fast_seconds:.1f}x lower"
+        f"forward tokens: {sum(slow[0]) / sum(fast[0]):.1f}x fewer; "
+        f"wall time: {slow[2] / fast[2]:.1f}x lower"
+    )
+    print(
+        f"padding in one-pass batches: "
+        f"{100 * padding_share(fast[0], args.max_tokens_per_batch):.1f}% of tokens; batched / "
+        f"unbatched wall time: {fast[2] / runs['one-pass, unbatched'][2]:.2f}x"
     )
     print(
         f"largest score difference between the two: {worst:.2e}; "

@@ -485,3 +485,22 @@ def test_one_pass_falls_back_when_a_solution_exceeds_max_length(registry, checkp
     one, _, _ = partial_scores(prm, splitter, PROBLEM, text, [5, 10, 100], True)
     many, _, _ = partial_scores(prm, splitter, PROBLEM, text, [5, 10, 100], False)
     assert one == many  # the same (truncated) scoring, not scores past the limit
+
+
+def test_length_batches_bound_padded_size_and_padding():
+    import random
+
+    from prmh.plugins.prms.hf import FULL_ENOUGH, PADDING, length_batches
+
+    rng = random.Random(0)
+    for cap in (1, 512, 8192):
+        lengths = [rng.randint(20, 900) for _ in range(300)]
+        batches = length_batches(lengths, cap)
+        assert sorted(i for b in batches for i in b) == list(range(300))
+        for batch in batches:
+            width = max(lengths[i] for i in batch)
+            padded = width * len(batch)
+            assert len(batch) == 1 or padded <= cap
+            if padded > FULL_ENOUGH:
+                assert 1 - sum(lengths[i] for i in batch) / padded <= PADDING
+    assert [len(b) for b in length_batches([100] * 30, 1000)] == [10, 10, 10]

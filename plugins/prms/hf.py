@@ -51,16 +51,28 @@ class Encoded:
     start: int = 0
 
 
+PADDING = 0.05  # the share of a batch's tokens that may be padding once it is big enough
+FULL_ENOUGH = 2048  # padded tokens above which a batch stops taking longer solutions
+
+
 def length_batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
     """Indices sorted by length, cut into batches whose padded size stays under ``max_tokens``
-    (a longer item goes alone)."""
+    (a longer item goes alone) and, once a batch holds ``FULL_ENOUGH`` tokens, whose padding
+    stays under ``PADDING`` (padding costs compute, and a padded batch needs an attention mask;
+    benchmarks/prm_scoring.py)."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     batches: list[list[int]] = []
+    real = 0
     for i in order:
-        if batches and lengths[i] * (len(batches[-1]) + 1) <= max_tokens:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
+        if batches:
+            padded = lengths[i] * (len(batches[-1]) + 1)
+            wasted = 1 - (real + lengths[i]) / padded
+            if padded <= max_tokens and (padded <= FULL_ENOUGH or wasted <= PADDING):
+                batches[-1].append(i)
+                real += lengths[i]
+                continue
+        batches.append([i])
+        real = lengths[i]
     return batches
 
 

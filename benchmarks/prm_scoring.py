@@ -40,7 +40,7 @@ def matmul_flops(torch, dtype, seconds: float = 2.0, size: int = 1024) -> float:
 def forward_flops(model, lengths, head_rows_per_token) -> float:
     """Useful FLOPs of forward passes over sequences of ``lengths`` (no padding counted)."""
     config = model.config
-    layers = model.model.layers
+    layers = getattr(model, "model", model).layers  # a causal LM's decoder, or a backbone
     linear = sum(p.numel() for p in layers.parameters() if p.dim() == 2)
     q_width = config.num_attention_heads * (config.hidden_size // config.num_attention_heads)
     total = 0.0

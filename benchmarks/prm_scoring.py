@@ -53,7 +53,7 @@ def forward_flops(model, lengths, head_rows_per_token) -> float:
 
 def padding_share(lengths, max_tokens: int) -> float:
     """Padded tokens over all tokens in prmh's batches (``length_batches``, right padding)."""
-    from prmh.plugins.prms.hf import length_batches
+    from prmh.plugins.prms.batching import length_batches
 
     padded = real = 0
     for batch in length_batches(lengths, max_tokens):

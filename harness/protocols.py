@@ -91,6 +91,15 @@ class Aggregator(Protocol):
 
 
 @runtime_checkable
+class ReusesPrefixes(Protocol):
+    """Optional for a PRM: ``reuses_prefixes = True`` says it keeps recently scored
+    solutions' KV caches, so scoring steps 1..k right after steps 1..k-1 reads only the new
+    step; the search context then charges ``StepScores.tail_tokens`` for it."""
+
+    reuses_prefixes: bool
+
+
+@runtime_checkable
 class WholeSolution(Protocol):
     """Optional for an aggregator: ``whole = True`` asks the search context to score each
     solution's text as one step (a PRM call of its own) instead of aggregating."""
@@ -237,6 +246,7 @@ KIND_PROTOCOLS: dict[str, type] = {
 
 OPTIONAL: dict[str, tuple[type, ...]] = {
     "splitter": (SplitsGenerations, FitsPool),
+    "prm": (ReusesPrefixes,),
     "aggregator": (WholeSolution,),
     "search": (SharesBudgets,),
     "grader": (CanonicalAnswers,),

@@ -80,7 +80,10 @@ class StepScores:
     """A PRM's verdict on each step: P(step k is still on a good path), optional quantiles.
 
     ``quantiles[k]`` holds one value per level in ``quantile_levels`` for step k.
-    ``truncated`` says the solution was cut to fit the PRM's maximum length.
+    ``truncated`` says the solution was cut to fit the PRM's maximum length. ``num_tokens`` is
+    what reading the solution alone costs; ``tail_tokens`` what a PRM that keeps the previous
+    steps' KV cache (``reuses_prefixes``) reads when the same steps but the last were scored
+    just before (None: it cannot say).
     """
 
     probs: tuple[float, ...]
@@ -88,6 +91,7 @@ class StepScores:
     quantile_levels: tuple[float, ...] | None = None
     num_tokens: int = 0
     truncated: bool = False
+    tail_tokens: int | None = None
     seconds: float = field(default=0.0, compare=False)
 
     def to_json(self) -> dict[str, Any]:

@@ -67,7 +67,10 @@ class Shipped:
             _checkpoint(self.name, "config.json")
         factory, preset = self._target()
         args = {**preset, **options}
-        return Deferred(lambda: factory(**args), {"weights": self._fingerprint(args)})
+        known = {"identity_extra": {"weights": self._fingerprint(args)}}
+        if self.kind == "prm":
+            known["reuses_prefixes"] = args.get("prefix_cache_tokens", 65536) > 0
+        return Deferred(lambda: factory(**args), known)
 
     def _fingerprint(self, args: dict[str, Any]) -> str:
         """What the built component's ``identity_extra`` will say, without building it."""
@@ -97,17 +100,20 @@ class Shipped:
 
 class Deferred:
     """A component built on first use, so a run that finds everything in the store never
-    imports torch or loads a model. Its ``identity_extra`` (the cache keys' fingerprint of the
-    weights) is known before: the built component's own."""
+    imports torch or loads a model. What is ``known`` before (``identity_extra``, the cache
+    keys' fingerprint of the weights; a PRM's ``reuses_prefixes``) is the built component's own."""
 
-    def __init__(self, build: Any, identity_extra: dict[str, Any]):
-        self._build, self._built, self.identity_extra = build, None, identity_extra
+    def __init__(self, build: Any, known: dict[str, Any]):
+        self._build, self._built, self._known = build, None, known
+        for name, value in known.items():
+            setattr(self, name, value)
 
     def built(self) -> Any:
         if self._built is None:
             self._built = self._build()
-            if getattr(self._built, "identity_extra", None) != self.identity_extra:
-                raise PrmhError("a tiny-world component's fingerprint changed while building it.")
+            for name, value in self._known.items():
+                if getattr(self._built, name, None) != value:
+                    raise PrmhError(f"a tiny-world component's {name} changed while building it.")
         return self._built
 
     def __getattr__(self, name: str) -> Any:
@@ -133,12 +139,12 @@ def prmh_register_prm(register):
         Shipped("prm", "prm"),
         description="The tiny world's implicit PRM on arith (shipped, CPU)",
         version="1",
-        speed_args=("device", "max_tokens_per_batch"),
+        speed_args=("device", "max_tokens_per_batch", "prefix_cache_tokens"),
     )
     register(
         "tiny-calibrated",
         Shipped("prm", "prm-calibrated"),
         description="The tiny PRM with calibrated quantiles (for bon-ias, beam-ias)",
         version="1",
-        speed_args=("device", "max_tokens_per_batch"),
+        speed_args=("device", "max_tokens_per_batch", "prefix_cache_tokens"),
     )

@@ -79,6 +79,39 @@ def test_prefixes_score_as_in_the_full_pass_and_batching_does_not_matter(registr
     assert gap.probs[1] == pytest.approx(plain.probs[0], abs=1e-6)
 
 
+def test_a_step_search_round_reads_only_the_new_step(registry, models):
+    """Steps 1..k after steps 1..k-1 (the rounds of a beam search): with the prefix cache both
+    models read only the tokens from the end of the cached prefix, and every value equals the
+    definition checked above by scoring from scratch (the cache off), to 1e-5."""
+    cached = build(registry, models, scale=[0.5, 1.0, 2.0], bias=[0.0, 0.1, 0.2])
+    plain = build(registry, models, scale=[0.5, 1.0, 2.0], bias=[0.0, 0.1, 0.2],
+                  prefix_cache_tokens=0)  # fmt: skip
+    read, read_plain = [], []
+    for prm, log in ((cached, read), (plain, read_plain)):
+        prm.scorer.policy.register_forward_pre_hook(
+            lambda m, a, kw, log=log: log.append(kw["input_ids"].numel()), with_kwargs=True
+        )
+    for problem in ArithTask().problems(3):
+        for k in range(1, len(problem.steps) + 1):
+            (a,) = cached.score([ScoreRequest(problem, problem.steps[:k])])
+            (b,) = plain.score([ScoreRequest(problem, problem.steps[:k])])
+            flat = lambda x: [v for row in x.quantiles for v in row]  # noqa: E731
+            assert flat(a) == pytest.approx(flat(b), abs=1e-5)
+            assert a.num_tokens == b.num_tokens
+    assert sum(read) < 0.6 * sum(read_plain)
+    # The next round of several problems at once: prefixes of different lengths, one pass.
+    problems = ArithTask().problems(6)[3:]
+    for prm in (cached, plain):
+        prm.score([ScoreRequest(p, p.steps[: 1 + i]) for i, p in enumerate(problems)])
+    before = len(read)
+    requests = [ScoreRequest(p, p.steps[: 2 + i]) for i, p in enumerate(problems)]
+    batched, alone = cached.score(requests), plain.score(requests)
+    assert len(read) == before + 1
+    for a, b in zip(batched, alone, strict=True):
+        flat = lambda x: [v for row in x.quantiles for v in row]  # noqa: E731
+        assert flat(a) == pytest.approx(flat(b), abs=1e-5)
+
+
 def test_bad_options_are_named(registry, models):
     with pytest.raises(PrmhError, match="reference"):
         registry.create("prm", "implicit", {"model": models[0]})

@@ -102,6 +102,43 @@ def test_prefix_scored_alone_equals_the_full_pass(registry, checkpoints, recipe)
     assert one_at_a_time == pytest.approx(list(full), abs=1e-5)
 
 
+def _tokens_read(prm):
+    """Count the tokens each forward pass of the PRM's backbone reads."""
+    read = []
+    prm.scorer.backbone.register_forward_pre_hook(
+        lambda module, args, kwargs: read.append(kwargs["input_ids"].numel()), with_kwargs=True
+    )
+    return read
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_a_longer_solution_is_read_from_its_cached_prefix(registry, checkpoints, recipe):
+    """A step-level search's rounds: steps 1..k scored after steps 1..k-1. With the prefix
+    cache only the new tokens go through the model, and every score equals scoring the same
+    steps from scratch (1e-5), the reference being the scorer with the cache off."""
+    cached = build(registry, checkpoints, recipe)
+    plain = build(registry, checkpoints, recipe, prefix_cache_tokens=0)
+    read, read_plain = _tokens_read(cached), _tokens_read(plain)
+    for k in range(1, len(STEPS) + 1):
+        (a,), (b,) = score(cached, STEPS[:k]), score(plain, STEPS[:k])
+        assert a.probs == pytest.approx(b.probs, abs=1e-5)
+        assert a.num_tokens == b.num_tokens  # the cost of reading it alone, either way
+    assert sum(read) < 0.6 * sum(read_plain)
+    assert read[0] == read_plain[0]  # nothing cached for the first step
+    # Extensions of different cached prefixes, of different lengths, in one padded pass.
+    other = "Ann has 7 pens and buys 12 more. How many pens does she have now?"
+    first = [(QUESTION, STEPS[:1]), (other, STEPS[:2]), (QUESTION, STEPS[:3])]
+    second = [(QUESTION, STEPS[:2]), (other, STEPS[:3]), (QUESTION, STEPS[:4])]
+    for prm in (cached, plain):
+        prm.score([ScoreRequest(Problem("p", q, "19"), tuple(s)) for q, s in first])
+    before = len(read)
+    batched = cached.score([ScoreRequest(Problem("p", q, "19"), tuple(s)) for q, s in second])
+    alone = plain.score([ScoreRequest(Problem("p", q, "19"), tuple(s)) for q, s in second])
+    assert len(read) == before + 1  # all three from their prefixes, in one pass
+    for a, b in zip(batched, alone, strict=True):
+        assert a.probs == pytest.approx(b.probs, abs=1e-5)
+
+
 @pytest.mark.parametrize("recipe", ["qwen-math-prm", "math-shepherd", "value-head", "asprm"])
 def test_positions_are_exactly_the_step_marks(registry, checkpoints, recipe, tokenizer):
     prm = build(registry, checkpoints, recipe)
@@ -490,7 +527,7 @@ def test_one_pass_falls_back_when_a_solution_exceeds_max_length(registry, checkp
 def test_length_batches_bound_padded_size_and_padding():
     import random
 
-    from prmh.plugins.prms.hf import FULL_ENOUGH, PADDING, length_batches
+    from prmh.plugins.prms.batching import FULL_ENOUGH, PADDING, length_batches
 
     rng = random.Random(0)
     for cap in (1, 512, 8192):

@@ -365,3 +365,31 @@ def test_the_engine_asks_a_search_for_every_budget_at_once_when_it_can(registry,
         per, at_once = row["cells"][:2], row["cells"][2:]
         strip = lambda c: {k: v for k, v in c.items() if k != "search"}  # noqa: E731
         assert [strip(c) for c in per] == [strip(c) for c in at_once]
+
+
+def test_a_prm_that_reuses_prefixes_is_charged_for_the_new_step_only(registry, world):
+    """After steps 1..k-1 were ranked in a search, ranking steps 1..k with a PRM that keeps
+    KV caches costs its ``tail_tokens``; without that capability, or the first time, the
+    whole solution's ``num_tokens``."""
+    from dataclasses import replace
+
+    from prmh.types import Generation
+
+    class Reusing:
+        def __init__(self, prm, reuses):
+            self.prm, self.reuses_prefixes = prm, reuses
+
+        def score(self, requests):
+            return [replace(x, tail_tokens=3) for x in self.prm.score(requests)]
+
+    steps = ("Ben starts with 3 apples.", "Giving 1 away leaves 2.", "The answer is 2.")
+    for reuses in (True, False):
+        ctx, problems = world()
+        ctx = replace(ctx, prm=replace(ctx.prm, instance=Reusing(ctx.prm.instance, reuses)))
+        solutions = [ctx.read(Generation("\n\n".join(steps[:k]), k == 3, 5)) for k in (1, 2, 3)]
+        costs = [ctx.rank([(problems[0], s)])[1][0].prm_tokens for s in solutions]
+        (other,) = ctx.rank([(problems[1], solutions[1])])[1]  # its first step never ranked
+        alone = [x.num_tokens for x in ctx.score_steps([(problems[0], s.steps) for s in solutions])]
+        (other_alone,) = ctx.score_steps([(problems[1], solutions[1].steps)])
+        assert costs == ([alone[0], 3, 3] if reuses else alone)
+        assert other.prm_tokens == other_alone.num_tokens

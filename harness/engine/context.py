@@ -34,6 +34,7 @@ class SearchContext:
     aggregate: Callable[[StepScores], float]
     pool_size: int = 0
     warnings: list[str] = field(default_factory=list)
+    _ranked: set[tuple] = field(default_factory=set, repr=False)  # (problem, steps) ranked
 
     def warn(self, message: str) -> None:
         """Say something the reader of the table must know (shown below it, kept in the
@@ -91,7 +92,8 @@ class SearchContext:
         ``whole`` aggregator scores each solution's text as one step: a PRM call of its own."""
         scores = self.score_steps([(p, s.steps) for p, s in items])
         costs = [
-            Compute(prm_tokens=x.num_tokens, prm_calls=1, wall_seconds=x.seconds) for x in scores
+            Compute(prm_tokens=self._read(p, s.steps, x), prm_calls=1, wall_seconds=x.seconds)
+            for (p, s), x in zip(items, scores, strict=True)
         ]
         values = [self.aggregate(x) for x in scores]
         if getattr(self.aggregate, "whole", False):
@@ -107,3 +109,17 @@ class SearchContext:
             Candidate(s, x, v) for (_, s), x, v in zip(items, scores, values, strict=True)
         ]
         return candidates, costs
+
+    def _read(self, problem: Problem, steps: tuple[str, ...], scores: StepScores) -> int:
+        """The PRM tokens scoring ``steps`` costs: the new step's alone when the PRM keeps
+        prefixes' KV caches and this search ranked the steps before it (a step search's
+        previous round), else the whole solution."""
+        tokens = scores.num_tokens
+        if (
+            scores.tail_tokens is not None
+            and (problem.id, problem.question, steps[:-1]) in self._ranked
+        ):
+            if getattr(self.prm.instance, "reuses_prefixes", False):
+                tokens = scores.tail_tokens
+        self._ranked.add((problem.id, problem.question, steps))
+        return tokens

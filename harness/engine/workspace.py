@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from prmh.claims import Claims
+from prmh.entries import check_scores, stored_generation, stored_scores
 from prmh.errors import PrmhError
-from prmh.packing import float32_logprobs, pack_generation, unpack_generation
+from prmh.packing import float32_logprobs, pack_generation
 from prmh.registry import Component
 from prmh.store import Store, content_key
 from prmh.types import Generation, Problem, SampleRequest, ScoreRequest, Solution, StepScores
@@ -134,7 +135,7 @@ class Workspace:
         batches that are each one transaction."""
         keys = [[self._generation_key(r, r.first_index + i) for i in range(r.n)] for r in requests]
         wanted = [k for row in keys for k in row if k not in self._generations]
-        stored = self.store.get_many("generation", wanted, parse=_generation)
+        stored = self.store.get_many("generation", wanted, parse=stored_generation)
         self._generations.update(stored)
         missing = [
             replace(r, n=len(run), first_index=r.first_index + run[0])
@@ -159,7 +160,7 @@ class Workspace:
         def stored_by_others(unit_keys: list[str]) -> set[str]:
             rows = {u: self._unit_keys(units[u]) for u in unit_keys}
             found = self.store.get_many(
-                "generation", [k for ks in rows.values() for k in ks], parse=_generation
+                "generation", [k for ks in rows.values() for k in ks], parse=stored_generation
             )
             self._generations.update(found)
             return {u for u, ks in rows.items() if all(k in found for k in ks)}
@@ -206,7 +207,7 @@ class Workspace:
         distinct pair, in batches that are each one transaction."""
         keys = [self._score_key(prm, p, steps) for p, steps in items]
         wanted = [k for k in keys if k not in self._scores]
-        stored = self.store.get_many("score", wanted, parse=_step_scores)
+        stored = self.store.get_many("score", wanted, parse=stored_scores)
         self._scores.update(stored)
         todo: dict[str, ScoreRequest] = {}
         for (p, steps), k in zip(items, keys, strict=True):
@@ -224,7 +225,7 @@ class Workspace:
                 self.progress(stage, computed, len(todo))
 
         def stored_by_others(unit_keys: list[str]) -> set[str]:
-            found = self.store.get_many("score", unit_keys, parse=_step_scores)
+            found = self.store.get_many("score", unit_keys, parse=stored_scores)
             self._scores.update(found)
             return set(found)
 
@@ -252,41 +253,10 @@ class Workspace:
             )
         fresh = {}
         for (key, request), out in zip(batch, outputs, strict=True):
-            _check_scores(prm.name, request, out)
+            check_scores(prm.name, request, out)
             self._scores[key] = out
             fresh[key] = out.to_json()
         return fresh
-
-
-def _generation(value: Any) -> Generation:
-    """A stored generation, or TypeError when the entry has another shape (damaged)."""
-    generation = unpack_generation(value)
-    if not isinstance(generation.text, str) or not isinstance(generation.finished, bool):
-        raise TypeError("not a generation")
-    return generation
-
-
-def _step_scores(value: Any) -> StepScores:
-    scores = StepScores.from_json(value)
-    if not all(isinstance(p, int | float) for p in scores.probs):
-        raise TypeError("not step scores")
-    return scores
-
-
-def _check_scores(name: str, request: ScoreRequest, out: StepScores) -> None:
-    """A PRM's output before it is stored: one probability in [0, 1] per step."""
-    if len(out.probs) != len(request.steps):
-        raise PrmhError(
-            f"PRM {name!r} gave {len(out.probs)} scores for a solution of "
-            f"{len(request.steps)} steps; this is a bug in the PRM."
-        )
-    values = [*out.probs, *(q for row in out.quantiles or () for q in row)]
-    bad = next((p for p in values if not 0.0 <= p <= 1.0), None)  # nan fails too
-    if bad is not None:
-        raise PrmhError(
-            f"PRM {name!r} returned {bad!r} for problem {request.problem.id!r}; a PRM's scores "
-            "are probabilities in [0, 1]. Nothing of this batch was stored; fix the PRM."
-        )
 
 
 def _runs(indices: list[int]) -> list[list[int]]:

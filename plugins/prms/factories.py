@@ -2,7 +2,9 @@
 
 Every factory also takes the options all PRMs share (``COMMON``): revision, dtype (``auto`` is
 bf16 on GPU, fp32 on CPU), device, a PEFT ``adapter`` to apply, ``max_tokens_per_batch`` (padded
-tokens per forward pass) and ``max_length`` (longer solutions are truncated from the left).
+tokens per forward pass), ``max_length`` (longer solutions are truncated from the left) and
+``prefix_cache_tokens`` (recently scored solutions kept with their KV caches, so that a step-level
+search's next round reads only the new step; 0 turns it off).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ COMMON = {
     "adapter": None,
     "max_tokens_per_batch": 8192,
     "max_length": None,
+    "prefix_cache_tokens": 65536,
 }
 
 
@@ -37,6 +40,10 @@ class RecipePRM:
     def identity_extra(self) -> dict[str, Any]:
         """The weights' fingerprint, so retrained weights are never read from the cache."""
         return {"weights": self.scorer.fingerprint}
+
+    @property
+    def reuses_prefixes(self) -> bool:
+        return getattr(self.scorer, "prefixes", None) is not None
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[StepScores]:
         from prmh.plugins.prms.hf import score_requests

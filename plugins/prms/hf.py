@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,45 +34,12 @@ from prmh.plugins.hf_models import (
     quiet_transformers,
     resolve_checkpoint,
 )
+from prmh.plugins.prms.batching import Encoded, length_batches, pack
+from prmh.plugins.prms.prefix_cache import PrefixCache, layers_of, row_of, run_tails, tail_tokens
 
 HEADS = ("lm", "classifier", "value")
 QUANTILE_LEVELS = (0.1, 0.5, 0.9)
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """A solution as the model reads it: token ids, one read position per step, and the first
-    token of the solution (read by likelihood-based PRMs)."""
-
-    ids: list[int]
-    positions: list[int]
-    start: int = 0
-
-
-PADDING = 0.05  # the share of a batch's tokens that may be padding once it is big enough
-FULL_ENOUGH = 2048  # padded tokens above which a batch stops taking longer solutions
-
-
-def length_batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
-    """Indices sorted by length, cut into batches whose padded size stays under ``max_tokens``
-    (a longer item goes alone) and, once a batch holds ``FULL_ENOUGH`` tokens, whose padding
-    stays under ``PADDING`` (padding costs compute, and a padded batch needs an attention mask;
-    benchmarks/prm_scoring.py)."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    real = 0
-    for i in order:
-        if batches:
-            padded = lengths[i] * (len(batches[-1]) + 1)
-            wasted = 1 - (real + lengths[i]) / padded
-            if padded <= max_tokens and (padded <= FULL_ENOUGH or wasted <= PADDING):
-                batches[-1].append(i)
-                real += lengths[i]
-                continue
-        batches.append([i])
-        real = lengths[i]
-    return batches
 
 
 def read_tensors(directory: Path, prefix: str) -> dict[str, Any]:
@@ -100,21 +66,6 @@ def read_tensors(directory: Path, prefix: str) -> dict[str, Any]:
     return found
 
 
-def pack(torch: Any, rows: Sequence[Encoded], pad: int, device: Any) -> tuple[Any, ...]:
-    """Right-padded ids and mask, each row's start, and step positions (padded with 0)."""
-    width = max(len(e.ids) for e in rows)
-    steps = max(len(e.positions) for e in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    positions = torch.zeros((len(rows), steps), dtype=torch.long)
-    for r, e in enumerate(rows):
-        ids[r, : len(e.ids)] = torch.tensor(e.ids)
-        mask[r, : len(e.ids)] = 1
-        positions[r, : len(e.positions)] = torch.tensor(e.positions)
-    starts = torch.tensor([e.start for e in rows])
-    return ids.to(device), mask.to(device), starts.to(device), positions.to(device)
-
-
 class HFScorer:
     """Loads a checkpoint for one head and scores encoded solutions in batches."""
 
@@ -131,6 +82,7 @@ class HFScorer:
         positive_index: int = 1,
         max_tokens_per_batch: int = 8192,
         max_length: int | None = None,
+        prefix_cache_tokens: int = 65536,
     ):
         if head not in HEADS:
             raise PrmhError(f"unknown PRM head {head!r}; heads are: {', '.join(HEADS)}.")
@@ -152,6 +104,7 @@ class HFScorer:
         self.positive_index = positive_index
         self.quantile_levels: tuple[float, ...] | None = None
         self.max_tokens_per_batch = max_tokens_per_batch
+        self.prefixes = PrefixCache(prefix_cache_tokens) if prefix_cache_tokens > 0 else None
         if head == "lm":
             self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)
             self.backbone = self.model.get_decoder()
@@ -211,7 +164,8 @@ class HFScorer:
     def score(
         self, encoded: Sequence[Encoded], good_bad: tuple[int, int] | None = None
     ) -> list[tuple[list[float], bool, int]]:
-        """Per solution: step probabilities, whether it was truncated, tokens read."""
+        """Per solution: step probabilities, whether it was truncated, tokens read (all of
+        them, even when a cached prefix spared reading some: the cost of scoring it alone)."""
         import torch
 
         results: list[tuple[list[float], bool, int] | None] = [None] * len(encoded)
@@ -219,28 +173,75 @@ class HFScorer:
             if not e.positions:  # a solution without steps: nothing to read, no model call
                 results[i] = ([], False, 0)
         prepared = [self._truncate(e) if e.positions else None for e in encoded]
-        todo = [i for i, p in enumerate(prepared) if p is not None]
-        rows = bias = None
-        if self.head == "lm":
-            assert good_bad is not None
-            out = self.model.get_output_embeddings()
-            rows = out.weight[list(good_bad)]
-            bias = out.bias[list(good_bad)] if getattr(out, "bias", None) is not None else None
+        head = self._head_rows(good_bad)
+        hits = {}
+        for i, p in enumerate(prepared):
+            if p is not None and not p[1] and self.prefixes is not None:
+                hit = self.prefixes.find(p[0].ids, p[0].positions)
+                if hit is not None and all(q in hit[0].state[1] for q in p[0].positions
+                                           if q < hit[1]):  # fmt: skip
+                    hits[i] = hit
+        todo = [i for i, p in enumerate(prepared) if p is not None and i not in hits]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         lengths = [len(prepared[i][0].ids) for i in todo]
         with torch.inference_mode():
             for chosen in length_batches(lengths, self.max_tokens_per_batch):
                 batch = [todo[j] for j in chosen]
-                ids, mask, _, _ = pack(torch, [prepared[i][0] for i in batch], pad, self.device)
-                hidden = self.backbone(input_ids=ids, attention_mask=mask).last_hidden_state
+                rows = [prepared[i][0] for i in batch]
+                ids, mask, _, _ = pack(torch, rows, pad, self.device)
+                out = self.backbone(input_ids=ids, attention_mask=mask, use_cache=self.caching)
                 for row, i in enumerate(batch):
                     enc, truncated, keep = prepared[i]
-                    where = torch.tensor(enc.positions, dtype=torch.long, device=self.device)
-                    h = hidden[row, where]
-                    probs = self._read(h, rows, bias)
-                    values = probs.float().cpu().tolist()
+                    values = self._reads(torch, out.last_hidden_state[row], enc.positions, head)
                     results[i] = ([values[k] for k in keep], truncated, len(enc.ids))
+                    if self.caching and not truncated:
+                        kv = row_of(layers_of(cache_of(out)), row, len(enc.ids))
+                        self._remember(enc, kv, dict(zip(enc.positions, values, strict=True)))
+            hit = list(hits)
+            for chosen in length_batches(
+                [len(prepared[i][0].ids) for i in hit], self.max_tokens_per_batch
+            ):
+                batch = [hit[j] for j in chosen]
+                for i, result in zip(batch, self._extend(torch, prepared, hits, batch, pad, head),
+                                     strict=True):  # fmt: skip
+                    results[i] = result
         return [r for r in results if r is not None]
+
+    @property
+    def caching(self) -> bool:
+        return self.prefixes is not None
+
+    def _head_rows(self, good_bad: tuple[int, int] | None) -> tuple[Any, Any]:
+        """The LM head's (good, bad) rows and bias, for the ``lm`` head; else (None, None)."""
+        if self.head != "lm":
+            return None, None
+        assert good_bad is not None
+        out = self.model.get_output_embeddings()
+        bias = out.bias[list(good_bad)] if getattr(out, "bias", None) is not None else None
+        return out.weight[list(good_bad)], bias
+
+    def _reads(self, torch: Any, hidden: Any, positions: Sequence[int], head: tuple) -> list:
+        where = torch.tensor(positions, dtype=torch.long, device=self.device)
+        return self._read(hidden[where], *head).float().cpu().tolist()
+
+    def _extend(self, torch, prepared, hits, batch, pad, head) -> list[tuple]:
+        """Score solutions from cached ones that share their first n tokens: only the rest
+        goes through the model, all of ``batch`` in one pass."""
+        items = [(hits[i][0].state[0], hits[i][1], prepared[i][0].ids[hits[i][1] :])
+                 for i in batch]  # fmt: skip
+        out, kvs = run_tails(torch, self.backbone, items, pad, self.device)
+        results = []
+        for row, i in enumerate(batch):
+            enc, (entry, n) = prepared[i][0], hits[i]
+            new = [p - n for p in enc.positions if p >= n]
+            fresh = iter(self._reads(torch, out.last_hidden_state[row], new, head))
+            values = [entry.state[1][p] if p < n else next(fresh) for p in enc.positions]
+            self._remember(enc, kvs[row], dict(zip(enc.positions, values, strict=True)))
+            results.append((values, False, len(enc.ids)))
+        return results
+
+    def _remember(self, enc: Encoded, kv: list, values: dict[int, Any]) -> None:
+        self.prefixes.add(enc.ids, enc.positions, (kv, values))
 
     def score_variants(
         self, full: Encoded, variants: Sequence[Encoded], good_bad: tuple[int, int] | None = None
@@ -360,6 +361,7 @@ def to_step_scores(
     started: float,
     count: int,
     levels: tuple[float, ...] | None = None,
+    tail: int | None = None,
 ) -> StepScores:
     """Wrap a scorer result; with quantile heads the probability is the median quantile."""
     values, truncated, tokens = result
@@ -373,6 +375,7 @@ def to_step_scores(
         quantile_levels=levels if quantiles is not None else None,
         num_tokens=tokens,
         truncated=truncated,
+        tail_tokens=None if truncated else tail,
         seconds=(time.perf_counter() - started) / max(1, count),
     )
 
@@ -384,4 +387,7 @@ def score_requests(
     started = time.perf_counter()
     encoded = [recipe.encode(r.problem.question, list(r.steps)) for r in requests]
     results = scorer.score(encoded, getattr(recipe, "good_bad", None))
-    return [to_step_scores(r, started, len(requests), scorer.quantile_levels) for r in results]
+    return [
+        to_step_scores(r, started, len(requests), scorer.quantile_levels, tail_tokens(scorer, e))
+        for r, e in zip(results, encoded, strict=True)
+    ]

@@ -19,8 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
-from prmh.plugins.hf_models import device_and_dtype, quiet_transformers, resolve_checkpoint
-from prmh.plugins.prms.hf import QUANTILE_LEVELS, Encoded, length_batches, pack
+from prmh.plugins.hf_models import (
+    cache_of,
+    device_and_dtype,
+    quiet_transformers,
+    resolve_checkpoint,
+)
+from prmh.plugins.prms.batching import Encoded, length_batches, pack
+from prmh.plugins.prms.hf import QUANTILE_LEVELS
+from prmh.plugins.prms.prefix_cache import PrefixCache, layers_of, row_of, run_tails
 
 
 class ImplicitRecipe:
@@ -68,18 +75,18 @@ def check_vocabulary(tokenizer: Any, policy: Path, reference: Path) -> None:
         )
 
 
+def next_logprobs(logits: Any, ids: Any) -> Any:
+    """[B, L-1]: the log-probability each position's logits give the next token of ``ids``."""
+    logits = logits[:, :-1].float()
+    return logits.gather(-1, ids[:, 1:, None]).squeeze(-1) - logits.logsumexp(-1)
+
+
 def token_log_ratios(torch: Any, policy: Any, reference: Any, ids: Any, mask: Any) -> Any:
     """[B, L]: at position i, log pi(ids_i) - log pi_ref(ids_i) (0 at position 0); the
     reference runs without gradients."""
-
-    def logprobs(model: Any) -> Any:
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-        picked = logits.gather(-1, ids[:, 1:, None]).squeeze(-1)
-        return picked - logits.logsumexp(-1)
-
     with torch.no_grad():
-        ref = logprobs(reference)
-    ratio = logprobs(policy) - ref
+        ref = next_logprobs(reference(input_ids=ids, attention_mask=mask).logits, ids)
+    ratio = next_logprobs(policy(input_ids=ids, attention_mask=mask).logits, ids) - ref
     return torch.nn.functional.pad(ratio, (1, 0))
 
 
@@ -106,6 +113,8 @@ def checkpoints(
 class ImplicitScorer:
     """Both models loaded; ``score`` returns step probabilities (or quantiles) per solution."""
 
+    rereads = 1  # extending a cached prefix reads its last token again, for the logits after it
+
     def __init__(
         self,
         model: str,
@@ -119,6 +128,7 @@ class ImplicitScorer:
         adapter: str | None = None,
         max_tokens_per_batch: int = 8192,
         max_length: int | None = None,
+        prefix_cache_tokens: int = 65536,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -142,6 +152,7 @@ class ImplicitScorer:
         self.bias = torch.tensor(list(bias), dtype=torch.float32, device=self.device)
         self.quantile_levels = QUANTILE_LEVELS if len(scale) > 1 else None
         self.max_tokens_per_batch = max_tokens_per_batch
+        self.prefixes = PrefixCache(prefix_cache_tokens) if prefix_cache_tokens > 0 else None
         limit = getattr(self.policy.config, "max_position_embeddings", None) or 4096
         self.max_length = min(max_length or limit, limit)
 
@@ -158,20 +169,75 @@ class ImplicitScorer:
                 f"{self.max_length}; the implicit PRM reads whole solutions (raise max_length)."
             )
         results: list[tuple[list[Any], bool, int]] = [([], False, 0)] * len(encoded)
-        todo = [i for i, e in enumerate(encoded) if e.positions]
+        hits = {}
+        for i, e in enumerate(encoded):
+            hit = self.prefixes.find(e.ids, e.positions) if e.positions and self.prefixes else None
+            if hit is not None and hit[1] > e.start:  # the shared part holds the question
+                hits[i] = hit
+        todo = [i for i, e in enumerate(encoded) if e.positions and i not in hits]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         with torch.inference_mode():
             for batch in length_batches(
                 [len(encoded[i].ids) for i in todo], self.max_tokens_per_batch
             ):
                 rows = [encoded[todo[j]] for j in batch]
-                ids, mask, starts, positions = pack(torch, rows, pad, self.device)
-                ratios = token_log_ratios(torch, self.policy, self.reference, ids, mask)
-                q = step_values(torch, ratios, starts, positions)
-                probs = torch.sigmoid(q[..., None] * self.scale + self.bias).cpu()
-                for row, j in enumerate(batch):
-                    count = len(rows[row].positions)
-                    values = probs[row, :count]
-                    values = values.tolist() if self.quantile_levels else values[:, 0].tolist()
-                    results[todo[j]] = (values, False, len(rows[row].ids))
+                for j, result in zip(batch, self._score_batch(torch, rows, pad), strict=True):
+                    results[todo[j]] = result
+            hit = list(hits)
+            for chosen in length_batches(
+                [len(encoded[i].ids) for i in hit], self.max_tokens_per_batch
+            ):
+                batch = [hit[j] for j in chosen]
+                for i, result in zip(
+                    batch, self._extend(torch, encoded, hits, batch, pad), strict=True
+                ):
+                    results[i] = result
+        return results
+
+    def _score_batch(self, torch: Any, rows: list[Encoded], pad: int) -> list[tuple]:
+        """One padded pass of both models over ``rows``; each row kept for later extension."""
+        ids, mask, starts, _ = pack(torch, rows, pad, self.device)
+        caching = self.prefixes is not None
+        both = [m(input_ids=ids, attention_mask=mask, use_cache=caching)
+                for m in (self.policy, self.reference)]  # fmt: skip
+        ratios = next_logprobs(both[0].logits, ids) - next_logprobs(both[1].logits, ids)
+        ratios = torch.nn.functional.pad(ratios, (1, 0))
+        index = torch.arange(ratios.shape[1], device=ratios.device)[None]
+        totals = (ratios * (index >= starts[:, None])).cumsum(-1)
+        out = []
+        for row, enc in enumerate(rows):
+            out.append((self._values(totals[row], enc), False, len(enc.ids)))
+            if caching:
+                kv = [row_of(layers_of(cache_of(o)), row, len(enc.ids)) for o in both]
+                self.prefixes.add(
+                    enc.ids, enc.positions, (*kv, totals[row, : len(enc.ids)].clone())
+                )
+        return out
+
+    def _values(self, totals: Any, enc: Encoded) -> list[Any]:
+        """Step probabilities (lists of quantiles) from a row's running sums of log ratios."""
+        import torch
+
+        q = totals[torch.tensor(enc.positions, device=totals.device)]
+        probs = torch.sigmoid(q[:, None] * self.scale + self.bias).cpu()
+        return probs.tolist() if self.quantile_levels else probs[:, 0].tolist()
+
+    def _extend(self, torch: Any, encoded, hits, batch, pad: int) -> list[tuple]:
+        """Score solutions from cached ones sharing their first n tokens: both models read
+        from token n-1 on (its logits predict token n), all of ``batch`` in one pass each."""
+        tails = [encoded[i].ids[hits[i][1] - 1 :] for i in batch]
+        runs = [
+            run_tails(torch, model, [(hits[i][0].state[m], hits[i][1] - 1, t)
+                                     for i, t in zip(batch, tails, strict=True)], pad, self.device)
+            for m, model in enumerate((self.policy, self.reference))
+        ]  # fmt: skip
+        results = []
+        for row, (i, tail) in enumerate(zip(batch, tails, strict=True)):
+            (entry, n), enc, ids = hits[i], encoded[i], torch.tensor([tail], device=self.device)
+            logits = [out.logits[row : row + 1, : len(tail)] for out, _ in runs]
+            ratios = next_logprobs(logits[0], ids) - next_logprobs(logits[1], ids)
+            known = entry.state[2]
+            totals = torch.cat([known[:n], known[n - 1] + ratios[0].cumsum(-1)])
+            self.prefixes.add(enc.ids, enc.positions, (runs[0][1][row], runs[1][1][row], totals))
+            results.append((self._values(totals, enc), False, len(enc.ids)))
         return results

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from prmh.errors import PrmhError
-from prmh.plugins.prms.hf import Encoded
+from prmh.plugins.prms.batching import Encoded
 
 PROBE_QUESTION = "What is 1 + 1?"
 PROBE_STEPS = ["1 + 1 = 2", "The answer is 2."]

@@ -36,7 +36,7 @@ def train_implicit(
     from transformers import AutoModelForCausalLM
 
     from prmh.plugins.hf_models import resolve_checkpoint
-    from prmh.plugins.prms.hf import pack
+    from prmh.plugins.prms.batching import pack
     from prmh.plugins.prms.implicit import (
         ImplicitRecipe,
         check_vocabulary,

@@ -158,7 +158,7 @@ def _batch_loss(
     device: Any,
     autocast: Any,
 ) -> Any:
-    from prmh.plugins.prms.hf import pack
+    from prmh.plugins.prms.batching import pack
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids, mask, _, positions = pack(torch, [e for e, _ in batch], pad, device)

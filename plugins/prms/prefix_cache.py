@@ -1,0 +1,138 @@
+"""Recently scored solutions kept with their KV caches, so that a solution extending one (the
+next round of a step-level search) is read from where the shorter one's steps end: only the new
+step's tokens go through the model.
+
+Entries are found by the token ids up to one of their step read positions (the new solution's
+second-to-last step, then the one before), so a recipe that appends a suffix after the last
+step, or whose last token merges with the next step's separator, still shares everything up to
+the read position. Entries are kept least-recently-used first out, up to ``max_tokens`` tokens
+in all.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+LOOK_BACK = 2  # step read positions tried per solution, from its second-to-last step down
+
+
+@dataclass
+class Entry:
+    ids: tuple[int, ...]
+    positions: tuple[int, ...]
+    state: Any  # what the scorer keeps: KV caches, read values
+
+
+class PrefixCache:
+    def __init__(self, max_tokens: int):
+        self.max_tokens, self.tokens = max_tokens, 0
+        self.entries: OrderedDict[tuple[int, ...], Entry] = OrderedDict()
+        self.index: dict[tuple[int, ...], tuple[int, ...]] = {}  # ids up to a read -> entry key
+
+    def find(self, ids: Sequence[int], positions: Sequence[int]) -> tuple[Entry, int] | None:
+        """The entry sharing the longest prefix up to one of this solution's earlier step
+        reads, and how many tokens they share (at least up to that read)."""
+        tried = 0
+        for p in sorted(set(positions[:-1]), reverse=True):
+            if tried == LOOK_BACK:
+                break
+            tried += 1
+            key = self.index.get(tuple(ids[: p + 1]))
+            entry = self.entries.get(key) if key is not None else None
+            if entry is not None:
+                self.entries.move_to_end(key)
+                return entry, p + 1
+        return None
+
+    def add(self, ids: Sequence[int], positions: Sequence[int], state: Any) -> None:
+        key = tuple(ids)
+        if key in self.entries or len(key) > self.max_tokens:
+            return
+        self.entries[key] = Entry(key, tuple(positions), state)
+        for p in positions:
+            self.index[key[: p + 1]] = key
+        self.tokens += len(key)
+        while self.tokens > self.max_tokens:
+            old_key, old = self.entries.popitem(last=False)
+            self.tokens -= len(old_key)
+            for p in old.positions:
+                if self.index.get(old_key[: p + 1]) == old_key:
+                    del self.index[old_key[: p + 1]]
+
+
+def layers_of(cache: Any) -> list[tuple[Any, Any]]:
+    """A model's returned KV cache as (keys, values) per layer, [batch, heads, length, dim]."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache, strict=True))  # transformers 4.x
+
+
+def row_of(layers: list[tuple[Any, Any]], row: int, length: int) -> list[tuple[Any, Any]]:
+    """One row's first ``length`` positions, copied (so the batch's tensors can be freed)."""
+    return [(k[row : row + 1, :, :length].clone(), v[row : row + 1, :, :length].clone())
+            for k, v in layers]  # fmt: skip
+
+
+def as_cache(layers: list[tuple[Any, Any]], length: int) -> Any:
+    """A fresh cache holding the first ``length`` positions (the stored tensors are never
+    changed: the cache grows by concatenating into new ones)."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for i, (k, v) in enumerate(layers):
+        cache.update(k[:, :, :length], v[:, :, :length], i)
+    return cache
+
+
+def run_tails(
+    torch: Any, model: Any, items: list[tuple[list, int, list[int]]], pad: int, device: Any
+) -> tuple[Any, list[list[tuple[Any, Any]]]]:
+    """One forward pass over several solutions' new tokens, each after its own cached prefix:
+    ``items`` are (prefix KV, prefix length c, new token ids). The prefixes are left-padded to
+    the longest and the new tokens right-padded, with explicit positions and an attention mask
+    that hides both paddings. Returns the model's output (row i's new tokens at [i, :len]) and
+    each row's KV over its prefix and new tokens, copied."""
+    from prmh.plugins.hf_models import cache_keyword, cache_of
+
+    longest = max(c for _, c, _ in items)
+    width = max(len(t) for _, _, t in items)
+    ids = torch.full((len(items), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(items), longest + width), dtype=torch.long)
+    for r, (_, c, tail) in enumerate(items):
+        ids[r, : len(tail)] = torch.tensor(tail)
+        mask[r, longest - c : longest + len(tail)] = 1
+    positions = torch.tensor([c for _, c, _ in items])[:, None] + torch.arange(width)[None]
+    layers = []
+    for layer in range(len(items[0][0])):
+        keys, values = [], []
+        for kv, c, _ in items:
+            k, v = kv[layer][0][:, :, :c], kv[layer][1][:, :, :c]
+            keys.append(torch.nn.functional.pad(k, (0, 0, longest - c, 0)))
+            values.append(torch.nn.functional.pad(v, (0, 0, longest - c, 0)))
+        layers.append((torch.cat(keys), torch.cat(values)))
+    out = model(
+        input_ids=ids.to(device),
+        attention_mask=mask.to(device),
+        position_ids=positions.to(device),
+        use_cache=True,
+        **{cache_keyword(model): as_cache(layers, longest)},
+    )
+    grown = layers_of(cache_of(out))
+    rows = [
+        [(k[r : r + 1, :, longest - c : longest + len(t)].clone(),
+          v[r : r + 1, :, longest - c : longest + len(t)].clone()) for k, v in grown]
+        for r, (_, c, t) in enumerate(items)
+    ]  # fmt: skip
+    return out, rows
+
+
+def tail_tokens(scorer: Any, enc: Any) -> int | None:
+    """The tokens a scorer with a prefix cache reads when the previous steps were scored just
+    before: from the previous step's read position on (``rereads`` tokens earlier for a
+    scorer that needs the logits before it)."""
+    if getattr(scorer, "prefixes", None) is None or len(enc.positions) < 2:
+        return None
+    return len(enc.ids) - (enc.positions[-2] + 1) + getattr(scorer, "rereads", 0)

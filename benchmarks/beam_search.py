@@ -63,9 +63,18 @@ def _run(args: argparse.Namespace, tmp: Path) -> tuple[list, list, float, float]
         workspace = Workspace(task, generator, store, "bench", CacheStats(), lambda *a: None)
         return SearchContext(workspace, prm, splitter, aggregate, args.budget)
 
+    read = {"generator": [], "PRM": []}
+    for name, model in (
+        ("generator", generator.instance.model),
+        ("PRM", prm.instance.scorer.backbone),
+    ):
+        model.register_forward_pre_hook(
+            lambda m, a, kw, log=read[name]: log.append(kw["input_ids"].numel()), with_kwargs=True
+        )
     start = time.perf_counter()
     batched = search.run(context("batched"), problems, args.budget, 0)
     batched_seconds = time.perf_counter() - start
+    args.forward_tokens = {name: sum(log) for name, log in read.items()}
     start = time.perf_counter()
     single = []
     for i, problem in enumerate(problems):
@@ -79,7 +88,7 @@ def main() -> None:
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:
-        batched, single, batched_seconds, single_seconds = _run(args, Path(tmp))
+        batched, single, batched_seconds, single_seconds = _run(args, Path(tmp))  # fills args
     tokens = sum(r.compute.generated_tokens for r in batched)
     same = [r.candidates for r in batched] == [r.candidates for r in single]
     print(
@@ -93,6 +102,8 @@ def main() -> None:
         "generated tokens/s)"
     )
     print(f"one problem at a time:   {single_seconds:6.2f} s")
+    for name, count in args.forward_tokens.items():
+        print(f"{name} forward tokens per generated token (batched): {count / tokens:.1f}")
     print(f"speed-up: {single_seconds / batched_seconds:.1f}x; same results: {same}")
 
 

@@ -47,7 +47,7 @@ class Generation:
     seconds: float = field(default=0.0, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _fields(self)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Generation:
@@ -95,7 +95,7 @@ class StepScores:
     seconds: float = field(default=0.0, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _fields(self)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> StepScores:
@@ -218,3 +218,9 @@ class StepLabels:
     error_step: int | None
     rollouts: int
     tokens: int
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    """A flat dataclass's fields as a dict (tuples kept, not deep-copied as ``asdict`` does:
+    it cost a second per 3,200 generations)."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}

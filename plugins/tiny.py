@@ -129,6 +129,7 @@ def prmh_register_generator(register):
         Shipped("generator", "generator", GENERATOR_OPTIONS),
         description="The tiny world's arith generator (4-layer Qwen2, shipped, CPU)",
         version="1",
+        speed_args=("prefix_cache_tokens",),
     )
 
 

@@ -105,6 +105,45 @@ def test_hf_stops_at_a_step_boundary_and_continues_a_prefix(hf):
     )
 
 
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_hf_continues_a_stopped_sample_from_its_kept_kv_cache(
+    tiny_lm, registry_module, temperature
+):
+    """The next round of a step-level search: continuations of samples that stopped at a
+    step's end read only the new tokens (the kept KV covers the rest), and give the samples a
+    generator without the cache gives (same texts, log-probabilities to 1e-4), rows with and
+    without a kept prefix in one batch."""
+    options = {"model": tiny_lm, "max_new_tokens": 24, "temperature": temperature}
+    kept = registry_module.create("generator", "hf", options).instance
+    plain = registry_module.create(
+        "generator", "hf", {**options, "prefix_cache_tokens": 0}
+    ).instance
+    fed = {"kept": [], "plain": []}  # context and new tokens each forward pass reads
+
+    def counting(log):
+        def hook(module, args, kwargs):
+            width = kwargs["input_ids"].shape[1]
+            log.append(int(kwargs["attention_mask"][:, -width:].sum()))
+
+        return hook
+
+    for g, name in ((kept, "kept"), (plain, "plain")):
+        g.model.register_forward_pre_hook(counting(fed[name]), with_kwargs=True)
+    first = [request(n=3, stop=(" ",)), request(n=2, seed=5, stop=(" ",))]
+    rounds = [(g, g.sample(first)) for g in (kept, plain)]
+    (_, a), (_, b) = rounds
+    assert [[x.text for x in row] for row in a] == [[x.text for x in row] for row in b]
+    nexts = [request(n=2, prefix=x.text + " ", stop=(" ",)) for x in a[0] if x.stop == " "]
+    nexts.append(request(n=2, seed=9, stop=(" ",)))  # nothing kept for this one
+    fed["kept"].clear(), fed["plain"].clear()
+    again, alone = kept.sample(nexts), plain.sample(nexts)
+    for x_row, y_row in zip(again, alone, strict=True):
+        for x, y in zip(x_row, y_row, strict=True):
+            assert x.text == y.text and x.stop == y.stop
+            assert x.token_logprobs == pytest.approx(y.token_logprobs, abs=1e-4)
+    assert len(nexts) > 1 and sum(fed["kept"]) < sum(fed["plain"])
+
+
 def test_hf_greedy_follows_the_model_argmax(tiny_lm, registry_module):
     import torch
     from transformers import AutoModelForCausalLM

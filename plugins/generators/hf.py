@@ -28,6 +28,7 @@ from prmh.plugins.generators.common import (
 )
 from prmh.plugins.generators.detokenize import Detokenizer, token_pieces
 from prmh.plugins.hf_models import cache_keyword, cache_of, forward_takes
+from prmh.plugins.kv_cache import KeptPrefixes, as_cache, layers_of
 
 
 class HFGenerator:
@@ -47,6 +48,7 @@ class HFGenerator:
         chat_template: bool = False,
         system_prompt: str | None = None,
         batch_size: int = 16,
+        prefix_cache_tokens: int = 65536,
     ):
         from prmh.plugins.hf_models import (
             device_and_dtype,
@@ -76,6 +78,7 @@ class HFGenerator:
             raise PrmhError(f"chat_template=true but {model!r} has no chat template.")
         self.chat_template, self.system_prompt = chat_template, system_prompt
         self.batch_size = batch_size
+        self.kept = KeptPrefixes(prefix_cache_tokens) if prefix_cache_tokens > 0 else None
         eos = self.model.generation_config.eos_token_id
         self.eos = {*(eos if isinstance(eos, list) else [eos] if eos is not None else [])}
         if self.tokenizer.eos_token_id is not None:
@@ -105,18 +108,26 @@ class HFGenerator:
 
     def sample(self, requests: Sequence[SampleRequest]) -> list[list[Generation]]:
         contexts = [self.context(r) for r in requests]
+        cached = [
+            self.kept.find(r, c) if self.kept else None
+            for r, c in zip(requests, contexts, strict=True)
+        ]
         rows = flatten(requests)
         rows.sort(key=lambda row: len(contexts[row[0]]))  # similar lengths share a batch
         out: dict[tuple[int, int], Generation] = {}
         for start in range(0, len(rows), self.batch_size):
             batch = rows[start : start + self.batch_size]
-            generations = self._decode(
+            generations, kv = self._decode(
                 [contexts[r] for r, _ in batch],
                 [sample_seed(requests[r], i) for r, i in batch],
                 [requests[r].stop for r, _ in batch],
                 [temperature_of(requests[r], self.sampling) for r, _ in batch],
+                [cached[r] for r, _ in batch],
             )
             out.update(zip(batch, generations, strict=True))
+            for (r, _), g, row_kv in zip(batch, generations, kv, strict=True):
+                if row_kv is not None:  # stopped at a step's end: the next round continues it
+                    self.kept.add(requests[r], g, row_kv)
         return [
             [out[(r, request.first_index + i)] for i in range(request.n)]
             for r, request in enumerate(requests)
@@ -128,24 +139,27 @@ class HFGenerator:
         seeds: list[int],
         stops: list[tuple[str, ...]],
         temperatures: list[float],
-    ) -> list[Generation]:
-        """Sample every row to its end. Rows that ended leave the batch (and the KV cache)
-        once a quarter of it has ended, so long samples do not carry short ones."""
+        cached: list[tuple[list, int] | None],
+    ) -> tuple[list[Generation], list[tuple[list[int], list] | None]]:
+        """Sample every row to its end; also, for each row that stopped at a request stop,
+        its token ids and KV (for the next round). Rows that ended leave the batch (and the
+        KV cache) once a quarter of it has ended, so long samples do not carry short ones."""
         torch, rows = self.torch, len(contexts)
         started = time.perf_counter()
-        width, longest = max(len(c) for c in contexts), self.sampling.max_new_tokens
-        step_ids, mask, step_pos = self._left_padded(contexts, longest)
+        layout = _Layout(torch, contexts, cached, self.sampling.max_new_tokens, self.pad)
+        step_ids, mask, step_pos = layout.ids, layout.mask, layout.positions
         generators = [torch.Generator().manual_seed(seed) for seed in seeds]
         texts = [Detokenizer(self.tokenizer) for _ in contexts]
         tokens: list[list[int]] = [[] for _ in contexts]
         logprobs: list[list[float]] = [[] for _ in contexts]
         ended: list[tuple[bool, str | None] | None] = [None] * rows
-        live, past = list(range(rows)), None  # the original row of each row in the batch
+        kept: list[tuple[list[int], list] | None] = [None] * rows
+        live, past = list(range(rows)), layout.past  # the original row of each batch row
         with torch.inference_mode():
-            for step in range(longest):
+            for step in range(self.sampling.max_new_tokens):
                 output = self.model(
                     input_ids=step_ids.to(self.device),
-                    attention_mask=mask[:, : width + step].to(self.device),
+                    attention_mask=mask[:, : layout.width + step].to(self.device),
                     position_ids=step_pos.to(self.device),
                     use_cache=True,
                     **{self.cache_keyword: past, **self.last_logits},
@@ -163,6 +177,8 @@ class HFGenerator:
                     tokens[b].append(token)
                     logprobs[b].append(logprob)
                     ended[b] = self._ended(token, texts[b], stops[b])
+                    if self.kept is not None and ended[b] is not None and ended[b][1] is not None:
+                        kept[b] = (contexts[b] + tokens[b][:-1], layout.row_kv(past, i, b, step))
                 running = [i for i, b in enumerate(live) if ended[b] is None]
                 if not running:
                     break
@@ -176,18 +192,7 @@ class HFGenerator:
         return [
             self._generation(tokens[b], logprobs[b], ended[b], stops[b], seconds, texts[b])
             for b in range(rows)
-        ]
-
-    def _left_padded(self, contexts: list[list[int]], longest: int) -> tuple[Any, Any, Any]:
-        """Input ids, the attention mask for the contexts and ``longest`` new tokens, and
-        position ids, for a left-padded batch."""
-        torch, width = self.torch, max(len(c) for c in contexts)
-        ids = torch.full((len(contexts), width), self.pad, dtype=torch.long)
-        mask = torch.zeros((len(contexts), width + longest), dtype=torch.long)
-        for b, c in enumerate(contexts):
-            ids[b, width - len(c) :] = torch.tensor(c)
-            mask[b, width - len(c) :] = 1  # every new token is attended to
-        return ids, mask, (mask[:, :width].cumsum(-1) - 1).clamp(min=0)
+        ], kept
 
     def _pick(
         self, logits: Any, generators: list[Any], temperatures: list[float]
@@ -260,3 +265,51 @@ class HFGenerator:
             stop=stop,
             seconds=seconds,
         )
+
+
+class _Layout:
+    """A batch's first forward pass: each row's cached prefix (n tokens of KV, left-padded to
+    the longest) then the rest of its context (left-padded to the longest rest), so every row's
+    last token is in the last column; without cached prefixes this is plain left padding. The
+    attention mask covers the new tokens too; positions count from each row's start."""
+
+    def __init__(self, torch: Any, contexts, cached, longest: int, pad: int):
+        self.torch = torch
+        self.cut = [c[1] if c is not None else 0 for c in cached]
+        tails = [ctx[n:] for ctx, n in zip(contexts, self.cut, strict=True)]
+        self.tails = [len(t) for t in tails]
+        prefix, rest = max(self.cut), max(self.tails)
+        self.prefix, self.width = prefix, prefix + rest
+        self.ids = torch.full((len(contexts), rest), pad, dtype=torch.long)
+        self.mask = torch.zeros((len(contexts), self.width + longest), dtype=torch.long)
+        self.positions = torch.zeros((len(contexts), rest), dtype=torch.long)
+        for b, (tail, n) in enumerate(zip(tails, self.cut, strict=True)):
+            self.ids[b, rest - len(tail) :] = torch.tensor(tail)
+            self.mask[b, prefix - n : prefix] = 1
+            self.mask[b, self.width - len(tail) :] = 1  # and every new token
+            self.positions[b, rest - len(tail) :] = torch.arange(n, n + len(tail))
+        self.past = self._past(cached) if prefix else None
+
+    def _past(self, cached) -> Any:
+        """The cached prefixes as one left-padded cache (zeros where a row has none)."""
+        torch, prefix = self.torch, self.prefix
+        shapes = next(c[0] for c in cached if c is not None)
+        layers = []
+        for layer, (k0, v0) in enumerate(shapes):
+            keys, values = [], []
+            for c, n in zip(cached, self.cut, strict=True):
+                k = c[0][layer][0][:, :, :n] if c is not None else k0[:, :, :0]
+                v = c[0][layer][1][:, :, :n] if c is not None else v0[:, :, :0]
+                keys.append(torch.nn.functional.pad(k, (0, 0, prefix - n, 0)))
+                values.append(torch.nn.functional.pad(v, (0, 0, prefix - n, 0)))
+            layers.append((torch.cat(keys), torch.cat(values)))
+        return as_cache(layers, prefix)
+
+    def row_kv(self, past: Any, i: int, b: int, step: int) -> list:
+        """Row b's KV (batch row i) over its context and the tokens fed so far, copied."""
+        spans = [(self.prefix - self.cut[b], self.prefix),
+                 (self.width - self.tails[b], self.width + step)]  # fmt: skip
+        return [
+            tuple(self.torch.cat([t[i : i + 1, :, a:z] for a, z in spans], 2) for t in kv)
+            for kv in layers_of(past)
+        ]

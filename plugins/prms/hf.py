@@ -34,8 +34,8 @@ from prmh.plugins.hf_models import (
     quiet_transformers,
     resolve_checkpoint,
 )
+from prmh.plugins.kv_cache import PrefixCache, layers_of, row_of, run_tails, tail_tokens
 from prmh.plugins.prms.batching import Encoded, length_batches, pack
-from prmh.plugins.prms.prefix_cache import PrefixCache, layers_of, row_of, run_tails, tail_tokens
 
 HEADS = ("lm", "classifier", "value")
 QUANTILE_LEVELS = (0.1, 0.5, 0.9)

@@ -25,9 +25,9 @@ from prmh.plugins.hf_models import (
     quiet_transformers,
     resolve_checkpoint,
 )
+from prmh.plugins.kv_cache import PrefixCache, layers_of, row_of, run_tails
 from prmh.plugins.prms.batching import Encoded, length_batches, pack
 from prmh.plugins.prms.hf import QUANTILE_LEVELS
-from prmh.plugins.prms.prefix_cache import PrefixCache, layers_of, row_of, run_tails
 
 
 class ImplicitRecipe:

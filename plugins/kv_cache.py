@@ -1,12 +1,15 @@
-"""Recently scored solutions kept with their KV caches, so that a solution extending one (the
-next round of a step-level search) is read from where the shorter one's steps end: only the new
-step's tokens go through the model.
+"""KV caches kept across calls, so that work a step-level search repeats every round is done once.
 
-Entries are found by the token ids up to one of their step read positions (the new solution's
-second-to-last step, then the one before), so a recipe that appends a suffix after the last
-step, or whose last token merges with the next step's separator, still shares everything up to
-the read position. Entries are kept least-recently-used first out, up to ``max_tokens`` tokens
-in all.
+- ``PrefixCache`` (PRMs): recently scored solutions with their KV caches; a solution extending
+  one (the next round) is read from where the shorter one's steps end. Entries are found by the
+  token ids up to one of their step read positions (the new solution's second-to-last step, then
+  the one before), so a recipe that appends a suffix after the last step, or whose last token
+  merges with the next step's separator, still shares everything up to the read position.
+- ``KeptPrefixes`` (the hf generator): samples that stopped at a step's end with their KV
+  caches, found by the text the next round continues; it reads only the tokens after what they
+  share.
+
+Both keep entries least-recently-used first out, up to ``max_tokens`` tokens in all.
 """
 
 from __future__ import annotations
@@ -61,6 +64,43 @@ class PrefixCache:
             for p in old.positions:
                 if self.index.get(old_key[: p + 1]) == old_key:
                     del self.index[old_key[: p + 1]]
+
+
+class KeptPrefixes:
+    def __init__(self, max_tokens: int):
+        self.max_tokens, self.tokens = max_tokens, 0
+        self.entries: OrderedDict[tuple[str, str], tuple[list[int], list]] = OrderedDict()
+
+    def add(self, request: Any, generation: Any, kept: tuple[list[int], list]) -> None:
+        """A sample that stopped at a request stop: its token ids (context and generated
+        tokens whose KV it holds) and KV, under the text a continuation will start from."""
+        key = (request.prompt, request.prefix + generation.text)
+        if key in self.entries or len(kept[0]) > self.max_tokens:
+            return
+        self.entries[key] = kept
+        self.tokens += len(kept[0])
+        while self.tokens > self.max_tokens:
+            _, (ids, _) = self.entries.popitem(last=False)
+            self.tokens -= len(ids)
+
+    def find(self, request: Any, context: Sequence[int]) -> tuple[list, int] | None:
+        """(KV, n): a kept sample whose text the request's prefix continues after one of its
+        stop strings, and the first n tokens of ``context`` it holds (at least one is left)."""
+        for stop in request.stop:
+            if not stop or not request.prefix.endswith(stop):
+                continue
+            kept = self.entries.get((request.prompt, request.prefix[: -len(stop)]))
+            if kept is None:
+                continue
+            self.entries.move_to_end((request.prompt, request.prefix[: -len(stop)]))
+            n = 0
+            for a, b in zip(kept[0], context, strict=False):
+                if a != b:
+                    break
+                n += 1
+            n = min(n, len(context) - 1)
+            return (kept[1], n) if n > 0 else None
+        return None
 
 
 def layers_of(cache: Any) -> list[tuple[Any, Any]]:

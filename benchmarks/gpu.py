@@ -88,7 +88,8 @@ def score_prm(args, torch, device, dtype, tokenizer, tmp: Path) -> dict:
     shape = TINY if args.tiny else PRM_7B
     started = time.perf_counter()
     path = build(torch, shape, args.layers, tokenizer, device, dtype, tmp / "prm", head=True)
-    options = {"model": str(path), "device": device.type, "dtype": args.dtype}
+    options = {"model": str(path), "device": device.type, "dtype": args.dtype,
+               "prefix_cache_tokens": 0}  # fmt: skip
     prm = load_registry().create("prm", "qwen-math-prm", options).instance
     setup = time.perf_counter() - started
     requests = [

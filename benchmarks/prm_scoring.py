@@ -126,6 +126,7 @@ def main() -> None:
                     "model": str(directory),
                     "max_tokens_per_batch": args.max_tokens_per_batch,
                     "max_length": 4096,
+                    "prefix_cache_tokens": 0,  # every pass reads whole solutions
                 },
             )
             .instance
@@ -135,16 +136,8 @@ def main() -> None:
         ]
         model = prm.scorer.model
         prm.score(requests[:2])  # warm-up
-        runs, seconds = {}, {}
-        for _ in range(args.repeats):  # interleaved; the median of each
-            for name, cap in (("one-pass", args.max_tokens_per_batch), ("one-pass, unbatched", 1)):
-                prm.scorer.max_tokens_per_batch = cap  # 1: every solution alone, no padding
-                start = time.perf_counter()
-                fast = prm.score(requests)
-                seconds.setdefault(name, []).append(time.perf_counter() - start)
-                lengths = [s.num_tokens for s in fast]
-                steps = [2 * len(s.probs) for s in fast]  # two head rows at each step
-                runs[name] = (lengths, steps, statistics.median(seconds[name]))
+        runs = _one_pass(args, prm, requests)
+        fast = prm.score(requests)
         start = time.perf_counter()
         slow, slow_lengths = naive_scores(torch, model, prm.recipe, prm.recipe.good_bad, solutions)
         vocabulary = model.get_output_embeddings().weight.shape[0]
@@ -159,6 +152,22 @@ def main() -> None:
             for a, b in zip(f.probs, s, strict=True)
         )
         _report(args, torch, model, tokenizer, solutions, runs, worst)
+
+
+def _one_pass(args, prm, requests) -> dict:
+    """prmh's scorer batched and unbatched, interleaved ``--repeats`` times: per scorer,
+    (lengths, head rows applied, median seconds)."""
+    runs, seconds = {}, {}
+    for _ in range(args.repeats):
+        for name, cap in (("one-pass", args.max_tokens_per_batch), ("one-pass, unbatched", 1)):
+            prm.scorer.max_tokens_per_batch = cap  # 1: every solution alone, no padding
+            start = time.perf_counter()
+            fast = prm.score(requests)
+            seconds.setdefault(name, []).append(time.perf_counter() - start)
+            lengths = [s.num_tokens for s in fast]
+            steps = [2 * len(s.probs) for s in fast]  # two head rows at each step
+            runs[name] = (lengths, steps, statistics.median(seconds[name]))
+    return runs
 
 
 def _report(args, torch, model, tokenizer, solutions, runs, worst) -> None:

@@ -30,6 +30,8 @@ class Entry:
 
 
 class PrefixCache:
+    """A PRM scorer's recently scored solutions: token ids, read positions and its state."""
+
     def __init__(self, max_tokens: int):
         self.max_tokens, self.tokens = max_tokens, 0
         self.entries: OrderedDict[tuple[int, ...], Entry] = OrderedDict()
@@ -67,6 +69,8 @@ class PrefixCache:
 
 
 class KeptPrefixes:
+    """The hf generator's samples that stopped at a request stop, by (prompt, text so far)."""
+
     def __init__(self, max_tokens: int):
         self.max_tokens, self.tokens = max_tokens, 0
         self.entries: OrderedDict[tuple[str, str], tuple[list[int], list]] = OrderedDict()
@@ -87,12 +91,11 @@ class KeptPrefixes:
         """(KV, n): a kept sample whose text the request's prefix continues after one of its
         stop strings, and the first n tokens of ``context`` it holds (at least one is left)."""
         for stop in request.stop:
-            if not stop or not request.prefix.endswith(stop):
-                continue
-            kept = self.entries.get((request.prompt, request.prefix[: -len(stop)]))
+            key = (request.prompt, request.prefix[: -len(stop)]) if stop else None
+            kept = self.entries.get(key) if request.prefix.endswith(stop) else None
             if kept is None:
                 continue
-            self.entries.move_to_end((request.prompt, request.prefix[: -len(stop)]))
+            self.entries.move_to_end(key)
             n = 0
             for a, b in zip(kept[0], context, strict=False):
                 if a != b:

@@ -92,7 +92,7 @@ class SearchContext:
         ``whole`` aggregator scores each solution's text as one step: a PRM call of its own."""
         scores = self.score_steps([(p, s.steps) for p, s in items])
         costs = [
-            Compute(prm_tokens=self._read(p, s.steps, x), prm_calls=1, wall_seconds=x.seconds)
+            Compute(prm_tokens=self._prm_tokens(p, s.steps, x), prm_calls=1, wall_seconds=x.seconds)
             for (p, s), x in zip(items, scores, strict=True)
         ]
         values = [self.aggregate(x) for x in scores]
@@ -110,16 +110,13 @@ class SearchContext:
         ]
         return candidates, costs
 
-    def _read(self, problem: Problem, steps: tuple[str, ...], scores: StepScores) -> int:
+    def _prm_tokens(self, problem: Problem, steps: tuple[str, ...], scores: StepScores) -> int:
         """The PRM tokens scoring ``steps`` costs: the new step's alone when the PRM keeps
         prefixes' KV caches and this search ranked the steps before it (a step search's
         previous round), else the whole solution."""
-        tokens = scores.num_tokens
-        if (
-            scores.tail_tokens is not None
-            and (problem.id, problem.question, steps[:-1]) in self._ranked
-        ):
-            if getattr(self.prm.instance, "reuses_prefixes", False):
-                tokens = scores.tail_tokens
+        parent_ranked = (problem.id, problem.question, steps[:-1]) in self._ranked
         self._ranked.add((problem.id, problem.question, steps))
-        return tokens
+        reuses = getattr(self.prm.instance, "reuses_prefixes", False)
+        if parent_ranked and reuses and scores.tail_tokens is not None:
+            return scores.tail_tokens
+        return scores.num_tokens

@@ -163,6 +163,12 @@ class Registry:
                 from prmh.prm_dirs import directory_entry
 
                 return directory_entry(self, name)
+            if kind == "task" and name.endswith(".toml"):  # a task file of one's own, named
+                from prmh.task_files import factory, read_task_file  # by its name: cache keys
+
+                d = read_task_file(name)  # do not depend on where the file lies
+                return Entry("task", d["name"], factory(d), "task file",
+                             description=d["description"], version=str(d["version"]))  # fmt: skip
             close = difflib.get_close_matches(name, self.names(kind), n=3, cutoff=0.5)
             hint = f" Close matches: {', '.join(close)}." if close else ""
             failed = (

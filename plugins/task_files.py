@@ -1,41 +1,13 @@
-"""Tasks defined by flat data files (``tasks/*.toml``), each registered as a task.
-
-A task file names its dataset (Hugging Face Hub id, configuration(s), split, size), how fields
-map to a problem (``[fields]``: id, question, answer; ``[metadata]``: anything else to keep),
-the prompt, the answer rules (``prmh.answers``), and the grader. Problems come from the Hub
-through ``datasets`` (its local cache when offline) or, with ``--data FILE`` (``-T data=FILE``),
-from a local JSON, JSONL or Parquet file that uses the same field names.
-"""
+"""The bundled task files (``tasks/*.toml``), each registered as a task; the format and its
+reader are ``prmh.task_files``."""
 
 from __future__ import annotations
 
-import json
-import tomllib
-from collections.abc import Iterable
 from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
-from prmh import Problem, hookimpl
-from prmh.answers import extractor
-from prmh.errors import PrmhError
-
-REQUIRED = ("name", "description", "version", "dataset", "split", "grader", "answer", "prompt")
-
-
-def load_definition(text: str, origin: str) -> dict[str, Any]:
-    """Parse and check a task file."""
-    try:
-        definition = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise PrmhError(f"task file {origin} is not valid TOML: {e}.") from e
-    missing = [k for k in REQUIRED if k not in definition]
-    if missing:
-        raise PrmhError(f"task file {origin} lacks {', '.join(missing)}.")
-    fields = definition.setdefault("fields", {})
-    if "question" not in fields:
-        raise PrmhError(f"task file {origin}: [fields] must name the question field.")
-    return definition
+from prmh import hookimpl
+from prmh.task_files import factory, load_definition
 
 
 def definitions() -> list[dict[str, Any]]:
@@ -46,140 +18,6 @@ def definitions() -> list[dict[str, Any]]:
     return found
 
 
-def read_rows(path: Path) -> Iterable[tuple[str, dict[str, Any]]]:
-    """(where, row) pairs from a JSON list, a JSONL file or a Parquet file."""
-    if not path.is_file():
-        raise PrmhError(f"data file {str(path)!r} does not exist.")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError as e:
-            raise PrmhError("reading Parquet needs pyarrow: pip install 'prmh[math]'.") from e
-        for i, row in enumerate(pq.read_table(path).to_pylist()):
-            yield f"row {i + 1}", row
-        return
-    text = path.read_text()
-    if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise PrmhError(f"{path}: not valid JSON at line {e.lineno}: {e.msg}.") from e
-        if isinstance(data, dict) and isinstance(data.get("data"), list):
-            data = data["data"]
-        if not isinstance(data, list):
-            raise PrmhError(f"{path}: expected a JSON list of objects (or {{'data': [...]}}).")
-        for i, row in enumerate(data):
-            yield f"item {i + 1}", row
-        return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield f"line {number}", json.loads(line)
-        except json.JSONDecodeError as e:
-            raise PrmhError(f"{path} line {number}: not valid JSON: {e.msg}.") from e
-
-
-def hub_rows(definition: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
-    try:
-        import datasets
-    except ImportError as e:
-        raise PrmhError(
-            f"task {definition['name']} reads {definition['dataset']} with the datasets "
-            "package: pip install 'prmh[math]', or pass a local file with --data FILE."
-        ) from e
-    configs = definition.get("config") or [None]
-    if isinstance(configs, str):
-        configs = [configs]
-    datasets.disable_progress_bars()
-    for config in configs:
-        try:
-            rows = datasets.load_dataset(definition["dataset"], config, split=definition["split"])
-        except Exception as e:
-            raise PrmhError(
-                f"task {definition['name']} could not load {definition['dataset']} "
-                f"({definition['split']}) from the Hugging Face Hub or its local cache "
-                f"({type(e).__name__}). Download it once online, or pass a local JSON, JSONL or "
-                f"Parquet file with --data FILE (fields: {_field_names(definition)})."
-            ) from e
-        for i, row in enumerate(rows):
-            yield f"{config or 'row'} {i + 1}", row
-
-
-def _field_names(definition: dict[str, Any]) -> str:
-    names = list(definition["fields"].values()) + list(definition.get("metadata", {}).values())
-    return ", ".join(names)
-
-
-class FileTask:
-    """A task described by a task file."""
-
-    def __init__(
-        self,
-        definition: dict[str, Any],
-        data: str | None = None,
-        grader: str | None = None,
-        prompt: str | None = None,
-        answer: list[str] | None = None,
-    ):
-        self.definition = definition
-        self.name = definition["name"]
-        self.data = Path(data).expanduser() if data else None
-        self.grader = grader or definition["grader"]
-        self.template = prompt or definition["prompt"]
-        if "{question}" not in self.template:
-            raise PrmhError(f"the prompt of task {self.name} must contain {{question}}.")
-        self.extract_answer = extractor(answer or definition["answer"])
-        gold_rules = definition.get("gold_answer")
-        self.extract_gold = extractor(gold_rules) if gold_rules else None
-        self._problems: list[Problem] | None = None
-
-    def problems(self, limit: int | None = None) -> list[Problem]:
-        if self._problems is None:
-            rows = read_rows(self.data) if self.data else hub_rows(self.definition)
-            self._problems = [self._problem(i, where, row) for i, (where, row) in enumerate(rows)]
-        return self._problems[:limit] if limit else list(self._problems)
-
-    def _problem(self, index: int, where: str, row: Any) -> Problem:
-        source = str(self.data) if self.data else self.definition["dataset"]
-        if not isinstance(row, dict):
-            raise PrmhError(f"{source} {where}: expected an object with fields, got {row!r:.60}.")
-        fields, metadata = self.definition["fields"], self.definition.get("metadata", {})
-        values = {}
-        for key, field in [*fields.items(), *metadata.items()]:
-            if field not in row:
-                raise PrmhError(
-                    f"{source} {where}: missing field {field!r} (task {self.name} reads its "
-                    f"{key} from it; fields it needs: {_field_names(self.definition)})."
-                )
-            values[key] = row[field]
-        answer = str(values.get("answer", ""))
-        if self.extract_gold and answer:
-            answer = self.extract_gold(answer) or answer
-        return Problem(
-            id=str(values.get("id", f"{self.name}-{index}")),
-            question=str(values["question"]),
-            answer=answer,
-            metadata={k: values[k] for k in metadata},
-        )
-
-    def prompt(self, problem: Problem) -> str:
-        return self.template.replace("{question}", problem.question)
-
-
-def _factory(definition: dict[str, Any]) -> Any:
-    def task(
-        data: str | None = None,
-        grader: str | None = None,
-        prompt: str | None = None,
-        answer: list[str] | None = None,
-    ) -> FileTask:
-        return FileTask(definition, data=data, grader=grader, prompt=prompt, answer=answer)
-
-    return task
-
-
 @hookimpl
 def prmh_register_task(register):
     for definition in definitions():
@@ -187,7 +25,7 @@ def prmh_register_task(register):
         source = f"{definition['dataset']} ({definition['split']}{size})"
         register(
             definition["name"],
-            _factory(definition),
+            factory(definition),
             description=f"{definition['description']} · {source}",
             version=definition["version"],
         )

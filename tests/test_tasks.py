@@ -131,3 +131,30 @@ def test_the_hub_offline_is_a_clear_error_not_a_hang(registry, tmp_path, monkeyp
     with pytest.raises(PrmhError, match=r"could not load HuggingFaceH4/MATH-500 .*--data FILE"):
         registry.create("task", "math500").instance.problems()
     assert time.monotonic() - started < 30
+
+
+def test_a_task_file_of_ones_own_runs_from_its_path(cli, tmp_path):
+    """``--task path/to/task.toml`` reads the same format as the bundled tasks (here with a
+    local data file), and a bad file is one clear message with exit status 2."""
+    rows = [{"q": f"What is {a} + {a}?", "a": str(2 * a)} for a in range(1, 7)]
+    (tmp_path / "mine.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "mine.toml").write_text(
+        'name = "doubles"\ndescription = "Add a number to itself"\nversion = "1"\n'
+        'dataset = "local"\nsplit = "test"\ngrader = "numeric"\nanswer = ["last-number"]\n'
+        'prompt = "{question}"\n[fields]\nquestion = "q"\nanswer = "a"\n'
+    )
+    task = str(tmp_path / "mine.toml")
+    result = cli("eval", "--world", "tiny", "--task", task, "--data", str(tmp_path / "mine.jsonl"),
+                 "--limit", "3",
+                 "--search", "best-of-n", "-n", "1", "--agg", "last", "--selector", "argmax",
+                 "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    (table,) = record["metrics"]["tables"]
+    assert table["task"].startswith(task) and table["problems"] == 3
+    assert record["config"]["task"][0]["name"] == "doubles"
+    (tmp_path / "bad.toml").write_text('name = "x"\n')
+    bad = cli("eval", "--world", "sim", "--task", str(tmp_path / "bad.toml"))
+    assert bad.exit_code == 2 and "lacks description" in bad.output
+    missing = cli("eval", "--world", "sim", "--task", str(tmp_path / "none.toml"))
+    assert missing.exit_code == 2 and "cannot read task file" in missing.output

@@ -163,12 +163,8 @@ class Registry:
                 from prmh.prm_dirs import directory_entry
 
                 return directory_entry(self, name)
-            if kind == "task" and name.endswith(".toml"):  # a task file of one's own, named
-                from prmh.task_files import factory, read_task_file  # by its name: cache keys
-
-                d = read_task_file(name)  # do not depend on where the file lies
-                return Entry("task", d["name"], factory(d), "task file",
-                             description=d["description"], version=str(d["version"]))  # fmt: skip
+            if kind == "task" and name.endswith(".toml"):  # a task file of one's own
+                return _task_file_entry(name)
             close = difflib.get_close_matches(name, self.names(kind), n=3, cutoff=0.5)
             hint = f" Close matches: {', '.join(close)}." if close else ""
             failed = (
@@ -187,6 +183,15 @@ class Registry:
 
     def create(self, kind: str, name: str, args: Mapping[str, Any] | None = None) -> Component:
         return self.get(kind, name).create(args)
+
+
+def _task_file_entry(path: str) -> Entry:
+    """``--task path/to/task.toml``, named after the file's ``name`` (so that cache keys do not
+    depend on where the file lies)."""
+    from prmh.task_files import factory, read_task_file
+
+    d = read_task_file(path)
+    return Entry("task", d["name"], factory(d), "task file", d["description"], str(d["version"]))
 
 
 def load_registry() -> Registry:

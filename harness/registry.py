@@ -186,8 +186,7 @@ class Registry:
 
 
 def _task_file_entry(path: str) -> Entry:
-    """``--task path/to/task.toml``, named after the file's ``name`` (so that cache keys do not
-    depend on where the file lies)."""
+    """``--task path/to/task.toml``, named by its ``name``: cache keys ignore where it lies."""
     from prmh.task_files import factory, read_task_file
 
     d = read_task_file(path)

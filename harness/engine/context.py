@@ -111,9 +111,8 @@ class SearchContext:
         return candidates, costs
 
     def _prm_tokens(self, problem: Problem, steps: tuple[str, ...], scores: StepScores) -> int:
-        """The PRM tokens scoring ``steps`` costs: the new step's alone when the PRM keeps
-        prefixes' KV caches and this search ranked the steps before it (a step search's
-        previous round), else the whole solution."""
+        """The PRM tokens scoring ``steps`` costs: the new step's when the PRM keeps KV caches
+        and this search ranked the steps before it (the previous round), else the whole."""
         parent_ranked = (problem.id, problem.question, steps[:-1]) in self._ranked
         self._ranked.add((problem.id, problem.question, steps))
         reuses = getattr(self.prm.instance, "reuses_prefixes", False)

@@ -71,7 +71,9 @@ class Source:
 
         self.workspace = run.workspace(self.task, self.generator)
         with GraderPool() as self.pool:
-            self.rollouts = Rollouts(self.workspace, self.grader, self.pool, self.seed)
+            self.rollouts = Rollouts(
+                self.workspace, self.grader, self.pool, self.seed, splitter=self.splitter
+            )
             yield self
 
     def solutions(self) -> list[Graded]:
@@ -102,7 +104,7 @@ def write_rollouts(source: Source, rollouts: int, out: Path) -> dict[str, Any]:
 
     solutions = source.solutions()
     prefixes = [
-        Prefix(x.problem, x.solution.steps, k, rollouts)
+        Prefix(x.problem, x.solution.steps, k, rollouts, x.solution.text)
         for x in solutions
         for k in range(len(x.solution.steps))
     ]
@@ -145,7 +147,8 @@ def write_labelled(
     for x in source.solutions():
         p, steps = x.problem, x.solution.steps
         u = step_uncertainty(x.generation, steps, uncertainty) if uncertainty else None
-        result = labeler.label(p, steps, x.correct, source.rollouts.for_solution(p, steps), u)
+        rollout = source.rollouts.for_solution(p, steps, x.solution.text)
+        result = labeler.label(p, steps, x.correct, rollout, u)
         rollouts, tokens = rollouts + result.rollouts, tokens + result.tokens
         if result.labels is None:
             skipped += 1

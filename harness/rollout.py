@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prmh.engine import CacheStats, Workspace, grade_pairs
 from prmh.grading import Grader, GraderPool
@@ -20,10 +21,27 @@ from prmh.types import Generation, Problem, RolloutValue, SampleRequest
 
 @dataclass(frozen=True)
 class Prefix:
+    """The first ``k`` steps of a solution, to continue ``n`` times; ``text`` is the solution
+    as written, when known, so the prefix is its own text up to where step k+1 begins."""
+
     problem: Problem
     steps: tuple[str, ...]
     k: int
     n: int
+    text: str | None = None
+
+
+def step_starts(text: str, steps: Sequence[str]) -> list[int] | None:
+    """Where each step begins in the solution's text (found in order), or None when a step is
+    not there as written (a splitter that rewrote the white space)."""
+    starts, at = [], 0
+    for step in steps:
+        where = text.find(step, at)
+        if where < 0:
+            return None
+        starts.append(where)
+        at = where + len(step)
+    return starts
 
 
 def continuation_weight(g: Generation) -> float:
@@ -44,13 +62,29 @@ class Rollouts:
         seed: int,
         separator: str = "\n\n",
         timeout: float = 5.0,
+        splitter: Any = None,
     ):
         self.workspace, self.grader, self.pool = workspace, grader, pool
         self.seed, self.separator, self.timeout = seed, separator, timeout
+        self.splitter = splitter
         self.stats: CacheStats = workspace.stats
 
-    def prefix_text(self, steps: Sequence[str], k: int) -> str:
-        return self.separator.join(steps[:k]) + self.separator if k else ""
+    def prefix_text(self, steps: Sequence[str], k: int, text: str | None = None) -> str:
+        """The text the generator continues after the first k steps: the solution's own text
+        up to where step k+1 begins (a mid-sentence boundary stays mid-sentence); without it,
+        the splitter's join of k+1 steps cut before the last; without a splitter, the steps
+        joined by ``separator``."""
+        if k == 0:
+            return ""
+        starts = step_starts(text, steps) if text is not None else None
+        if starts is not None:
+            return text[: starts[k]] if k < len(steps) else text
+        if self.splitter is not None:
+            if k == len(steps):
+                return self.splitter.join(list(steps))
+            joined = self.splitter.join(list(steps[: k + 1]))
+            return joined[: len(joined) - len(steps[k])]
+        return self.separator.join(steps[:k]) + self.separator
 
     def values(self, prefixes: Sequence[Prefix]) -> list[RolloutValue]:
         task = self.workspace.task.instance
@@ -60,7 +94,7 @@ class Rollouts:
                 task.prompt(p.problem),
                 p.n,
                 self.seed,
-                prefix=self.prefix_text(p.steps, p.k),
+                prefix=self.prefix_text(p.steps, p.k, p.text),
             )
             for p in prefixes
         ]
@@ -99,11 +133,11 @@ class Rollouts:
             )
         return out
 
-    def for_solution(self, problem: Problem, steps: Sequence[str]):
+    def for_solution(self, problem: Problem, steps: Sequence[str], text: str | None = None):
         """The ``rollout(k, n)`` function a labeler receives for one solution."""
         steps = tuple(steps)
 
         def rollout(k: int, n: int) -> RolloutValue:
-            return self.values([Prefix(problem, steps, k, n)])[0]
+            return self.values([Prefix(problem, steps, k, n, text)])[0]
 
         return rollout

@@ -268,3 +268,31 @@ def test_rollout_and_label_write_run_records(cli, tmp_path):
     assert shown.exit_code == 0 and "label: " in shown.output and "labelled" in shown.output
     failed = cli("label", "--limit", "2", "--out", str(out), "-L", "n=0")
     assert failed.exit_code == 2
+
+
+def test_a_rollout_prefix_is_the_solution_text_up_to_the_next_step(registry):
+    """Prefixes are the solution as written, cut where step k+1 begins (AdaptiveStep's
+    boundaries are positions in the generated text: a mid-sentence boundary stays
+    mid-sentence), not the steps re-joined with a blank line; without the text, the
+    splitter's own join."""
+    from prmh.rollout import Rollouts
+
+    rollouts = Rollouts.__new__(Rollouts)  # prefix_text needs no workspace
+    rollouts.separator, rollouts.splitter = "\n\n", None
+    text = "Ben has 12 apples and gives 5 away, so 7 remain.\n\nThe answer is 7."
+    adaptive = ("Ben has 12 app", "les and gives 5 away,", " so 7 remain.", "The answer is 7.")
+    assert rollouts.prefix_text(adaptive, 1, text) == "Ben has 12 app"
+    assert (
+        rollouts.prefix_text(adaptive, 3, text)
+        == "Ben has 12 apples and gives 5 away, so 7 remain.\n\n"
+    )
+    assert rollouts.prefix_text(adaptive, 4, text) == text
+    assert rollouts.prefix_text(adaptive, 0, text) == ""
+    paragraphs = ("Ben has 12 apples and gives 5 away, so 7 remain.", "The answer is 7.")
+    assert rollouts.prefix_text(paragraphs, 1, text) == paragraphs[0] + "\n\n"  # as before
+    fixed = registry.create("splitter", "fixed-tokens", {"size": 2}).instance
+    rollouts.splitter = fixed
+    squeezed = "Ben  has 12\napples."  # the splitter rewrote the white space: not found as is
+    steps = tuple(fixed.split(squeezed))
+    assert steps == ("Ben has", "12 apples.")
+    assert rollouts.prefix_text(steps, 1, squeezed) == "Ben has "

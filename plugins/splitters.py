@@ -8,9 +8,12 @@ reads the generator's tokens and keeps the text exactly: ``"".join(steps) == tex
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from prmh import Generation, hookimpl
 from prmh.errors import PrmhError
@@ -135,12 +138,72 @@ class AdaptiveConfidenceSplitter:
         return generation
 
 
+class RandomSplitter:
+    """AdaptiveStep's random baseline: as many steps as the ``reference`` splitter gives the
+    same solution, ending after tokens drawn at random (seeded by ``seed`` and the solution's
+    text, so a solution always splits the same way); only where the boundaries fall differs.
+    Cuts fall between the generator's tokens when it returns them, else between words."""
+
+    def __init__(self, reference: str = "adaptive-confidence", seed: int = 0):
+        if reference not in REFERENCES:
+            raise PrmhError(
+                f"random splitter: reference must be one of {', '.join(REFERENCES)}, "
+                f"not {reference!r}."
+            )
+        self.reference, self.seed = REFERENCES[reference](), seed
+
+    def fit(self, generations: Sequence[Generation]) -> Any:
+        """The reference's fit (adaptive-confidence's threshold), if it has one."""
+        fit = getattr(self.reference, "fit", None)
+        return fit(generations) if fit is not None else None
+
+    def split_generation(self, generation: Generation) -> list[str]:
+        reference = getattr(self.reference, "split_generation", None)
+        count = len(reference(generation) if reference else self.reference.split(generation.text))
+        tokens = generation.tokens
+        if tokens is None or "".join(tokens) != generation.text:
+            tokens = _words(generation.text)
+        return self._cut(list(tokens), count, generation.text)
+
+    def split(self, text: str) -> list[str]:
+        return self._cut(_words(text), len(self.reference.split(text)), text)
+
+    def join(self, steps: list[str]) -> str:
+        return "".join(steps)
+
+    def _cut(self, pieces: list[str], count: int, text: str) -> list[str]:
+        if not pieces or not count:
+            return []
+        rng = random.Random(f"{self.seed}:{text}")
+        cuts = sorted(rng.sample(range(1, len(pieces)), min(count, len(pieces)) - 1))
+        bounds = [0, *cuts, len(pieces)]
+        return ["".join(pieces[a:b]) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _words(text: str) -> list[str]:
+    """The text as pieces that each end a word (white space kept with the word after it)."""
+    pieces = re.findall(r"\s*\S+", text)
+    tail = text[len("".join(pieces)) :]
+    if tail and pieces:
+        pieces[-1] += tail
+    return pieces or ([text] if text else [])
+
+
 def double_newline() -> SeparatorSplitter:
     return SeparatorSplitter(r"\n\s*\n", "\n\n")
 
 
 def newline() -> SeparatorSplitter:
     return SeparatorSplitter(r"\n", "\n")
+
+
+REFERENCES = {
+    "adaptive-confidence": AdaptiveConfidenceSplitter,
+    "double-newline": double_newline,
+    "newline": newline,
+    "fixed-tokens": FixedTokensSplitter,
+    "step-prefix": StepPrefixSplitter,
+}
 
 
 @hookimpl
@@ -154,4 +217,9 @@ def prmh_register_splitter(register):
         "adaptive-confidence",
         AdaptiveConfidenceSplitter,
         description="AdaptiveStep: a step ends at each low-confidence token (lowest 2%)",
+    )
+    register(
+        "random",
+        RandomSplitter,
+        description="AdaptiveStep's baseline: the reference's step count, random boundaries",
     )

@@ -159,6 +159,36 @@ def test_adaptive_confidence_fits_the_lowest_quantile(registry):
         registry.create("splitter", "adaptive-confidence", {"quantile": 2})
 
 
+def test_random_splitter_keeps_the_reference_count_and_moves_the_boundaries(registry):
+    """AdaptiveStep's random baseline (methods.md section 6.2: the released evaluation data
+    has a ``math_random_list`` beside the confidence and newline-split copies): as many steps as
+    the reference splitter gives the solution, cut between whole tokens at random positions,
+    the same for the same text and seed."""
+    probs = [0.05 * k for k in range(1, 20)]
+    pool = [_generation([(f" t{i}", p) for i, p in enumerate(probs)])]
+    random_split = registry.create("splitter", "random", {"seed": 1}).instance
+    adaptive = registry.create("splitter", "adaptive-confidence", {"quantile": 0.1}).instance
+    random_split.reference.quantile = 0.1
+    assert random_split.fit(pool) == adaptive.fit(pool)
+    steps, reference = random_split.split_generation(pool[0]), adaptive.split_generation(pool[0])
+    assert len(steps) == len(reference) == 3 and "".join(steps) == pool[0].text
+    assert steps != reference  # same count, other places (for this seed)
+    tokens = set(pool[0].tokens)
+    assert all(set(s.replace(" t", "\0 t").split("\0")[1:]) <= tokens for s in steps)
+    assert random_split.split_generation(pool[0]) == steps
+    other = registry.create("splitter", "random", {"seed": 2}).instance
+    other.reference.quantile = 0.1
+    other.fit(pool)
+    assert other.split_generation(pool[0]) != steps
+    paragraphs = registry.create("splitter", "random", {"reference": "double-newline"}).instance
+    text = "Ben has 3 apples.\n\nHe buys 4 more.\n\nThe answer is 7."
+    words = paragraphs.split(text)
+    assert len(words) == 3 and paragraphs.join(words) == text
+    assert paragraphs.split(paragraphs.join(words)) == words
+    with pytest.raises(PrmhError, match="reference must be one of"):
+        registry.create("splitter", "random", {"reference": "random"})
+
+
 def test_adaptive_confidence_survives_impossible_log_probabilities(registry):
     """A server's log-probability above 0 (710 overflows math.exp) or nan counts as certain."""
     splitter = registry.create("splitter", "adaptive-confidence", {"quantile": 0.2}).instance

@@ -62,6 +62,7 @@ class Source:
         self.grader = get_grader(self.task.instance.grader, registry)
         self.problems = self.task.instance.problems(limit)
         self.samples, self.seed = samples, seed
+        self.fitted: Any = None  # what a fitted splitter chose (a threshold), for the record
 
     @contextlib.contextmanager
     def opened(self, run: Run) -> Iterator[Source]:
@@ -77,8 +78,11 @@ class Source:
             yield self
 
     def solutions(self) -> list[Graded]:
-        """Every finished solution with steps, graded."""
+        """Every finished solution with steps, graded. A splitter that fits on samples (say,
+        adaptive-confidence's threshold) is fitted on all of them first, as ``eval`` does."""
         pools = self.workspace.generations(self.problems, self.samples, self.seed)
+        if hasattr(self.splitter, "fit"):
+            self.fitted = self.splitter.fit([g for pool in pools for g in pool])
         rows = [
             (p, i, g, read_solution(self.task.instance, self.splitter, g))
             for p, pool in zip(self.problems, pools, strict=True)
@@ -131,6 +135,7 @@ def write_rollouts(source: Source, rollouts: int, out: Path) -> dict[str, Any]:
     return {
         "solutions": len(solutions),
         "prefixes": len(prefixes),
+        "fitted_splitter": source.fitted,
         "cache": source.workspace.stats.to_json(),
     }
 
@@ -159,4 +164,5 @@ def write_labelled(
         "skipped": skipped,
         "rollouts": rollouts,
         "generated_tokens": tokens,
+        "fitted_splitter": source.fitted,
     }

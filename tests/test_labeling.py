@@ -296,3 +296,27 @@ def test_a_rollout_prefix_is_the_solution_text_up_to_the_next_step(registry):
     steps = tuple(fixed.split(squeezed))
     assert steps == ("Ben has", "12 apples.")
     assert rollouts.prefix_text(steps, 1, squeezed) == "Ben has "
+
+
+def test_rollout_fits_an_adaptive_splitter_on_every_sample(cli, tmp_path):
+    """Outside ``eval`` too, adaptive-confidence's threshold is the 2% quantile of the token
+    probabilities of all the command's samples (AdaptiveStep's global threshold, methods.md
+    section 6.2), not of the first solution read."""
+    import math
+
+    from prmh.engine import CacheStats, Workspace
+    from prmh.registry import load_registry
+    from prmh.store import Store
+
+    out = tmp_path / "r.jsonl"
+    args = ["rollout", "--limit", "4", "-n", "3", "-k", "1", "--splitter", "adaptive-confidence"]
+    assert cli(*args, "--out", str(out)).exit_code == 0
+    (path,) = (cli.results_dir / "runs").glob("*.json")
+    fitted = json.loads(path.read_text())["metrics"]["fitted_splitter"]
+    registry = load_registry()
+    task = registry.create("task", "arith", {})
+    workspace = Workspace(task, registry.create("generator", "sim"), Store(cli.results_dir),
+                          "check", CacheStats(), lambda *a: None)  # fmt: skip
+    pools = workspace.generations(task.instance.problems(4), 3, 0)
+    probs = sorted(math.exp(lp) for pool in pools for g in pool for lp in g.token_logprobs)
+    assert fitted == pytest.approx(probs[int(0.02 * len(probs))])

@@ -130,6 +130,8 @@ def write_rollouts(source: Source, rollouts: int, out: Path) -> dict[str, Any]:
             "correct": x.correct,
             "values": rows,
         }
+        if x.problem.steps is not None:  # for PRMs that check steps against them (oracle)
+            row["gold_steps"] = list(x.problem.steps)
         lines.append(json.dumps(row))
     write_text_atomic(out, "".join(line + "\n" for line in lines))
     return {

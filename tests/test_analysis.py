@@ -286,3 +286,19 @@ def test_correlation_from_the_command_line(cli, tmp_path):
     assert json.loads(rescored.output)["oracle:noise=1"]["correlations"] == table
     bad = cli("analyze", "correlation", "--prm", "oracle", "--thresholds", "0,5")
     assert bad.exit_code == 2 and "positive token counts" in bad.output
+
+
+def test_the_oracle_prm_is_calibrated_against_rollouts_of_arith(cli, tmp_path):
+    """The rollout file keeps each arith problem's gold steps, so `analyze calibration` can
+    score its prefixes with the oracle PRM (which checks steps against them)."""
+    from prmh.plugins.arith import ArithTask
+
+    out = tmp_path / "r.jsonl"
+    assert cli("rollout", "--limit", "5", "-n", "2", "-k", "2", "--out", str(out)).exit_code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    gold = {p.id: list(p.steps) for p in ArithTask().problems(5)}
+    assert all(r["gold_steps"] == gold[r["problem_id"]] for r in rows)
+    result = cli("analyze", "calibration", "--prm", "oracle", "--rollouts", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(result.output)
+    assert entry["prm"] == "oracle" and entry["count"] == sum(len(r["values"]) for r in rows)

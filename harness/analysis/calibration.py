@@ -40,7 +40,7 @@ def calibration_points(
     from prmh import Problem
 
     problems = [
-        Problem(str(r.get("problem_id", i)), r["question"], str(r.get("answer", "")))
+        Problem(str(r.get("problem_id", i)), r["question"], str(r.get("answer", "")), _gold(r))
         for i, r in enumerate(rows)
     ]
     full = workspace.score_steps(
@@ -59,6 +59,16 @@ def calibration_points(
             if source.quantiles is not None:
                 quantiles.append(source.quantiles[index])
     return predicted, observed, quantiles
+
+
+def _gold(row: dict[str, Any]) -> tuple[str, ...] | None:
+    """The problem's gold steps, when the rollout file kept them (arith problems)."""
+    gold = row.get("gold_steps")
+    if gold is None:
+        return None
+    if not isinstance(gold, list) or not all(isinstance(s, str) for s in gold):
+        raise PrmhError("a rollout line's gold_steps must be a list of strings.")
+    return tuple(gold)
 
 
 def calibration(

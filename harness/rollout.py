@@ -83,7 +83,8 @@ class Rollouts:
             if k == len(steps):
                 return self.splitter.join(list(steps))
             joined = self.splitter.join(list(steps[: k + 1]))
-            return joined[: len(joined) - len(steps[k])]
+            if joined.endswith(steps[k]):
+                return joined[: len(joined) - len(steps[k])]
         return self.separator.join(steps[:k]) + self.separator
 
     def values(self, prefixes: Sequence[Prefix]) -> list[RolloutValue]:

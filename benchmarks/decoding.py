@@ -44,7 +44,7 @@ def _generate(generator, requests) -> tuple[int, float]:
     temperature, stopped at its end-of-sequence tokens."""
     import torch
 
-    tokenizer, model = generator.tokenizer, generator.model
+    model = generator.model
     contexts = [generator.context(r) for r in requests]
     width = max(len(c) for c in contexts)
     ids = torch.full((len(contexts), width), generator.pad, dtype=torch.long)
@@ -61,11 +61,14 @@ def _generate(generator, requests) -> tuple[int, float]:
             eos_token_id=sorted(generator.eos), pad_token_id=generator.pad,
         )  # fmt: skip
     seconds = time.perf_counter() - started
-    new = out[:, width:]
-    ended = torch.isin(new, torch.tensor(sorted(generator.eos)))
-    first_end = torch.where(ended.any(1), ended.int().argmax(1) + 1, new.shape[1])
-    del tokenizer
-    return int(first_end.sum()), seconds
+    return tokens_until_end(torch, out[:, width:], generator.eos), seconds
+
+
+def tokens_until_end(torch, new, eos) -> int:
+    """Tokens ``generate()`` produced per row up to and including its first end of sequence
+    (what prmh's loop generates before it stops a row)."""
+    ended = torch.isin(new, torch.tensor(sorted(eos), device=new.device))
+    return int(torch.where(ended.any(1), ended.int().argmax(1) + 1, new.shape[1]).sum())
 
 
 def _text_handling(generator, length: int, samples: int) -> float:

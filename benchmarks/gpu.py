@@ -29,18 +29,6 @@ TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
             num_attention_heads=4, num_key_value_heads=2, vocab_size=512)  # fmt: skip
 
 
-def matmul_peak(torch, device, dtype, size: int, seconds: float = 2.0) -> float:
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    a @ b
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        a @ b
-        n += 1
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return 2 * size**3 * n / (time.perf_counter() - start)
-
-
 def build(torch, shape, layers, tokenizer, device, dtype, directory: Path, head: bool) -> Path:
     """A random-weight checkpoint of ``shape`` (a PRM backbone with a classifier head, or a
     causal LM), initialised on the device and saved with the tokenizer."""
@@ -137,9 +125,9 @@ def generate(args, torch, device, dtype, tokenizer, tmp: Path) -> dict:
             eos_token_id=sorted(generator.eos),
         )  # fmt: skip
     seconds = time.perf_counter() - start
-    new = out[:, ids.shape[1] :]
-    ended = torch.isin(new, torch.tensor(sorted(generator.eos), device=device))
-    theirs = int(torch.where(ended.any(1), ended.int().argmax(1) + 1, new.shape[1]).sum())
+    from decoding import tokens_until_end
+
+    theirs = tokens_until_end(torch, out[:, ids.shape[1] :], generator.eos)
     return {"generated_tokens": ours, "generate_seconds": ours_seconds,
             "reference_tokens": theirs, "reference_seconds": seconds}  # fmt: skip
 
@@ -163,7 +151,9 @@ def main() -> None:
     args.dtype = "bf16" if device.type == "cuda" else "fp32"
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     tokenizer = tiny_tokenizer(extra_tokens=["<extra_0>"])
-    peak = matmul_peak(torch, device, dtype, 8192 if device.type == "cuda" else 512)
+    from prm_scoring import matmul_flops
+
+    peak = matmul_flops(torch, dtype, size=8192 if device.type == "cuda" else 512, device=device)
     with tempfile.TemporaryDirectory() as tmp:
         result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                   "matmul_peak_flops": peak}  # fmt: skip

@@ -25,15 +25,18 @@ import warnings
 from pathlib import Path
 
 
-def matmul_flops(torch, dtype, seconds: float = 2.0, size: int = 1024) -> float:
-    """Measured FLOP/s of a square matmul on this machine, the throughput ceiling."""
-    a = torch.randn(size, size, dtype=dtype)
-    b = torch.randn(size, size, dtype=dtype)
+def matmul_flops(torch, dtype, seconds: float = 2.0, size: int = 1024, device=None) -> float:
+    """Measured FLOP/s of a square matmul on this machine (or ``device``), the throughput
+    ceiling."""
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
     a @ b
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         a @ b
         n += 1
+    if a.device.type == "cuda":
+        torch.cuda.synchronize()
     return 2 * size**3 * n / (time.perf_counter() - start)
 
 

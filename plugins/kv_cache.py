@@ -29,22 +29,41 @@ class Entry:
     state: Any  # what the scorer keeps: KV caches, read values
 
 
-class PrefixCache:
-    """A PRM scorer's recently scored solutions: token ids, read positions and its state."""
+class _ByTokens:
+    """Entries kept least-recently-used first out, up to ``max_tokens`` tokens in all."""
 
     def __init__(self, max_tokens: int):
         self.max_tokens, self.tokens = max_tokens, 0
-        self.entries: OrderedDict[tuple[int, ...], Entry] = OrderedDict()
+        self.entries: OrderedDict[Any, Any] = OrderedDict()
+
+    def _keep(self, key: Any, value: Any, size: int) -> None:
+        if key in self.entries or size > self.max_tokens:
+            return
+        self.entries[key] = value
+        self.tokens += size
+        while self.tokens > self.max_tokens:
+            old_key, old = self.entries.popitem(last=False)
+            self.tokens -= self._size(old)
+            self._forget(old_key, old)
+
+    def _size(self, value: Any) -> int:
+        raise NotImplementedError
+
+    def _forget(self, key: Any, value: Any) -> None:
+        pass
+
+
+class PrefixCache(_ByTokens):
+    """A PRM scorer's recently scored solutions: token ids, read positions and its state."""
+
+    def __init__(self, max_tokens: int):
+        super().__init__(max_tokens)
         self.index: dict[tuple[int, ...], tuple[int, ...]] = {}  # ids up to a read -> entry key
 
     def find(self, ids: Sequence[int], positions: Sequence[int]) -> tuple[Entry, int] | None:
         """The entry sharing the longest prefix up to one of this solution's earlier step
         reads, and how many tokens they share (at least up to that read)."""
-        tried = 0
-        for p in sorted(set(positions[:-1]), reverse=True):
-            if tried == LOOK_BACK:
-                break
-            tried += 1
+        for p in sorted(set(positions[:-1]), reverse=True)[:LOOK_BACK]:
             key = self.index.get(tuple(ids[: p + 1]))
             entry = self.entries.get(key) if key is not None else None
             if entry is not None:
@@ -54,38 +73,30 @@ class PrefixCache:
 
     def add(self, ids: Sequence[int], positions: Sequence[int], state: Any) -> None:
         key = tuple(ids)
-        if key in self.entries or len(key) > self.max_tokens:
-            return
-        self.entries[key] = Entry(key, tuple(positions), state)
-        for p in positions:
-            self.index[key[: p + 1]] = key
-        self.tokens += len(key)
-        while self.tokens > self.max_tokens:
-            old_key, old = self.entries.popitem(last=False)
-            self.tokens -= len(old_key)
-            for p in old.positions:
-                if self.index.get(old_key[: p + 1]) == old_key:
-                    del self.index[old_key[: p + 1]]
+        if key not in self.entries and len(key) <= self.max_tokens:
+            for p in positions:
+                self.index[key[: p + 1]] = key
+        self._keep(key, Entry(key, tuple(positions), state), len(key))
+
+    def _size(self, value: Entry) -> int:
+        return len(value.ids)
+
+    def _forget(self, key: tuple[int, ...], value: Entry) -> None:
+        for p in value.positions:
+            if self.index.get(key[: p + 1]) == key:
+                del self.index[key[: p + 1]]
 
 
-class KeptPrefixes:
+class KeptPrefixes(_ByTokens):
     """The hf generator's samples that stopped at a request stop, by (prompt, text so far)."""
-
-    def __init__(self, max_tokens: int):
-        self.max_tokens, self.tokens = max_tokens, 0
-        self.entries: OrderedDict[tuple[str, str], tuple[list[int], list]] = OrderedDict()
 
     def add(self, request: Any, generation: Any, kept: tuple[list[int], list]) -> None:
         """A sample that stopped at a request stop: its token ids (context and generated
         tokens whose KV it holds) and KV, under the text a continuation will start from."""
-        key = (request.prompt, request.prefix + generation.text)
-        if key in self.entries or len(kept[0]) > self.max_tokens:
-            return
-        self.entries[key] = kept
-        self.tokens += len(kept[0])
-        while self.tokens > self.max_tokens:
-            _, (ids, _) = self.entries.popitem(last=False)
-            self.tokens -= len(ids)
+        self._keep((request.prompt, request.prefix + generation.text), kept, len(kept[0]))
+
+    def _size(self, value: tuple[list[int], list]) -> int:
+        return len(value[0])
 
     def find(self, request: Any, context: Sequence[int]) -> tuple[list, int] | None:
         """(KV, n): a kept sample whose text the request's prefix continues after one of its
@@ -93,17 +104,22 @@ class KeptPrefixes:
         for stop in request.stop:
             key = (request.prompt, request.prefix[: -len(stop)]) if stop else None
             kept = self.entries.get(key) if request.prefix.endswith(stop) else None
-            if kept is None:
-                continue
-            self.entries.move_to_end(key)
-            n = 0
-            for a, b in zip(kept[0], context, strict=False):
-                if a != b:
-                    break
-                n += 1
-            n = min(n, len(context) - 1)
-            return (kept[1], n) if n > 0 else None
+            if kept is not None:
+                self.entries.move_to_end(key)
+                n = shared_prefix(kept[0], context)
+                return (kept[1], n) if n > 0 else None
         return None
+
+
+def shared_prefix(full: Sequence[int], variant: Sequence[int]) -> int:
+    """How many leading tokens a variant shares with the full sequence, leaving it at least
+    one token of its own to run."""
+    n = 0
+    for a, b in zip(full, variant, strict=False):
+        if a != b:
+            break
+        n += 1
+    return min(n, len(variant) - 1)
 
 
 def layers_of(cache: Any) -> list[tuple[Any, Any]]:
@@ -130,6 +146,22 @@ def as_cache(layers: list[tuple[Any, Any]], length: int) -> Any:
     return cache
 
 
+def left_padded(torch: Any, rows: list[tuple[list | None, int]]) -> Any:
+    """One cache holding each row's first n positions of its KV (``rows``: (KV or None, n)),
+    left-padded with zeros to the longest; a row without KV is all padding."""
+    longest = max(n for _, n in rows)
+    like = next(kv for kv, _ in rows if kv is not None)
+    layers = []
+    for layer, (k0, v0) in enumerate(like):
+        keys, values = [], []
+        for kv, n in rows:
+            k, v = kv[layer] if kv is not None else (k0, v0)
+            keys.append(torch.nn.functional.pad(k[:, :, :n], (0, 0, longest - n, 0)))
+            values.append(torch.nn.functional.pad(v[:, :, :n], (0, 0, longest - n, 0)))
+        layers.append((torch.cat(keys), torch.cat(values)))
+    return as_cache(layers, longest)
+
+
 def run_tails(
     torch: Any, model: Any, items: list[tuple[list, int, list[int]]], pad: int, device: Any
 ) -> tuple[Any, list[list[tuple[Any, Any]]]]:
@@ -148,20 +180,12 @@ def run_tails(
         ids[r, : len(tail)] = torch.tensor(tail)
         mask[r, longest - c : longest + len(tail)] = 1
     positions = torch.tensor([c for _, c, _ in items])[:, None] + torch.arange(width)[None]
-    layers = []
-    for layer in range(len(items[0][0])):
-        keys, values = [], []
-        for kv, c, _ in items:
-            k, v = kv[layer][0][:, :, :c], kv[layer][1][:, :, :c]
-            keys.append(torch.nn.functional.pad(k, (0, 0, longest - c, 0)))
-            values.append(torch.nn.functional.pad(v, (0, 0, longest - c, 0)))
-        layers.append((torch.cat(keys), torch.cat(values)))
     out = model(
         input_ids=ids.to(device),
         attention_mask=mask.to(device),
         position_ids=positions.to(device),
         use_cache=True,
-        **{cache_keyword(model): as_cache(layers, longest)},
+        **{cache_keyword(model): left_padded(torch, [(kv, c) for kv, c, _ in items])},
     )
     grown = layers_of(cache_of(out))
     rows = [

@@ -49,7 +49,7 @@ def partial_scores(
     full solution's single pass (a solution longer than the PRM's ``max_length`` is rescored,
     since it would be truncated)."""
     from prmh import ScoreRequest
-    from prmh.plugins.prms.hf import shared_prefix
+    from prmh.plugins.kv_cache import shared_prefix
 
     scorer = getattr(prm.instance, "scorer", None)
     tokenizer = getattr(scorer, "tokenizer", None)

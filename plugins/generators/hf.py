@@ -28,7 +28,7 @@ from prmh.plugins.generators.common import (
 )
 from prmh.plugins.generators.detokenize import Detokenizer, token_pieces
 from prmh.plugins.hf_models import cache_keyword, cache_of, forward_takes
-from prmh.plugins.kv_cache import KeptPrefixes, as_cache, layers_of
+from prmh.plugins.kv_cache import KeptPrefixes, layers_of, left_padded
 
 
 class HFGenerator:
@@ -288,22 +288,8 @@ class _Layout:
             self.mask[b, prefix - n : prefix] = 1
             self.mask[b, self.width - len(tail) :] = 1  # and every new token
             self.positions[b, rest - len(tail) :] = torch.arange(n, n + len(tail))
-        self.past = self._past(cached) if prefix else None
-
-    def _past(self, cached) -> Any:
-        """The cached prefixes as one left-padded cache (zeros where a row has none)."""
-        torch, prefix = self.torch, self.prefix
-        shapes = next(c[0] for c in cached if c is not None)
-        layers = []
-        for layer, (k0, v0) in enumerate(shapes):
-            keys, values = [], []
-            for c, n in zip(cached, self.cut, strict=True):
-                k = c[0][layer][0][:, :, :n] if c is not None else k0[:, :, :0]
-                v = c[0][layer][1][:, :, :n] if c is not None else v0[:, :, :0]
-                keys.append(torch.nn.functional.pad(k, (0, 0, prefix - n, 0)))
-                values.append(torch.nn.functional.pad(v, (0, 0, prefix - n, 0)))
-            layers.append((torch.cat(keys), torch.cat(values)))
-        return as_cache(layers, prefix)
+        rows = [(c[0] if c is not None else None, n) for c, n in zip(cached, self.cut, strict=True)]
+        self.past = left_padded(torch, rows) if prefix else None
 
     def row_kv(self, past: Any, i: int, b: int, step: int) -> list:
         """Row b's KV (batch row i) over its context and the tokens fed so far, copied."""

@@ -34,7 +34,14 @@ from prmh.plugins.hf_models import (
     quiet_transformers,
     resolve_checkpoint,
 )
-from prmh.plugins.kv_cache import PrefixCache, layers_of, row_of, run_tails, tail_tokens
+from prmh.plugins.kv_cache import (
+    PrefixCache,
+    layers_of,
+    row_of,
+    run_tails,
+    shared_prefix,
+    tail_tokens,
+)
 from prmh.plugins.prms.batching import Encoded, length_batches, pack
 
 HEADS = ("lm", "classifier", "value")
@@ -173,10 +180,10 @@ class HFScorer:
             if not e.positions:  # a solution without steps: nothing to read, no model call
                 results[i] = ([], False, 0)
         prepared = [self._truncate(e) if e.positions else None for e in encoded]
-        head = self._head_rows(good_bad)
+        head, caching = self._head_rows(good_bad), self.prefixes is not None
         hits = {}
         for i, p in enumerate(prepared):
-            if p is not None and not p[1] and self.prefixes is not None:
+            if p is not None and not p[1] and caching:
                 hit = self.prefixes.find(p[0].ids, p[0].positions)
                 if hit is not None and all(q in hit[0].state[1] for q in p[0].positions
                                            if q < hit[1]):  # fmt: skip
@@ -189,12 +196,12 @@ class HFScorer:
                 batch = [todo[j] for j in chosen]
                 rows = [prepared[i][0] for i in batch]
                 ids, mask, _, _ = pack(torch, rows, pad, self.device)
-                out = self.backbone(input_ids=ids, attention_mask=mask, use_cache=self.caching)
+                out = self.backbone(input_ids=ids, attention_mask=mask, use_cache=caching)
                 for row, i in enumerate(batch):
                     enc, truncated, keep = prepared[i]
                     values = self._reads(torch, out.last_hidden_state[row], enc.positions, head)
                     results[i] = ([values[k] for k in keep], truncated, len(enc.ids))
-                    if self.caching and not truncated:
+                    if caching and not truncated:
                         kv = row_of(layers_of(cache_of(out)), row, len(enc.ids))
                         self._remember(enc, kv, dict(zip(enc.positions, values, strict=True)))
             hit = list(hits)
@@ -206,10 +213,6 @@ class HFScorer:
                                      strict=True):  # fmt: skip
                     results[i] = result
         return [r for r in results if r is not None]
-
-    @property
-    def caching(self) -> bool:
-        return self.prefixes is not None
 
     def _head_rows(self, good_bad: tuple[int, int] | None) -> tuple[Any, Any]:
         """The LM head's (good, bad) rows and bias, for the ``lm`` head; else (None, None)."""
@@ -313,17 +316,6 @@ class HFScorer:
         first = len(enc.positions) - len(kept)
         keep = [max(0, k - first) for k in range(len(enc.positions))]
         return Encoded(enc.ids[cut:], kept), True, keep
-
-
-def shared_prefix(full: Sequence[int], variant: Sequence[int]) -> int:
-    """How many leading tokens a variant shares with the full sequence, leaving it at least
-    one token of its own to run."""
-    n = 0
-    for a, b in zip(full, variant, strict=False):
-        if a != b:
-            break
-        n += 1
-    return min(n, len(variant) - 1)
 
 
 def _crop(cache: Any, length: int) -> None:

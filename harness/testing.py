@@ -134,13 +134,17 @@ def save_tiny_prm(
     seed: int = 0,
     plant: dict[str, Any] | None = None,
     model_type: str = "qwen2",
+    classes: int = 2,
+    head_key: str = "score",
 ) -> Path:
     """Save a tiny PRM in the layout a recipe's ``head`` reads.
 
     - ``lm``: a causal LM checkpoint (Math-Shepherd, RLHFlow, ASPRM, generic token reads);
     - ``classifier``: Qwen2.5-Math-PRM's layout, backbone ``model.*`` plus ``score.0``/``score.2``
       (Linear, ReLU, Linear(2)) in the same safetensors file, no remote code;
-    - ``value``: a causal LM plus ``v_head.summary.{weight,bias}`` (TRL's value-head layout).
+    - ``value``: a causal LM plus ``v_head.summary.{weight,bias}`` (TRL's value-head layout);
+    - ``linear``: one Linear layer of ``classes`` outputs named ``head_key`` (ReasonEval's
+      ``score_head``; token classification checkpoints are saved by transformers itself).
 
     ``plant`` maps parameter names to tensors set before saving; ``model_type`` picks the
     backbone family (see ``tiny_qwen2``).
@@ -166,8 +170,13 @@ def save_tiny_prm(
             "v_head.summary.weight": torch.randn(1, hidden, generator=generator) / hidden**0.5,
             "v_head.summary.bias": torch.zeros(1),
         }
+    elif head == "linear":
+        extra = {
+            f"{head_key}.weight": torch.randn(classes, hidden, generator=generator) / hidden**0.5,
+            f"{head_key}.bias": torch.randn(classes, generator=generator) / 10,
+        }
     elif head != "lm":
-        raise ValueError(f"unknown head {head!r}; heads are lm, classifier, value")
+        raise ValueError(f"unknown head {head!r}; heads are lm, classifier, value, linear")
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     state.update(extra)
     for name, value in (plant or {}).items():

@@ -8,6 +8,7 @@ the ``mistral-common`` package, which ships it; Qwen-style merges from a tiny by
 
 from __future__ import annotations
 
+import copy
 import importlib.resources
 import shutil
 
@@ -228,5 +229,107 @@ def test_qwen_math_prm_equals_the_model_card(registry, tmp_path):
     probs = logits.softmax(-1)[:, 1]
     expected = [float(probs[i]) for i, t in enumerate(ids) if t == sep]
     prm, got = prmh_scores(registry, "qwen-math-prm", {"model": str(checkpoint)}, QUESTION, STEPS)
+    assert prm.recipe.encode(QUESTION, STEPS).ids == ids
+    assert got == pytest.approx(expected, abs=1e-6)
+
+
+def linear_head_probs(directory, ids, key):
+    """Softmax of a linear head ``key`` on the backbone's last hidden state at every token."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    weights = load_file(directory / "model.safetensors")
+    model = AutoModel.from_pretrained(directory).eval()
+    with torch.no_grad():
+        hidden = model(torch.tensor([ids])).last_hidden_state[0]
+    return (hidden @ weights[f"{key}.weight"].T + weights[f"{key}.bias"]).softmax(-1)
+
+
+def reasoneval_official(tokenizer, question, steps, size):
+    """GAIR-NLP/ReasonEval ``codes/examples.py`` at 37d5d28 (``get_results``): the prompt, the
+    pad-token separator and each step followed by it, encoded whole; every token equal to
+    ``tokenizer(sep)['input_ids'][-1]`` removed and recorded at ``index - 1 - count``; for 7B
+    the id 1 put back in front and the first two records skipped, for 34B the first one."""
+    prompt = f"Question:\n{question}\nAnswer:\nLet's think step by step.\n"
+    sep = tokenizer.pad_token
+    ids = tokenizer(prompt + sep + "".join(s + sep for s in steps))["input_ids"]
+    sep_id = tokenizer(sep)["input_ids"][-1]
+    labelled, kept = [], []
+    for i, t in enumerate(ids):
+        if t == sep_id:
+            labelled.append(i - 1 - len(labelled))
+        else:
+            kept.append(t)
+    if size == "7B":
+        return [1, *kept], labelled[2:]
+    return kept, labelled[1:]
+
+
+@pytest.mark.parametrize("size", ["7B", "34B"])
+def test_reasoneval_equals_the_release_example(registry, mistral, tmp_path, size):
+    """ReasonEval's validity, p_neutral + p_positive of the 3-class ``score_head``, at the
+    positions ``reasoneval_official`` derives; also CAL's ``prm/reasoneval.py`` at 4abcb99 (the
+    same reader). 7B: Mistral's tokenizer with pad = BOS = ``<s>`` (so the BOS counts as a
+    separator and is put back); 34B: a pad token that is not the BOS."""
+    tokenizer = copy.deepcopy(mistral)
+    tokenizer.pad_token = "<s>" if size == "7B" else "<unk>"
+    checkpoint = save_tiny_prm(
+        tmp_path / "re", "linear", tokenizer, model_type="mistral", classes=3,
+        head_key="score_head",
+    )  # fmt: skip
+    from transformers import AutoTokenizer
+
+    reloaded = AutoTokenizer.from_pretrained(checkpoint)
+    ids, positions = reasoneval_official(reloaded, QUESTION, STEPS, size)
+    assert len(positions) == len(STEPS)
+    probs = linear_head_probs(checkpoint, ids, "score_head")
+    expected = [float(probs[p, 1] + probs[p, 2]) for p in positions]
+    prm, got = prmh_scores(registry, "reasoneval", {"model": str(checkpoint)}, QUESTION, STEPS)
+    encoded = prm.recipe.encode(QUESTION, STEPS)
+    assert (encoded.ids, encoded.positions) == (ids, positions)
+    assert got == pytest.approx(expected, abs=1e-6)
+    # a question holding the separator's text shifts no step (the official reader would)
+    tricky = QUESTION + " <s>"
+    assert len(prm.recipe.encode(tricky, STEPS).positions) == len(STEPS)
+
+
+def trl_tokenize_row(tokenizer, prompt, completions, separator="\n"):
+    """huggingface/trl ``trl/trainer/prm_trainer.py`` at 61c7fa2 (``PRMTrainer.tokenize_row``):
+    the prompt and each completion tokenized alone without special tokens, the separator's ids
+    appended to every completion, the label on each completion's last token, the BOS in front
+    when the tokenizer has one. Returns the ids and the labelled positions."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    sep = tokenizer.encode(separator, add_special_tokens=False)
+    ids = ([tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []) + prompt_ids
+    positions = []
+    for completion in completions:
+        ids += tokenizer(completion, add_special_tokens=False)["input_ids"] + sep
+        positions.append(len(ids) - 1)
+    return ids, positions
+
+
+@pytest.mark.parametrize("family", ["mistral", "qwen2"])
+def test_a_trl_token_classification_prm_is_scored_as_trained(registry, mistral, tmp_path, family):
+    """A PRM as TRL's ``PRMTrainer`` saves it: ``AutoModelForTokenClassification`` with two
+    labels, written by transformers' own ``save_pretrained``. prmh's ``trl`` recipe reads
+    softmax class 1 at the positions ``trl_tokenize_row`` labels, as the model's own logits
+    give them. Mistral's SentencePiece tokenizer adds a BOS; the byte-level BPE has none."""
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    tokenizer = mistral if family == "mistral" else tiny_tokenizer()
+    config = AutoConfig.for_model(
+        family, vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, num_labels=2,
+        pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = AutoModelForTokenClassification.from_config(config).eval()
+    model.save_pretrained(tmp_path / "trl")
+    tokenizer.save_pretrained(tmp_path / "trl")
+    ids, positions = trl_tokenize_row(tokenizer, QUESTION, STEPS)
+    with torch.no_grad():
+        probs = model(torch.tensor([ids])).logits[0].softmax(-1)
+    expected = [float(probs[p, 1]) for p in positions]
+    prm, got = prmh_scores(registry, "trl", {"model": str(tmp_path / "trl")}, QUESTION, STEPS)
     assert prm.recipe.encode(QUESTION, STEPS).ids == ids
     assert got == pytest.approx(expected, abs=1e-6)

@@ -541,3 +541,20 @@ def test_length_batches_bound_padded_size_and_padding():
             if padded > FULL_ENOUGH:
                 assert 1 - sum(lengths[i] for i in batch) / padded <= PADDING
     assert [len(b) for b in length_batches([100] * 30, 1000)] == [10, 10, 10]
+
+
+def test_a_linear_classifier_head_is_read_with_its_classes(registry, tokenizer, tmp_path):
+    """A one-layer ``score`` head (token classification, not Qwen's MLP) loads under
+    ``read=classifier``; positive classes are summed, and one the head lacks is refused."""
+    from safetensors.torch import load_file
+
+    checkpoint = save_tiny_prm(tmp_path / "lin", "linear", tokenizer, classes=3)
+    options = {"model": str(checkpoint), "read": "classifier"}
+    (single,) = score(registry.create("prm", "generic", options).instance, STEPS)
+    options["positive_index"] = [1, 2]
+    (both,) = score(registry.create("prm", "generic", options).instance, STEPS)
+    weights = load_file(checkpoint / "model.safetensors")
+    assert weights["score.weight"].shape[0] == 3
+    assert all(0 < a < b < 1 for a, b in zip(single.probs, both.probs, strict=True))
+    with pytest.raises(PrmhError, match="3 classes"):
+        registry.create("prm", "generic", {**options, "positive_index": 3})

@@ -21,6 +21,8 @@ RECIPES = {
     "skywork": "Skywork-o1-Open-PRM: value head, sigmoid at the newline after each step",
     "value-head": "Causal LM + linear value head read at a separator (PQM [PRM], UnPRM ş, prmh)",
     "asprm": "AdaptiveStep PRMs: ' ки ' tags, positive-label value at each tag (ids from config)",
+    "reasoneval": "ReasonEval: pad-separated steps, p_neutral + p_positive of a 3-class head",
+    "trl": "TRL PRMTrainer checkpoints: token-classification head at each step separator",
     "implicit": "Implicit PRM (PRIME): log-likelihood ratio of a policy to a reference LM",
     "generic": "Configurable recipe: template, step suffix and mark, and how to read the score",
 }
@@ -35,6 +37,8 @@ CHECKPOINTS = {
     "RLHFlow/Llama3.1-8B-PRM-Mistral-Data": "rlhflow",
     "Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B": "skywork",
     "Skywork/Skywork-o1-Open-PRM-Qwen-2.5-7B": "skywork",
+    "GAIR/ReasonEval-7B": "reasoneval",
+    "GAIR/ReasonEval-34B": "reasoneval",
 }
 # Token ids documented for a checkpoint (see the methods reference), used instead of looking
 # the tokens up in its tokenizer.

@@ -215,6 +215,43 @@ def asprm(
     return RecipePRM(scorer, recipe)
 
 
+REASONEVAL_PROMPT = "Question:\n{question}\nAnswer:\nLet's think step by step.\n"
+
+
+@with_common_options
+def reasoneval(
+    model: str = "GAIR/ReasonEval-7B",
+    template: str = REASONEVAL_PROMPT,
+    separator: str | None = None,
+    head_key: str = "score_head",
+    *,
+    common: dict[str, Any],
+) -> RecipePRM:
+    """ReasonEval's validity: p_neutral + p_positive of the 3-class ``score_head`` ([negative,
+    neutral, positive]) at the recorded separator positions."""
+    from prmh.plugins.prms.recipes import SeparatorRecipe
+
+    scorer = _scorer(model, "classifier", common, positive_index=(1, 2), head_key=head_key)
+    recipe = SeparatorRecipe(scorer.tokenizer, template=template, separator=separator)
+    return RecipePRM(scorer, recipe)
+
+
+@with_common_options
+def trl(
+    model: str | None = None,
+    step_separator: str = "\n",
+    head_key: str = "score",
+    *,
+    common: dict[str, Any],
+) -> RecipePRM:
+    """A PRM trained by TRL's ``PRMTrainer`` (``AutoModelForTokenClassification``, 2 labels):
+    softmax class 1 at the last token of each step's separator, as the trainer labels it."""
+    from prmh.plugins.prms.recipes import PiecesRecipe
+
+    scorer = _scorer(model, "classifier", common, head_key=head_key)
+    return RecipePRM(scorer, PiecesRecipe(scorer.tokenizer, separator=step_separator))
+
+
 @with_common_options
 def generic(
     model: str | None = None,
@@ -228,7 +265,7 @@ def generic(
     bad_token: str = "-",
     good_token_id: int | None = None,
     bad_token_id: int | None = None,
-    positive_index: int = 1,
+    positive_index: int | Sequence[int] = 1,
     head_key: str | None = None,
     *,
     common: dict[str, Any],
@@ -236,8 +273,8 @@ def generic(
     """Any tagged recipe: ``template`` ('chat' or text with {question} and {solution}); each
     step followed by ``step_suffix`` and joined by ``joiner``; the score is read at ``mark``
     (default: the stripped suffix) with ``read`` = lm (softmax of good/bad token logits),
-    classifier (softmax of a 2-class ``score`` head, class ``positive_index``) or value
-    (sigmoid of a value head)."""
+    classifier (softmax of a ``score`` head, summed over the class(es) ``positive_index``) or
+    value (sigmoid of a value head)."""
     from prmh.plugins.prms.recipes import TaggedRecipe
 
     extra = {"positive_index": positive_index} if read == "classifier" else {}

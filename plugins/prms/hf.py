@@ -6,8 +6,10 @@ heads:
 
 - ``lm``: softmax over two token logits (good, bad) of the language-model head; only those two
   rows of the output embedding are applied, never the whole vocabulary;
-- ``classifier``: a ``score`` MLP (Linear, ReLU, Linear(2)) on the last hidden state, as in
-  Qwen2.5-Math-PRM, loaded from the checkpoint without remote code;
+- ``classifier``: softmax over the classes of a ``score`` head on the last hidden state, summed
+  over the positive class(es): an MLP (Linear, ReLU, Linear(2)) as in Qwen2.5-Math-PRM, or one
+  Linear layer with any number of classes (TRL's token classification, ReasonEval's
+  ``score_head``), loaded from the checkpoint without remote code;
 - ``value``: a linear value head (TRL's ``v_head.summary``) and a sigmoid.
 
 Solutions are sorted by length and batched under a cap on padded tokens, with right padding, so
@@ -86,7 +88,7 @@ class HFScorer:
         device: str = "auto",
         adapter: str | None = None,
         head_key: str | None = None,
-        positive_index: int = 1,
+        positive_index: int | Sequence[int] = 1,
         max_tokens_per_batch: int = 8192,
         max_length: int | None = None,
         prefix_cache_tokens: int = 65536,
@@ -108,7 +110,9 @@ class HFScorer:
                 "offsets to find step positions. Convert it (tokenizer.json) first."
             )
         self.head = head
-        self.positive_index = positive_index
+        self.positive = (
+            list(positive_index) if isinstance(positive_index, Sequence) else [positive_index]
+        )
         self.quantile_levels: tuple[float, ...] | None = None
         self.max_tokens_per_batch = max_tokens_per_batch
         self.prefixes = PrefixCache(prefix_cache_tokens) if prefix_cache_tokens > 0 else None
@@ -139,10 +143,18 @@ class HFScorer:
                 f"{head}-head PRM, or its head is stored under another name (-P head_key=...)."
             )
         hidden = self.backbone.config.hidden_size
-        if head == "classifier":
+        if head == "classifier" and "weight" not in weights:
             layer = torch.nn.Sequential(
                 torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2)
             )
+        elif head == "classifier":
+            classes = weights["weight"].shape[0]
+            if not all(0 <= i < classes for i in self.positive):
+                raise PrmhError(
+                    f"the classifier head of {model!r} has {classes} classes; positive_index "
+                    f"{self.positive} is not among them."
+                )
+            layer = torch.nn.Linear(hidden, classes, bias="bias" in weights)
         else:
             outputs = weights["weight"].shape[0] if "weight" in weights else 1
             if outputs not in (1, len(QUANTILE_LEVELS)):
@@ -298,7 +310,7 @@ class HFScorer:
             return torch.softmax(logits.float(), dim=-1)[:, 0]
         out = self.model.head(h)
         if self.head == "classifier":
-            return torch.softmax(out.float(), dim=-1)[:, self.positive_index]
+            return torch.softmax(out.float(), dim=-1)[:, self.positive].sum(-1)
         probs = torch.sigmoid(out.float())
         return probs if self.quantile_levels else probs.squeeze(-1)
 

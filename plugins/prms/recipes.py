@@ -244,3 +244,60 @@ def value_head_recipe(
         query_template=query_template,
         add_special_tokens=add_special_tokens,
     )
+
+
+class SeparatorRecipe:
+    """ReasonEval: the prompt and a separator (the tokenizer's pad token), then each step followed
+    by the separator; the separators are taken out of the ids and each step is read where the
+    official code records it, ``index - 1 - separators counted before it``. That code counts every
+    token equal to the separator, the BOS too when it is the separator (ReasonEval-7B: pad = BOS
+    = ``<s>``) and then puts the BOS back, so there each step is read one token before its last:
+    prmh keeps those positions, the ones the released scores come from. Only the separators prmh
+    inserted are taken out (found by character offsets): a question holding one shifts nothing."""
+
+    def __init__(self, tokenizer: Any, *, template: str, separator: str | None = None):
+        separator = separator or tokenizer.pad_token
+        ids = tokenizer.encode(separator, add_special_tokens=False) if separator else []
+        if len(ids) != 1:
+            raise PrmhError(
+                f"the step separator {separator!r} is not one token of this tokenizer (the "
+                "recipe uses its pad token); give one with -P separator=TOKEN."
+            )
+        if "{question}" not in template:
+            raise PrmhError(f"template {template!r} must contain {{question}}.")
+        self.tokenizer, self.template, self.separator = tokenizer, template, separator
+        self.lead = int(tokenizer.encode("a")[:1] == ids)  # a BOS equal to the separator
+        self.encode(PROBE_QUESTION, PROBE_STEPS)
+
+    def encode(self, question: str, steps: Sequence[str]) -> Encoded:
+        text = self.template.format(question=question)
+        spans = []
+        for piece in ("", *steps):
+            text += piece + self.separator
+            spans.append((len(text) - len(self.separator), len(text)))
+        enc = token_positions(self.tokenizer, text, spans, True, "step separator")
+        removed = set(enc.positions)
+        ids = [t for i, t in enumerate(enc.ids) if i not in removed]
+        return Encoded(ids, [p - 1 - k - self.lead for k, p in enumerate(enc.positions)][1:])
+
+
+class PiecesRecipe:
+    """TRL's stepwise PRM trainer: the BOS (when the tokenizer has one), the prompt, then each
+    step followed by the step separator, every piece tokenized alone without special tokens; a
+    step is read at the last token of its separator, where the trainer puts its label."""
+
+    def __init__(self, tokenizer: Any, *, separator: str = "\n"):
+        self.separator_ids = tokenizer.encode(separator, add_special_tokens=False)
+        if not self.separator_ids:
+            raise PrmhError(f"the step separator {separator!r} encodes to no token.")
+        self.tokenizer = tokenizer
+
+    def encode(self, question: str, steps: Sequence[str]) -> Encoded:
+        bos = self.tokenizer.bos_token_id
+        ids = [bos] if bos is not None else []
+        ids += self.tokenizer.encode(question, add_special_tokens=False)
+        positions = []
+        for step in steps:
+            ids += self.tokenizer.encode(step, add_special_tokens=False) + self.separator_ids
+            positions.append(len(ids) - 1)
+        return Encoded(ids, positions)

@@ -149,36 +149,15 @@ def save_tiny_prm(
     ``plant`` maps parameter names to tensors set before saving; ``model_type`` picks the
     backbone family (see ``tiny_qwen2``).
     """
-    import torch
     from safetensors.torch import save_file
 
     directory = Path(directory)
     model = tiny_qwen2(tokenizer, hidden=hidden, layers=layers, seed=seed, model_type=model_type)
     hidden = model.config.hidden_size
-    extra: dict[str, torch.Tensor] = {}
-    generator = torch.Generator().manual_seed(seed + 1)
     if head == "classifier":
-        extra = {
-            "score.0.weight": torch.randn(hidden, hidden, generator=generator) / hidden**0.5,
-            "score.0.bias": torch.zeros(hidden),
-            "score.2.weight": torch.randn(2, hidden, generator=generator) / hidden**0.5,
-            "score.2.bias": torch.zeros(2),
-        }
         model.config.architectures = ["Qwen2ForProcessRewardModel"]
-    elif head == "value":
-        extra = {
-            "v_head.summary.weight": torch.randn(1, hidden, generator=generator) / hidden**0.5,
-            "v_head.summary.bias": torch.zeros(1),
-        }
-    elif head == "linear":
-        extra = {
-            f"{head_key}.weight": torch.randn(classes, hidden, generator=generator) / hidden**0.5,
-            f"{head_key}.bias": torch.randn(classes, generator=generator) / 10,
-        }
-    elif head != "lm":
-        raise ValueError(f"unknown head {head!r}; heads are lm, classifier, value, linear")
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    state.update(extra)
+    state.update(_head_tensors(head, hidden, seed, classes, head_key))
     for name, value in (plant or {}).items():
         if name not in state:
             raise KeyError(f"no parameter {name!r} to plant")
@@ -188,3 +167,28 @@ def save_tiny_prm(
     save_file(state, directory / "model.safetensors", metadata={"format": "pt"})
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def _head_tensors(head: str, hidden: int, seed: int, classes: int, key: str) -> dict[str, Any]:
+    import torch
+
+    generator = torch.Generator().manual_seed(seed + 1)
+
+    def weight(rows: int) -> Any:
+        return torch.randn(rows, hidden, generator=generator) / hidden**0.5
+
+    if head == "classifier":
+        return {
+            "score.0.weight": weight(hidden),
+            "score.0.bias": torch.zeros(hidden),
+            "score.2.weight": weight(2),
+            "score.2.bias": torch.zeros(2),
+        }
+    if head == "value":
+        return {"v_head.summary.weight": weight(1), "v_head.summary.bias": torch.zeros(1)}
+    if head == "linear":
+        bias = torch.randn(classes, generator=generator) / 10
+        return {f"{key}.weight": weight(classes), f"{key}.bias": bias}
+    if head != "lm":
+        raise ValueError(f"unknown head {head!r}; heads are lm, classifier, value, linear")
+    return {}

@@ -27,6 +27,7 @@ FORMATS = ("math-shepherd", "unprm", "stepwise")
 TAG = "ки"
 _NUMBERED = re.compile(r"^Step \d+:")
 _FIRST_STEP = re.compile(r"Step 1:")
+_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+(:\w+)?")
 
 
 @dataclass(frozen=True)
@@ -169,33 +170,71 @@ def detect_format(row: dict[str, Any]) -> str:
     raise PrmhError(f"cannot tell the label format of {sorted(row)}; formats: {FORMATS}.")
 
 
-def read_labels(path: Path, fmt: str | None = None) -> list[LabelledSolution]:
-    """Read any of the three formats (detected from the fields when ``fmt`` is None)."""
-    path = Path(path)
+def read_labels(source: str | Path, fmt: str | None = None) -> list[LabelledSolution]:
+    """Read any of the three formats (detected from the fields when ``fmt`` is None) from a
+    JSON or JSONL file, a Parquet file, a dataset directory (Parquet/JSON files, as
+    ``huggingface-cli download`` leaves them) or a Hub dataset id (``owner/name``, its train
+    split, or ``owner/name:SPLIT``; from the local cache when offline)."""
+    path = Path(source).expanduser()
+    hub = not path.exists() and path.suffix.lower() not in (".json", ".jsonl", ".parquet")
+    if path.is_dir() or (hub and _HUB_ID.fullmatch(str(source))):
+        rows = _dataset_rows(str(source), path)
+    elif path.suffix.lower() == ".parquet":
+        from prmh.task_files import read_rows
+
+        rows = list(read_rows(path))
+    else:
+        rows = _text_rows(path)
+    if not rows:
+        raise PrmhError(f"{source} holds no labelled solutions.")
+    kind = fmt or detect_format(rows[0][1])
+    return [from_record(row, kind, f"{source} {where}") for where, row in rows]
+
+
+def _text_rows(path: Path) -> list[tuple[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise PrmhError(f"cannot read labels {str(path)!r}: {e.strerror}.") from e
+        raise PrmhError(
+            f"cannot read labels {str(path)!r}: {e.strerror}. --data takes a JSON, JSONL or "
+            "Parquet file, a dataset directory or a Hub dataset id (owner/name[:split])."
+        ) from e
     except UnicodeDecodeError as e:
         raise PrmhError(
-            f"{str(path)!r} is not UTF-8 text (byte {e.start}); label files are JSON or JSONL"
-            + (" (Parquet is not read here)." if path.suffix == ".parquet" else ".")
+            f"{str(path)!r} is not UTF-8 text (byte {e.start}); label files are JSON, JSONL "
+            "or Parquet (named .parquet)."
         ) from None
-    stripped = text.lstrip()
-    if stripped.startswith("["):
+    if text.lstrip().startswith("["):
         try:
-            rows = [(f"item {i + 1}", r) for i, r in enumerate(json.loads(text))]
+            return [(f"item {i + 1}", r) for i, r in enumerate(json.loads(text))]
         except json.JSONDecodeError as e:
             raise PrmhError(f"{path}: not valid JSON at line {e.lineno}: {e.msg}.") from e
-    else:
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append((f"line {number}", json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise PrmhError(f"{path} line {number}: not valid JSON: {e.msg}.") from e
-    if not rows:
-        raise PrmhError(f"{path} holds no labelled solutions.")
-    kind = fmt or detect_format(rows[0][1])
-    return [from_record(row, kind, f"{path} {where}") for where, row in rows]
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append((f"line {number}", json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise PrmhError(f"{path} line {number}: not valid JSON: {e.msg}.") from e
+    return rows
+
+
+def _dataset_rows(source: str, path: Path) -> list[tuple[str, Any]]:
+    """Rows of a dataset directory or Hub id, through ``datasets``."""
+    try:
+        import datasets
+    except ImportError as e:
+        raise PrmhError(
+            f"reading {source} needs the datasets package: pip install datasets."
+        ) from e
+    name, _, split = (str(path), "", "train") if path.is_dir() else source.partition(":")
+    datasets.disable_progress_bars()
+    try:
+        rows = datasets.load_dataset(name, split=split or "train")
+    except Exception as e:
+        raise PrmhError(
+            f"could not load the dataset {source} ({type(e).__name__}: {str(e)[:200]}). A Hub "
+            "id is read from the local cache when offline: download it once online, or pass "
+            "a JSON, JSONL or Parquet file."
+        ) from e
+    return [(f"row {i + 1}", row) for i, row in enumerate(rows)]

@@ -48,7 +48,11 @@ def read_rows(path: Path) -> Iterable[tuple[str, dict[str, Any]]]:
             import pyarrow.parquet as pq
         except ImportError as e:
             raise PrmhError("reading Parquet needs pyarrow: pip install 'prmh[math]'.") from e
-        for i, row in enumerate(pq.read_table(path).to_pylist()):
+        try:
+            table = pq.read_table(path)
+        except Exception as e:  # pyarrow's errors for a damaged or foreign file
+            raise PrmhError(f"{path}: not a Parquet file pyarrow can read ({e}).") from None
+        for i, row in enumerate(table.to_pylist()):
             yield f"row {i + 1}", row
         return
     text = path.read_text()

@@ -215,6 +215,34 @@ def test_math_shepherd_format_matches_the_dataset(tmp_path):
     assert read_labels(tmp_path / "p.jsonl")[0].steps == ("Step 1: first", "Step 2: second")
 
 
+def test_trl_stepwise_data_reads_from_parquet_a_dataset_folder_and_hub_ids(
+    tmp_path, monkeypatch, cli
+):
+    """TRL's stepwise supervision as its Hub datasets store it (trl-lib/math_shepherd: Parquet
+    with ``prompt``, ``completions`` list<string>, ``labels`` list<bool>): a Parquet file and a
+    downloaded dataset folder read as the same JSONL would; a Hub id not in the offline cache
+    is one clear message."""
+    pa = pytest.importorskip("pyarrow")
+    pytest.importorskip("datasets")
+    import pyarrow.parquet as pq
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    write_labels(tmp_path / "steps.jsonl", ITEMS, "stepwise")
+    expected = [(i.question, i.steps, i.labels) for i in read_labels(tmp_path / "steps.jsonl")]
+    rows = [json.loads(line) for line in (tmp_path / "steps.jsonl").read_text().splitlines()]
+    table = pa.Table.from_pylist(rows)
+    assert str(table.schema.field("labels").type) == "list<item: bool>"
+    pq.write_table(table, tmp_path / "steps.parquet")
+    (tmp_path / "folder" / "data").mkdir(parents=True)
+    pq.write_table(table, tmp_path / "folder" / "data" / "train-00000-of-00001.parquet")
+    for source in (tmp_path / "steps.parquet", tmp_path / "folder"):
+        assert [(i.question, i.steps, i.labels) for i in read_labels(source)] == expected
+    result = cli("train", "--data", "someone/not-cached:train", "--model", "m", "--out", "o")
+    assert result.exit_code == 2, result.output
+    assert "could not load the dataset someone/not-cached:train" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_malformed_label_files(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "q", "completions": ["a"], "labels": [true, false]}\n')

@@ -45,9 +45,9 @@ def _trained(summary: dict[str, Any]) -> tuple[float, float]:
 @click.option(
     "--data",
     "data_path",
-    type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="Labelled steps (math-shepherd, unprm or stepwise).",
+    help="Labelled steps (math-shepherd, unprm or stepwise): a JSON, JSONL or Parquet file, "
+    "a dataset directory, or a Hub dataset id (owner/name[:split]) in TRL's stepwise format.",
 )
 @click.option("--model", "base", required=True, help="Base causal LM (directory or Hub id).")
 @click.option(
@@ -105,7 +105,7 @@ def _trained(summary: dict[str, Any]) -> tuple[float, float]:
 @click.option("--resume", is_flag=True, help="Continue from OUT's checkpoint.")
 @_option("--seed", "seed", type=int)
 @_option("--device", "device")
-def train_command(data_path: Path, base: str, out: Path, resume: bool, **options: Any) -> None:
+def train_command(data_path: str, base: str, out: Path, resume: bool, **options: Any) -> None:
     """Train a PRM (a value head read at a separator, an lm head, or an implicit PRM) from
     step-labelled data."""
     from prmh.labels import read_labels

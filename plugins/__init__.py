@@ -11,6 +11,7 @@ BUILTINS = (
     "prmh.plugins.searches",
     "prmh.plugins.prms",
     "prmh.plugins.generators",
+    "prmh.plugins.corpora",
     "prmh.plugins.tiny",
     "prmh.plugins.losses",
     "prmh.plugins.labelers",

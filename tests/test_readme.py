@@ -22,6 +22,8 @@ ELSEWHERE = {
     "--generator vllm": "needs a GPU and a Hub model",
     "./pqm-checkpoint": "needs a PQM checkpoint (the layout is tested in test_prm_references)",
     "--prm generic -P model=./my-prm": "run on a tiny checkpoint by test_prms (generic README)",
+    "--samples pqm-math-128.json": "needs PQM's corpus, MATH-500 and a PQM checkpoint",
+    "--samples my-corpus.jsonl": "needs the user's corpus; every preset runs in test_corpora",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,13 @@ from prmh.cli.group import cli
     default=None,
     help="Local JSON, JSONL or Parquet file of problems for the task (-T data=FILE).",
 )
+@click.option(
+    "--samples",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A corpus of pre-sampled solutions (JSON, JSONL, Parquet) in place of a generator; "
+    "its own problems and gold answers unless --task names the task they come from.",
+)
 @kv_option("-T", "task_args", "task", each=True)
 @kv_option("-G", "generator_args", "generator", each=True)
 @kv_option("-P", "prm_args", "PRM", each=True)
@@ -79,6 +87,7 @@ from prmh.cli.group import cli
 @json_option()
 def eval_command(
     data: str | None,
+    samples: str | None,
     config_path: Path | None,
     results_dir: Path | None,
     grading_timeout: float,
@@ -103,7 +112,11 @@ def eval_command(
         options[key] = options[key] or None
     if data is not None:
         options["task_args"] = {**(options["task_args"] or {}), "data": data}
+    if samples is not None:
+        _use_corpus(options, samples)
     plan = build_plan(options, config)
+    if samples is not None and options["limit"] is None and "limit" not in (config or {}):
+        plan = dataclasses.replace(plan, limit=None)  # a corpus is evaluated whole
     with progress_bars() as progress:
         record = run_plan(
             plan,
@@ -113,6 +126,21 @@ def eval_command(
             grading_timeout,
         )
     emit(record, as_json)
+
+
+def _use_corpus(options: dict[str, Any], path: str) -> None:
+    """``--samples FILE``: the ``file`` generator, the corpus's own problems unless a task is
+    named, and best-of-N unless a search is (a corpus cannot continue a step)."""
+    from prmh.errors import PrmhError
+
+    if options["generator"]:
+        raise PrmhError("--samples takes the place of a generator; drop --generator.")
+    options["generator"] = ("file",)
+    options["generator_args"] = {**(options["generator_args"] or {}), "file.path": path}
+    if not options["task"]:
+        options["task"] = ("samples",)
+        options["task_args"] = {**(options["task_args"] or {}), "samples.path": path}
+    options["search"] = options["search"] or ("best-of-n",)
 
 
 @cli.command("show")

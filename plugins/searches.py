@@ -170,3 +170,14 @@ def prmh_register_search(register):
     register(
         "beam-ias", f"{step}:BeamIAS", description="Beam search with instance-adaptive K and M"
     )
+    back = "prmh.plugins.backtrack"
+    register(
+        "backtrack",
+        f"{back}:CollectiveBacktrack",
+        description="tt_scale's collective backtracking: retry a step whose children score low",
+    )
+    register(
+        "backtrack-independent",
+        f"{back}:IndependentBacktrack",
+        description="tt_scale's independent backtracking: each branch retries its own step",
+    )

@@ -60,16 +60,16 @@ class SearchContext:
 
     def extend(
         self,
-        items: Sequence[tuple[Problem, str, int, int]],
+        items: Sequence[tuple[Problem, str, int, int] | tuple[Problem, str, int, int, float]],
         seed: int,
         stop: tuple[str, ...],
     ) -> list[list[Generation]]:
-        """For each (problem, prefix, n, first index): continuations first..first+n-1 of the
-        prefix, each ending at a stop string or the end of the solution; all problems in one
-        batched, cached call."""
+        """For each (problem, prefix, n, first index[, temperature]): continuations first..
+        first+n-1 of the prefix, each ending at a stop string or the end of the solution; all
+        problems in one batched, cached call."""
         requests = [
-            SampleRequest(p, self.prompt(p), n, seed, first, prefix=prefix, stop=stop)
-            for p, prefix, n, first in items
+            SampleRequest(p, self.prompt(p), n, seed, first, prefix, stop, *temperature)
+            for p, prefix, n, first, *temperature in items
         ]
         return self.workspace.sample(requests, stage="extend")
 

@@ -1,7 +1,8 @@
 """Tasks defined by flat data files: the bundled ``tasks/*.toml`` (registered by
 ``prmh.plugins.task_files``) or a file of one's own (``--task path/to/task.toml``).
 
-A task file names its dataset (Hugging Face Hub id, configuration(s), split, size), how fields
+A task file names its dataset (Hugging Face Hub id, configuration(s) read one after another,
+split, ``every``: keep rows 0, k, 2k, ... of them, size), how fields
 map to a problem (``[fields]``: id, question, answer; ``[metadata]``: anything else to keep),
 the prompt, the answer rules (``prmh.answers``), and the grader. Problems come from the Hub
 through ``datasets`` (its local cache when offline) or, with ``--data FILE`` (``-T data=FILE``),
@@ -10,6 +11,7 @@ from a local JSON, JSONL or Parquet file that uses the same field names.
 
 from __future__ import annotations
 
+import itertools
 import json
 import tomllib
 from collections.abc import Iterable
@@ -32,6 +34,9 @@ def load_definition(text: str, origin: str) -> dict[str, Any]:
     missing = [k for k in REQUIRED if k not in definition]
     if missing:
         raise PrmhError(f"task file {origin} lacks {', '.join(missing)}.")
+    every = definition.get("every", 1)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise PrmhError(f"task file {origin}: every must be a whole number >= 1, not {every!r}.")
     fields = definition.setdefault("fields", {})
     if "question" not in fields:
         raise PrmhError(f"task file {origin}: [fields] must name the question field.")
@@ -134,7 +139,8 @@ class FileTask:
     def problems(self, limit: int | None = None) -> list[Problem]:
         if self._problems is None:
             rows = read_rows(self.data) if self.data else hub_rows(self.definition)
-            self._problems = [self._problem(i, where, row) for i, (where, row) in enumerate(rows)]
+            every = itertools.islice(rows, 0, None, self.definition.get("every", 1))
+            self._problems = [self._problem(i, where, row) for i, (where, row) in enumerate(every)]
         return self._problems[:limit] if limit else list(self._problems)
 
     def _problem(self, index: int, where: str, row: Any) -> Problem:

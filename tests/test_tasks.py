@@ -26,6 +26,13 @@ EXPECTED = {
     "processbench-math",
     "processbench-olympiadbench",
     "processbench-omnimath",
+    "cal-math500train",
+    "cal-math500",
+    "aime25-i",
+    "aime25-ii",
+    "gsm-symbolic",
+    "gsm-symbolic-p1",
+    "gsm-symbolic-p2",
 }
 
 
@@ -59,6 +66,45 @@ def test_gsm8k_from_jsonl_extracts_the_gold_answer(registry, tmp_path):
     assert task.prompt(problems[0]).startswith("Q1\nPlease reason step by step")
     assert task.extract_answer("so \\boxed{12}") == "12"
     assert task.extract_answer("so 5 + 7 = 12\n#### 12") == "12"
+
+
+def test_the_calibration_releases_math_subsets_take_every_kth_problem(registry, tmp_path):
+    """young-j-park/prm-calibration ``utils/data.py`` at 1bfdaa0 (``get_dataset``):
+    math500train is ``dataset.select(range(0, 7500, 15))`` of MATH train, math500 is
+    ``select(range(0, 5000, 10))`` of MATH test, with the gold answer in the solution's boxed
+    expression; the seven EleutherAI/hendrycks_math subjects concatenated in its order."""
+    from prmh.plugins.task_files import definitions
+
+    rows = [
+        {"problem": f"P{i}", "solution": f"so \\boxed{{{i}}}", "level": "Level 1", "type": "x"}
+        for i in range(40)
+    ]
+    data = tmp_path / "math.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for name, k in (("cal-math500train", 15), ("cal-math500", 10)):
+        task = registry.create("task", name, {"data": str(data)}).instance
+        assert [(p.question, p.answer) for p in task.problems()] == [
+            (f"P{i}", str(i)) for i in range(0, 40, k)
+        ]
+    by_name = {d["name"]: d for d in definitions()}
+    subjects = ["algebra", "counting_and_probability", "geometry", "intermediate_algebra",
+                "number_theory", "prealgebra", "precalculus"]  # fmt: skip
+    for name, split in (("cal-math500train", "train"), ("cal-math500", "test")):
+        assert by_name[name]["config"] == subjects and by_name[name]["split"] == split
+    assert by_name["aime25-i"]["config"] == "AIME2025-I"
+    assert by_name["aime25-ii"]["config"] == "AIME2025-II"
+    assert by_name["gsm-symbolic"]["dataset"] == "apple/GSM-Symbolic"
+
+
+def test_every_must_be_a_whole_number(cli, tmp_path):
+    definition = tmp_path / "t.toml"
+    definition.write_text(
+        'name = "t"\ndescription = "d"\nversion = "1"\ndataset = "x/y"\nsplit = "test"\n'
+        'grader = "exact"\nanswer = ["last-number"]\nprompt = "{question}"\nevery = 0\n'
+        '[fields]\nquestion = "q"\n'
+    )
+    result = cli("eval", "--task", str(definition))
+    assert result.exit_code == 2 and "every must be a whole number" in result.output
 
 
 def test_json_and_parquet_files(registry, tmp_path):

@@ -143,15 +143,26 @@ def write_rollouts(source: Source, rollouts: int, out: Path) -> dict[str, Any]:
 
 
 def write_labelled(
-    source: Source, labeler: Any, uncertainty: str | None, out: Path, fmt: str
+    source: Source,
+    labeler: Any,
+    uncertainty: str | None,
+    out: Path,
+    fmt: str,
+    select: str = "all",
+    measure: str = "entropy",
 ) -> dict[str, Any]:
-    """Label every solution of ``source`` with ``labeler`` and write them in ``fmt``
-    (``uncertainty``: the measure the labeler needs, if any); returns what it cost."""
+    """Label the solutions of ``source`` with ``labeler`` and write them in ``fmt``
+    (``uncertainty``: the measure the labeler needs, if any; ``select``: all solutions, or
+    UnPRM's 2 correct + 6 incorrect per problem by uncertainty (``measure``) or diversity);
+    returns what it cost."""
     from prmh.labels import LabelledSolution, write_labels
+    from prmh.plugins.solution_select import select_solutions
     from prmh.plugins.uncertainty import step_uncertainty
 
     items, skipped, rollouts, tokens = [], 0, 0, 0
-    for x in source.solutions():
+    every = source.solutions()
+    chosen = select_solutions(every, select, source.seed, measure)
+    for x in chosen:
         p, steps = x.problem, x.solution.steps
         u = step_uncertainty(x.generation, steps, uncertainty) if uncertainty else None
         rollout = source.rollouts.for_solution(p, steps, x.solution.text)
@@ -163,6 +174,7 @@ def write_labelled(
         items.append(LabelledSolution(p.question, steps, result.labels, p.answer))
     return {
         "labelled": write_labels(out, items, fmt),
+        "selected": {"how": select, "from": len(every), "chosen": len(chosen)},
         "skipped": skipped,
         "rollouts": rollouts,
         "generated_tokens": tokens,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 
 import pytest
 
@@ -348,3 +349,88 @@ def test_rollout_fits_an_adaptive_splitter_on_every_sample(cli, tmp_path):
     pools = workspace.generations(task.instance.problems(4), 3, 0)
     probs = sorted(math.exp(lp) for pool in pools for g in pool for lp in g.token_logprobs)
     assert fitted == pytest.approx(probs[int(0.02 * len(probs))])
+
+
+def _graded(problem_id, correct, tokens, logprobs, steps):
+    from types import SimpleNamespace
+
+    from prmh import Generation
+
+    text = "".join(tokens)
+    generation = Generation(text, True, len(tokens), tuple(logprobs), tuple(tokens))
+    return SimpleNamespace(
+        problem=SimpleNamespace(id=problem_id),
+        generation=generation,
+        solution=SimpleNamespace(steps=tuple(steps)),
+        correct=correct,
+    )
+
+
+def test_unprm_selection_by_uncertainty_and_by_diversity():
+    """Jiuzhouh/UnPRM ``generate_train_data.py`` at 31b85ae (``generate_train_solution_fixed``):
+    2 correct, then 8 - that many incorrect, per problem; none correct: left out.
+    ``choose_solution_uncertainty_driven`` (alpha = 1): mean |U_{i+1} - U_i| of the step
+    entropies, min-max normalised, the argmax first, then the best remaining (strict >, so ties
+    go to the earlier one). ``chose_solution``: greedy least mean cosine similarity to the
+    chosen (strict <), from a seeded random start; prmh's similarity is of token counts."""
+    from prmh.plugins.solution_select import select_solutions, solution_uncertainty
+    from prmh.plugins.uncertainty import step_uncertainty
+
+    def two_steps(i, correct, spread):
+        tokens = ["Step", " one.", "\n", "Step", " two", " now."]
+        logprobs = [-0.1, -0.1 * (1 + spread), -0.2, -0.1, -spread, -0.3]
+        return _graded("p", correct, tokens, logprobs, ["Step one.\n", "Step two now."])
+
+    pool = [two_steps(i, i < 3, spread) for i, spread in enumerate([0.5, 3.0, 3.0, 1, 2, 9])]
+    pool += [two_steps(6 + i, False, 0.1 * i) for i in range(8)]
+    pool.append(_graded("none", False, ["x"], [-1.0], ["x"]))  # no correct: left out
+    u = [solution_uncertainty(step_uncertainty(x.generation, x.solution.steps)) for x in pool]
+    right = sorted(range(3), key=lambda i: -u[i])[:2]  # stable: ties keep the earlier
+    wrong = sorted(range(3, 14), key=lambda i: -u[i])[:6]
+    chosen = select_solutions(pool, "uncertainty")
+    assert [[id(y) for y in pool].index(id(x)) for x in chosen] == right + wrong
+    assert u[1] == u[2] and right == [1, 2]
+
+    def bag(i, words):
+        return _graded("q", i == 0, words.split(), [-1.0] * len(words.split()), [words])
+
+    texts = ["a b c", "a b c", "a b d", "x y z", "a x q", "p q r"]
+    items = [bag(i, t) for i, t in enumerate(texts)]
+    chosen = select_solutions(items, "diversity", seed=3)
+    assert chosen[0] is items[0]  # the only correct one
+    wrong = [items.index(x) for x in chosen[1:]]
+    assert sorted(wrong) == [1, 2, 3, 4, 5]  # 5 incorrect <= 7 wanted: all of them
+    many = [bag(i + 1, f"w{i} common") for i in range(9)] + [bag(0, "right answer")]
+    picked = select_solutions(many, "diversity", seed=3)
+    assert len(picked) == 8 and sum(x.correct for x in picked) == 1
+    again = select_solutions(many, "diversity", seed=3)
+    assert picked == again  # seeded start: the same choice every run
+    # four correct: from the seeded start, the one least like it (cosine of word counts)
+    words = ["a b", "a b", "a c", "z y"]
+    start = random.Random("3:q").randrange(4)
+    cos = [len(set(words[start].split()) & set(w.split())) / 2 for w in words]
+    second = min((i for i in range(4) if i != start), key=lambda i: cos[i])
+    chosen = select_solutions([bag(0, w) for w in words], "diversity", seed=3)
+    assert [x.generation.text for x in chosen] == [
+        words[start].replace(" ", ""),
+        words[second].replace(" ", ""),
+    ]
+
+
+def test_label_select_keeps_two_correct_and_six_incorrect(cli, tmp_path):
+    out = tmp_path / "labels.jsonl"
+    result = cli("label", "--limit", "8", "-n", "16", "--select", "diversity", "--labeler",
+                 "mc-hard", "-L", "n=2", "--out", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "selected" in result.output
+    by_question = {}
+    for item in read_labels(out):
+        by_question.setdefault(item.question, []).append(item)
+    assert by_question and all(len(items) <= 8 for items in by_question.values())
+    (record,) = [
+        json.loads(p.read_text()) for p in (cli.results_dir / "runs").glob("*.json")
+        if json.loads(p.read_text())["config"].get("command") == "label"
+    ]  # fmt: skip
+    selected = record["metrics"]["selected"]
+    assert selected["how"] == "diversity" and selected["chosen"] == len(read_labels(out))
+    assert selected["from"] > selected["chosen"]

@@ -19,6 +19,7 @@ ROOT = Path(__file__).parent.parent
 # Kinds whose built-ins may need a model or a server to be built (hf, openai and vllm
 # generators, every PRM preset and recipe); their back-end classes are checked below.
 NEEDS_A_MODEL = {"generator", "prm"}
+NEEDS_A_FILE = {("task", "samples")}  # a corpus; built from one below
 
 
 def test_every_kind_but_command_has_a_protocol():
@@ -34,7 +35,8 @@ def test_every_built_in_component_satisfies_its_protocol(registry):
             try:
                 instance = entry.create({}).instance
             except PrmhError:
-                assert kind in NEEDS_A_MODEL, f"{kind} {name} cannot be built with no options"
+                needs = kind in NEEDS_A_MODEL or (kind, name) in NEEDS_A_FILE
+                assert needs, f"{kind} {name} cannot be built with no options"
                 continue
             assert isinstance(instance, protocol), f"{kind} {name} is not a {protocol.__name__}"
             checked += 1
@@ -52,6 +54,15 @@ def test_the_model_backed_classes_satisfy_their_protocols(registry):
     assert issubclass(RecipePRM, protocols.PRM)
     # the shipped tiny PRM (built on first use) is the same back end as every preset
     assert type(registry.create("prm", "tiny-calibrated").instance.built()) is RecipePRM
+
+
+def test_the_corpus_components_satisfy_their_protocols(registry, tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"question": "1 + 1?", "answer": "2", "solutions": ["2"]}\n')
+    options = {"path": str(corpus)}
+    assert isinstance(registry.create("task", "samples", options).instance, protocols.Task)
+    generator = registry.create("generator", "file", options).instance
+    assert isinstance(generator, protocols.Generator)
 
 
 def test_optional_capabilities_are_recognised(registry):

@@ -96,6 +96,14 @@ def rollout_command(rollouts: int, out: Path, **options: Any) -> None:
     help="Step uncertainty for the uncertainty labelers.",
 )
 @click.option(
+    "--select",
+    type=click.Choice(["all", "uncertainty", "diversity"]),
+    default="all",
+    show_default=True,
+    help="Label every solution, or UnPRM's 2 correct + 6 incorrect per problem, chosen by "
+    "uncertainty or by diversity (problems without a correct solution are left out).",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["math-shepherd", "unprm", "stepwise"]),
@@ -103,7 +111,13 @@ def rollout_command(rollouts: int, out: Path, **options: Any) -> None:
     show_default=True,
 )
 def label_command(
-    labeler: str, labeler_args: dict[str, Any], uncertainty: str, fmt: str, out: Path, **options
+    labeler: str,
+    labeler_args: dict[str, Any],
+    uncertainty: str,
+    select: str,
+    fmt: str,
+    out: Path,
+    **options: Any,
 ) -> None:
     """Label each step of each solution with a labeler and write a training file."""
     from prmh.datasets import write_labelled
@@ -112,10 +126,16 @@ def label_command(
     instance = load_registry().create("labeler", labeler, labeler_args).instance
     solutions = source(options)
     given = {"labeler": labeler, "labeler_args": labeler_args, "format": fmt, "out": out}
-    with opened("label", {**given, "uncertainty": uncertainty, **options}) as run:
+    given |= {"uncertainty": uncertainty, "select": select}
+    with opened("label", {**given, **options}) as run:
         with solutions.opened(run):
             uncertain = uncertainty if labeler.startswith("uncertainty") else None
-            m = run.metrics = write_labelled(solutions, instance, uncertain, out, fmt)
+            m = run.metrics = write_labelled(
+                solutions, instance, uncertain, out, fmt, select, uncertainty
+            )
+    chose = m["selected"]
+    if select != "all":
+        click.echo(f"selected {chose['chosen']} of {chose['from']} solutions by {select}")
     click.echo(
         f"{labeler}: {m['labelled']} solutions labelled, {m['skipped']} skipped, "
         f"{m['rollouts']} rollouts and {m['generated_tokens']} generated tokens spent -> "

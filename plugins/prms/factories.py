@@ -4,7 +4,9 @@ Every factory also takes the options all PRMs share (``COMMON``): revision, dtyp
 bf16 on GPU, fp32 on CPU), device, a PEFT ``adapter`` to apply, ``max_tokens_per_batch`` (padded
 tokens per forward pass), ``max_length`` (longer solutions are truncated from the left) and
 ``prefix_cache_tokens`` (recently scored solutions kept with their KV caches, so that a step-level
-search's next round reads only the new step; 0 turns it off).
+search's next round reads only the new step; 0 turns it off) and ``calibrated`` (a PEFT adapter
+trained on the head converted to three quantiles, as the calibration release's and ``prmh
+calibrate``'s are).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ COMMON = {
     "max_tokens_per_batch": 8192,
     "max_length": None,
     "prefix_cache_tokens": 65536,
+    "calibrated": None,
 }
 
 
@@ -35,6 +38,9 @@ class RecipePRM:
 
     def __init__(self, scorer: Any, recipe: Any):
         self.scorer, self.recipe = scorer, recipe
+        good_bad = getattr(recipe, "good_bad", None)
+        if good_bad is not None and hasattr(scorer, "use_label_tokens"):
+            scorer.use_label_tokens(good_bad)
 
     @property
     def identity_extra(self) -> dict[str, Any]:

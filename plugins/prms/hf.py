@@ -12,6 +12,10 @@ heads:
   ``score_head``), loaded from the checkpoint without remote code;
 - ``value``: a linear value head (TRL's ``v_head.summary``) and a sigmoid.
 
+A head with three outputs read through a sigmoid gives quantiles (0.1, 0.5, 0.9): a value head
+prmh calibrated, or a classifier or lm head converted as the calibration release does when
+``calibrated`` names its PEFT adapter (``prmh.plugins.prms.heads``).
+
 Solutions are sorted by length and batched under a cap on padded tokens, with right padding, so
 a causal model scores each step exactly as if its prefix were scored alone. A solution longer
 than ``max_length`` is truncated from the left (the start of the prompt goes first, every step
@@ -21,10 +25,8 @@ nearest kept one, and the result is flagged ``truncated``.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from prmh import ScoreRequest, StepScores
@@ -45,34 +47,9 @@ from prmh.plugins.kv_cache import (
     tail_tokens,
 )
 from prmh.plugins.prms.batching import Encoded, length_batches, pack
+from prmh.plugins.prms.heads import QUANTILE_LEVELS, head_model, load_head, to_quantiles
 
 HEADS = ("lm", "classifier", "value")
-QUANTILE_LEVELS = (0.1, 0.5, 0.9)
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-
-def read_tensors(directory: Path, prefix: str) -> dict[str, Any]:
-    """Every tensor whose name starts with ``prefix`` in a checkpoint's weight files."""
-    from safetensors import safe_open
-
-    files: list[Path] = []
-    for index in directory.glob("*.index.json"):
-        files += [directory / f for f in set(json.loads(index.read_text())["weight_map"].values())]
-    files += [directory / f for f in WEIGHT_FILES if (directory / f).is_file()]
-    files += sorted(p for p in directory.glob("*.safetensors") if p not in files)
-    found: dict[str, Any] = {}
-    for file in dict.fromkeys(files):
-        if file.suffix == ".safetensors":
-            with safe_open(str(file), framework="pt") as f:
-                found.update(
-                    {k[len(prefix) :]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
-                )
-        elif file.suffix == ".bin":
-            import torch
-
-            state = torch.load(file, map_location="cpu", weights_only=True)
-            found.update({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
-    return found
 
 
 class HFScorer:
@@ -92,6 +69,7 @@ class HFScorer:
         max_tokens_per_batch: int = 8192,
         max_length: int | None = None,
         prefix_cache_tokens: int = 65536,
+        calibrated: str | None = None,
     ):
         if head not in HEADS:
             raise PrmhError(f"unknown PRM head {head!r}; heads are: {', '.join(HEADS)}.")
@@ -116,57 +94,53 @@ class HFScorer:
         self.quantile_levels: tuple[float, ...] | None = None
         self.max_tokens_per_batch = max_tokens_per_batch
         self.prefixes = PrefixCache(prefix_cache_tokens) if prefix_cache_tokens > 0 else None
+        self.calibrated = calibrated
         if head == "lm":
             self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)
             self.backbone = self.model.get_decoder()
         else:
             self.backbone = AutoModel.from_pretrained(self.path, dtype=self.dtype)
-            layer = self._head_layer(torch, model, head, head_key)
-            self.model = head_model(self.backbone, layer, head).to(self.dtype)
-        if adapter:
-            from peft import PeftModel
-
-            # LoRA layers are injected in place, so self.backbone stays the adapted backbone.
-            self.model = PeftModel.from_pretrained(self.model, adapter)
-        self.model.to(self.device).eval()
+            key = head_key or ("score" if head == "classifier" else "v_head.summary")
+            key = key.rstrip(".")
+            hidden = self.backbone.config.hidden_size
+            layer, quantiles = load_head(torch, self.path, model, hidden, head, key, self.positive)
+            if calibrated and head == "classifier":
+                layer, quantiles = to_quantiles(torch, layer, self.positive), True
+            elif calibrated:
+                raise PrmhError("calibrated adapters fit classifier and lm heads only.")
+            self.quantile_levels = QUANTILE_LEVELS if quantiles else None
+            self.model = head_model(self.backbone, layer, key).to(self.dtype)
+        self._adapt(adapter)
+        if head != "lm":
+            self._adapt(calibrated)
         limit = getattr(self.backbone.config, "max_position_embeddings", None) or 4096
         self.max_length = min(max_length or limit, limit)
 
-    def _head_layer(self, torch: Any, model: str, head: str, head_key: str | None) -> Any:
-        """The classifier or value head, loaded from the checkpoint's tensors (a value head
-        with three outputs is a calibrated quantile head: 0.1, 0.5, 0.9)."""
-        key = head_key or ("score." if head == "classifier" else "v_head.summary.")
-        weights = read_tensors(self.path, key if key.endswith(".") else key + ".")
-        if not weights:
-            raise PrmhError(
-                f"checkpoint {model!r} has no {head} head weights named {key}*; it is not a "
-                f"{head}-head PRM, or its head is stored under another name (-P head_key=...)."
-            )
-        hidden = self.backbone.config.hidden_size
-        if head == "classifier" and "weight" not in weights:
-            layer = torch.nn.Sequential(
-                torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2)
-            )
-        elif head == "classifier":
-            classes = weights["weight"].shape[0]
-            if not all(0 <= i < classes for i in self.positive):
-                raise PrmhError(
-                    f"the classifier head of {model!r} has {classes} classes; positive_index "
-                    f"{self.positive} is not among them."
-                )
-            layer = torch.nn.Linear(hidden, classes, bias="bias" in weights)
-        else:
-            outputs = weights["weight"].shape[0] if "weight" in weights else 1
-            if outputs not in (1, len(QUANTILE_LEVELS)):
-                raise PrmhError(f"a value head has 1 or 3 outputs, not {outputs}.")
-            layer = torch.nn.Linear(hidden, outputs)
-            if outputs > 1:
-                self.quantile_levels = QUANTILE_LEVELS
-        try:
-            layer.load_state_dict(weights)
-        except RuntimeError as e:
-            raise PrmhError(f"the {head} head of {model!r} does not fit: {e}") from e
-        return layer
+    def _adapt(self, adapter: str | None) -> None:
+        """Apply a PEFT adapter (its LoRA layers are injected in place, so ``backbone`` stays
+        the adapted backbone) and move the model to its device."""
+        if adapter:
+            from peft import PeftConfig, PeftModel
+
+            config = PeftConfig.from_pretrained(adapter)
+            config.task_type = None  # only the LoRA layers matter: no LM wrapper around a head
+            self.model = PeftModel.from_pretrained(self.model, adapter, config=config)
+        self.model.to(self.device).eval()
+
+    def use_label_tokens(self, good_bad: tuple[int, int]) -> None:
+        """An lm head with a calibrated adapter: its (good, bad) rows become a 3-quantile head
+        (the calibration release's conversion), then the adapter applies."""
+        if self.head != "lm" or not self.calibrated:
+            return
+        import torch
+
+        from prmh.plugins.prms.heads import logistic_rows
+
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        quantile = logistic_rows(torch, base.get_output_embeddings(), [good_bad[0]], good_bad[1])
+        base.set_output_embeddings(quantile)
+        self.quantile_levels = QUANTILE_LEVELS
+        self._adapt(self.calibrated)
 
     def token_id(self, text: str, what: str) -> int:
         """The id of ``text`` when it is a single token; an error that names it otherwise."""
@@ -228,7 +202,7 @@ class HFScorer:
 
     def _head_rows(self, good_bad: tuple[int, int] | None) -> tuple[Any, Any]:
         """The LM head's (good, bad) rows and bias, for the ``lm`` head; else (None, None)."""
-        if self.head != "lm":
+        if self.head != "lm" or self.quantile_levels:
             return None, None
         assert good_bad is not None
         out = self.model.get_output_embeddings()
@@ -267,11 +241,7 @@ class HFScorer:
         for a causal model. No truncation to ``max_length`` is applied here."""
         import torch
 
-        rows = bias = None
-        if self.head == "lm":
-            out = self.model.get_output_embeddings()
-            rows = out.weight[list(good_bad)]
-            bias = out.bias[list(good_bad)] if getattr(out, "bias", None) is not None else None
+        rows, bias = self._head_rows(good_bad)
 
         def read(hidden: Any, positions: list[int]) -> list[float]:
             if not positions:
@@ -305,14 +275,16 @@ class HFScorer:
     def _read(self, h: Any, rows: Any, bias: Any) -> Any:
         import torch
 
-        if self.head == "lm":
+        if self.head == "lm" and not self.quantile_levels:
             logits = h @ rows.T + (bias if bias is not None else 0)
             return torch.softmax(logits.float(), dim=-1)[:, 0]
-        out = self.model.head(h)
+        layer = self.model.get_output_embeddings() if self.head == "lm" else self.model.head
+        out = layer(h).float()
+        if self.quantile_levels:
+            return torch.sigmoid(out)
         if self.head == "classifier":
-            return torch.softmax(out.float(), dim=-1)[:, self.positive].sum(-1)
-        probs = torch.sigmoid(out.float())
-        return probs if self.quantile_levels else probs.squeeze(-1)
+            return torch.softmax(out, dim=-1)[:, self.positive].sum(-1)
+        return torch.sigmoid(out).squeeze(-1)
 
     def _truncate(self, enc: Encoded) -> tuple[Encoded, bool, list[int]]:
         """Keep the last ``max_length`` tokens; map each step to a kept read position."""
@@ -336,28 +308,6 @@ def _crop(cache: Any, length: int) -> None:
     remove = cache.get_seq_length() - length
     if remove > 0:
         cache.crop(-remove)
-
-
-def head_model(backbone: Any, layer: Any, head: str) -> Any:
-    """Backbone plus head as one module, named as in the checkpoints (``model`` with ``score``
-    or ``v_head.summary``), so PEFT adapters trained on those names apply."""
-    import torch
-
-    class HeadModel(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = backbone
-            if head == "classifier":
-                self.score = layer
-            else:
-                self.v_head = torch.nn.Module()
-                self.v_head.summary = layer
-
-        @property
-        def head(self) -> Any:
-            return self.score if head == "classifier" else self.v_head.summary
-
-    return HeadModel()
 
 
 def to_step_scores(

@@ -27,7 +27,7 @@ from prmh.plugins.hf_models import (
 )
 from prmh.plugins.kv_cache import PrefixCache, layers_of, row_of, run_tails
 from prmh.plugins.prms.batching import Encoded, length_batches, pack
-from prmh.plugins.prms.hf import QUANTILE_LEVELS
+from prmh.plugins.prms.heads import QUANTILE_LEVELS
 
 
 class ImplicitRecipe:
@@ -129,14 +129,18 @@ class ImplicitScorer:
         max_tokens_per_batch: int = 8192,
         max_length: int | None = None,
         prefix_cache_tokens: int = 65536,
+        calibrated: str | None = None,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if len(scale) != len(bias) or len(scale) not in (1, len(QUANTILE_LEVELS)):
             raise PrmhError("an implicit PRM has 1 or 3 (scale, bias) pairs, of equal lengths.")
-        if adapter:
-            raise PrmhError("the implicit PRM takes no adapter; merge it into the policy model.")
+        if adapter or calibrated:
+            raise PrmhError(
+                "the implicit PRM takes no adapter; merge it into the policy model (its "
+                "calibration is three (scale, bias) pairs: prmh calibrate)."
+            )
         if max_tokens_per_batch < 1:
             raise PrmhError("max_tokens_per_batch must be at least 1.")
         quiet_transformers()

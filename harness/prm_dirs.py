@@ -55,15 +55,19 @@ def directory_entry(registry: Any, directory: str) -> Any:
         )
     recipe = registry.get("prm", config["recipe"])
     options = dict(config.get("options", {}))
-    if "model" in options:
+    if options.get("calibrated") == ".":  # an adapter over the PRM named by its options
+        options["calibrated"] = directory
+    elif "model" in options:
         raise PrmhError(f"{where!r} sets 'model'; the directory itself is the model.")
+    else:
+        options["model"] = directory
     params = inspect.signature(recipe.load_factory()).parameters
     unknown = sorted(k for k in options if k not in params)
     if unknown:
         raise PrmhError(
             f"{where!r}: recipe {config['recipe']!r} has no option(s) {', '.join(unknown)}."
         )
-    factory = functools.partial(recipe.load_factory(), model=directory, **options)
+    factory = functools.partial(recipe.load_factory(), **options)
     return replace(
         recipe,
         name=directory,

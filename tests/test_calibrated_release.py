@@ -134,3 +134,41 @@ def test_a_value_head_refuses_a_calibrated_adapter(tmp_path):
     checkpoint = save_tiny_prm(tmp_path / "value", "value", tokenizer)
     with pytest.raises(PrmhError, match="classifier and lm heads"):
         scored({"recipe": "value-head", "model": str(checkpoint), "calibrated": str(tmp_path)})
+
+
+def test_prmh_calibrate_fits_a_released_prm_from_the_releases_data(cli, tmp_path):
+    """``prmh calibrate --prm qwen-math-prm -P model=...`` on the release's calibration data
+    (``question``, ``reasoning_prefix``, ``success_prob``; prefixes are the first k steps
+    joined by a blank line and ended by one): the saved adapter loads with ``--prm OUT``,
+    starts every quantile at the PRM's own probability, and after training its median moves
+    toward the observed success rates."""
+    import json
+
+    from prmh.analysis.calibration import read_rollouts
+
+    tokenizer = tiny_tokenizer(special_tokens=["<extra_0>"])
+    checkpoint = save_tiny_prm(tmp_path / "qwen", "classifier", tokenizer, layers=4)
+    rows = []
+    for q in range(6):
+        question = f"What is {q} + {q}?"
+        steps = [f"Add {q} and {q}.", f"{q} + {q} = {2 * q}.", f"The answer is {2 * q}."]
+        for k in range(3):  # the release keeps no row for the whole solution
+            prefix = "\n\n".join(steps[:k]) + "\n\n" if k else ""
+            rows.append({"question": question, "reasoning_prefix": prefix, "success_prob": 0.9})
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps(rows))
+    converted = read_rollouts(data)
+    assert len(converted) == 6 and all(len(r["steps"]) == 2 for r in converted)
+    assert [v["k"] for v in converted[0]["values"]] == [0, 1, 2]
+    out = tmp_path / "calibrated"
+    result = cli("calibrate", "--prm", "qwen-math-prm", "-P", f"model={checkpoint}",
+                 "--rollouts", str(data), "--out", str(out), "--epochs", "8", "--lr", "3e-3",
+                 "--batch-size", "4")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (out / "adapter_config.json").is_file()
+    plain = scored({"recipe": "qwen-math-prm", "model": str(checkpoint)})[1]
+    calibrated = load_registry().create("prm", str(out)).instance
+    (after,) = calibrated.score([ScoreRequest(Problem("p", "What is 2 + 2?", "4"), STEPS[:2])])
+    assert after.quantile_levels == (0.1, 0.5, 0.9)
+    medians = [q[1] for q in after.quantiles]
+    assert all(abs(m - 0.9) < abs(p - 0.9) for m, p in zip(medians, plain.probs, strict=False))

@@ -23,6 +23,9 @@ ELSEWHERE = {
     "./pqm-checkpoint": "needs a PQM checkpoint (the layout is tested in test_prm_references)",
     "--prm generic -P model=./my-prm": "run on a tiny checkpoint by test_prms (generic README)",
     "--samples pqm-math-128.json": "needs PQM's corpus, MATH-500 and a PQM checkpoint",
+    "Qwen/Qwen2.5-Math-PRM-7B --rollouts": "needs the Hub PRM (test_calibrated_release)",
+    "--prm ./qwen-cal": "needs the calibrated Hub PRM (test_calibrated_release)",
+    "-P calibrated=./peft": "needs a release adapter (test_calibrated_release)",
     "--samples my-corpus.jsonl": "needs the user's corpus; every preset runs in test_corpora",
 }
 

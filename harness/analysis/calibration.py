@@ -16,19 +16,76 @@ LEVELS = (0.1, 0.5, 0.9)
 
 
 def read_rollouts(path: Path) -> list[dict[str, Any]]:
-    """The rows of a ``prmh rollout`` file, or a message naming the line that is not one."""
-    rows = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise PrmhError(f"{path} line {number}: not valid JSON: {e.msg}.") from e
+    """The rows of a ``prmh rollout`` file, or of the calibration release's data (a JSON list or
+    JSONL of ``question``, ``reasoning_prefix``, ``success_prob``, as in the Hugging Face dataset
+    young-j-park/prm_calibration), or a message naming the line that is not one."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise PrmhError(f"cannot read rollouts {str(path)!r}: {e}.") from None
+    if text.lstrip().startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise PrmhError(f"{path}: not valid JSON at line {e.lineno}: {e.msg}.") from e
+    else:
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise PrmhError(f"{path} line {number}: not valid JSON: {e.msg}.") from e
+    release = {"question", "reasoning_prefix", "success_prob"}
+    if rows and all(isinstance(r, dict) and release <= set(r) for r in rows):
+        return from_calibration_release(rows)
     if not rows or not all(
         isinstance(r, dict) and {"question", "steps", "values"} <= set(r) for r in rows
     ):
-        raise PrmhError(f"{path} is not a `prmh rollout` file (question, steps, values).")
+        raise PrmhError(
+            f"{path} is not a `prmh rollout` file (question, steps, values) nor the "
+            "calibration release's data (question, reasoning_prefix, success_prob)."
+        )
     return rows
+
+
+def from_calibration_release(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The release's prefix rows as rollout rows: its k-step prefix is ``"\n\n".join(steps[:k])
+    + "\n\n"`` of a first-pass solution (``main_rollout_vllm.py``), so prefixes of one solution
+    chain together; each chain becomes one row, cut where a prefix's value is missing (the
+    release keeps no row for a whole solution). The empty prefix belongs to every chain."""
+    by_question: dict[str, list[tuple[list[str], dict[int, float]]]] = {}
+    ordered = sorted(rows, key=lambda r: -len(r["reasoning_prefix"] or ""))
+    for r in ordered:
+        prefix = (r["reasoning_prefix"] or "").rstrip("\n")
+        steps = prefix.split("\n\n") if prefix.strip() else []
+        chains = by_question.setdefault(str(r["question"]), [])
+        matching = [c for c in chains if c[0][: len(steps)] == steps]
+        if not matching:
+            chains.append((steps, {}))
+            matching = chains[-1:]
+        for _, values in matching:
+            values[len(steps)] = float(r["success_prob"])
+    out = []
+    for q, (question, chains) in enumerate(by_question.items()):
+        for sample, (steps, values) in enumerate(chains):
+            known = 0
+            while known + 1 in values:
+                known += 1
+            if 0 not in values:
+                continue
+            out.append(
+                {
+                    "problem_id": f"calibration-{q}",
+                    "question": question,
+                    "sample": sample,
+                    "steps": steps[:known],
+                    "values": [
+                        {"k": k, "rate": values[k], "weighted": values[k]} for k in range(known + 1)
+                    ],
+                }
+            )
+    return out
 
 
 def calibration_points(

@@ -129,10 +129,11 @@ def train_command(data_path: str, base: str, out: Path, resume: bool, **options:
 @click.option(
     "--prm",
     "prm_dir",
-    type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="A value-head or implicit PRM saved by prmh (prmh train).",
+    help="A value-head or implicit PRM saved by prmh (prmh train), or a released PRM with a "
+    "classifier or lm head (Qwen/Qwen2.5-Math-PRM-7B, math-shepherd -P model=DIR, ...).",
 )
+@kv_option("-P", "prm_args", "PRM")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--epochs", type=float, default=3.0, show_default=True)
 @_option("--lr", "learning_rate", type=float)
@@ -147,20 +148,24 @@ def train_command(data_path: str, base: str, out: Path, resume: bool, **options:
     help="LoRA on every fourth layer (the release) or all.",
 )
 @_option("--seed", "seed", type=int)
-def calibrate_command(rollouts: Path, prm_dir: Path, out: Path, **options: Any) -> None:
+def calibrate_command(
+    rollouts: Path, prm_dir: str, prm_args: dict[str, Any], out: Path, **options: Any
+) -> None:
     """Fit a calibrated PRM by quantile regression (wql, quantiles 0.1/0.5/0.9) on rollout
-    success rates, starting from a PRM saved by `prmh train`. A value head becomes three
-    heads that all start as the original and LoRA adapts a subset of layers; an implicit
-    PRM keeps its two models and fits three (scale, bias) pairs. The result outputs
-    quantiles."""
+    success rates (a `prmh rollout` file, or the calibration release's data). A value head
+    saved by `prmh train` becomes three heads that all start as the original and LoRA adapts a
+    subset of layers; an implicit PRM keeps its two models and fits three (scale, bias) pairs;
+    a released PRM's classifier or lm head becomes three quantile outputs and a LoRA adapter is
+    saved, as the calibration release does. The result outputs quantiles."""
     from prmh.analysis.calibration import read_rollouts
     from prmh.plugins.training import calibrate, calibration_items
     from prmh.progress import training_bar
 
     items = calibration_items(read_rollouts(rollouts))
-    given = {"rollouts": rollouts, "prm": prm_dir, **options}
+    given = {"rollouts": rollouts, "prm": prm_dir, "prm_args": prm_args, **options}
     with opened("calibrate", {**given, "out": out}) as run, training_bar() as on_step:
-        summary = run.metrics = calibrate(prm_dir, items, out, _config(options), on_step)
+        config = _config(options)
+        summary = run.metrics = calibrate(prm_dir, items, out, config, on_step, prm_args)
     losses = summary["losses"]
     click.echo(
         f"calibrated on {len(items)} prefix sets; wql {losses[0]:.4f} -> "

@@ -41,20 +41,32 @@ def calibration_items(rows: list[dict[str, Any]]) -> list[LabelledSolution]:
 
 
 def calibrate(
-    prm_dir: Path,
+    prm_dir: str | Path,
     items: list[LabelledSolution],
     out: Path,
     config: TrainConfig,
     on_step: OnStep | None = None,
+    prm_args: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Fit a quantile PRM (wql, quantiles 0.1/0.5/0.9) from the PRM in ``prm_dir``: a value
-    head becomes three heads that all start as the original (LoRA on ``config.lora_layers``);
-    an implicit PRM keeps its two models and fits three (scale, bias) pairs. ``config`` gives
-    the optimiser settings; the head, loss and layout come from the saved PRM."""
+    """Fit a quantile PRM (wql, quantiles 0.1/0.5/0.9) from the PRM ``prm_dir``: a value head
+    saved by ``train`` becomes three heads that all start as the original (LoRA on
+    ``config.lora_layers``); an implicit PRM keeps its two models and fits three (scale, bias)
+    pairs; any other PRM (a released checkpoint's recipe, with ``prm_args``) gets its
+    classifier or lm head converted and a calibrated adapter (``training.released``).
+    ``config`` gives the optimiser settings; the head, loss and layout come from the PRM."""
     from dataclasses import replace
 
     from prmh.prm_dirs import read_prm_config
 
+    if not (Path(prm_dir) / "prmh_prm.json").is_file() or (
+        read_prm_config(prm_dir)["recipe"] not in ("value-head", "implicit")
+    ):
+        from prmh.plugins.training.released import calibrate_released
+        from prmh.registry import load_registry
+
+        component = load_registry().create("prm", str(prm_dir), prm_args or {})
+        return calibrate_released(component, items, out, config, on_step)
+    prm_dir = Path(prm_dir)
     saved = read_prm_config(prm_dir)
     implicit = saved["recipe"] == "implicit"
     if not implicit and (

@@ -302,3 +302,25 @@ def test_the_oracle_prm_is_calibrated_against_rollouts_of_arith(cli, tmp_path):
     assert result.exit_code == 0, result.output
     (entry,) = json.loads(result.output)
     assert entry["prm"] == "oracle" and entry["count"] == sum(len(r["values"]) for r in rows)
+
+
+def test_truncations_keep_the_steps_a_confidence_splitter_read(cli):
+    """A splitter that reads token confidences cannot split a truncation's plain text; each
+    truncation keeps the steps it holds, the last one cut short (issue: the adaptive splitter
+    was refused with a misleading error)."""
+    from prmh.analysis.correlation import cut_steps
+
+    text = "We add 2 and 3 so 5 then double it to 10 done"
+    steps = ("We add 2 and 3", "so 5 then", "double it to 10 done")
+    assert cut_steps(steps, text, text) == steps
+    assert cut_steps(steps, text, text[:17]) == ("We add 2 and 3", "so")
+    assert cut_steps(steps, text, text[:14]) == ("We add 2 and 3",)
+    assert cut_steps(steps, text, "") == ()
+    result = cli("analyze", "correlation", "--prm", "oracle:noise=1", "--limit", "8", "-n", "4",
+                 "--splitter", "adaptive-confidence", "--thresholds", "6,12,400",
+                 "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.output).values()
+    last = report["correlations"]["last"]
+    assert last["400"]["full_score"]["r"] == pytest.approx(1.0)  # the whole solution
+    assert last["6"]["full_score"]["r"] != pytest.approx(1.0)  # a cut one: other steps

@@ -34,6 +34,24 @@ def truncate(text: str, threshold: int, tokenizer: Any) -> str:
     return tokenizer.decode(ids[:threshold], skip_special_tokens=True)
 
 
+def cut_steps(steps: tuple[str, ...], text: str, cut: str) -> tuple[str, ...]:
+    """The steps of ``text`` that ``cut`` (its beginning) holds, the last one cut short: how a
+    splitter that reads token confidences (which plain text lacks) splits a truncation."""
+    length = next((i for i, (a, b) in enumerate(zip(text, cut, strict=False)) if a != b), None)
+    length = min(len(cut), len(text)) if length is None else length
+    out, at = [], 0
+    for step in steps:
+        start = text.find(step, at)
+        start = at if start < 0 else start
+        at = start + len(step)
+        piece = text[start : min(at, length)].strip()
+        if piece:
+            out.append(step if at <= length else piece)
+        if at >= length:
+            break
+    return tuple(out)
+
+
 def partial_scores(
     prm: Any,
     splitter: Any,
@@ -42,19 +60,25 @@ def partial_scores(
     thresholds: list[int],
     one_pass: bool,
     whole: bool = True,
+    steps_read: tuple[str, ...] | None = None,
 ) -> tuple[list[list[float]], list[float], int]:
-    """Step scores of the full solution and of its truncations (full first), the ``whole``
-    score of the full solution and of each truncation (full first), and the forward tokens
-    spent. With ``one_pass`` and a causal transformers PRM, every truncation comes from the
-    full solution's single pass (a solution longer than the PRM's ``max_length`` is rescored,
-    since it would be truncated)."""
+    """Step scores of the full solution ``text`` and of its truncations (full first), the
+    ``whole`` score of the full solution and of each truncation (full first), and the forward
+    tokens spent. With ``one_pass`` and a causal transformers PRM, every truncation comes from
+    the full solution's single pass (a solution longer than the PRM's ``max_length`` is
+    rescored, since it would be truncated). A splitter that reads token confidences cannot
+    split plain text: give the steps it read from the generation (``steps_read``); each
+    truncation keeps those it holds."""
     from prmh import ScoreRequest
     from prmh.plugins.kv_cache import shared_prefix
 
     scorer = getattr(prm.instance, "scorer", None)
     tokenizer = getattr(scorer, "tokenizer", None)
     texts = [truncate(text, t, tokenizer) for t in thresholds]
-    steps = [tuple(splitter.split(text))] + [tuple(splitter.split(t)) for t in texts]
+    if steps_read is not None:
+        steps = [steps_read] + [cut_steps(steps_read, text, t) for t in texts]
+    else:
+        steps = [tuple(splitter.split(text))] + [tuple(splitter.split(t)) for t in texts]
     recipe = getattr(prm.instance, "recipe", None)
     encoded = [recipe.encode(problem.question, list(s)) for s in steps] if scorer else []
     shares_cache = hasattr(scorer, "score_variants")  # the implicit PRM has no such pass
@@ -110,8 +134,9 @@ def correlation(
         for done, x in enumerate(solutions, start=1):
             if progress is not None:
                 progress(f"cut and score {label}", done, len(solutions))
+            read = x.solution.steps if hasattr(splitter, "split_generation") else None
             step_probs, wholes, spent = partial_scores(
-                prm, splitter, x.problem, x.generation.text, cuts, one_pass
+                prm, splitter, x.problem, x.generation.text, cuts, one_pass, steps_read=read
             )
             tokens += spent
             for a, f in aggregate.items():

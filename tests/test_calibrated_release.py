@@ -172,3 +172,19 @@ def test_prmh_calibrate_fits_a_released_prm_from_the_releases_data(cli, tmp_path
     assert after.quantile_levels == (0.1, 0.5, 0.9)
     medians = [q[1] for q in after.quantiles]
     assert all(abs(m - 0.9) < abs(p - 0.9) for m, p in zip(medians, plain.probs, strict=False))
+
+
+def test_reasoneval_conversion_follows_the_release():
+    """prm/reasoneval.py at 4abcb99 (``convert_to_quantile_regression_head``): every row is
+    ((w_1 - w_0) + (w_2 - w_0)) / 2 of the 3-class score_head (prmh sets the bias the same
+    way; the release leaves it at its random initial value)."""
+    from prmh.plugins.prms.heads import to_quantiles
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(8, 3)
+    converted = to_quantiles(torch, head, [1, 2])
+    w, b = head.weight, head.bias
+    expected = ((w[1] - w[0]) + (w[2] - w[0])) / 2
+    assert converted.weight.shape == (3, 8)
+    assert torch.allclose(converted.weight, expected.repeat(3, 1))
+    assert torch.allclose(converted.bias, (((b[1] - b[0]) + (b[2] - b[0])) / 2).repeat(3))

@@ -9,6 +9,7 @@ and returns the run's record and tables; ``prmh eval`` is a thin shell over the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,13 +70,15 @@ def evaluate(
     grading_timeout: float = 5.0,
     progress: Callable[[str, int, int], None] | None = None,
     threads: int | None = None,
+    shard: str | None = None,
     **config: Any,
 ) -> EvalResult:
     """Run an evaluation. ``config`` takes the keys of a TOML config file (``world``, ``task``,
     ``generator``, ``prm``, ``splitter``, ``agg``, ``selector``, ``search``, ``budget``,
     ``seed``, ``limit``, ``pool``, ``task_args``, ``generator_args``, ``prm_args``,
     ``search_args``); a single name may stand for a list. Results go to ``results_dir`` (or
-    ``PRMH_RESULTS_DIR``, or ./prmh-results), so a second call computes nothing again."""
+    ``PRMH_RESULTS_DIR``, or ./prmh-results), so a second call computes nothing again.
+    ``shard`` ("I/N") evaluates problems I, I+N, ... only (``prmh merge`` adds shards up)."""
     from prmh.matrix import build_plan, check_config
     from prmh.threads import configure
 
@@ -84,7 +87,8 @@ def evaluate(
     if results_dir is None:
         results_dir = config.get("results_dir")
     plan = build_plan({}, config)
-    return EvalResult(run_plan(plan, results_dir, ["prmh.evaluate"], progress, grading_timeout))
+    record = run_plan(plan, results_dir, ["prmh.evaluate"], progress, grading_timeout, shard)
+    return EvalResult(record)
 
 
 def run_plan(
@@ -93,14 +97,37 @@ def run_plan(
     argv: list[str],
     progress: Callable[[str, int, int], None] | None,
     grading_timeout: float,
+    shard: str | None = None,
 ) -> dict[str, Any]:
-    """Run ``plan`` into the results directory with a run record; returns the record."""
+    """Run ``plan`` into the results directory with a run record; returns the record.
+    ``shard`` ("I/N"): only problems I, I+N, I+2N, ... of each task (0 <= I < N)."""
     from prmh.engine import open_run, prepare, run_eval
     from prmh.registry import load_registry
 
     if not 0 < grading_timeout < math.inf:  # also refuses nan
         raise PrmhError("--grading-timeout must be a positive, finite number of seconds.")
+    index, count = parse_shard(shard) if shard else (0, 1)
     prepared = prepare(plan, load_registry())
-    with open_run(prepared.resolved_config(), results_dir, argv, progress) as run:
+    config = prepared.resolved_config()
+    if shard:
+        problems = [ps[index::count] for ps in prepared.problems]
+        prepared = dataclasses.replace(prepared, problems=problems)
+        config["shard"] = f"{index}/{count}"
+    with open_run(config, results_dir, argv, progress) as run:
         run.metrics = run_eval(prepared, run, grading_timeout)
     return run.record.data
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``I/N`` as (I, N), 0 <= I < N."""
+    index, _, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not 0 <= i < n:
+        raise PrmhError(
+            f"--shard takes I/N with 0 <= I < N (shard I of N), not {text!r}; with a SLURM "
+            "array: --shard $SLURM_ARRAY_TASK_ID/N and --array=0-(N-1)."
+        )
+    return i, n

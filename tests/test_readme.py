@@ -26,6 +26,9 @@ ELSEWHERE = {
     "Qwen/Qwen2.5-Math-PRM-7B --rollouts": "needs the Hub PRM (test_calibrated_release)",
     "--prm ./qwen-cal": "needs the calibrated Hub PRM (test_calibrated_release)",
     "-P calibrated=./peft": "needs a release adapter (test_calibrated_release)",
+    "--shard $SLURM_ARRAY_TASK_ID": "a SLURM array with GPUs (shards: test_shards)",
+    "merge shards/0": "merges the SLURM array's shards (test_shards)",
+    "--search beam -n 16 --results-dir merged": "needs the merged shards and a GPU",
     "--samples my-corpus.jsonl": "needs the user's corpus; every preset runs in test_corpora",
 }
 

@@ -65,6 +65,13 @@ from prmh.cli.group import cli
     help="A corpus of pre-sampled solutions (JSON, JSONL, Parquet) in place of a generator; "
     "its own problems and gold answers unless --task names the task they come from.",
 )
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Evaluate problems I, I+N, I+2N, ... only (0 <= I < N); `prmh merge` adds the "
+    "shards' results directories up.",
+)
 @kv_option("-T", "task_args", "task", each=True)
 @kv_option("-G", "generator_args", "generator", each=True)
 @kv_option("-P", "prm_args", "PRM", each=True)
@@ -88,6 +95,7 @@ from prmh.cli.group import cli
 def eval_command(
     data: str | None,
     samples: str | None,
+    shard: str | None,
     config_path: Path | None,
     results_dir: Path | None,
     grading_timeout: float,
@@ -124,6 +132,7 @@ def eval_command(
             argv(),
             progress,
             grading_timeout,
+            shard,
         )
     emit(record, as_json)
 

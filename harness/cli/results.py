@@ -112,3 +112,43 @@ def plot_command(runs: tuple[str, ...], kind: str, out: Path, results_dir: Path 
 
     records = [find_record(results_path(results_dir), run) for run in runs]
     click.echo(f"wrote {figure(kind, records, out)}")
+
+
+@cli.command("merge")
+@click.argument("sources", nargs=-1, required=True)
+@click.option(
+    "--into",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The results directory to merge into (created when missing).",
+)
+def merge_command(sources: tuple[str, ...], into: str) -> None:
+    """Merge results directories (the shards of `prmh eval --shard I/N`, runs on other
+    machines) into one: entries are unioned, run records copied; an entry stored with another
+    value under the same key is reported and never overwritten. Then the unsharded `prmh eval`
+    on the merged directory computes nothing and prints the whole table."""
+    from prmh.merge import merge
+
+    report = merge(list(sources), into)
+    added = ", ".join(f"{n} {kind}" for kind, n in sorted(report["added"].items())) or "nothing"
+    click.echo(
+        f"merged {len(sources)} directories into {into}: added {added}; {report['present']} "
+        f"entries were there already; {report['runs_copied']} run files copied"
+    )
+    conflicts = report["conflicts"]
+    for c in conflicts[:10]:
+        click.echo(
+            f"conflict: {c['kind']} {c['key'][:16]} differs (kept run {c['kept_run']}, "
+            f"not run {c['other_run']})",
+            err=True,
+        )
+    for name in report["run_conflicts"][:10]:
+        click.echo(f"conflict: runs/{name} differs; kept the target's", err=True)
+    if conflicts or report["run_conflicts"]:
+        total = len(conflicts) + len(report["run_conflicts"])
+        click.echo(
+            f"{total} conflicts: the same keys hold different values (a nondeterministic "
+            "component, or different code); the target's values were kept.",
+            err=True,
+        )
+        sys.exit(1)

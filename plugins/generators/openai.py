@@ -1,18 +1,24 @@
-"""The `openai` generator: any OpenAI-compatible completions server (vLLM serve, SGLang, TGI).
+"""The `openai` generator: any OpenAI-compatible server (vLLM serve, SGLang, TGI), through its
+completions endpoint (the prompt as text) or its chat completions endpoint (``endpoint=chat``:
+the prompt as the user's message, the server applies the chat template; a partial solution is
+continued as the assistant's message with vLLM's ``continue_final_message``).
 
 Several servers can share the work (``base_url`` takes a list): each request goes to the server
 with the fewest requests in flight, round-robin among ties. A failed request (connection error,
-timeout, HTTP 429 or 5xx) is retried on the next server after an exponential backoff; any other
-HTTP error is a mistake in the request and stops the run with the server's message. At most
-``concurrency`` requests are in flight. Every sample is its own request with its own seed, so a
-sample does not change when the pool grows; servers with prefix caching make the shared prompt
-cheap.
+timeout, HTTP 408, 409, 429 or 5xx) is retried on the next server after an exponential backoff
+with full jitter (a random wait up to ``backoff`` * 2^attempt), or after the server's
+``Retry-After`` when it asks for longer; any other HTTP error is a mistake in the request and
+stops the run with the server's message. At most ``concurrency`` requests are in flight. Every
+sample is its own request with its own seed, so a sample does not change when the pool grows;
+servers with prefix caching make the shared prompt cheap.
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
 import os
+import random
 import threading
 import time
 import urllib.error
@@ -36,12 +42,26 @@ RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
 def build_payload(
-    model: str, request: SampleRequest, index: int, sampling: Sampling, logprobs: bool
+    model: str,
+    request: SampleRequest,
+    index: int,
+    sampling: Sampling,
+    logprobs: bool,
+    chat: bool = False,
+    system_prompt: str | None = None,
 ) -> dict[str, Any]:
-    """The /completions body for sample ``index`` of ``request``."""
-    payload: dict[str, Any] = {
-        "model": model,
-        "prompt": request.prompt + request.prefix,
+    """The /completions (or, with ``chat``, /chat/completions) body for sample ``index``."""
+    payload: dict[str, Any] = {"model": model}
+    if chat:
+        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        messages.append({"role": "user", "content": request.prompt})
+        if request.prefix:  # vLLM continues the assistant's message instead of a new turn
+            messages.append({"role": "assistant", "content": request.prefix})
+            payload |= {"continue_final_message": True, "add_generation_prompt": False}
+        payload["messages"] = messages
+    else:
+        payload["prompt"] = request.prompt + request.prefix
+    payload |= {
         "max_tokens": sampling.max_new_tokens,
         "temperature": temperature_of(request, sampling),
         "top_p": sampling.top_p,
@@ -52,21 +72,31 @@ def build_payload(
     if stops:
         payload["stop"] = stops
     if logprobs:
-        payload["logprobs"] = 1
+        payload["logprobs"] = True if chat else 1
     return payload
 
 
 def parse_completion(
     body: dict[str, Any], request: SampleRequest, sampling: Sampling, seconds: float
 ) -> Generation:
-    """A Generation from a /completions response body."""
+    """A Generation from a /completions or /chat/completions response body."""
     try:
         choice = body["choices"][0]
-        text = choice["text"]
+        chat = "message" in choice
+        text = choice["message"]["content"] if chat else choice["text"]
+        if not isinstance(text, str):
+            raise TypeError(text)
     except (KeyError, IndexError, TypeError) as e:
-        raise PrmhError(f"the server's completion has no choices[0].text: {body!r:.200}") from e
+        raise PrmhError(
+            f"the server's completion has no choices[0].text or .message.content: {body!r:.200}"
+        ) from e
     lp = choice.get("logprobs") or {}
-    tokens, logprobs = lp.get("tokens"), lp.get("token_logprobs")
+    if chat:  # content: [{token, logprob, ...}]
+        entries = lp.get("content") or []
+        tokens = [e.get("token") for e in entries] if entries else None
+        logprobs = [e.get("logprob") for e in entries] if entries else None
+    else:
+        tokens, logprobs = lp.get("tokens"), lp.get("token_logprobs")
     usage = body.get("usage") or {}
     count = usage.get("completion_tokens") or (len(tokens) if tokens else 0)
     return server_generation(
@@ -125,6 +155,8 @@ class OpenAIGenerator:
         retries: int = 5,
         backoff: float = 0.5,
         timeout: float = 600.0,
+        endpoint: str = "completions",
+        system_prompt: str | None = None,
     ):
         urls = [
             u.strip().rstrip("/")
@@ -134,7 +166,9 @@ class OpenAIGenerator:
             raise PrmhError(f"base_url must be http(s) URLs, got {base_url!r}.")
         if concurrency < 1 or retries < 0 or backoff < 0 or timeout <= 0:
             raise PrmhError("need concurrency >= 1, retries >= 0, backoff >= 0 and timeout > 0.")
-        self.model = model
+        if endpoint not in ("completions", "chat"):
+            raise PrmhError(f"endpoint must be completions or chat, not {endpoint!r}.")
+        self.model, self.chat, self.system_prompt = model, endpoint == "chat", system_prompt
         self.sampling = Sampling(temperature, top_p, max_new_tokens, stops_of(stop))
         self.balancer = Balancer(urls)
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
@@ -152,7 +186,9 @@ class OpenAIGenerator:
         ]
 
     def _one(self, request: SampleRequest, index: int) -> Generation:
-        payload = build_payload(self.model, request, index, self.sampling, self.logprobs)
+        payload = build_payload(
+            self.model, request, index, self.sampling, self.logprobs, self.chat, self.system_prompt
+        )
         started = time.perf_counter()
         body = self._post(payload)
         return parse_completion(body, request, self.sampling, time.perf_counter() - started)
@@ -162,11 +198,11 @@ class OpenAIGenerator:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        last_error, failed = "", None
+        last_error, failed, path = "", None, "chat/completions" if self.chat else "completions"
         for attempt in range(self.retries + 1):
-            url = self.balancer.acquire(avoid=failed)
+            url, wait = self.balancer.acquire(avoid=failed), 0.0
             try:
-                request = urllib.request.Request(f"{url}/completions", data, headers)
+                request = urllib.request.Request(f"{url}/{path}", data, headers)
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     return json.loads(response.read())
             except urllib.error.HTTPError as e:
@@ -174,6 +210,7 @@ class OpenAIGenerator:
                 if e.code not in RETRY_STATUS:
                     raise PrmhError(f"{url} refused the request (HTTP {e.code}): {detail}") from e
                 last_error = f"HTTP {e.code} from {url}: {detail}"
+                wait = retry_after(e.headers.get("Retry-After"))
             except (
                 urllib.error.URLError,
                 TimeoutError,
@@ -184,9 +221,25 @@ class OpenAIGenerator:
             finally:
                 self.balancer.release(url)
             failed = url
-            if attempt < self.retries:
-                time.sleep(self.backoff * 2**attempt)
+            if attempt < self.retries:  # full jitter; longer when the server asks for it
+                jitter = random.uniform(0, self.backoff * 2**attempt)
+                time.sleep(min(max(jitter, wait), self.timeout))
         raise PrmhError(
             f"no completion after {self.retries + 1} attempts; last error: {last_error}. "
             "Check that the servers in base_url are up."
         )
+
+
+def retry_after(value: str | None) -> float:
+    """Seconds a ``Retry-After`` header asks for (a number, or an HTTP date); 0 if none."""
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return max(0.0, when.timestamp() - time.time())

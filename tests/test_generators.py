@@ -407,7 +407,7 @@ def test_openai_errors_are_clear(servers):
         OpenAIGenerator("other", base_url=url).sample([request(n=1)])
     dead = "http://127.0.0.1:9/v1"
     started = time.monotonic()
-    with pytest.raises(PrmhError, match="no completion after 3 attempts"):
+    with pytest.raises(PrmhError, match="no answer after 3 attempts"):
         OpenAIGenerator("tiny", base_url=dead, retries=2, backoff=0.0, timeout=2).sample(
             [request(n=1)]
         )

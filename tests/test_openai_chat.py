@@ -17,12 +17,8 @@ import pytest
 from prmh import Problem, SampleRequest
 from prmh.errors import PrmhError
 from prmh.plugins.generators.common import Sampling
-from prmh.plugins.generators.openai import (
-    OpenAIGenerator,
-    build_payload,
-    parse_completion,
-    retry_after,
-)
+from prmh.plugins.generators.openai import OpenAIGenerator, build_payload, parse_completion
+from prmh.plugins.serving import retry_after
 
 REQUEST = SampleRequest(Problem("p", "2 + 3?", "5"), "Q: 2 + 3?\nA:", 1, 0)
 
@@ -117,12 +113,12 @@ def test_chat_samples_wait_as_long_as_retry_after_asks(chat_server):
 
 
 def test_backoff_is_jittered_and_bounded(monkeypatch):
-    import prmh.plugins.generators.openai as module
+    import prmh.plugins.serving as module
 
     waits = []
     monkeypatch.setattr(module.time, "sleep", waits.append)
     generator = OpenAIGenerator("m", base_url="http://127.0.0.1:9/v1", retries=6, backoff=0.5)
-    with pytest.raises(PrmhError, match="no completion after 7 attempts"):
+    with pytest.raises(PrmhError, match="no answer after 7 attempts"):
         generator.sample([REQUEST])
     assert len(waits) == 6
     assert all(0 <= w <= 0.5 * 2**k for k, w in enumerate(waits))

@@ -3,28 +3,17 @@ completions endpoint (the prompt as text) or its chat completions endpoint (``en
 the prompt as the user's message, the server applies the chat template; a partial solution is
 continued as the assistant's message with vLLM's ``continue_final_message``).
 
-Several servers can share the work (``base_url`` takes a list): each request goes to the server
-with the fewest requests in flight, round-robin among ties. A failed request (connection error,
-timeout, HTTP 408, 409, 429 or 5xx) is retried on the next server after an exponential backoff
-with full jitter (a random wait up to ``backoff`` * 2^attempt), or after the server's
-``Retry-After`` when it asks for longer; any other HTTP error is a mistake in the request and
-stops the run with the server's message. At most ``concurrency`` requests are in flight. Every
-sample is its own request with its own seed, so a sample does not change when the pool grows;
-servers with prefix caching make the shared prompt cheap.
+Several servers can share the work (``base_url`` takes a list), balanced, retried and limited
+as ``prmh.plugins.serving.Fleet`` does. Every sample is its own request with its own seed, so a
+sample does not change when the pool grows; servers with prefix caching make the shared prompt
+cheap.
 """
 
 from __future__ import annotations
 
-import email.utils
-import json
 import os
-import random
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from prmh import Generation, SampleRequest
@@ -37,8 +26,7 @@ from prmh.plugins.generators.common import (
     stops_of,
     temperature_of,
 )
-
-RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+from prmh.plugins.serving import Fleet
 
 
 def build_payload(
@@ -112,34 +100,8 @@ def parse_completion(
     )
 
 
-class Balancer:
-    """Least requests in flight, round-robin among ties; thread-safe."""
-
-    def __init__(self, urls: Sequence[str]):
-        self.urls = list(urls)
-        self.in_flight = dict.fromkeys(self.urls, 0)
-        self.sent = dict.fromkeys(self.urls, 0)
-        self.lock = threading.Lock()
-        self.turn = 0
-
-    def acquire(self, avoid: str | None = None) -> str:
-        with self.lock:
-            candidates = [u for u in self.urls if u != avoid] or self.urls
-            low = min(self.in_flight[u] for u in candidates)
-            tied = [u for u in candidates if self.in_flight[u] == low]
-            url = tied[self.turn % len(tied)]
-            self.turn += 1
-            self.in_flight[url] += 1
-            self.sent[url] += 1
-            return url
-
-    def release(self, url: str) -> None:
-        with self.lock:
-            self.in_flight[url] -= 1
-
-
 class OpenAIGenerator:
-    """Samples from OpenAI-compatible completions servers."""
+    """Samples from OpenAI-compatible servers (``prmh.plugins.serving.Fleet``)."""
 
     def __init__(
         self,
@@ -158,27 +120,23 @@ class OpenAIGenerator:
         endpoint: str = "completions",
         system_prompt: str | None = None,
     ):
-        urls = [
-            u.strip().rstrip("/")
-            for u in (base_url.split(",") if isinstance(base_url, str) else base_url)
-        ]
-        if not urls or not all(u.startswith(("http://", "https://")) for u in urls):
-            raise PrmhError(f"base_url must be http(s) URLs, got {base_url!r}.")
-        if concurrency < 1 or retries < 0 or backoff < 0 or timeout <= 0:
-            raise PrmhError("need concurrency >= 1, retries >= 0, backoff >= 0 and timeout > 0.")
         if endpoint not in ("completions", "chat"):
             raise PrmhError(f"endpoint must be completions or chat, not {endpoint!r}.")
+        self.fleet = Fleet(
+            base_url,
+            api_key=api_key if api_key is not None else os.environ.get("OPENAI_API_KEY"),
+            concurrency=concurrency,
+            retries=retries,
+            backoff=backoff,
+            timeout=timeout,
+        )
         self.model, self.chat, self.system_prompt = model, endpoint == "chat", system_prompt
         self.sampling = Sampling(temperature, top_p, max_new_tokens, stops_of(stop))
-        self.balancer = Balancer(urls)
-        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        self.logprobs, self.concurrency = logprobs, concurrency
-        self.retries, self.backoff, self.timeout = retries, backoff, timeout
+        self.logprobs = logprobs
 
     def sample(self, requests: Sequence[SampleRequest]) -> list[list[Generation]]:
         rows = flatten(requests)
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            done = list(pool.map(lambda row: self._one(requests[row[0]], row[1]), rows))
+        done = self.fleet.map(lambda row: self._one(requests[row[0]], row[1]), rows)
         results = dict(zip(rows, done, strict=True))
         return [
             [results[(r, request.first_index + i)] for i in range(request.n)]
@@ -190,56 +148,5 @@ class OpenAIGenerator:
             self.model, request, index, self.sampling, self.logprobs, self.chat, self.system_prompt
         )
         started = time.perf_counter()
-        body = self._post(payload)
+        body = self.fleet.post("chat/completions" if self.chat else "completions", payload)
         return parse_completion(body, request, self.sampling, time.perf_counter() - started)
-
-    def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
-        data = json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last_error, failed, path = "", None, "chat/completions" if self.chat else "completions"
-        for attempt in range(self.retries + 1):
-            url, wait = self.balancer.acquire(avoid=failed), 0.0
-            try:
-                request = urllib.request.Request(f"{url}/{path}", data, headers)
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read())
-            except urllib.error.HTTPError as e:
-                detail = e.read()[:300].decode(errors="replace")
-                if e.code not in RETRY_STATUS:
-                    raise PrmhError(f"{url} refused the request (HTTP {e.code}): {detail}") from e
-                last_error = f"HTTP {e.code} from {url}: {detail}"
-                wait = retry_after(e.headers.get("Retry-After"))
-            except (
-                urllib.error.URLError,
-                TimeoutError,
-                ConnectionError,
-                json.JSONDecodeError,
-            ) as e:
-                last_error = f"{type(e).__name__} from {url}: {e}"
-            finally:
-                self.balancer.release(url)
-            failed = url
-            if attempt < self.retries:  # full jitter; longer when the server asks for it
-                jitter = random.uniform(0, self.backoff * 2**attempt)
-                time.sleep(min(max(jitter, wait), self.timeout))
-        raise PrmhError(
-            f"no completion after {self.retries + 1} attempts; last error: {last_error}. "
-            "Check that the servers in base_url are up."
-        )
-
-
-def retry_after(value: str | None) -> float:
-    """Seconds a ``Retry-After`` header asks for (a number, or an HTTP date); 0 if none."""
-    if not value:
-        return 0.0
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return max(0.0, when.timestamp() - time.time())

@@ -28,6 +28,7 @@ ELSEWHERE = {
     "-P calibrated=./peft": "needs a release adapter (test_calibrated_release)",
     "--shard $SLURM_ARRAY_TASK_ID": "a SLURM array with GPUs (shards: test_shards)",
     "merge shards/0": "merges the SLURM array's shards (test_shards)",
+    "-P server=": "needs vLLM pooling servers (a stand-in in test_prm_server)",
     "--search beam -n 16 --results-dir merged": "needs the merged shards and a GPU",
     "--samples my-corpus.jsonl": "needs the user's corpus; every preset runs in test_corpora",
 }

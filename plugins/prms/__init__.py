@@ -45,7 +45,14 @@ CHECKPOINTS = {
 CHECKPOINT_OPTIONS = {
     "peiyi9979/math-shepherd-mistral-7b-prm": {"good_token_id": 648, "bad_token_id": 387},
 }
-SPEED_ARGS = ("device", "max_tokens_per_batch", "prefix_cache_tokens")
+SPEED_ARGS = (
+    "device",
+    "max_tokens_per_batch",
+    "prefix_cache_tokens",
+    "server",
+    "served_model",
+    "server_concurrency",
+)
 
 
 class Preset:

@@ -4,9 +4,10 @@ Every factory also takes the options all PRMs share (``COMMON``): revision, dtyp
 bf16 on GPU, fp32 on CPU), device, a PEFT ``adapter`` to apply, ``max_tokens_per_batch`` (padded
 tokens per forward pass), ``max_length`` (longer solutions are truncated from the left) and
 ``prefix_cache_tokens`` (recently scored solutions kept with their KV caches, so that a step-level
-search's next round reads only the new step; 0 turns it off) and ``calibrated`` (a PEFT adapter
+search's next round reads only the new step; 0 turns it off), ``calibrated`` (a PEFT adapter
 trained on the head converted to three quantiles, as the calibration release's and ``prmh
-calibrate``'s are).
+calibrate``'s are) and ``server`` (vLLM pooling servers that run the model: ``served_model``,
+``server_concurrency``, ``server_probabilities``; ``prmh.plugins.prms.remote``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ COMMON = {
     "max_length": None,
     "prefix_cache_tokens": 65536,
     "calibrated": None,
+    "server": None,
+    "served_model": None,
+    "server_concurrency": 8,
+    "server_probabilities": True,
 }
+SERVER = ("server", "served_model", "server_concurrency", "server_probabilities")
 
 
 class RecipePRM:
@@ -41,6 +47,8 @@ class RecipePRM:
         good_bad = getattr(recipe, "good_bad", None)
         if good_bad is not None and hasattr(scorer, "use_label_tokens"):
             scorer.use_label_tokens(good_bad)
+        if hasattr(scorer, "use_recipe"):
+            scorer.use_recipe(recipe)
 
     @property
     def identity_extra(self) -> dict[str, Any]:
@@ -79,9 +87,13 @@ def _scorer(model: str | None, head: str, common: dict[str, Any], **extra: Any) 
     from prmh.plugins.hf_models import require_hf
 
     require_hf("transformers PRMs")
+    if common["server"]:
+        from prmh.plugins.prms.remote import RemoteScorer
+
+        return RemoteScorer(model, head, **common, **extra)
     from prmh.plugins.prms.hf import HFScorer
 
-    return HFScorer(model, head, **common, **extra)
+    return HFScorer(model, head, **{k: v for k, v in common.items() if k not in SERVER}, **extra)
 
 
 def _token_ids(scorer: Any, good: str, bad: str, good_id: int | None, bad_id: int | None) -> tuple:
@@ -324,5 +336,8 @@ def implicit(
 
     as_list = [scale] if isinstance(scale, int | float) else scale
     biases = [bias] if isinstance(bias, int | float) else bias
-    scorer = ImplicitScorer(model, reference, as_list, biases, **common)
+    if common["server"]:
+        raise PrmhError("the implicit PRM compares two local models; it cannot be served.")
+    local = {k: v for k, v in common.items() if k not in SERVER}
+    scorer = ImplicitScorer(model, reference, as_list, biases, **local)
     return RecipePRM(scorer, ImplicitRecipe(scorer.tokenizer, query_template, joiner))

@@ -1,0 +1,150 @@
+"""PRMs behind a pooling server: a local stand-in with vLLM's pooling API request and response
+shape (``POST /v1/pooling`` ``{"model", "input": [[token ids], ...]}`` ->
+``{"data": [{"index", "data": [one row per step tag]}]}``), computing STEP pooling with a tiny
+transformers PRM as vLLM's pooler does (vllm-project/vllm ``model_executor/layers/pooler``:
+rows at every token equal to ``step_tag_id``; a classifier's softmax, or the softmax over
+``returned_token_ids`` of the LM head). The server path equals the in-process path."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from prmh import Problem, ScoreRequest  # noqa: E402
+from prmh.errors import PrmhError  # noqa: E402
+from prmh.registry import load_registry  # noqa: E402
+from prmh.testing import save_tiny_prm, tiny_tokenizer  # noqa: E402
+
+QUESTION = "Ava has 12 apples. She gets 7 more. How many apples does Ava have?"
+STEPS = ("Ava starts with 12 apples.", "Getting 7 more gives 12 + 7 = 19 apples.", "So 19.")
+
+
+class Pooler:
+    """STEP pooling with a tiny checkpoint, on token ids."""
+
+    def __init__(self, directory, head, step_tag_id, returned_token_ids=None):
+        from safetensors.torch import load_file
+        from transformers import AutoModel, AutoModelForCausalLM
+
+        self.head, self.tag, self.returned = head, step_tag_id, returned_token_ids
+        if head == "lm":
+            self.model = AutoModelForCausalLM.from_pretrained(directory).eval()
+        else:
+            self.model = AutoModel.from_pretrained(directory).eval()
+            w = load_file(directory / "model.safetensors")
+            self.mlp = lambda h: (torch.relu(h @ w["score.0.weight"].T + w["score.0.bias"])
+                                  @ w["score.2.weight"].T + w["score.2.bias"])  # fmt: skip
+
+    def rows(self, ids):
+        with torch.no_grad():
+            if self.head == "lm":
+                logits = self.model(torch.tensor([ids])).logits[0][:, self.returned]
+            else:
+                logits = self.mlp(self.model(torch.tensor([ids])).last_hidden_state[0])
+        probs = logits.softmax(-1)
+        return [probs[i].tolist() for i, t in enumerate(ids) if t == self.tag]
+
+
+class PoolingStandIn(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        server = self.server
+        with server.lock:
+            server.seen.append(body)
+            fail = server.failures > 0
+            server.failures -= fail
+        if fail or self.path != "/v1/pooling":
+            return self._reply(503 if fail else 404, {"error": "no"})
+        data = [
+            {"index": i, "object": "pooling", "data": server.pooler.rows(ids)}
+            for i, ids in enumerate(body["input"])
+        ]
+        self._reply(200, {"object": "list", "data": data, "usage": {}})
+
+    def _reply(self, status, payload):
+        out = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+
+@pytest.fixture
+def serve():
+    started = []
+
+    def start(pooler, failures=0):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), PoolingStandIn)
+        server.seen, server.lock, server.failures, server.pooler = (
+            [],
+            threading.Lock(),
+            failures,
+            pooler,
+        )
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        started.append(server)
+        return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+    yield start
+    for server in started:
+        server.shutdown()
+        server.server_close()
+
+
+def scores(recipe, options, question=QUESTION, steps_list=(STEPS, STEPS[:2], ())):
+    prm = load_registry().create("prm", recipe, options).instance
+    problem = Problem("p", question, "19")
+    return [list(s.probs) for s in prm.score([ScoreRequest(problem, s) for s in steps_list])]
+
+
+@pytest.mark.parametrize("head", ["classifier", "lm"])
+def test_the_server_path_equals_the_in_process_path(serve, tmp_path, head):
+    tokenizer = tiny_tokenizer(special_tokens=["<extra_0>"], extra_tokens=["ки"])
+    checkpoint = save_tiny_prm(tmp_path / head, head, tokenizer)
+    if head == "classifier":
+        recipe, tag, returned = "qwen-math-prm", tokenizer.encode("<extra_0>")[0], None
+    else:
+        recipe, tag = "math-shepherd", tokenizer.encode(" ки", add_special_tokens=False)[-1]
+        returned = [tokenizer.encode(t, add_special_tokens=False)[0] for t in ("+", "-")]
+    _, flaky = serve(Pooler(checkpoint, head, tag, returned), failures=1)
+    steady, url = serve(Pooler(checkpoint, head, tag, returned))
+    options = {"model": str(checkpoint)}
+    served = {**options, "server": f"{flaky},{url}", "max_tokens_per_batch": 64}
+    tricky = QUESTION + (" <extra_0>" if head == "classifier" else " ки")
+    for question in (QUESTION, tricky):  # a tag in the question: a row the recipe skips
+        local, remote = scores(recipe, options, question), scores(recipe, served, question)
+        assert remote[2] == [] and len(remote[0]) == 3
+        for a, b in zip(local, remote, strict=True):
+            assert a == pytest.approx(b, abs=1e-6)
+    assert steady.seen and all(body["model"] == str(checkpoint) for body in steady.seen)
+
+
+def test_a_server_pooling_at_another_tag_is_a_clear_error(serve, tmp_path):
+    tokenizer = tiny_tokenizer(special_tokens=["<extra_0>"])
+    checkpoint = save_tiny_prm(tmp_path / "c", "classifier", tokenizer)
+    _, url = serve(Pooler(checkpoint, "classifier", step_tag_id=tokenizer.eos_token_id))
+    with pytest.raises(PrmhError, match="rows for 3 step tags"):
+        scores("qwen-math-prm", {"model": str(checkpoint), "server": url}, steps_list=(STEPS,))
+    with pytest.raises(PrmhError, match="cannot be served"):
+        load_registry().create("prm", "implicit", {"model": "a", "reference": "b", "server": url})
+
+
+def test_a_served_prm_from_the_cli_shares_the_in_process_cache(cli, serve, tmp_path):
+    tokenizer = tiny_tokenizer(special_tokens=["<extra_0>"])
+    checkpoint = save_tiny_prm(tmp_path / "c", "classifier", tokenizer)
+    _, url = serve(Pooler(checkpoint, "classifier", tokenizer.encode("<extra_0>")[0]))
+    args = ["eval", "--world", "sim", "--prm", "qwen-math-prm", "-P", f"model={checkpoint}",
+            "--limit", "4", "-n", "2", "--json"]  # fmt: skip
+    served = cli(*args, "-P", f"server={url}")
+    assert served.exit_code == 0, served.output
+    local = json.loads(cli(*args).output)
+    assert local["metrics"]["cache"]["computed"]["score"] == 0  # the same entries

@@ -148,3 +148,60 @@ def test_a_served_prm_from_the_cli_shares_the_in_process_cache(cli, serve, tmp_p
     assert served.exit_code == 0, served.output
     local = json.loads(cli(*args).output)
     assert local["metrics"]["cache"]["computed"]["score"] == 0  # the same entries
+
+
+def test_vllm_offline_requests_and_answers_without_vllm(tmp_path, monkeypatch):
+    """What prmh asks vLLM's offline engine (STEP pooling at the recipe's tag, the label ids
+    good first for an lm head; token-id prompts) and how it reads ``PoolingRequestOutput``
+    (``outputs.data``, one row per tag), with a stand-in ``vllm.LLM`` computing STEP pooling
+    with the tiny model: equal to the in-process path."""
+    import importlib.util
+    import sys
+    import types
+
+    from prmh.plugins.prms.remote import engine_arguments, pooled_rows, prompt_of
+
+    args = engine_arguments("m", "lm", 7, (3, 4), 0.3)
+    assert args["pooler_config"] == {
+        "pooling_type": "STEP", "step_tag_id": 7, "returned_token_ids": [3, 4],
+    }  # fmt: skip
+    assert args["runner"] == "pooling" and args["gpu_memory_utilization"] == 0.3
+    assert (
+        "returned_token_ids"
+        not in engine_arguments("m", "classifier", 7, None, 0.3)["pooler_config"]
+    )
+    tensor = types.SimpleNamespace(outputs=types.SimpleNamespace(data=torch.tensor([[0.2, 0.8]])))
+    assert pooled_rows(tensor) == [[pytest.approx(0.2), pytest.approx(0.8)]]
+
+    from prmh.plugins.prms.batching import Encoded
+
+    assert prompt_of(Encoded([5, 6, 7], [2])) == {"prompt_token_ids": [5, 6, 7]}
+    tokenizer = tiny_tokenizer(extra_tokens=["ки"])
+    checkpoint = save_tiny_prm(tmp_path / "lm", "lm", tokenizer)
+    if importlib.util.find_spec("vllm") is None:  # no vLLM here: one clear message
+        with pytest.raises(PrmhError, match="needs vLLM"):
+            scores("math-shepherd", {"model": str(checkpoint), "vllm": True})
+    seen = {}
+
+    class LLM:  # the offline engine's two calls prmh makes
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+            config = kwargs["pooler_config"]
+            self.pooler = Pooler(checkpoint, "lm", config["step_tag_id"],
+                                 config["returned_token_ids"])  # fmt: skip
+
+        def encode(self, prompts, use_tqdm=False):
+            return [
+                types.SimpleNamespace(
+                    outputs=types.SimpleNamespace(data=self.pooler.rows(p["prompt_token_ids"]))
+                )
+                for p in prompts
+            ]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM))
+    options = {"model": str(checkpoint)}
+    local = scores("math-shepherd", options)
+    offline = scores("math-shepherd", {**options, "vllm": True})
+    for a, b in zip(local, offline, strict=True):
+        assert a == pytest.approx(b, abs=1e-6)
+    assert seen["model"] == str(checkpoint)

@@ -558,3 +558,12 @@ def test_a_linear_classifier_head_is_read_with_its_classes(registry, tokenizer, 
     assert all(0 < a < b < 1 for a, b in zip(single.probs, both.probs, strict=True))
     with pytest.raises(PrmhError, match="3 classes"):
         registry.create("prm", "generic", {**options, "positive_index": 3})
+
+
+@pytest.mark.parametrize("recipe", ["qwen-math-prm", "math-shepherd", "value-head"])
+def test_a_device_map_loads_the_same_prm(registry, checkpoints, recipe):
+    """-P device_map=auto (accelerate spreads a large PRM over every GPU; on this CPU machine
+    everything lands on the CPU): the same scores as a model on one device."""
+    plain = score(build(registry, checkpoints, recipe), STEPS)
+    mapped = score(build(registry, checkpoints, recipe, device_map="auto"), STEPS)
+    assert list(mapped[0].probs) == pytest.approx(list(plain[0].probs), abs=1e-6)

@@ -29,6 +29,7 @@ ELSEWHERE = {
     "--shard $SLURM_ARRAY_TASK_ID": "a SLURM array with GPUs (shards: test_shards)",
     "merge shards/0": "merges the SLURM array's shards (test_shards)",
     "-P server=": "needs vLLM pooling servers (a stand-in in test_prm_server)",
+    "-G gpu_memory_utilization=0.5": "needs a GPU and vLLM",
     "--search beam -n 16 --results-dir merged": "needs the merged shards and a GPU",
     "--samples my-corpus.jsonl": "needs the user's corpus; every preset runs in test_corpora",
 }

@@ -52,6 +52,9 @@ SPEED_ARGS = (
     "server",
     "served_model",
     "server_concurrency",
+    "vllm",
+    "gpu_memory_utilization",
+    "device_map",
 )
 
 

@@ -6,8 +6,10 @@ tokens per forward pass), ``max_length`` (longer solutions are truncated from th
 ``prefix_cache_tokens`` (recently scored solutions kept with their KV caches, so that a step-level
 search's next round reads only the new step; 0 turns it off), ``calibrated`` (a PEFT adapter
 trained on the head converted to three quantiles, as the calibration release's and ``prmh
-calibrate``'s are) and ``server`` (vLLM pooling servers that run the model: ``served_model``,
-``server_concurrency``, ``server_probabilities``; ``prmh.plugins.prms.remote``).
+calibrate``'s are), ``server`` (vLLM pooling servers that run the model: ``served_model``,
+``server_concurrency``, ``server_probabilities``) and ``vllm`` (vLLM offline on this machine,
+``gpu_memory_utilization``), both in ``prmh.plugins.prms.remote``; ``device_map`` (``auto``:
+one model spread over every GPU by accelerate, for 72B PRMs).
 """
 
 from __future__ import annotations
@@ -35,8 +37,18 @@ COMMON = {
     "served_model": None,
     "server_concurrency": 8,
     "server_probabilities": True,
+    "vllm": False,
+    "gpu_memory_utilization": 0.4,
+    "device_map": None,
 }
-SERVER = ("server", "served_model", "server_concurrency", "server_probabilities")
+SERVER = (
+    "server",
+    "served_model",
+    "server_concurrency",
+    "server_probabilities",
+    "vllm",
+    "gpu_memory_utilization",
+)
 
 
 class RecipePRM:
@@ -87,10 +99,11 @@ def _scorer(model: str | None, head: str, common: dict[str, Any], **extra: Any) 
     from prmh.plugins.hf_models import require_hf
 
     require_hf("transformers PRMs")
-    if common["server"]:
-        from prmh.plugins.prms.remote import RemoteScorer
+    if common["server"] or common["vllm"]:
+        from prmh.plugins.prms.remote import RemoteScorer, VLLMScorer
 
-        return RemoteScorer(model, head, **common, **extra)
+        scorer = VLLMScorer if common["vllm"] else RemoteScorer
+        return scorer(model, head, **common, **extra)
     from prmh.plugins.prms.hf import HFScorer
 
     return HFScorer(model, head, **{k: v for k, v in common.items() if k not in SERVER}, **extra)
@@ -336,7 +349,7 @@ def implicit(
 
     as_list = [scale] if isinstance(scale, int | float) else scale
     biases = [bias] if isinstance(bias, int | float) else bias
-    if common["server"]:
+    if common["server"] or common["vllm"]:
         raise PrmhError("the implicit PRM compares two local models; it cannot be served.")
     local = {k: v for k, v in common.items() if k not in SERVER}
     scorer = ImplicitScorer(model, reference, as_list, biases, **local)

@@ -70,13 +70,14 @@ class HFScorer:
         max_length: int | None = None,
         prefix_cache_tokens: int = 65536,
         calibrated: str | None = None,
+        device_map: str | None = None,
     ):
         if head not in HEADS:
             raise PrmhError(f"unknown PRM head {head!r}; heads are: {', '.join(HEADS)}.")
         if max_tokens_per_batch < 1:
             raise PrmhError("max_tokens_per_batch must be at least 1.")
         import torch
-        from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         quiet_transformers()
         self.path, self.fingerprint = resolve_checkpoint(model, revision)
@@ -95,26 +96,36 @@ class HFScorer:
         self.max_tokens_per_batch = max_tokens_per_batch
         self.prefixes = PrefixCache(prefix_cache_tokens) if prefix_cache_tokens > 0 else None
         self.calibrated = calibrated
-        if head == "lm":
-            self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)
-            self.backbone = self.model.get_decoder()
-        else:
-            self.backbone = AutoModel.from_pretrained(self.path, dtype=self.dtype)
-            key = head_key or ("score" if head == "classifier" else "v_head.summary")
-            key = key.rstrip(".")
-            hidden = self.backbone.config.hidden_size
-            layer, quantiles = load_head(torch, self.path, model, hidden, head, key, self.positive)
-            if calibrated and head == "classifier":
-                layer, quantiles = to_quantiles(torch, layer, self.positive), True
-            elif calibrated:
-                raise PrmhError("calibrated adapters fit classifier and lm heads only.")
-            self.quantile_levels = QUANTILE_LEVELS if quantiles else None
-            self.model = head_model(self.backbone, layer, key).to(self.dtype)
+        self.device_map = device_map  # a model spread over devices by accelerate ("auto")
+        self._load(torch, model, head_key)
+        if device_map:  # inputs go where the embeddings are
+            self.device = self.backbone.get_input_embeddings().weight.device
         self._adapt(adapter)
         if head != "lm":
             self._adapt(calibrated)
         limit = getattr(self.backbone.config, "max_position_embeddings", None) or 4096
         self.max_length = min(max_length or limit, limit)
+
+    def _load(self, torch: Any, model: str, head_key: str | None) -> None:
+        """The backbone, and the model read: a causal LM, or the backbone with its head."""
+        from transformers import AutoModel, AutoModelForCausalLM
+
+        load = {"dtype": self.dtype, **({"device_map": self.device_map} if self.device_map else {})}
+        if self.head == "lm":
+            self.model = AutoModelForCausalLM.from_pretrained(self.path, **load)
+            self.backbone = self.model.get_decoder()
+            return
+        self.backbone = AutoModel.from_pretrained(self.path, **load)
+        key = (head_key or ("score" if self.head == "classifier" else "v_head.summary")).rstrip(".")
+        hidden = self.backbone.config.hidden_size
+        layer, quantiles = load_head(torch, self.path, model, hidden, self.head, key, self.positive)
+        if self.calibrated and self.head == "classifier":
+            layer, quantiles = to_quantiles(torch, layer, self.positive), True
+        elif self.calibrated:
+            raise PrmhError("calibrated adapters fit classifier and lm heads only.")
+        self.quantile_levels = QUANTILE_LEVELS if quantiles else None
+        last = list(self.backbone.parameters())[-1].device  # where the hidden states end
+        self.model = head_model(self.backbone, layer.to(last, self.dtype), key)
 
     def _adapt(self, adapter: str | None) -> None:
         """Apply a PEFT adapter (its LoRA layers are injected in place, so ``backbone`` stays
@@ -125,7 +136,9 @@ class HFScorer:
             config = PeftConfig.from_pretrained(adapter)
             config.task_type = None  # only the LoRA layers matter: no LM wrapper around a head
             self.model = PeftModel.from_pretrained(self.model, adapter, config=config)
-        self.model.to(self.device).eval()
+        if not self.device_map:
+            self.model.to(self.device)
+        self.model.eval()
 
     def use_label_tokens(self, good_bad: tuple[int, int]) -> None:
         """An lm head with a calibrated adapter: its (good, bad) rows become a 3-quantile head
@@ -210,7 +223,7 @@ class HFScorer:
         return out.weight[list(good_bad)], bias
 
     def _reads(self, torch: Any, hidden: Any, positions: Sequence[int], head: tuple) -> list:
-        where = torch.tensor(positions, dtype=torch.long, device=self.device)
+        where = torch.tensor(positions, dtype=torch.long, device=hidden.device)
         return self._read(hidden[where], *head).float().cpu().tolist()
 
     def _extend(self, torch, prepared, hits, batch, pad, head) -> list[tuple]:
@@ -246,7 +259,7 @@ class HFScorer:
         def read(hidden: Any, positions: list[int]) -> list[float]:
             if not positions:
                 return []
-            where = torch.tensor(positions, dtype=torch.long, device=self.device)
+            where = torch.tensor(positions, dtype=torch.long, device=hidden.device)
             return self._read(hidden[0, where], rows, bias).float().cpu().tolist()
 
         with torch.inference_mode():

@@ -130,12 +130,15 @@ class ImplicitScorer:
         max_length: int | None = None,
         prefix_cache_tokens: int = 65536,
         calibrated: str | None = None,
+        device_map: str | None = None,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if len(scale) != len(bias) or len(scale) not in (1, len(QUANTILE_LEVELS)):
             raise PrmhError("an implicit PRM has 1 or 3 (scale, bias) pairs, of equal lengths.")
+        if device_map:
+            raise PrmhError("the implicit PRM loads its two models on one device: use -P device.")
         if adapter or calibrated:
             raise PrmhError(
                 "the implicit PRM takes no adapter; merge it into the policy model (its "

@@ -98,18 +98,37 @@ def run_plan(
     progress: Callable[[str, int, int], None] | None,
     grading_timeout: float,
     shard: str | None = None,
+    ray: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``plan`` into the results directory with a run record; returns the record.
-    ``shard`` ("I/N"): only problems I, I+N, I+2N, ... of each task (0 <= I < N)."""
-    from prmh.engine import open_run, prepare, run_eval
+    ``shard`` ("I/N"): only problems I, I+N, I+2N, ... of each task (0 <= I < N). ``ray``
+    (``address``, ``actors``, ``gpus``): generators and PRMs run in Ray actors
+    (``prmh.executors``)."""
     from prmh.registry import load_registry
 
     if not 0 < grading_timeout < math.inf:  # also refuses nan
         raise PrmhError("--grading-timeout must be a positive, finite number of seconds.")
-    index, count = parse_shard(shard) if shard else (0, 1)
-    prepared = prepare(plan, load_registry())
+    split = parse_shard(shard) if shard else None
+    if ray is None:
+        return _run(plan, load_registry(), results_dir, argv, progress, grading_timeout, split)
+    from prmh import executors
+
+    started = executors.start(ray.get("address"))
+    try:
+        registry = executors.RayRegistry(load_registry(), ray.get("actors", 1), ray.get("gpus", 0))
+        return _run(plan, registry, results_dir, argv, progress, grading_timeout, split)
+    finally:
+        if started:
+            executors.stop()
+
+
+def _run(plan, registry, results_dir, argv, progress, grading_timeout, split) -> dict[str, Any]:
+    from prmh.engine import open_run, prepare, run_eval
+
+    prepared = prepare(plan, registry)
     config = prepared.resolved_config()
-    if shard:
+    if split:
+        index, count = split
         problems = [ps[index::count] for ps in prepared.problems]
         prepared = dataclasses.replace(prepared, problems=problems)
         config["shard"] = f"{index}/{count}"

@@ -72,6 +72,16 @@ from prmh.cli.group import cli
     help="Evaluate problems I, I+N, I+2N, ... only (0 <= I < N); `prmh merge` adds the "
     "shards' results directories up.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where generators and PRMs run: this process, or Ray actors (pip install 'prmh[ray]').",
+)
+@click.option("--ray-address", default=None, help="A Ray cluster's address [a local instance].")
+@click.option("--ray-actors", type=int, default=1, show_default=True, help="Actors per model.")
+@click.option("--ray-gpus", type=float, default=0.0, show_default=True, help="GPUs per actor.")
 @kv_option("-T", "task_args", "task", each=True)
 @kv_option("-G", "generator_args", "generator", each=True)
 @kv_option("-P", "prm_args", "PRM", each=True)
@@ -96,6 +106,10 @@ def eval_command(
     data: str | None,
     samples: str | None,
     shard: str | None,
+    executor: str,
+    ray_address: str | None,
+    ray_actors: int,
+    ray_gpus: float,
     config_path: Path | None,
     results_dir: Path | None,
     grading_timeout: float,
@@ -133,6 +147,9 @@ def eval_command(
             progress,
             grading_timeout,
             shard,
+            {"address": ray_address, "actors": ray_actors, "gpus": ray_gpus}
+            if executor == "ray"
+            else None,
         )
     emit(record, as_json)
 

@@ -14,6 +14,7 @@ from prmh.cli.common import (
     argv,
     json_option,
     kv_option,
+    opened,
     print_json,
     print_table,
     results_dir_option,
@@ -248,3 +249,39 @@ def _correlation_table(label: str, result: dict[str, Any], cuts: list[int]) -> N
             "undefined: the scores (or the outcomes) are the same for every solution, "
             "so Pearson r is undefined (nan in --json)."
         )
+
+
+@cli.command("reproduce")
+@click.argument("name")
+@click.option("--quick", is_flag=True, help="The small size (minutes on 2 CPU cores).")
+@results_dir_option
+@json_option()
+def reproduce_command(name: str, quick: bool, results_dir: Path | None, as_json: bool) -> None:
+    """Test a release's headline claim on the bundled worlds: run it through prmh's own
+    evaluation and analyses, print the claim, the estimates with 95% intervals, and a verdict
+    computed from them (reproduced / direction only / not reproduced / reversed)."""
+    from prmh.reproduce import REPRODUCTIONS, reproduce
+
+    if name not in REPRODUCTIONS:
+        reproduce(name, quick, None)  # the message naming the reproductions there are
+    options = {"name": name, "quick": quick, "results_dir": results_dir}
+    with opened("reproduce", options) as run:
+        result = run.metrics = reproduce(name, quick, run)
+    if as_json:
+        print_json(result)
+        return
+    rows = [
+        [
+            f"{c['better']['label']} > {c['worse']['label']}",
+            f"{c['better']['mean']:.3f} [{c['better']['low']:.3f}, {c['better']['high']:.3f}]",
+            f"{c['worse']['mean']:.3f} [{c['worse']['low']:.3f}, {c['worse']['high']:.3f}]",
+            c["verdict"],
+        ]
+        for c in result["comparisons"]
+    ]
+    print_table(
+        f"{result['release']}: {result['claim']} ({result['size']} size)",
+        ["comparison", "first", "second", "verdict"],
+        rows,
+    )
+    click.echo(f"verdict: {result['verdict']}; record: {run.record.path}")

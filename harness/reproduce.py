@@ -1,0 +1,140 @@
+"""``prmh reproduce NAME``: a release's headline claim tested on the bundled worlds through prmh's
+own evaluation and analyses, with a verdict computed from the numbers.
+
+Each claim is one or more comparisons "A beats B", each side an estimate with its 95% interval
+(over problems). A comparison is ``reproduced`` when A's interval lies above B's, ``reversed``
+when it lies below, ``direction only`` when the intervals overlap but A's estimate is higher,
+and ``not reproduced`` otherwise; the claim's verdict is the weakest of its comparisons
+(reversed < not reproduced < direction only < reproduced). ``--quick`` runs a smaller size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prmh.errors import PrmhError
+
+ORDER = ("reversed", "not reproduced", "direction only", "reproduced")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    label: str
+    mean: float
+    low: float
+    high: float
+
+
+def compare(better: Estimate, worse: Estimate) -> str:
+    """The verdict of "``better`` beats ``worse``", from their estimates and intervals."""
+    if better.low > worse.high:
+        return "reproduced"
+    if better.high < worse.low:
+        return "reversed"
+    return "direction only" if better.mean > worse.mean else "not reproduced"
+
+
+def overall(verdicts: list[str]) -> str:
+    return min(verdicts, key=ORDER.index)
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    name: str
+    release: str
+    claim: str
+    sizes: dict[str, dict[str, Any]]  # "quick" and "full": the run's size
+    run: Callable[[dict[str, Any], Any], list[tuple[Estimate, Estimate]]]  # (size, open run)
+
+
+def _votes(size: dict[str, Any], run: Any) -> list[tuple[Estimate, Estimate]]:
+    """UnPRM's votes against majority voting, with a noisy PRM on the sim world."""
+    from prmh.api import evaluate
+
+    selectors = ["hybrid-vote", "frequency-vote"]
+    result = evaluate(
+        world="sim", prm=["oracle:noise=3"], agg=["mean"], selector=selectors,
+        budget=[size["n"]], limit=size["limit"], seed=list(range(size["seeds"])),
+        results_dir=run.root,
+    )  # fmt: skip
+    cells = {cell["row"]: cell for cell in result.accuracy()}
+    majority = _estimate(cells["majority@N"], f"majority@{size['n']}")
+    return [(_estimate(cells[f"oracle:noise=3 · mean · {s}"], s), majority) for s in selectors]
+
+
+def _estimate(cell: dict[str, Any], label: str) -> Estimate:
+    return Estimate(label, cell["mean"], cell["low"], cell["high"])
+
+
+def _reliability(size: dict[str, Any], run: Any) -> list[tuple[Estimate, Estimate]]:
+    """tt_scale's Section 3: the correlation of a partial solution's score with the outcome
+    rises with the prefix's length, and the mean of step scores beats their minimum midway."""
+    from prmh.analysis.correlation import correlation
+    from prmh.analysis.scoring import build_prms
+    from prmh.datasets import Source
+
+    cuts = size["cuts"]
+    prms = build_prms(["oracle:noise=1"], {})
+    source = Source("arith", "sim", limit=size["limit"], samples=size["n"])
+    with source.opened(run):
+        table = correlation(prms, source.solutions(), source.splitter, cuts)
+    (result,) = table.values()
+    r = result["correlations"]
+
+    def at(aggregation: str, cut: int) -> Estimate:
+        entry = r[aggregation][str(cut)]["correctness"]
+        return Estimate(f"{aggregation} at {cut} tokens", entry["r"], entry["low"], entry["high"])
+
+    middle = cuts[len(cuts) // 2]
+    return [(at("mean", cuts[-1]), at("mean", cuts[0])), (at("mean", middle), at("min", middle))]
+
+
+REPRODUCTIONS = {
+    r.name: r
+    for r in (
+        Reproduction(
+            "unprm-votes",
+            "UnPRM",
+            "Hybrid Majority Reward Vote and Weighted Reward Frequency Vote beat majority voting",
+            {
+                "quick": {"limit": 60, "n": 16, "seeds": 1},
+                "full": {"limit": 200, "n": 64, "seeds": 3},
+            },
+            _votes,
+        ),
+        Reproduction(
+            "partial-reliability",
+            "tt_scale",
+            "PRM-outcome correlation rises with prefix length; mean beats min mid-solution",
+            {
+                "quick": {"limit": 40, "n": 4, "cuts": [8, 16, 32, 64]},
+                "full": {"limit": 200, "n": 8, "cuts": [8, 16, 32, 64, 128]},
+            },
+            _reliability,
+        ),
+    )
+}
+
+
+def reproduce(name: str, quick: bool, run: Any) -> dict[str, Any]:
+    """Run reproduction ``name`` in the open ``run``; its comparisons, their verdicts and the
+    claim's."""
+    if name not in REPRODUCTIONS:
+        raise PrmhError(
+            f"no reproduction {name!r}; there are: {', '.join(REPRODUCTIONS)} (the other "
+            "releases' claims are not reproducible on the bundled worlds yet)."
+        )
+    spec = REPRODUCTIONS[name]
+    size = spec.sizes["quick" if quick else "full"]
+    pairs = spec.run(size, run)
+    rows = [{"better": vars(a), "worse": vars(b), "verdict": compare(a, b)} for a, b in pairs]
+    return {
+        "name": name,
+        "release": spec.release,
+        "claim": spec.claim,
+        "size": "quick" if quick else "full",
+        "comparisons": rows,
+        "verdict": overall([row["verdict"] for row in rows]),
+    }

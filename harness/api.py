@@ -122,7 +122,15 @@ def run_plan(
             executors.stop()
 
 
-def _run(plan, registry, results_dir, argv, progress, grading_timeout, split) -> dict[str, Any]:
+def _run(
+    plan: Any,
+    registry: Any,
+    results_dir: str | Path | None,
+    argv: list[str],
+    progress: Callable[[str, int, int], None] | None,
+    grading_timeout: float,
+    split: tuple[int, int] | None,
+) -> dict[str, Any]:
     from prmh.engine import open_run, prepare, run_eval
 
     prepared = prepare(plan, registry)

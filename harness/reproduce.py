@@ -91,6 +91,43 @@ def _reliability(size: dict[str, Any], run: Any) -> list[tuple[Estimate, Estimat
     return [(at("mean", cuts[-1]), at("mean", cuts[0])), (at("mean", middle), at("min", middle))]
 
 
+def _adaptive(size: dict[str, Any], run: Any) -> list[tuple[Estimate, Estimate]]:
+    """AdaptiveStep: steps cut at the generator's low-confidence tokens are fewer than
+    paragraph steps, and best-of-N with a PRM reading them is better. The PRM is the sim
+    world's noisy oracle, not one trained on adaptive steps (the release trains ASPRM on
+    them), so the second comparison asks what adaptive steps do for an existing PRM."""
+    from prmh.api import evaluate
+    from prmh.datasets import Source
+    from prmh.metrics import bootstrap_mean
+
+    splitters = {"adaptive": "adaptive-confidence", "paragraph": "double-newline"}
+    counts = {}
+    for label, splitter in splitters.items():
+        source = Source("arith", "sim", splitter=splitter, limit=size["limit"], samples=size["n"])
+        with source.opened(run):
+            per_problem: dict[str, list[int]] = {}
+            for x in source.solutions():
+                per_problem.setdefault(x.problem.id, []).append(len(x.solution.steps))
+        means = [sum(v) / len(v) for v in per_problem.values()]
+        e = bootstrap_mean(means)
+        counts[label] = Estimate(f"steps per solution, {splitter}", e.mean, e.low, e.high)
+    result = evaluate(
+        world="sim", splitter=list(splitters.values()), prm=["oracle:noise=3"], agg=["min"],
+        selector=["argmax"], budget=[size["n"]], limit=size["limit"], results_dir=run.root,
+    )  # fmt: skip
+    rows = {}
+    for table in result.tables:
+        for row in table["rows"]:
+            if row.get("splitter") in splitters.values():
+                (cell,) = row["cells"]
+                label = f"best-of-{size['n']}, {row['splitter']}"
+                rows[row["splitter"]] = Estimate(label, cell["mean"], cell["low"], cell["high"])
+    return [
+        (counts["paragraph"], counts["adaptive"]),
+        (rows["adaptive-confidence"], rows["double-newline"]),
+    ]
+
+
 REPRODUCTIONS = {
     r.name: r
     for r in (
@@ -113,6 +150,14 @@ REPRODUCTIONS = {
                 "full": {"limit": 200, "n": 8, "cuts": [8, 16, 32, 64, 128]},
             },
             _reliability,
+        ),
+        Reproduction(
+            "adaptive-step",
+            "AdaptiveStep",
+            "Steps cut at low-confidence tokens are fewer (paragraph steps outnumber them), and "
+            "best-of-N with a PRM reading them is better",
+            {"quick": {"limit": 60, "n": 8}, "full": {"limit": 200, "n": 16}},
+            _adaptive,
         ),
     )
 }

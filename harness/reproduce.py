@@ -27,8 +27,11 @@ class Estimate:
     high: float
 
 
-def compare(better: Estimate, worse: Estimate) -> str:
-    """The verdict of "``better`` beats ``worse``", from their estimates and intervals."""
+def compare(better: Estimate, worse: Estimate, matches: bool = False) -> str:
+    """The verdict of "``better`` beats ``worse``" (or, with ``matches``, "is no worse than":
+    reproduced unless its interval lies below), from their estimates and intervals."""
+    if matches:
+        return "not reproduced" if better.high < worse.low else "reproduced"
     if better.low > worse.high:
         return "reproduced"
     if better.high < worse.low:
@@ -41,12 +44,20 @@ def overall(verdicts: list[str]) -> str:
 
 
 @dataclass(frozen=True)
+class Matches:
+    """A comparison claiming no difference: the first is no worse than the second."""
+
+    first: Estimate
+    second: Estimate
+
+
+@dataclass(frozen=True)
 class Reproduction:
     name: str
     release: str
     claim: str
     sizes: dict[str, dict[str, Any]]  # "quick" and "full": the run's size
-    run: Callable[[dict[str, Any], Any], list[tuple[Estimate, Estimate]]]  # (size, open run)
+    run: Callable[[dict[str, Any], Any], list[Any]]  # (size, open run): pairs or Matches
 
 
 def _votes(size: dict[str, Any], run: Any) -> list[tuple[Estimate, Estimate]]:
@@ -128,6 +139,52 @@ def _adaptive(size: dict[str, Any], run: Any) -> list[tuple[Estimate, Estimate]]
     ]
 
 
+def _labelling(size: dict[str, Any], run: Any) -> list[Any]:
+    """UnPRM's labelling: its uncertainty-delta search for the first wrong step spends fewer
+    rollouts than Math-Shepherd's Monte Carlo labels (8 rollouts per step) on the same
+    incorrect solutions, with labels as good against the exact ones the sim world knows."""
+    from prmh.datasets import Source
+
+    source = Source("arith", "sim", limit=size["limit"], samples=size["n"])
+    with source.opened(run):
+        wrong = [x for x in source.solutions() if not x.correct]
+        mc = _labelled(source, wrong, "mc-hard", {"n": 8})
+        un = _labelled(source, wrong, "uncertainty-delta", {})
+    return [(mc["rollouts"], un["rollouts"]), Matches(un["accuracy"], mc["accuracy"])]
+
+
+def _labelled(source: Any, wrong: list[Any], name: str, options: dict) -> dict[str, Estimate]:
+    """A labeler's rollouts per solution and share of step labels equal to the exact ones."""
+    from prmh.plugins.oracle import correct_prefix_length
+    from prmh.plugins.uncertainty import step_uncertainty
+    from prmh.registry import load_registry
+
+    labeler = load_registry().create("labeler", name, options).instance
+    spent: dict[str, list[float]] = {}
+    right: dict[str, list[float]] = {}
+    for x in wrong:
+        p, steps = x.problem, x.solution.steps
+        u = step_uncertainty(x.generation, steps) if name.startswith("uncertainty") else None
+        rollout = source.rollouts.for_solution(p, steps, x.solution.text)
+        result = labeler.label(p, steps, x.correct, rollout, u)
+        spent.setdefault(p.id, []).append(result.rollouts)
+        if result.labels is not None:
+            good = correct_prefix_length(p, steps)
+            agree = [round(y) == (i < good) for i, y in enumerate(result.labels)]
+            right.setdefault(p.id, []).append(sum(agree) / len(agree))
+    return {
+        "rollouts": _mean(spent, f"rollouts per solution, {name}"),
+        "accuracy": _mean(right, f"step labels right, {name}"),
+    }
+
+
+def _mean(per_problem: dict[str, list[float]], label: str) -> Estimate:
+    from prmh.metrics import bootstrap_mean
+
+    e = bootstrap_mean([sum(v) / len(v) for v in per_problem.values()])
+    return Estimate(label, e.mean, e.low, e.high)
+
+
 REPRODUCTIONS = {
     r.name: r
     for r in (
@@ -152,6 +209,14 @@ REPRODUCTIONS = {
             _reliability,
         ),
         Reproduction(
+            "unprm-labelling",
+            "UnPRM",
+            "Uncertainty-driven search for the first wrong step needs fewer rollouts than "
+            "Monte Carlo labelling, at equal label quality",
+            {"quick": {"limit": 20, "n": 4}, "full": {"limit": 100, "n": 8}},
+            _labelling,
+        ),
+        Reproduction(
             "adaptive-step",
             "AdaptiveStep",
             "Steps cut at low-confidence tokens are fewer (paragraph steps outnumber them), and "
@@ -173,8 +238,13 @@ def reproduce(name: str, quick: bool, run: Any) -> dict[str, Any]:
         )
     spec = REPRODUCTIONS[name]
     size = spec.sizes["quick" if quick else "full"]
-    pairs = spec.run(size, run)
-    rows = [{"better": vars(a), "worse": vars(b), "verdict": compare(a, b)} for a, b in pairs]
+    rows = []
+    for pair in spec.run(size, run):
+        matches = isinstance(pair, Matches)
+        a, b = (pair.first, pair.second) if matches else pair
+        verdict = compare(a, b, matches)
+        kind = "matches" if matches else "beats"
+        rows.append({"better": vars(a), "worse": vars(b), "kind": kind, "verdict": verdict})
     return {
         "name": name,
         "release": spec.release,

@@ -19,10 +19,14 @@ def test_the_verdict_rule():
     assert compare(close, low) == "direction only" and compare(low, close) == "not reproduced"
     assert overall(["reproduced", "direction only"]) == "direction only"
     assert overall(["reproduced", "reversed", "direction only"]) == "reversed"
+    assert compare(close, low, matches=True) == "reproduced"  # overlapping: no worse
+    assert compare(low, high, matches=True) == "not reproduced"
 
 
-def expected(better, worse):
+def expected(better, worse, kind):
     """The rule again, written from the module's docstring."""
+    if kind == "matches":  # no worse: reproduced unless the first lies below the second
+        return "not reproduced" if better["high"] < worse["low"] else "reproduced"
     if better["low"] > worse["high"]:
         return "reproduced"
     if better["high"] < worse["low"]:
@@ -40,7 +44,7 @@ def test_each_quick_reproduction_gives_a_verdict_from_its_numbers(cli, name):
     for c in out["comparisons"]:
         for side in ("better", "worse"):
             assert c[side]["low"] <= c[side]["mean"] <= c[side]["high"]
-        assert c["verdict"] == expected(c["better"], c["worse"])
+        assert c["verdict"] == expected(c["better"], c["worse"], c["kind"])
     assert out["verdict"] == min((c["verdict"] for c in out["comparisons"]), key=RANK.get)
     records = [json.loads(p.read_text()) for p in (cli.results_dir / "runs").glob("*.json")]
     (record,) = [r for r in records if r["config"].get("command") == "reproduce"]

@@ -272,7 +272,7 @@ def reproduce_command(name: str, quick: bool, results_dir: Path | None, as_json:
         return
     rows = [
         [
-            f"{c['better']['label']} > {c['worse']['label']}",
+            f"{c['better']['label']} {'>' if c['kind'] == 'beats' else '>='} {c['worse']['label']}",
             f"{c['better']['mean']:.3f} [{c['better']['low']:.3f}, {c['better']['high']:.3f}]",
             f"{c['worse']['mean']:.3f} [{c['worse']['low']:.3f}, {c['worse']['high']:.3f}]",
             c["verdict"],

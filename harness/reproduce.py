@@ -185,6 +185,33 @@ def _mean(per_problem: dict[str, list[float]], label: str) -> Estimate:
     return Estimate(label, e.mean, e.low, e.high)
 
 
+def _ias(size: dict[str, Any], run: Any) -> list[Any]:
+    """The calibration release's IAS: best-of-N whose budget follows a calibrated PRM's lower
+    quantile of the question's success (bon-ias) spends fewer samples than best-of-N at the same
+    accuracy. The PRM is the sim world's oracle with the solver's true success probability as
+    its prior (a perfectly calibrated question-level quantile: IAS's best case). Compute is a
+    count, so its interval is the point itself."""
+    from prmh.api import evaluate
+
+    prm = "oracle:noise=3,quantiles=true,sim_prior=true"
+    result = evaluate(
+        world="sim", prm=[prm], agg=["min"], selector=["argmax"],
+        search=["best-of-n", "bon-ias"], budget=[size["n"]], limit=size["limit"],
+        results_dir=run.root,
+    )  # fmt: skip
+    cells = {c["search"]: c for c in result.accuracy() if c["row"].startswith("oracle")}
+
+    def tokens(search: str) -> Estimate:
+        used = cells[search]["generated_tokens"]
+        return Estimate(f"generated tokens per problem, {search}", used, used, used)
+
+    bon, ias = cells["best-of-n"], cells["bon-ias"]
+    return [
+        (tokens("best-of-n"), tokens("bon-ias")),
+        Matches(_estimate(ias, "accuracy, bon-ias"), _estimate(bon, "accuracy, best-of-n")),
+    ]
+
+
 REPRODUCTIONS = {
     r.name: r
     for r in (
@@ -207,6 +234,13 @@ REPRODUCTIONS = {
                 "full": {"limit": 200, "n": 8, "cuts": [8, 16, 32, 64, 128]},
             },
             _reliability,
+        ),
+        Reproduction(
+            "ias",
+            "calibration + IAS",
+            "Instance-adaptive sampling needs fewer samples at equal accuracy",
+            {"quick": {"limit": 60, "n": 16}, "full": {"limit": 200, "n": 64}},
+            _ias,
         ),
         Reproduction(
             "unprm-labelling",

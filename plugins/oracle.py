@@ -9,7 +9,9 @@ scores, as for a real causal PRM.
 
 With ``quantiles=true`` it also reports 10%, 50% and 90% quantiles, the step's logit moved by
 ``spread`` standard normal quantiles, as a calibrated quantile PRM does. The empty solution
-(one empty step: "how likely is this question to be solved?") scores ``prior``.
+(one empty step: "how likely is this question to be solved?") scores ``prior``, or with
+``sim_prior=true`` the chance that a `sim` sample (default options) of that problem is right,
+as a PRM calibrated on that solver's rollouts would learn it (its best case).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 
 from prmh import Problem, ScoreRequest, StepScores, hookimpl
 from prmh.errors import PrmhError
-from prmh.plugins.sim import count_tokens
+from prmh.plugins.sim import count_tokens, success_probability
 
 QUANTILE_LEVELS = (0.1, 0.5, 0.9)
 NORMAL_QUANTILES = {0.1: -1.2815515655446004, 0.5: 0.0, 0.9: 1.2815515655446004}
@@ -72,6 +74,7 @@ class OraclePRM:
         quantiles: bool = False,
         spread: float = 1.0,
         prior: float = 0.5,
+        sim_prior: bool = False,
     ):
         if not 0.5 < confidence < 1.0:
             raise PrmhError(f"oracle option confidence must be in (0.5, 1), got {confidence}.")
@@ -80,7 +83,7 @@ class OraclePRM:
         if not 0.0 < prior < 1.0:
             raise PrmhError(f"oracle option prior must be in (0, 1), got {prior}.")
         self.levels = QUANTILE_LEVELS if quantiles else None
-        self.spread, self.prior = spread, prior
+        self.spread, self.prior, self.sim_prior = spread, prior, sim_prior
         self.margin = math.log(confidence / (1 - confidence))
         self.noise, self.bias, self.temperature, self.seed = noise, bias, temperature, seed
 
@@ -99,7 +102,10 @@ class OraclePRM:
                 for k in range(len(request.steps))
             ]
             if request.steps == ("",):  # the empty solution: the question's prior
-                logits = [math.log(self.prior / (1 - self.prior))]
+                prior = self.prior
+                if self.sim_prior:  # as calibrated on the sim solver's own success rate
+                    prior = min(0.99, max(0.01, success_probability(request.problem)))
+                logits = [math.log(prior / (1 - prior))]
             tokens = count_tokens(request.problem.question) + sum(
                 count_tokens(s) for s in request.steps
             )

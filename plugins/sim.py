@@ -28,7 +28,7 @@ import re
 import time
 from collections.abc import Callable
 
-from prmh import Generation, SampleRequest, hookimpl
+from prmh import Generation, Problem, SampleRequest, hookimpl
 from prmh.errors import PrmhError
 from prmh.plugins.arith import apply, final_step, first_step, step_text
 
@@ -61,6 +61,22 @@ def _step_tokens(
         probs.append(math.log(p * (0.95 + 0.05 * rng.random())))
         at = end
     return pieces, probs
+
+
+def success_probability(
+    problem: Problem, slip_rate: float = 0.06, trap_rate: float = 0.8, truncate_rate: float = 0.02
+) -> float:
+    """How likely a sample of ``problem`` is right: it falls into no trap, slips at no step
+    and is not cut short (a slip that a later one undoes is ignored)."""
+    ops = problem.metadata.get("ops") or []
+    difficulty = _puzzle_difficulty(problem)
+    return (1 - trap_rate * difficulty) * (1 - slip_rate) ** len(ops) * (1 - truncate_rate)
+
+
+def _puzzle_difficulty(problem: Problem) -> float:
+    puzzle = random.Random(f"sim-problem:{problem.question}")
+    puzzle.randrange(len(problem.metadata["ops"]))  # the trap's step, drawn first
+    return puzzle.random()
 
 
 class SimGenerator:
@@ -140,7 +156,7 @@ class SimGenerator:
         ops = [(op, b) for op, b in meta["ops"]]
         puzzle = random.Random(f"sim-problem:{problem.question}")
         trap_step = puzzle.randrange(len(ops))
-        difficulty = puzzle.random()
+        difficulty = puzzle.random()  # as _puzzle_difficulty draws it
         done = [step for step in request.prefix.split("\n\n") if step.strip()]
         trapped = happens(self.trap_rate * difficulty) if not done else None
         value = meta["start"]

@@ -52,6 +52,28 @@ def test_each_quick_reproduction_gives_a_verdict_from_its_numbers(cli, name):
 
 
 def test_an_unknown_reproduction_names_the_ones_there_are(cli):
-    result = cli("reproduce", "ias")
+    result = cli("reproduce", "pqm-rank")
     assert result.exit_code == 2
-    assert "no reproduction 'ias'" in result.output and "unprm-votes" in result.output
+    assert "no reproduction 'pqm-rank'" in result.output and "unprm-votes" in result.output
+
+
+def test_the_sim_prior_is_the_solvers_success_rate():
+    """The oracle's ``sim_prior``, the question-level chance a sim sample is right, against the
+    share of 200 samples per problem graded right (the IAS reproduction's calibrated prior)."""
+    from prmh import SampleRequest, ScoreRequest
+    from prmh.plugins.sim import success_probability
+    from prmh.registry import load_registry
+
+    registry = load_registry()
+    task = registry.create("task", "arith", {}).instance
+    generator = registry.create("generator", "sim", {}).instance
+    oracle = registry.create("prm", "oracle", {"sim_prior": True}).instance
+    gaps = []
+    for problem in task.problems(20):
+        (row,) = generator.sample([SampleRequest(problem, task.prompt(problem), 200, 0)])
+        answers = [task.extract_answer(g.text) for g in row]
+        rate = sum(a == problem.answer for a in answers) / len(answers)  # integer answers
+        (prior,) = oracle.score([ScoreRequest(problem, ("",))])
+        assert prior.probs[0] == pytest.approx(min(0.99, max(0.01, success_probability(problem))))
+        gaps.append(abs(success_probability(problem) - rate))
+    assert sum(gaps) / len(gaps) < 0.06 and max(gaps) < 0.15

@@ -40,7 +40,7 @@ def test_each_quick_reproduction_gives_a_verdict_from_its_numbers(cli, name):
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert out["name"] == name and out["size"] == "quick" and out["claim"]
-    assert len(out["comparisons"]) >= 2
+    assert len(out["comparisons"]) >= 1
     for c in out["comparisons"]:
         for side in ("better", "worse"):
             assert c[side]["low"] <= c[side]["mean"] <= c[side]["high"]
@@ -52,9 +52,9 @@ def test_each_quick_reproduction_gives_a_verdict_from_its_numbers(cli, name):
 
 
 def test_an_unknown_reproduction_names_the_ones_there_are(cli):
-    result = cli("reproduce", "pqm-rank")
+    result = cli("reproduce", "tvd")
     assert result.exit_code == 2
-    assert "no reproduction 'pqm-rank'" in result.output and "unprm-votes" in result.output
+    assert "no reproduction 'tvd'" in result.output and "unprm-votes" in result.output
 
 
 def test_the_sim_prior_is_the_solvers_success_rate():

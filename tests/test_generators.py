@@ -3,14 +3,15 @@ openai against small local HTTP servers started here (loopback only)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
+from standin import JSONHandler, serving
 
 from prmh import Problem, SampleRequest
 from prmh.errors import PrmhError
@@ -293,15 +294,12 @@ def test_vllm_end_to_end_on_gpu(tiny_lm, registry_module):
 TOTAL = SimpleNamespace(lock=threading.Lock(), in_flight=0, peak=0)
 
 
-class StandIn(BaseHTTPRequestHandler):
+class StandIn(JSONHandler):
     """A deterministic /v1/completions server: the completion depends on prompt and seed."""
-
-    def log_message(self, *args):
-        pass
 
     def do_POST(self):
         server = self.server
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.body()
         with server.lock:
             server.seen.append(body)
             fail = server.failures > 0
@@ -312,11 +310,11 @@ class StandIn(BaseHTTPRequestHandler):
         try:
             time.sleep(server.delay)
             if fail:
-                self._reply(500, {"error": "overloaded"})
+                self.reply(500, {"error": "overloaded"})
             elif body.get("model") != "tiny":
-                self._reply(404, {"error": f"model {body.get('model')} not found"})
+                self.reply(404, {"error": f"model {body.get('model')} not found"})
             else:
-                self._reply(200, self._complete(body))
+                self.reply(200, self._complete(body))
         finally:
             with TOTAL.lock:
                 TOTAL.in_flight -= 1
@@ -340,32 +338,16 @@ class StandIn(BaseHTTPRequestHandler):
             "usage": {"completion_tokens": len(pieces)},
         }
 
-    def _reply(self, status, payload):
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
 
 @pytest.fixture
 def servers():
-    started = []
     TOTAL.in_flight = TOTAL.peak = 0
+    with contextlib.ExitStack() as stack:
 
-    def start(failures=0, delay=0.0):
-        server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
-        server.seen, server.lock = [], threading.Lock()
-        server.failures, server.delay = failures, delay
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        started.append(server)
-        return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+        def start(failures=0, delay=0.0):
+            return stack.enter_context(serving(StandIn, seen=[], failures=failures, delay=delay))
 
-    yield start
-    for server in started:
-        server.shutdown()
-        server.server_close()
+        yield start
 
 
 def test_openai_payload_and_parsing():

@@ -12,52 +12,36 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from hostile_corpus import MARKER, completions
+from standin import JSONHandler, serving
 
 pytest.importorskip("torch")
 
 
-class HostileServer(BaseHTTPRequestHandler):
+class HostileServer(JSONHandler):
     """Each new (prompt, seed) gets the next completion of the corpus, round and round."""
 
-    def log_message(self, *args):
-        pass
-
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.body()
         server = self.server
         with server.lock:
             key = (body["prompt"], body["seed"])
             if key not in server.given:
                 server.given[key] = server.corpus[len(server.given) % len(server.corpus)]
             text = server.given[key]
-        data = json.dumps(
-            {
-                "choices": [{"text": text, "finish_reason": "stop", "stop_reason": None}],
-                "usage": {"completion_tokens": max(1, len(text) // 4)},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        choice = {"text": text, "finish_reason": "stop", "stop_reason": None}
+        usage = {"completion_tokens": max(1, len(text) // 4)}
+        self.reply(200, {"choices": [choice], "usage": usage})
 
 
 @pytest.fixture
 def hostile_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HostileServer)
-    server.corpus, server.given, server.lock = completions(), {}, threading.Lock()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server, f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serving(HostileServer, corpus=completions(), given={}) as served:
+        yield served
 
 
 @pytest.mark.parametrize("grader", ["math-verify", "sympy"])

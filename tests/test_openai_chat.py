@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import email.utils
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from standin import JSONHandler, serving
 
 from prmh import Problem, SampleRequest
 from prmh.errors import PrmhError
@@ -23,22 +22,19 @@ from prmh.plugins.serving import retry_after
 REQUEST = SampleRequest(Problem("p", "2 + 3?", "5"), "Q: 2 + 3?\nA:", 1, 0)
 
 
-class ChatStandIn(BaseHTTPRequestHandler):
+class ChatStandIn(JSONHandler):
     """/v1/chat/completions: replies from the last message and the seed; the first
     ``busy`` requests get HTTP 429 with ``Retry-After``."""
 
-    def log_message(self, *args):
-        pass
-
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.body()
         server = self.server
         with server.lock:
             server.seen.append((self.path, body, time.monotonic()))
             busy = server.busy > 0
             server.busy -= busy
         if busy:
-            return self._reply(429, {"error": "slow down"}, {"Retry-After": server.retry_after})
+            return self.reply(429, {"error": "slow down"}, {"Retry-After": server.retry_after})
         last = body["messages"][-1]["content"]
         text = f" {len(last)} and {body['seed'] % 7}. The answer is 5."
         pieces = [p for p in text.replace(" ", "\x00 ").split("\x00") if p]
@@ -47,26 +43,13 @@ class ChatStandIn(BaseHTTPRequestHandler):
             "finish_reason": "stop",
             "logprobs": {"content": [{"token": p, "logprob": -0.25} for p in pieces]},
         }
-        self._reply(200, {"choices": [choice], "usage": {"completion_tokens": len(pieces)}})
-
-    def _reply(self, status, payload, headers=None):
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        for k, v in {"Content-Type": "application/json", **(headers or {})}.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.reply(200, {"choices": [choice], "usage": {"completion_tokens": len(pieces)}})
 
 
 @pytest.fixture
 def chat_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ChatStandIn)
-    server.seen, server.lock, server.busy, server.retry_after = [], threading.Lock(), 0, "1"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server, f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serving(ChatStandIn, seen=[], busy=0, retry_after="1") as served:
+        yield served
 
 
 def test_chat_payload_continues_the_assistants_message():

@@ -7,13 +7,14 @@ rows at every token equal to ``step_tag_id``; a classifier's softmax, or the sof
 
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 torch = pytest.importorskip("torch")
+
+from standin import JSONHandler, serving  # noqa: E402
 
 from prmh import Problem, ScoreRequest  # noqa: E402
 from prmh.errors import PrmhError  # noqa: E402
@@ -50,54 +51,33 @@ class Pooler:
         return [probs[i].tolist() for i, t in enumerate(ids) if t == self.tag]
 
 
-class PoolingStandIn(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
+class PoolingStandIn(JSONHandler):
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.body()
         server = self.server
         with server.lock:
             server.seen.append(body)
             fail = server.failures > 0
             server.failures -= fail
         if fail or self.path != "/v1/pooling":
-            return self._reply(503 if fail else 404, {"error": "no"})
+            return self.reply(503 if fail else 404, {"error": "no"})
         data = [
             {"index": i, "object": "pooling", "data": server.pooler.rows(ids)}
             for i, ids in enumerate(body["input"])
         ]
-        self._reply(200, {"object": "list", "data": data, "usage": {}})
-
-    def _reply(self, status, payload):
-        out = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        self.reply(200, {"object": "list", "data": data, "usage": {}})
 
 
 @pytest.fixture
 def serve():
-    started = []
+    with contextlib.ExitStack() as stack:
 
-    def start(pooler, failures=0):
-        server = ThreadingHTTPServer(("127.0.0.1", 0), PoolingStandIn)
-        server.seen, server.lock, server.failures, server.pooler = (
-            [],
-            threading.Lock(),
-            failures,
-            pooler,
-        )
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        started.append(server)
-        return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+        def start(pooler, failures=0):
+            return stack.enter_context(
+                serving(PoolingStandIn, seen=[], failures=failures, pooler=pooler)
+            )
 
-    yield start
-    for server in started:
-        server.shutdown()
-        server.server_close()
+        yield start
 
 
 def scores(recipe, options, question=QUESTION, steps_list=(STEPS, STEPS[:2], ())):

@@ -333,15 +333,20 @@ REPRODUCTIONS = {
 }
 
 
-def reproduce(name: str, quick: bool, run: Any) -> dict[str, Any]:
-    """Run reproduction ``name`` in the open ``run``; its comparisons, their verdicts and the
-    claim's."""
+def reproduction(name: str) -> Reproduction:
+    """The reproduction ``name``, or a message naming those there are."""
     if name not in REPRODUCTIONS:
         raise PrmhError(
             f"no reproduction {name!r}; there are: {', '.join(REPRODUCTIONS)} (TVD waits for "
             "code tasks)."
         )
-    spec = REPRODUCTIONS[name]
+    return REPRODUCTIONS[name]
+
+
+def reproduce(name: str, quick: bool, run: Any) -> dict[str, Any]:
+    """Run reproduction ``name`` in the open ``run``; its comparisons, their verdicts and the
+    claim's."""
+    spec = reproduction(name)
     size = spec.sizes["quick" if quick else "full"]
     rows = []
     for pair in spec.run(size, run):

@@ -19,7 +19,7 @@ problem. Rules as in minhpham160603/tt_scale ``tt_scale/searcher/collective_back
 
 Retry r samples at temperature ``temperature + temperature_step * r`` (collective counts its
 first attempt as r = 1, as the release does); ``temperature=-1`` keeps the generator's own.
-Empty, unfinished continuations fail (the release would score the unchanged prefix again).
+Empty continuations fail (the release would score the unchanged prefix again).
 Budget N: the children sampled per round (collective) or the live branches (independent).
 """
 
@@ -106,11 +106,11 @@ class Backtracking:
                 )
                 prefix = self._prefix(parent)
                 born += [(state, parent, Generation(prefix + g.text, g.finished, g.num_tokens,
-                                                    stop=g.stop)) for g in generations]  # fmt: skip
-            scored = [b for b in born if b[2].text.strip() and b[2].text != self._prefix(b[1])]
-            ranked, costs = ctx.rank([(s.problem, ctx.read(g)) for s, _, g in scored])
+                                                    stop=g.stop))
+                         for g in generations if g.text.strip()]  # fmt: skip
+            ranked, costs = ctx.rank([(s.problem, ctx.read(g)) for s, _, g in born])
             outcomes: dict[int, list[Child]] = {id(s): [] for s in states}
-            for (state, parent, g), candidate, cost in zip(scored, ranked, costs, strict=True):
+            for (state, parent, g), candidate, cost in zip(born, ranked, costs, strict=True):
                 state.compute = state.compute + cost
                 branch = Branch(g.text, candidate.score, candidate=candidate)
                 child = Child(parent, branch, g.finished, g.stop is not None)

@@ -260,10 +260,9 @@ def reproduce_command(name: str, quick: bool, results_dir: Path | None, as_json:
     """Test a release's headline claim on the bundled worlds: run it through prmh's own
     evaluation and analyses, print the claim, the estimates with 95% intervals, and a verdict
     computed from them (reproduced / direction only / not reproduced / reversed)."""
-    from prmh.reproduce import REPRODUCTIONS, reproduce
+    from prmh.reproduce import reproduce, reproduction
 
-    if name not in REPRODUCTIONS:
-        reproduce(name, quick, None)  # the message naming the reproductions there are
+    reproduction(name)  # an unknown name: one message, before a run is opened
     options = {"name": name, "quick": quick, "results_dir": results_dir}
     with opened("reproduce", options) as run:
         result = run.metrics = reproduce(name, quick, run)

@@ -88,7 +88,25 @@ def _clean(answer: str) -> str | None:
     return answer if answer and len(answer) <= MAX_ANSWER_CHARS else None
 
 
+_FENCE = re.compile(r"^```[ \t]*(?:python3?|py)?[ \t]*$", re.MULTILINE | re.IGNORECASE)
+MAX_PROGRAM_CHARS = 100_000
+
+
+def python_block(text: str) -> str | None:
+    """The program in the last complete fenced block (```python, ```py or bare ```): fences
+    pair up from the start, so an unclosed last block (a cut-off sample) does not count."""
+    fences = list(_FENCE.finditer(text))
+    if len(fences) < 2:
+        return None
+    opening, closing = fences[(len(fences) // 2) * 2 - 2], fences[(len(fences) // 2) * 2 - 1]
+    program = text[opening.end() : closing.start()].strip("\n")
+    if not program.strip() or len(program) > MAX_PROGRAM_CHARS:
+        return None
+    return program + "\n"
+
+
 EXTRACTORS: dict[str, Callable[[str], str | None]] = {
+    "python-block": python_block,
     "boxed": boxed,
     "the-answer-is": the_answer_is,
     "gsm8k": gsm8k,

@@ -34,14 +34,15 @@ class EvalResult:
         return (self.record.get("metrics") or {}).get("tables", [])
 
     def accuracy(self) -> list[dict[str, Any]]:
-        """Every accuracy cell, flat: task, generator, row (PRM · agg · selector or a reference
-        row), search, budget, mean, low, high (fractions), and the compute per problem."""
+        """Every accuracy cell, flat: task, generator, row (PRM · [splitter ·] agg · selector or
+        a reference row), search, budget, mean, low, high (fractions), and the compute per
+        problem."""
         out = []
         for table in self.tables:
+            several = len({row.get("splitter") for row in table["rows"]}) > 2  # and None
+            keys = ("prm", "splitter", "agg", "selector") if several else ("prm", "agg", "selector")
             for row in table["rows"]:
-                label = row.get("label") or " · ".join(
-                    row[k] for k in ("prm", "agg", "selector") if k in row
-                )
+                label = row.get("label") or " · ".join(row[k] for k in keys if k in row)
                 for cell in row["cells"]:
                     out.append(
                         {

@@ -100,6 +100,7 @@ class Verdict:
     correct: bool
     timed_out: bool = False
     error: str | None = None
+    detail: str | None = None  # the grader's own account (code: which tests failed and why)
 
 
 def _die_with_parent() -> None:
@@ -154,8 +155,10 @@ def _worker(conn: Connection) -> None:
                 grader = load_grader(ref)
                 if gold is None:
                     conn.send((grader.answer_key(prediction), None))
-                else:
-                    conn.send((bool(grader.function(prediction, gold)), None))
+                else:  # a grader may say why: (correct, detail)
+                    result = grader.function(prediction, gold)
+                    correct, detail = result if isinstance(result, tuple) else (result, None)
+                    conn.send((bool(correct), None, None if detail is None else str(detail)[:500]))
             except Exception as e:  # a grader bug must not kill the worker
                 conn.send((False, f"{type(e).__name__}: {e}"))
 
@@ -211,7 +214,7 @@ class GraderPool:
     ) -> list[Verdict]:
         """Grade ``(grader, prediction, gold)`` triples; each answer gets ``timeout`` seconds."""
         return [
-            Verdict(bool(v.correct), v.timed_out, v.error)
+            Verdict(bool(v.correct), v.timed_out, v.error, v.detail)
             for v in self._run(items, timeout, on_progress)
         ]
 
@@ -280,7 +283,7 @@ class GraderPool:
                     if message is None:  # warmed up for the next answer's grader
                         w.warm.add(items[w.chunk[0]][0])
                     else:
-                        verdicts[w.chunk.pop(0)] = Verdict(message[0], error=message[1])
+                        verdicts[w.chunk.pop(0)] = Verdict(message[0], False, *message[1:])
                         settled += 1
                     if w.chunk:
                         w.arm(items[w.chunk[0]][0], timeout)

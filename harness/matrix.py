@@ -36,7 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "pool": None,
 }
 # What a bare `prmh eval` runs, by world (--world, env PRMH_WORLD): the tiny neural models
-# shipped in the package, or the simulated solver with the exact oracle (no torch needed).
+# shipped in the package, or the simulated solver with the exact oracle (no torch needed), on
+# arith or on the bundled programming problems (`code`).
 WORLDS: dict[str, dict[str, Any]] = {
     "tiny": {
         "generator": ["tiny"],
@@ -52,6 +53,15 @@ WORLDS: dict[str, dict[str, Any]] = {
         "agg": ["mean", "min", "last"],
         "search": ["best-of-n"],
         "limit": 200,
+    },
+    "code": {  # the bundled programming problems, the same simulated solver and oracle
+        "task": ["code"],
+        "splitter": ["code-lines"],
+        "generator": ["sim"],
+        "prm": ["oracle", "oracle:noise=3"],
+        "agg": ["min", "last"],
+        "search": ["best-of-n"],
+        "limit": 100,
     },
 }
 DEFAULT_WORLD = "tiny"
@@ -200,10 +210,18 @@ def _ints(key: str, values: Iterable[Any], minimum: int) -> tuple[int, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _world_of(options: Mapping[str, Any], config: Mapping[str, Any] | None) -> str:
+    """The default world, or `code` when every task asked for is the bundled `code` task."""
+    tasks = options.get("task") or (config or {}).get("task") or []
+    tasks = [tasks] if isinstance(tasks, str) else tasks
+    code = tasks and all(str(t).partition(":")[0] == "code" for t in tasks)
+    return "code" if code else DEFAULT_WORLD
+
+
 def build_plan(options: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> EvalPlan:
     """Merge defaults < config file < command-line options, and check what can be checked
     without building components. ``options`` values are None or empty when not given."""
-    world = options.get("world") or (config or {}).get("world") or DEFAULT_WORLD
+    world = options.get("world") or (config or {}).get("world") or _world_of(options, config)
     if world not in WORLDS:
         raise PrmhError(f"unknown world {world!r}; worlds are: {', '.join(WORLDS)}.")
     merged: dict[str, Any] = {**DEFAULTS, **WORLDS[world]}

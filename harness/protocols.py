@@ -123,6 +123,7 @@ class SearchContext(Protocol):
     generator, PRM, splitter, aggregator). A search never touches the store itself."""
 
     pool_size: int  # samples per problem in the run's shared pool (best-of-N reads prefixes)
+    separator: str  # what ends a step in the text (the splitter's), where step searches stop
 
     def aggregate(self, scores: StepScores) -> float: ...
 
@@ -137,7 +138,13 @@ class SearchContext(Protocol):
     ) -> list[list[Solution]]: ...
 
     def extend(
-        self, items: Sequence[tuple[Problem, str, int, int]], seed: int, stop: tuple[str, ...]
+        self,
+        items: Sequence[tuple[Problem, str, int, int]],
+        seed: int,
+        stop: tuple[str, ...],
+        *,
+        top_logprobs: int = 0,
+        pause_below: float = 0.0,
     ) -> list[list[Generation]]: ...
 
     def score(
@@ -201,9 +208,11 @@ class Loss(Protocol):
 
 @runtime_checkable
 class Grader(Protocol):
-    """Does a final answer equal the gold one? Runs in grading worker processes."""
+    """Does a final answer equal the gold one? Runs in grading worker processes. It may also
+    say why, as ``(correct, detail)``: the detail is stored with the grade and shown in the
+    per-sample results (the code grader names the tests that failed)."""
 
-    def grade(self, prediction: str, gold: str) -> bool: ...
+    def grade(self, prediction: str, gold: str) -> bool | tuple[bool, str]: ...
 
 
 @runtime_checkable

@@ -2,11 +2,13 @@
 ``prmh.plugins.task_files``) or a file of one's own (``--task path/to/task.toml``).
 
 A task file names its dataset (Hugging Face Hub id, configuration(s) read one after another,
-split, ``every``: keep rows 0, k, 2k, ... of them, size), how fields
-map to a problem (``[fields]``: id, question, answer; ``[metadata]``: anything else to keep),
-the prompt, the answer rules (``prmh.answers``), and the grader. Problems come from the Hub
-through ``datasets`` (its local cache when offline) or, with ``--data FILE`` (``-T data=FILE``),
-from a local JSON, JSONL or Parquet file that uses the same field names.
+split, ``every``: keep rows 0, k, 2k, ... of them, size), how fields map to a problem
+(``[fields]``: id, question, answer; ``[metadata]``: anything else to keep), the prompt
+(``{question}``, and any metadata field by name), the answer rules (``prmh.answers``), and the
+grader; a code task names its test format (``tests``, ``prmh.code_tests``) and may set
+``time_per_test`` and ``wall`` seconds. Problems come from the Hub through ``datasets`` (its
+local cache when offline) or, with ``--data FILE`` (``-T data=FILE``), from a local JSON, JSONL
+or Parquet file that uses the same field names.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.answers import extractor
+from prmh.code_tests import converter
 from prmh.errors import PrmhError
 from prmh.types import Problem
 
@@ -37,6 +40,8 @@ def load_definition(text: str, origin: str) -> dict[str, Any]:
     every = definition.get("every", 1)
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise PrmhError(f"task file {origin}: every must be a whole number >= 1, not {every!r}.")
+    if "tests" in definition:
+        converter(definition["tests"], origin)
     fields = definition.setdefault("fields", {})
     if "question" not in fields:
         raise PrmhError(f"task file {origin}: [fields] must name the question field.")
@@ -159,15 +164,34 @@ class FileTask:
         answer = str(values.get("answer", ""))
         if self.extract_gold and answer:
             answer = self.extract_gold(answer) or answer
+        kept = {k: values[k] for k in metadata}
+        if "tests" in self.definition:  # a code task: the gold answer is the tests
+            answer, kept["language"] = self._tests(row, f"{source} {where}"), "python"
         return Problem(
             id=str(values.get("id", f"{self.name}-{index}")),
             question=str(values["question"]),
             answer=answer,
-            metadata={k: values[k] for k in metadata},
+            metadata=kept,
         )
 
+    def _tests(self, row: dict[str, Any], where: str) -> str:
+        convert = converter(self.definition["tests"], self.name)
+        limits = {k: float(self.definition[k]) for k in ("time_per_test", "wall")
+                  if k in self.definition}  # fmt: skip
+        try:
+            return convert(row, **limits)
+        except (KeyError, ValueError, TypeError) as e:
+            raise PrmhError(
+                f"{where}: its test cases cannot be read as {self.definition['tests']} tests "
+                f"({type(e).__name__}: {e})."
+            ) from None
+
     def prompt(self, problem: Problem) -> str:
-        return self.template.replace("{question}", problem.question)
+        """The template with ``{question}`` and any ``{metadata field}`` filled in."""
+        text = self.template.replace("{question}", problem.question)
+        for key, value in problem.metadata.items():
+            text = text.replace("{" + key + "}", str(value))
+        return text
 
 
 def factory(definition: dict[str, Any]) -> Any:

@@ -35,7 +35,8 @@ class Generation:
     (the log-probability of each sampled token) are optional; confidence-based splitting and
     uncertainty measures need them. ``finished`` says the solution ended (end of sequence or one
     of the generator's end markers); ``stop`` is the request's stop string that ended it
-    instead, if any (then ``text`` ends before it).
+    instead, if any (then ``text`` ends before it). ``top_logprobs``, when asked for, holds
+    each token's likeliest (token, log-probability) alternatives.
     """
 
     text: str
@@ -45,13 +46,20 @@ class Generation:
     tokens: tuple[str, ...] | None = None
     stop: str | None = None
     seconds: float = field(default=0.0, compare=False)
+    top_logprobs: tuple[tuple[tuple[str, float], ...], ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return _fields(self)
+        out = _fields(self)
+        if self.top_logprobs is None:  # absent unless asked for, as in older stores
+            del out["top_logprobs"]
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Generation:
-        return cls(**{k: _tuple(v) for k, v in d.items()})
+        out = {k: _tuple(v) for k, v in d.items()}
+        if d.get("top_logprobs") is not None:
+            out["top_logprobs"] = tuple(tuple(map(tuple, a)) for a in d["top_logprobs"])
+        return cls(**out)
 
 
 @dataclass(frozen=True)
@@ -176,7 +184,9 @@ class SampleRequest:
 
     ``prefix`` is solution text already written (the generator continues after it); ``stop``
     strings end a sample early, e.g. at the end of the next step for step-level search;
-    ``temperature`` overrides the generator's (0 is greedy decoding).
+    ``temperature`` overrides the generator's (0 is greedy decoding). ``top_logprobs`` asks
+    for each token's most likely alternatives; ``pause_below`` lets a generator end a sample
+    right after its first token of lower probability (TVD's low-confidence tokens).
     """
 
     problem: Problem
@@ -187,6 +197,8 @@ class SampleRequest:
     prefix: str = ""
     stop: tuple[str, ...] = ()
     temperature: float | None = None
+    top_logprobs: int = 0
+    pause_below: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -16,4 +16,6 @@ BUILTINS = (
     "prmh.plugins.losses",
     "prmh.plugins.labelers",
     "prmh.plugins.graders",
+    "prmh.plugins.code_grader",
+    "prmh.plugins.code_world",
 )

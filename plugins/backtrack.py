@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from prmh import Candidate, Compute, Problem, SearchResult
 from prmh.errors import PrmhError
+from prmh.plugins.step_search import continued
 from prmh.types import Generation
 
 
@@ -73,17 +74,18 @@ class Backtracking:
         max_backtracks: int = 3,
         finished: int = 4,
         max_steps: int = 30,
-        separator: str = "\n\n",
+        separator: str | None = None,
         temperature: float = 0.7,
         temperature_step: float = 0.1,
     ):
-        if max_backtracks < 0 or finished < 1 or max_steps < 1 or not separator:
+        if max_backtracks < 0 or finished < 1 or max_steps < 1 or separator == "":
             raise PrmhError(
                 "backtracking needs max_backtracks >= 0, finished and max_steps >= 1 and a "
                 "non-empty separator."
             )
         self.tau, self.max_backtracks, self.finished = tau, max_backtracks, finished
-        self.max_steps, self.separator = max_steps, separator
+        self.max_steps, self.separator = max_steps, separator  # None: the splitter's
+        self.step_end = separator or "\n\n"
         self.temperature, self.temperature_step = temperature, temperature_step
 
     def heat(self, attempt: int) -> float | None:
@@ -93,20 +95,20 @@ class Backtracking:
 
     def run(self, ctx, problems: list[Problem], budget: int, seed: int) -> list[SearchResult]:
         states = [State(p) for p in problems]
+        self.step_end = self.separator or getattr(ctx, "separator", "\n\n")
         for _ in range(self.max_steps):
             work = [(s, *w) for s in states if not s.stopped for w in self.expand(s, budget)]
             if not work:
                 break
-            children = ctx.extend([self._item(*w) for w in work], seed, (self.separator,))
+            children = ctx.extend([self._item(*w) for w in work], seed, (self.step_end,))
             born: list[tuple[State, Branch, Generation]] = []
             for (state, parent, _, _), generations in zip(work, children, strict=True):
                 state.compute = state.compute + Compute(
                     generated_tokens=sum(g.num_tokens for g in generations),
                     wall_seconds=sum(g.seconds for g in generations),
                 )
-                prefix = self._prefix(parent)
-                born += [(state, parent, Generation(prefix + g.text, g.finished, g.num_tokens,
-                                                    stop=g.stop))
+                before = parent.candidate.solution.generation if parent.candidate else None
+                born += [(state, parent, continued(before, self.step_end, g))
                          for g in generations if g.text.strip()]  # fmt: skip
             ranked, costs = ctx.rank([(s.problem, ctx.read(g)) for s, _, g in born])
             outcomes: dict[int, list[Child]] = {id(s): [] for s in states}
@@ -136,7 +138,7 @@ class Backtracking:
         return item if temperature is None else (*item, temperature)
 
     def _prefix(self, branch: Branch) -> str:
-        return branch.text + self.separator if branch.text else ""
+        return branch.text + self.step_end if branch.text else ""
 
     def expand(self, state: State, budget: int) -> list[tuple[Branch, int, float | None]]:
         raise NotImplementedError
@@ -155,7 +157,7 @@ class CollectiveBacktrack(Backtracking):
         passing_minimum: int = 3,
         always_expand: bool = False,
         max_steps: int = 30,
-        separator: str = "\n\n",
+        separator: str | None = None,
         temperature: float = 0.7,
         temperature_step: float = 0.1,
     ):
@@ -211,7 +213,7 @@ class IndependentBacktrack(Backtracking):
         finished: int = 2,
         expansion_factor: int = 2,
         max_steps: int = 30,
-        separator: str = "\n\n",
+        separator: str | None = None,
         temperature: float = 0.7,
         temperature_step: float = 0.1,
     ):

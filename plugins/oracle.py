@@ -1,4 +1,5 @@
-"""The `oracle` PRM: checks each step of an `arith` solution exactly against the gold steps.
+"""The `oracle` PRM: checks each step of an `arith` solution exactly against the gold steps
+(and each line of a `code` solution: ``prmh.plugins.sim_code.sound_code_steps``).
 
 Step k is good when it and every step before it state the gold running value and their
 arithmetic holds. The exact verdict becomes a probability through a logit of
@@ -25,6 +26,7 @@ import time
 from prmh import Problem, ScoreRequest, StepScores, hookimpl
 from prmh.errors import PrmhError
 from prmh.plugins.sim import count_tokens, success_probability
+from prmh.plugins.sim_code import sound_code_steps
 
 QUANTILE_LEVELS = (0.1, 0.5, 0.9)
 NORMAL_QUANTILES = {0.1: -1.2815515655446004, 0.5: 0.0, 0.9: 1.2815515655446004}
@@ -53,6 +55,8 @@ def step_is_sound(step: str, gold: str) -> bool:
 def correct_prefix_length(problem: Problem, steps: tuple[str, ...]) -> int:
     """How many leading steps are sound."""
     gold = problem.steps or ()
+    if problem.metadata.get("language") == "python":
+        return sound_code_steps(gold, steps)
     n = 0
     for step, gold_step in zip(steps, gold, strict=False):
         if not step_is_sound(step, gold_step):
@@ -94,7 +98,7 @@ class OraclePRM:
             if request.problem.steps is None:
                 raise PrmhError(
                     f"the oracle PRM needs gold steps; problem {request.problem.id!r} has none. "
-                    "Use it with the arith task."
+                    "Use it with the arith or code task."
                 )
             good = correct_prefix_length(request.problem, request.steps)
             logits = [
@@ -143,6 +147,6 @@ def prmh_register_prm(register):
     register(
         "oracle",
         OraclePRM,
-        description="Exact step checker for arith with optional noise and miscalibration",
+        description="Exact step checker for arith and code, with optional noise and miscalibration",
         version="2",
     )

@@ -170,6 +170,12 @@ def prmh_register_search(register):
     register(
         "beam-ias", f"{step}:BeamIAS", description="Beam search with instance-adaptive K and M"
     )
+    register(
+        "tvd",
+        "prmh.plugins.tvd:TVD",
+        description="AdaptiveStep's token-level value-guided decoding: the PRM picks among "
+        "the top-k tokens where greedy decoding is unsure",
+    )
     back = "prmh.plugins.backtrack"
     register(
         "backtrack",

@@ -1,4 +1,5 @@
-"""The `sim` generator: step-by-step solutions to `arith` problems with planted mistakes.
+"""The `sim` generator: step-by-step solutions to `arith` problems with planted mistakes (and
+to `code` problems: ``prmh.plugins.sim_code``).
 
 Two kinds of mistake make search and selection matter:
 
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from prmh import Generation, Problem, SampleRequest, hookimpl
 from prmh.errors import PrmhError
 from prmh.plugins.arith import apply, final_step, first_step, step_text
+from prmh.plugins.sim_code import sample_code
 
 _MISREAD = {"+": "-", "-": "+", "*": "+", "/": "-"}
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -69,6 +71,11 @@ def success_probability(
     """How likely a sample of ``problem`` is right: it falls into no trap, slips at no step
     and is not cut short (a slip that a later one undoes is ignored)."""
     ops = problem.metadata.get("ops") or []
+    if problem.metadata.get("language") == "python":  # a line per operation, and the return
+        puzzle = random.Random(f"sim-code-problem:{problem.question}")
+        puzzle.randrange(len(ops))
+        trapped = trap_rate * puzzle.random()
+        return (1 - trapped) * (1 - slip_rate) ** (len(ops) + 1) * (1 - truncate_rate)
     difficulty = _puzzle_difficulty(problem)
     return (1 - trap_rate * difficulty) * (1 - slip_rate) ** len(ops) * (1 - truncate_rate)
 
@@ -107,10 +114,13 @@ class SimGenerator:
     def _one(self, request: SampleRequest, index: int) -> Generation:
         started = time.perf_counter()
         problem, prefix = request.problem, request.prefix
-        if "ops" not in problem.metadata:
+        if problem.metadata.get("language") == "python" and "kind" in problem.metadata:
+            return self._code(request, index, started)
+        if "ops" not in problem.metadata or "language" in problem.metadata:
             raise PrmhError(
-                f"the sim generator writes solutions to arith problems only; problem "
-                f"{problem.id!r} is not one. Use another generator (see `prmh list generator`)."
+                "the sim generator writes solutions to the bundled arith and code problems "
+                f"only; problem {problem.id!r} is not one. Use another generator (see `prmh "
+                "list generator`)."
             )
         rng = random.Random(
             f"sim:{problem.question}:{request.seed}:{index}"
@@ -145,6 +155,23 @@ class SimGenerator:
             tokens=tuple(tokens),
             stop=stop,
             seconds=time.perf_counter() - started,
+        )
+
+    def _code(self, request: SampleRequest, index: int, started: float) -> Generation:
+        tokens, logprobs, tops, finished, stop = sample_code(
+            request, index, self.slip_rate, self.trap_rate, self.truncate_rate
+        )
+        if self.delay:
+            time.sleep(self.delay)
+        return Generation(
+            text="".join(tokens),
+            finished=finished,
+            num_tokens=len(tokens),
+            token_logprobs=tuple(logprobs),
+            tokens=tuple(tokens),
+            stop=stop,
+            seconds=time.perf_counter() - started,
+            top_logprobs=tuple(map(tuple, tops)) if request.top_logprobs else None,
         )
 
     def _steps(

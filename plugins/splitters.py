@@ -1,5 +1,5 @@
-"""Step splitters: rule-based (blank lines, lines, ``Step k:``, fixed token counts, whole) and
-confidence-based (AdaptiveStep).
+"""Step splitters: rule-based (blank lines, lines, ``Step k:``, fixed token counts, whole; lines
+and blocks of code, indentation kept) and confidence-based (AdaptiveStep).
 
 Rule-based splitting drops empty steps and the white space around separators; ``join`` puts a
 separator back, so ``split(join(split(text))) == split(text)``. The confidence-based splitter
@@ -31,6 +31,32 @@ class SeparatorSplitter:
 
     def join(self, steps: list[str]) -> str:
         return self.separator.join(steps)
+
+
+class CodeLinesSplitter:
+    """A step per non-blank line of code, its indentation kept (trailing white space is not)."""
+
+    separator = "\n"
+
+    def split(self, text: str) -> list[str]:
+        return [line.rstrip() for line in text.split("\n") if line.strip()]
+
+    def join(self, steps: list[str]) -> str:
+        return "\n".join(steps)
+
+
+class CodeBlocksSplitter:
+    """A step per block of code between blank lines, indentation kept."""
+
+    separator = "\n\n"
+    pattern = re.compile(r"\n[ \t]*\n")
+
+    def split(self, text: str) -> list[str]:
+        blocks = (re.sub(r"^(?:[ \t]*\n)+", "", b).rstrip() for b in self.pattern.split(text))
+        return [b for b in blocks if b.strip()]
+
+    def join(self, steps: list[str]) -> str:
+        return "\n\n".join(steps)
 
 
 class WholeSplitter:
@@ -211,6 +237,8 @@ def prmh_register_splitter(register):
     register("double-newline", double_newline, description="A step per paragraph (blank lines)")
     register("newline", newline, description="A step per line")
     register("whole", WholeSplitter, description="The whole solution as one step")
+    register("code-lines", CodeLinesSplitter, description="A step per line of code, indented")
+    register("code-blocks", CodeBlocksSplitter, description="A step per blank-line block of code")
     register("step-prefix", StepPrefixSplitter, description="A step per 'Step k:' label")
     register("fixed-tokens", FixedTokensSplitter, description="A step every `size` words")
     register(

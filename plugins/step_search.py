@@ -42,6 +42,20 @@ class ProblemState:
     compute: Compute = field(default_factory=Compute)
 
 
+def continued(parent: Generation | None, separator: str, g: Generation) -> Generation:
+    """A partial solution (None: none yet), the separator and its continuation ``g`` as one
+    generation, with their tokens and log-probabilities when both have them (the separator
+    a sure token), so a splitter that reads tokens reads it as it read them."""
+    if parent is None or not parent.text:
+        return Generation(g.text, g.finished, g.num_tokens, g.token_logprobs, g.tokens, g.stop)
+    tokens = logprobs = None
+    if None not in (parent.tokens, parent.token_logprobs, g.tokens, g.token_logprobs):
+        tokens = (*parent.tokens, separator, *g.tokens)  # type: ignore[misc]
+        logprobs = (*parent.token_logprobs, 0.0, *g.token_logprobs)  # type: ignore[misc]
+    text = parent.text + separator + g.text
+    return Generation(text, g.finished, g.num_tokens, logprobs, tokens, stop=g.stop)
+
+
 def level(scores: StepScores, index: int) -> StepScores:
     """The step scores of one quantile level (the plain probabilities when there are none)."""
     if scores.quantiles is None:
@@ -57,25 +71,27 @@ class StepSearch:
         width: int = 4,
         freq: int = 1,
         max_steps: int = 40,
-        separator: str = "\n\n",
+        separator: str | None = None,
         dedupe: bool = False,
     ):
         if width < 1 or freq < 1 or max_steps < 1:
             raise PrmhError("beam searches need width, freq and max_steps of at least 1.")
-        if not separator:
+        if separator == "":
             raise PrmhError("the step separator must not be empty.")
         self.width, self.freq, self.max_steps = width, freq, max_steps
-        self.separator, self.dedupe = separator, dedupe
+        self.separator, self.dedupe = separator, dedupe  # None: the splitter's (ctx.separator)
+        self.step_end = separator or "\n\n"
 
     def run(self, ctx, problems: list[Problem], budget: int, seed: int) -> list[SearchResult]:
         states = [ProblemState(p) for p in problems]
+        self.step_end = self.separator or getattr(ctx, "separator", "\n\n")
         for round_ in range(self.max_steps):
             work = [(s, b, n) for s in states for b, n in self.expansions(ctx, s, budget, round_)]
             if not work:
                 break
             if any(sum(n for t, _, n in work if t is s) > budget for s in states):
                 raise AssertionError("a search expanded more beams than its budget")
-            children = ctx.extend(self._requests(work), seed, (self.separator,))
+            children = ctx.extend(self._requests(work), seed, (self.step_end,))
             born: list[tuple[ProblemState, Beam, Solution]] = []
             for (state, parent, _), generations in zip(work, children, strict=True):
                 state.compute = state.compute + Compute(
@@ -115,14 +131,14 @@ class StepSearch:
         return requests
 
     def _prefix(self, beam: Beam) -> str:
-        return beam.text + self.separator if beam.text else ""
+        return beam.text + self.step_end if beam.text else ""
 
     def _child(self, ctx, parent: Beam, g: Generation) -> tuple[Beam, Solution] | None:
-        text = self._prefix(parent) + g.text
         if not g.text.strip() and not g.finished:
             return None  # an empty step makes no progress
-        generation = Generation(text, g.finished, g.num_tokens, stop=g.stop)
-        return Beam(text, parent.group), ctx.read(generation)
+        before = parent.candidate.solution.generation if parent.candidate else None
+        generation = continued(before, self.step_end, g)
+        return Beam(generation.text, parent.group), ctx.read(generation)
 
     def expansions(
         self, ctx, state: ProblemState, budget: int, round_: int
@@ -188,7 +204,7 @@ class BeamIAS(StepSearch):
         width: int = 8,
         freq: int = 5,
         max_steps: int = 40,
-        separator: str = "\n\n",
+        separator: str | None = None,
         dedupe: bool = False,
         confidence: float = 0.99,
         ias_k: bool = True,

@@ -179,7 +179,7 @@ def test_hf_batched_sampling_draws_what_multinomial_draws_row_by_row(
     temperatures = [0.7, 0.0, 1.3, 0.7, 0.0, 0.2]
     for draw in range(20):
         seeds = [1000 * draw + row for row in range(6)]
-        tokens, logprobs = hf._pick(
+        tokens, logprobs, _ = hf._pick(
             logits, [torch.Generator().manual_seed(s) for s in seeds], temperatures
         )
         for row, (t, seed) in enumerate(zip(temperatures, seeds, strict=True)):

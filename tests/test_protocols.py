@@ -87,6 +87,9 @@ def test_the_engine_search_context_is_the_documented_one():
     for name in protocols.members(protocols.SearchContext):
         if name in SearchContext.__dataclass_fields__:  # pool_size, and aggregate (a callable)
             continue
+        if isinstance(getattr(SearchContext, name), property):  # separator
+            assert name in protocols.SearchContext.__annotations__, name
+            continue
         want = inspect.signature(getattr(protocols.SearchContext, name))
         got = inspect.signature(getattr(SearchContext, name))
         assert list(want.parameters) == list(got.parameters), name

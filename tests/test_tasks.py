@@ -11,6 +11,8 @@ from prmh.errors import PrmhError
 from prmh.plugins.task_files import definitions
 
 EXPECTED = {
+    "leetcode",
+    "livecodebench",
     "math500",
     "gsm8k",
     "aime24",
@@ -45,7 +47,7 @@ def test_every_task_file_is_registered_with_its_source(registry):
     for definition in definitions():
         assert "{question}" in definition["prompt"]
         task = registry.create("task", definition["name"]).instance
-        assert task.grader in ("math-verify", "numeric")
+        assert task.grader in ("math-verify", "numeric", "code")
 
 
 def test_gsm8k_from_jsonl_extracts_the_gold_answer(registry, tmp_path):

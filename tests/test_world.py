@@ -83,7 +83,7 @@ def test_sim_traps_agree_on_one_wrong_answer(problems):
 
 
 def test_sim_refuses_problems_it_cannot_solve():
-    with pytest.raises(PrmhError, match="arith problems only"):
+    with pytest.raises(PrmhError, match="arith and code problems only"):
         SimGenerator().sample([SampleRequest(Problem("x", "What is 2+2?", "4"), "", 1, 0)])
 
 

@@ -5,14 +5,15 @@
 - ``workspace``: cached sampling and PRM scoring of one (task, generator) through the store.
 - ``context``: ``SearchContext``, what a search may use.
 - ``plan``: ``prepare`` and ``run_eval``, an evaluation plan from components to tables.
-- ``verdicts``: grading (answer, gold) pairs through the store; ``tables``: the result tables.
+- ``tables``: the result tables. Grading (answer, gold) pairs through the store is
+  ``prmh.verdicts``, beside the engine with the rest of grading.
 """
 
 from prmh.engine.context import SearchContext
 from prmh.engine.plan import Prepared, prepare, run_eval
 from prmh.engine.run import Run, command_config, open_run
-from prmh.engine.verdicts import grade_pairs
 from prmh.engine.workspace import CacheStats, Progress, Workspace, no_progress
+from prmh.verdicts import grade_pairs
 
 __all__ = [
     "CacheStats",

@@ -42,6 +42,12 @@ class SearchContext:
         if message not in self.warnings:
             self.warnings.append(message)
 
+    @property
+    def separator(self) -> str:
+        """What ends a step in the text, where step searches stop: the splitter's
+        ``separator`` if it has one, else a blank line."""
+        return getattr(self.splitter.instance, "separator", None) or "\n\n"
+
     def read(self, generation: Generation) -> Solution:
         """A generation as the task and splitter read it: steps and final answer."""
         return self.workspace.read(self.splitter.instance, generation)
@@ -63,12 +69,16 @@ class SearchContext:
         items: Sequence[tuple[Problem, str, int, int] | tuple[Problem, str, int, int, float]],
         seed: int,
         stop: tuple[str, ...],
+        *,
+        top_logprobs: int = 0,
+        pause_below: float = 0.0,
     ) -> list[list[Generation]]:
         """For each (problem, prefix, n, first index[, temperature]): continuations first..
         first+n-1 of the prefix, each ending at a stop string or the end of the solution; all
         problems in one batched, cached call."""
+        extra = {"top_logprobs": top_logprobs, "pause_below": pause_below}
         requests = [
-            SampleRequest(p, self.prompt(p), n, seed, first, prefix, stop, *temperature)
+            SampleRequest(p, self.prompt(p), n, seed, first, prefix, stop, *temperature, **extra)
             for p, prefix, n, first, *temperature in items
         ]
         return self.workspace.sample(requests, stage="extend")

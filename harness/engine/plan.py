@@ -17,7 +17,6 @@ from typing import Any
 from prmh.engine.context import SearchContext
 from prmh.engine.run import Run
 from prmh.engine.tables import result_table
-from prmh.engine.verdicts import grade_pairs
 from prmh.engine.workspace import Progress, Workspace
 from prmh.errors import PrmhError
 from prmh.grading import Grader, GraderPool, get_grader
@@ -33,6 +32,7 @@ from prmh.types import (
     Problem,
     SearchResult,
 )
+from prmh.verdicts import grade_pairs
 from prmh.votes import AnswerKeys
 
 

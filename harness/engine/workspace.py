@@ -101,7 +101,8 @@ class Workspace:
 
     def _generation_key(self, request: SampleRequest, index: int) -> str:
         memo = (request.problem.id, request.prompt, request.seed, index, request.prefix,
-                tuple(request.stop), request.temperature)  # fmt: skip
+                tuple(request.stop), request.temperature, request.top_logprobs,
+                request.pause_below)  # fmt: skip
         known = self._keys.get(memo)
         if known is None:
             known = self._keys[memo] = self._new_generation_key(request, index)
@@ -121,6 +122,9 @@ class Workspace:
             key["stop"] = list(request.stop)
         if request.temperature is not None:
             key["temperature"] = request.temperature
+        for name in ("top_logprobs", "pause_below"):  # part of the key only when asked for
+            if getattr(request, name):
+                key[name] = getattr(request, name)
         return content_key(key)
 
     def generations(self, problems: Sequence[Problem], n: int, seed: int) -> list[list[Generation]]:

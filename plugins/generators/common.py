@@ -77,6 +77,7 @@ def server_generation(
     request_stops: Sequence[str],
     end_stops: Sequence[str],
     seconds: float,
+    top_logprobs: Sequence[Sequence[tuple[str, float]]] | None = None,
 ) -> Generation:
     """A Generation from a server's (vLLM, OpenAI-compatible) completion.
 
@@ -84,6 +85,7 @@ def server_generation(
     of sequence: finished. A request stop string (a step boundary) leaves it unfinished and is
     recorded; an end-marker stop string finishes it. "length" is unfinished. A server that
     returns the stop string in the text (``include_stop_str_in_output``) has it removed here.
+    ``top_logprobs`` (each token's alternatives) are kept when the tokens make up the text.
     """
     stop: str | None = None
     finished = finish_reason == "stop"
@@ -105,4 +107,14 @@ def server_generation(
         tokens=tuple(tokens) if aligned else None,
         stop=stop,
         seconds=seconds,
+        top_logprobs=ranked(top_logprobs) if aligned and top_logprobs else None,
+    )
+
+
+def ranked(
+    tops: Sequence[Sequence[tuple[str, float]]],
+) -> tuple[tuple[tuple[str, float], ...], ...]:
+    """Each token's alternatives, likeliest first (a server's order is not promised)."""
+    return tuple(
+        tuple(sorted(((str(t), float(p)) for t, p in a), key=lambda x: -x[1])) for a in tops
     )

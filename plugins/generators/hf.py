@@ -12,6 +12,9 @@ temperature and before top-p (greedy decoding: the plain softmax).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -120,9 +123,8 @@ class HFGenerator:
             generations, kv = self._decode(
                 [contexts[r] for r, _ in batch],
                 [sample_seed(requests[r], i) for r, i in batch],
-                [requests[r].stop for r, _ in batch],
-                [temperature_of(requests[r], self.sampling) for r, _ in batch],
                 [cached[r] for r, _ in batch],
+                [requests[r] for r, _ in batch],
             )
             out.update(zip(batch, generations, strict=True))
             for (r, _), g, row_kv in zip(batch, generations, kv, strict=True):
@@ -137,23 +139,22 @@ class HFGenerator:
         self,
         contexts: list[list[int]],
         seeds: list[int],
-        stops: list[tuple[str, ...]],
-        temperatures: list[float],
         cached: list[tuple[list, int] | None],
+        asks: list[SampleRequest],
     ) -> tuple[list[Generation], list[tuple[list[int], list] | None]]:
         """Sample every row to its end; also, for each row that stopped at a request stop,
         its token ids and KV (for the next round). Rows that ended leave the batch (and the
-        KV cache) once a quarter of it has ended, so long samples do not carry short ones."""
+        KV cache) once a quarter of it has ended, so long samples do not carry short ones.
+        A row whose request asks for ``top_logprobs`` keeps each token's alternatives, and one
+        with ``pause_below`` ends after its first token less likely than that."""
         torch, rows = self.torch, len(contexts)
         started = time.perf_counter()
+        temperatures = [temperature_of(a, self.sampling) for a in asks]
         layout = _Layout(torch, contexts, cached, self.sampling.max_new_tokens, self.pad)
         step_ids, mask, step_pos = layout.ids, layout.mask, layout.positions
         generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-        texts = [Detokenizer(self.tokenizer) for _ in contexts]
-        tokens: list[list[int]] = [[] for _ in contexts]
-        logprobs: list[list[float]] = [[] for _ in contexts]
-        ended: list[tuple[bool, str | None] | None] = [None] * rows
-        kept: list[tuple[list[int], list] | None] = [None] * rows
+        done = _Rows(self.tokenizer, rows)
+        ended, kept, top = done.ended, done.kept, max(a.top_logprobs for a in asks)
         live, past = list(range(rows)), layout.past  # the original row of each batch row
         with torch.inference_mode():
             for step in range(self.sampling.max_new_tokens):
@@ -170,15 +171,16 @@ class HFGenerator:
                     output.logits[at, -1].float().cpu(),
                     [generators[live[i]] for i in at],
                     [temperatures[live[i]] for i in at],
+                    top,
                 )
                 chosen = [self.pad] * len(live)
-                for i, token, logprob in zip(at, *picked, strict=True):
+                for i, token, logprob, best in zip(at, *picked, strict=True):
                     b, chosen[i] = live[i], token
-                    tokens[b].append(token)
-                    logprobs[b].append(logprob)
-                    ended[b] = self._ended(token, texts[b], stops[b])
+                    done.add(b, token, logprob, best[: asks[b].top_logprobs])
+                    ended[b] = self._ended(token, done.texts[b], asks[b].stop, logprob, asks[b])
                     if self.kept is not None and ended[b] is not None and ended[b][1] is not None:
-                        kept[b] = (contexts[b] + tokens[b][:-1], layout.row_kv(past, i, b, step))
+                        kv = layout.row_kv(past, i, b, step)
+                        kept[b] = (contexts[b] + done.tokens[b][:-1], kv)
                 running = [i for i, b in enumerate(live) if ended[b] is None]
                 if not running:
                     break
@@ -189,20 +191,35 @@ class HFGenerator:
                     step_ids, mask, step_pos = step_ids[keep], mask[keep], step_pos[keep]
                     live = [live[i] for i in running]
         seconds = (time.perf_counter() - started) / rows
-        return [
-            self._generation(tokens[b], logprobs[b], ended[b], stops[b], seconds, texts[b])
-            for b in range(rows)
-        ], kept
+        return [self._row(done, b, asks[b], seconds) for b in range(rows)], kept
+
+    def _row(self, done: _Rows, b: int, ask: SampleRequest, seconds: float) -> Generation:
+        g = self._generation(
+            done.tokens[b], done.logprobs[b], done.ended[b], ask.stop, seconds, done.texts[b]
+        )
+        return self._with_alternatives(g, done.alternatives[b] if ask.top_logprobs else None)
+
+    def _with_alternatives(
+        self, g: Generation, alternatives: list[list[tuple[int, float]]] | None
+    ) -> Generation:
+        if alternatives is None or g.tokens is None:
+            return g
+        decode = functools.partial(self.tokenizer.decode, skip_special_tokens=True)
+        tops = tuple(
+            tuple((decode([i]), lp) for i, lp in row) for row in alternatives[: len(g.tokens)]
+        )
+        return dataclasses.replace(g, top_logprobs=tops)
 
     def _pick(
-        self, logits: Any, generators: list[Any], temperatures: list[float]
-    ) -> tuple[list[int], list[float]]:
+        self, logits: Any, generators: list[Any], temperatures: list[float], top: int = 0
+    ) -> tuple[list[int], list[float], list[list[tuple[int, float]]]]:
         """One token per row, all rows at once: what ``torch.multinomial`` draws from each
         row's own generator (argmax of p / q with q ~ Exp(1), the same numbers it computes),
-        the argmax for greedy rows, and each token's log-probability."""
+        the argmax for greedy rows, each token's log-probability, and the ``top`` likeliest
+        (token, log-probability) pairs of each row."""
         torch = self.torch
         if not temperatures:
-            return [], []
+            return [], [], []
         t = torch.tensor(temperatures)
         greedy = t == 0
         logp = torch.log_softmax(logits / torch.where(greedy, 1.0, t)[:, None], -1)
@@ -216,14 +233,29 @@ class HFGenerator:
             if not cold:
                 noise[row].exponential_(1, generator=generator)
         chosen = torch.where(greedy, logits.argmax(-1), (probs / noise).argmax(-1))
-        return chosen.tolist(), logp.gather(1, chosen[:, None])[:, 0].tolist()
+        best: list[list[tuple[int, float]]] = [[] for _ in temperatures]
+        if top:
+            values, ids = logp.topk(min(top, logp.shape[-1]), -1)
+            best = [
+                list(zip(i, v, strict=True))
+                for i, v in zip(ids.tolist(), values.tolist(), strict=True)
+            ]
+        return chosen.tolist(), logp.gather(1, chosen[:, None])[:, 0].tolist(), best
 
     def _ended(
-        self, token: int, text: Detokenizer, stops: tuple[str, ...]
+        self,
+        token: int,
+        text: Detokenizer,
+        stops: tuple[str, ...],
+        logprob: float = 0.0,
+        ask: SampleRequest | None = None,
     ) -> tuple[bool, str | None] | None:
-        """(finished, request stop) when the row is done; None to go on."""
+        """(finished, request stop) when the row is done; None to go on. A row pauses,
+        unfinished, after a token less likely than its request's ``pause_below`` (TVD)."""
         if token in self.eos:
             return True, None
+        if ask is not None and ask.pause_below and logprob < math.log(ask.pause_below):
+            return False, None
         every = (*stops, *self.sampling.stop)
         if not every:  # nothing to look for: the text is decoded once, at the end
             return None
@@ -265,6 +297,24 @@ class HFGenerator:
             stop=stop,
             seconds=seconds,
         )
+
+
+class _Rows:
+    """What each row of a batch has decoded: token ids, their log-probabilities and
+    alternatives, its text so far, how it ended and (at a step's end) its KV for reuse."""
+
+    def __init__(self, tokenizer: Any, rows: int):
+        self.texts = [Detokenizer(tokenizer) for _ in range(rows)]
+        self.tokens: list[list[int]] = [[] for _ in range(rows)]
+        self.logprobs: list[list[float]] = [[] for _ in range(rows)]
+        self.alternatives: list[list[list[tuple[int, float]]]] = [[] for _ in range(rows)]
+        self.ended: list[tuple[bool, str | None] | None] = [None] * rows
+        self.kept: list[tuple[list[int], list] | None] = [None] * rows
+
+    def add(self, b: int, token: int, logprob: float, best: list[tuple[int, float]]) -> None:
+        self.tokens[b].append(token)
+        self.logprobs[b].append(logprob)
+        self.alternatives[b].append(best)
 
 
 class _Layout:

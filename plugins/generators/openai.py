@@ -59,8 +59,10 @@ def build_payload(
     stops = [*request.stop, *sampling.stop]
     if stops:
         payload["stop"] = stops
-    if logprobs:
-        payload["logprobs"] = True if chat else 1
+    if logprobs or request.top_logprobs:
+        payload["logprobs"] = True if chat else max(1, request.top_logprobs)
+        if chat and request.top_logprobs:
+            payload["top_logprobs"] = request.top_logprobs
     return payload
 
 
@@ -79,12 +81,18 @@ def parse_completion(
             f"the server's completion has no choices[0].text or .message.content: {body!r:.200}"
         ) from e
     lp = choice.get("logprobs") or {}
-    if chat:  # content: [{token, logprob, ...}]
+    tops: list | None = None
+    if chat:  # content: [{token, logprob, top_logprobs: [{token, logprob}]}]
         entries = lp.get("content") or []
         tokens = [e.get("token") for e in entries] if entries else None
         logprobs = [e.get("logprob") for e in entries] if entries else None
-    else:
+        if request.top_logprobs and entries:
+            tops = [[(a["token"], a["logprob"]) for a in e.get("top_logprobs") or []]
+                    for e in entries]  # fmt: skip
+    else:  # tokens, token_logprobs, top_logprobs: [{token: logprob}]
         tokens, logprobs = lp.get("tokens"), lp.get("token_logprobs")
+        if request.top_logprobs and lp.get("top_logprobs"):
+            tops = [list((d or {}).items()) for d in lp["top_logprobs"]]
     usage = body.get("usage") or {}
     count = usage.get("completion_tokens") or (len(tokens) if tokens else 0)
     return server_generation(
@@ -97,6 +105,7 @@ def parse_completion(
         request_stops=request.stop,
         end_stops=sampling.stop,
         seconds=seconds,
+        top_logprobs=tops,
     )
 
 

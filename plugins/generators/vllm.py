@@ -39,7 +39,7 @@ def build_requests(
             "max_tokens": sampling.max_new_tokens,
             "seed": sample_seed(request, index) % 2**63,
             "stop": [*request.stop, *sampling.stop],
-            "logprobs": 0,  # the sampled token's log-probability only
+            "logprobs": request.top_logprobs,  # 0: the sampled token's log-probability only
         }
         out.append((render(request) + request.prefix, params))
     return out
@@ -52,10 +52,12 @@ def parse_output(
     completion = output.outputs[0]
     tokens: list[str] | None = []
     logprobs: list[float] | None = []
+    tops: list[list[tuple[str, float]]] = []
     for token_id, entry in zip(completion.token_ids, completion.logprobs or [], strict=False):
         chosen = entry[token_id]
         logprobs.append(chosen.logprob)
         tokens.append(chosen.decoded_token if chosen.decoded_token is not None else "")
+        tops.append([(e.decoded_token or "", e.logprob) for e in entry.values()])
     if not completion.logprobs:
         tokens = logprobs = None
     return server_generation(
@@ -68,6 +70,7 @@ def parse_output(
         request_stops=request.stop,
         end_stops=sampling.stop,
         seconds=seconds,
+        top_logprobs=tops if request.top_logprobs else None,
     )
 
 

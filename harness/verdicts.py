@@ -60,6 +60,7 @@ def grade_pairs(
                 "timed_out": verdict.timed_out,
                 "timeout": timeout,
                 "error": verdict.error,
+                **({"detail": verdict.detail} if verdict.detail else {}),
             }
         store.put_many("grade", fresh, run_id, replace=True)
         entries.update((pair, fresh[keys[pair]]) for pair in todo)
@@ -83,4 +84,5 @@ def _outcome(entry: dict[str, Any]) -> str:
         return "timed out"
     if entry.get("error") is not None:
         return "error"
-    return "right" if entry["correct"] else "wrong"
+    verdict = "right" if entry["correct"] else "wrong"
+    return f"{verdict}: {entry['detail']}" if entry.get("detail") else verdict

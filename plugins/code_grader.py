@@ -8,8 +8,9 @@ returns with the output, both read as Python literals (or JSON), a tuple as a li
 input and compares the printed lines, each stripped, as LiveCodeBench's ``grade_stdio`` does:
 as many lines, each equal or else made of numbers equal as decimals. ``setup`` is code run
 before the program (LeetCodeDataset's helper imports). A program passes when every test passes;
-the grade's detail says how many did and why the first failure failed (wrong answer, timeout,
-crash, refused, output limit).
+the grade's detail says how many did, each test's outcome in order (``.`` pass, ``W`` wrong
+answer, ``T`` timeout, ``C`` crash, ``R`` refused, ``O`` output limit) and why the first
+failure failed: ``1/3 tests passed (.WT); test 2: wrong answer``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from prmh import hookimpl
 from prmh.sandbox import Limits, TestRun, run_tests
 
 MAX_LITERAL = 100_000
+MARKS = {"pass": ".", "wrong answer": "W", "timeout": "T", "crash": "C", "refused": "R",
+         "output limit": "O"}  # fmt: skip
 _MISSING = object()
 
 
@@ -106,7 +109,8 @@ def grade_code(prediction: str, gold: str) -> tuple[bool, str]:
     )
     verdicts = [_verdict(r, str(t["output"]), mode) for r, t in zip(runs, tests, strict=True)]
     passed = verdicts.count("pass")
-    detail = f"{passed}/{len(tests)} tests passed"
+    marks = "".join(MARKS.get(v, "?") for v in verdicts)[:300]
+    detail = f"{passed}/{len(tests)} tests passed ({marks})"
     failed = next((i for i, v in enumerate(verdicts) if v != "pass"), None)
     if failed is not None:
         why = runs[failed].detail if verdicts[failed] in ("crash", "refused") else None

@@ -110,9 +110,12 @@ def test_leetcode_rows_become_function_tests_after_the_helper_imports():
     spec = json.loads(leetcode(LEETCODE_ROW))
     assert spec["entry"] == "Solution().addOne" and spec["setup"].startswith("from typing")
     right = "class Solution:\n    def addOne(self, x: List[int]) -> int:\n        return x + 1\n"
-    assert grade_code(right, json.dumps(spec)) == (True, "2/2 tests passed")
+    assert grade_code(right, json.dumps(spec)) == (True, "2/2 tests passed (..)")
     wrong = right.replace("x + 1", "x + 2")
-    assert grade_code(wrong, json.dumps(spec)) == (False, "0/2 tests passed; test 1: wrong answer")
+    assert grade_code(wrong, json.dumps(spec)) == (
+        False,
+        "0/2 tests passed (WW); test 1: wrong answer",
+    )
 
 
 def _packed(cases: list[dict]) -> str:
@@ -255,3 +258,17 @@ def test_every_search_runs_on_code_with_line_and_confidence_steps(tmp_path):
     for splitter in ("code-lines", "adaptive-confidence"):
         row = f"oracle:quantiles=True · {splitter} · min · argmax"
         assert all(rows[(row, s)] > 0.5 for s in searches), (splitter, rows)
+
+
+def test_the_sim_prior_of_a_code_problem_is_the_solvers_rate_of_gold_programs():
+    """``success_probability`` (the oracle's ``sim_prior``) against the share of 300 sim
+    samples per problem that write the gold program."""
+    from prmh import SampleRequest
+    from prmh.plugins.sim import SimGenerator, success_probability
+
+    sim, gaps = SimGenerator(), []
+    for problem in code_world.generate("test", 0, 2, 5)[:20]:
+        (row,) = sim.sample([SampleRequest(problem, "p", 300, 0)])
+        rate = sum(g.text == "\n".join(problem.steps) for g in row) / len(row)
+        gaps.append(abs(rate - success_probability(problem)))
+    assert sum(gaps) / len(gaps) < 0.06 and max(gaps) < 0.15

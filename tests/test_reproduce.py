@@ -52,9 +52,9 @@ def test_each_quick_reproduction_gives_a_verdict_from_its_numbers(cli, name):
 
 
 def test_an_unknown_reproduction_names_the_ones_there_are(cli):
-    result = cli("reproduce", "tvd")
+    result = cli("reproduce", "tvd-code")
     assert result.exit_code == 2
-    assert "no reproduction 'tvd'" in result.output and "unprm-votes" in result.output
+    assert "no reproduction 'tvd-code'" in result.output and "unprm-votes" in result.output
 
 
 def test_the_sim_prior_is_the_solvers_success_rate():

@@ -6,10 +6,10 @@ Pure functions of the board data, so a rebuild from the same records is byte-ide
 from __future__ import annotations
 
 import html
-import json
 import math
-import re
 from typing import Any
+
+from prmh import board_sections as sections
 
 PALETTE = (
     "#1f77b4",
@@ -52,15 +52,7 @@ def _describe(data: dict[str, Any]) -> str:
     )
 
 
-_MARKDOWN = re.compile(r"([\\`*_\[\]|#!])")
-
-
-def _md(text: Any) -> str:
-    """Text from a record, safe inside a Markdown table cell: no markup, no raw HTML, no
-    line breaks (records are files from strangers)."""
-    flat = " ".join(str(text).split())
-    flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MARKDOWN.sub(r"\\\1", flat)
+_md = sections.md
 
 
 def _sample(row: dict[str, Any]) -> str:
@@ -80,14 +72,7 @@ def render_markdown(data: dict[str, Any], columns: list[tuple[str, int]]) -> str
         "",
         _describe(data),
         "",
-        *(
-            [
-                f"[Calibration](#calibration): {len(data['calibration'])} entries below.",
-                "",
-            ]
-            if data["calibration"]
-            else []
-        ),
+        *sections.md_links(data),
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
@@ -111,26 +96,13 @@ def render_markdown(data: dict[str, Any], columns: list[tuple[str, int]]) -> str
             )
             + " |"
         )
-    lines += _md_calibration(data["calibration"])
+    lines += sections.md_sections(data)
     lines += [
         "",
         f"Built by `prmh leaderboard build {b['name']}` from the records in "
         "`records/`; see `board.json` for the data.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def _md_calibration(calibration: list[dict[str, Any]]) -> list[str]:
-    if not calibration:
-        return []
-    lines = ["", "## Calibration", "", "| record | PRM | metric | value |", "|---|---|---|---|"]
-    for c in calibration:
-        for metric in sorted(k for k in c if k not in ("run_id", "prm")):
-            lines.append(
-                f"| {_md(c['run_id'])} | {_md(c.get('prm', ''))} | {_md(metric)} | "
-                f"{_md(c[metric])} |"
-            )
-    return lines
 
 
 def _svg_plot(title: str, x_label: str, series: list[dict[str, Any]], log_x: bool) -> str:
@@ -243,8 +215,8 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 
 
 def render_html(data: dict[str, Any], columns: list[tuple[str, int]]) -> str:
-    """The board's page: a sortable table, SVG plots and the calibration results; every text
-    from a record is escaped."""
+    """The board's page: a sortable table, SVG plots, the calibration results and the
+    reproductions; every text from a record is escaped."""
     b = data["board"]
     head = _html_head(columns)
     key = f"{b['rank_by'][0]}@{b['rank_by'][1]}"
@@ -254,11 +226,11 @@ def render_html(data: dict[str, Any], columns: list[tuple[str, int]]) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(b['title'])}</title><style>{STYLE}</style></head><body>"
         f"<h1>{html.escape(b['title'])}</h1><p>{describe}</p>"
-        f"{_calibration_link(data['calibration'])}"
+        f"{sections.html_links(data)}"
         f'<div class="wrap"><table class="sortable" id="board"><thead>{head}</thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
         f'<h2>Plots</h2><div class="plots">{"".join(_html_plots(data))}</div>'
-        f"{_unplotted(data['rows'])}{_html_calibration(data['calibration'])}"
+        f"{_unplotted(data['rows'])}{sections.html_sections(data)}"
         f'<p>Data: <a href="board.json">board.json</a>.</p>'
         f"<script>{SCRIPT}</script></body></html>\n"
     )
@@ -370,28 +342,4 @@ def _unplotted(rows: list[dict[str, Any]]) -> str:
     return (
         f'<p class="note">The plots show the first {MAX_PLOTTED} rows by rank, to stay legible; '
         f"not plotted: {left}.</p>"
-    )
-
-
-def _calibration_link(calibration: list[dict[str, Any]]) -> str:
-    if not calibration:
-        return ""
-    runs = len({c["run_id"] for c in calibration})
-    return f'<p><a href="#calibration">Calibration</a> of PRMs from {runs} record(s) below.</p>'
-
-
-def _html_calibration(calibration: list[dict[str, Any]]) -> str:
-    if not calibration:
-        return ""
-    rows_html = "".join(
-        f'<tr><td class="l">{html.escape(str(c["run_id"]))}</td><td class="l">'
-        f'{html.escape(str(c.get("prm", "")))}</td><td class="l">{html.escape(m)}</td>'
-        f"<td>{html.escape(json.dumps(c[m]))}</td></tr>"
-        for c in calibration
-        for m in sorted(k for k in c if k not in ("run_id", "prm"))
-    )
-    return (
-        '<h2 id="calibration">Calibration</h2><table><thead><tr><th class="l">record</th>'
-        '<th class="l">PRM</th><th class="l">metric</th><th>value</th></tr>'
-        f"</thead><tbody>{rows_html}</tbody></table>"
     )

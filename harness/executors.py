@@ -51,12 +51,16 @@ class Proxy:
         import ray
 
         self._ray, self._workers = ray, workers
-        self._attributes = ray.get(workers[0].attributes.remote())
+        # asked for now, read on first use: every component's actors start at once
+        self._pending = workers[0].attributes.remote()
 
     def __getattr__(self, name: str) -> Any:
-        attributes = self.__dict__.get("_attributes", {})
-        if name in attributes:
-            return attributes[name]
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if "_attributes" not in self.__dict__:
+            self._attributes = self._ray.get(self._pending)
+        if name in self._attributes:
+            return self._attributes[name]
         raise AttributeError(name)
 
     def _serve(self, requests: Sequence[Any]) -> list[Any]:

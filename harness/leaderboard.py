@@ -23,6 +23,7 @@ from typing import Any
 
 from prmh import record_schema
 from prmh.board_rules import PINNED, comparability, differences, rank, to_toml
+from prmh.board_sections import gather, reproduction_problems
 from prmh.errors import PrmhError
 from prmh.files import remove_orphans, write_text_atomic
 from prmh.records import RECORD_SCHEMA_VERSION
@@ -214,6 +215,8 @@ def _record_problems(record: dict[str, Any]) -> list[str]:
         calibration, list
     ):
         problems.append("a calibration run without calibration results")
+    if (record.get("config") or {}).get("command") == "reproduce":
+        problems += reproduction_problems(record)
     return problems
 
 
@@ -227,8 +230,11 @@ def check_record(
     ``pinned``: the board's pins completed from earlier records (``pins``)."""
     problems = _record_problems(record)
     config = record.get("config") or {}
-    if config.get("analysis") == "calibration" or any(p.startswith("malformed") for p in problems):
-        return problems  # a calibration run joins the board's calibration section only
+    joins_a_section = config.get("analysis") == "calibration" or config.get("command") == (
+        "reproduce"
+    )
+    if joins_a_section or any(p.startswith("malformed") for p in problems):
+        return problems  # calibration and reproduce runs join their sections only
     tasks = [t for t in config.get("task", []) if t.get("name") == board.task]
     if not tasks:
         problems.append(f"it did not run task {board.task!r}")
@@ -360,11 +366,6 @@ def build(board: Board) -> list[Path]:
 
     table = rows(board)
     columns = [(s, b) for s in board.searches for b in board.budgets]
-    calibration = [
-        {"run_id": r["run_id"], **c}
-        for r in accepted_records(board)
-        for c in (r.get("metrics") or {}).get("calibration", [])
-    ]
     data = {
         "board": {
             "name": board.name,
@@ -378,7 +379,7 @@ def build(board: Board) -> list[Path]:
             "rank_by": list(board.rank_by),
         },
         "rows": table,
-        "calibration": calibration,
+        **gather(accepted_records(board)),
     }
     written = []
     for name, text in (

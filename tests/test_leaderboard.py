@@ -363,6 +363,37 @@ def test_calibration_runs_join_the_board_and_its_pages(cli, runs, board, tmp_pat
     assert f"(records/{json.loads(paths[0].read_text())['run_id']}.json)" in readme
 
 
+def test_reproductions_join_the_board_and_its_pages(cli, runs, board):
+    """A `prmh reproduce` record joins the pages' reproductions section with its claim, each
+    comparison's estimates and its verdict; a hostile or malformed one is refused or escaped."""
+    results, paths = runs
+    made = cli("reproduce", "unprm-votes", "--quick", "--results-dir", str(results))
+    assert made.exit_code == 0, made.output
+    (record,) = [
+        p for p in (results / "runs").glob("*.json")
+        if (json.loads(p.read_text())["config"] or {}).get("command") == "reproduce"
+    ]  # fmt: skip
+    verdict = json.loads(record.read_text())["metrics"]["verdict"]
+    added = cli("leaderboard", "add", "demo", str(paths[0]), str(record))
+    assert added.exit_code == 0, added.output
+    page, readme = (board / "index.html").read_text(), (board / "README.md").read_text()
+    assert '<a href="#reproductions">' in page and '<h2 id="reproductions">' in page
+    section = readme.split("## Reproductions")[1]
+    assert "UnPRM" in section and f"| {verdict} |" in section and "majority@16" in section
+    hostile = json.loads(record.read_text())
+    hostile["metrics"]["claim"] = "<script>alert(1)</script> | [x](javascript:1)"
+    hostile["run_id"] = "20990101-000000-hostile"
+    (board.parent / "hostile.json").write_text(json.dumps(hostile))
+    assert cli("leaderboard", "add", "demo", str(board.parent / "hostile.json")).exit_code == 0
+    assert "<script>alert" not in (board / "index.html").read_text()
+    assert "<script>" not in (board / "README.md").read_text()
+    hostile["metrics"]["comparisons"][0]["better"]["mean"] = "high"
+    hostile["run_id"] = "20990101-000000-malformed"
+    (board.parent / "bad.json").write_text(json.dumps(hostile))
+    refused = cli("leaderboard", "add", "demo", str(board.parent / "bad.json"))
+    assert refused.exit_code == 2 and "comparisons are malformed" in refused.output
+
+
 def test_the_maintained_board_rebuilds_identically(tmp_path):
     """leaderboards/arith-tiny in the repository is exactly what its records build."""
     from prmh.leaderboard import build

@@ -68,18 +68,25 @@ def _works(command: list[str]) -> bool:
     return done.returncode == 0
 
 
+def available() -> list[str]:
+    """The mechanisms that start this Python and reach the runner here, strongest first:
+    ``bwrap``, ``unshare``, and ``none`` always."""
+    probe = [sys.executable, "-I", "-S", "-c", f"open({str(RUNNER)!r}).close()"]
+    found = []
+    with tempfile.TemporaryDirectory(prefix="prmh-sandbox-") as directory:
+        if shutil.which("bwrap") and _works([*_bwrap(directory), *probe]):
+            found.append("bwrap")
+    if shutil.which("unshare") and _works([*UNSHARE, *probe]):
+        found.append("unshare")
+    return [*found, "none"]
+
+
 @functools.lru_cache(maxsize=1)
 def isolation() -> str:
-    """The strongest mechanism this machine offers: ``bwrap``, ``unshare`` or ``none``.
-    ``PRMH_SANDBOX`` chooses one (to test the weaker paths)."""
+    """The strongest mechanism ``available``; ``PRMH_SANDBOX`` (bwrap, unshare or none)
+    chooses one, to test the weaker paths."""
     forced = os.environ.get("PRMH_SANDBOX")
-    if forced in ("bwrap", "unshare", "none"):
-        return forced
-    if shutil.which("bwrap") and _works([*_bwrap("/tmp"), "true"]):
-        return "bwrap"
-    if shutil.which("unshare") and _works([*UNSHARE, "true"]):
-        return "unshare"
-    return "none"
+    return forced if forced in ("bwrap", "unshare", "none") else available()[0]
 
 
 def _bwrap(directory: str) -> list[str]:
@@ -91,7 +98,7 @@ def _bwrap(directory: str) -> list[str]:
         "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
         "--tmpfs", "/tmp", "--tmpfs", "/home", "--tmpfs", "/root",
     ]  # fmt: skip
-    for path in sorted(python):
+    for path in [*sorted(python), str(RUNNER)]:  # the runner too: prmh may live in /tmp
         command += ["--ro-bind", path, path]
     return [*command, "--bind", directory, directory, "--chdir", directory]
 

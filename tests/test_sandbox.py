@@ -21,12 +21,7 @@ FAST = Limits(time_per_test=0.5, wall=3.0, memory_mb=256, max_output=10_000)
 
 
 def _mechanisms() -> list[str]:
-    found = ["none"]
-    if sandbox._works([*sandbox.UNSHARE, "true"]):
-        found.append("unshare")
-    if sandbox._works([*sandbox._bwrap("/tmp"), "true"]):
-        found.append("bwrap")
-    return found
+    return sandbox.available()
 
 
 @pytest.fixture(params=_mechanisms())

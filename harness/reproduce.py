@@ -142,7 +142,9 @@ def _adaptive(size: dict[str, Any], run: Any) -> list[tuple[Estimate, Estimate]]
 def _labelling(size: dict[str, Any], run: Any) -> list[Any]:
     """UnPRM's labelling: its uncertainty-delta search for the first wrong step spends fewer
     rollouts than Math-Shepherd's Monte Carlo labels (8 rollouts per step) on the same
-    incorrect solutions, with labels as good against the exact ones the sim world knows."""
+    incorrect solutions, with labels as good against the exact ones the sim world knows; and,
+    at an equal budget (Monte Carlo given as many rollouts per solution as the search spent),
+    labels as good."""
     from prmh.datasets import Source
 
     source = Source("arith", "sim", limit=size["limit"], samples=size["n"])
@@ -150,7 +152,14 @@ def _labelling(size: dict[str, Any], run: Any) -> list[Any]:
         wrong = [x for x in source.solutions() if not x.correct]
         mc = _labelled(source, wrong, "mc-hard", {"n": 8})
         un = _labelled(source, wrong, "uncertainty-delta", {})
-    return [(mc["rollouts"], un["rollouts"]), Matches(un["accuracy"], mc["accuracy"])]
+        steps = sum(len(x.solution.steps) for x in wrong) / max(1, len(wrong))
+        even = max(1, round(un["rollouts"].mean / max(1.0, steps)))  # rollouts per step
+        mc_even = _labelled(source, wrong, "mc-hard", {"n": even})
+    return [
+        (mc["rollouts"], un["rollouts"]),
+        Matches(un["accuracy"], mc["accuracy"]),
+        Matches(un["accuracy"], mc_even["accuracy"]),
+    ]
 
 
 def _labelled(source: Any, wrong: list[Any], name: str, options: dict) -> dict[str, Estimate]:
@@ -160,6 +169,7 @@ def _labelled(source: Any, wrong: list[Any], name: str, options: dict) -> dict[s
     from prmh.registry import load_registry
 
     labeler = load_registry().create("labeler", name, options).instance
+    n = f" ({options['n']} per step)" if "n" in options else ""
     spent: dict[str, list[float]] = {}
     right: dict[str, list[float]] = {}
     for x in wrong:
@@ -173,8 +183,8 @@ def _labelled(source: Any, wrong: list[Any], name: str, options: dict) -> dict[s
             agree = [round(y) == (i < good) for i, y in enumerate(result.labels)]
             right.setdefault(p.id, []).append(sum(agree) / len(agree))
     return {
-        "rollouts": _mean(spent, f"rollouts per solution, {name}"),
-        "accuracy": _mean(right, f"step labels right, {name}"),
+        "rollouts": _mean(spent, f"rollouts per solution, {name}{n}"),
+        "accuracy": _mean(right, f"step labels right, {name}{n}"),
     }
 
 

@@ -72,6 +72,7 @@ def evaluate(
     progress: Callable[[str, int, int], None] | None = None,
     threads: int | None = None,
     shard: str | None = None,
+    ray: dict[str, Any] | None = None,
     **config: Any,
 ) -> EvalResult:
     """Run an evaluation. ``config`` takes the keys of a TOML config file (``world``, ``task``,
@@ -79,7 +80,9 @@ def evaluate(
     ``seed``, ``limit``, ``pool``, ``task_args``, ``generator_args``, ``prm_args``,
     ``search_args``); a single name may stand for a list. Results go to ``results_dir`` (or
     ``PRMH_RESULTS_DIR``, or ./prmh-results), so a second call computes nothing again.
-    ``shard`` ("I/N") evaluates problems I, I+N, ... only (``prmh merge`` adds shards up)."""
+    ``shard`` ("I/N") evaluates problems I, I+N, ... only (``prmh merge`` adds shards up).
+    ``ray`` (``{"address": ..., "actors": 1, "gpus": 0}``, any of them) runs generators and
+    PRMs in Ray actors, as ``--executor ray`` does."""
     from prmh.matrix import build_plan, check_config
     from prmh.threads import configure
 
@@ -88,7 +91,9 @@ def evaluate(
     if results_dir is None:
         results_dir = config.get("results_dir")
     plan = build_plan({}, config)
-    record = run_plan(plan, results_dir, ["prmh.evaluate"], progress, grading_timeout, shard)
+    record = run_plan(
+        plan, results_dir, ["prmh.evaluate"], progress, grading_timeout, shard, ray=ray
+    )
     return EvalResult(record)
 
 

@@ -47,6 +47,11 @@ def test_ray_actors_give_the_local_executors_results(cli, tmp_path, local_ray):
     )
     again = cli("eval", *ARGS, "--executor", "ray", "--results-dir", str(tmp_path / "ray"))
     assert sum(json.loads(again.output)["metrics"]["cache"]["computed"].values()) == 0
+    import prmh  # the Python API too
+
+    api = prmh.evaluate(world="sim", search=["best-of-n", "beam", "backtrack"], budget=[4],
+                        limit=12, ray={"actors": 1}, results_dir=tmp_path / "api")  # fmt: skip
+    assert tables(api.record) == tables(local_record)
 
 
 def test_a_killed_ray_run_resumes_from_what_it_stored(tmp_path):

@@ -1,9 +1,10 @@
 """Running generated code: a separate process with hard limits, never in prmh's own.
 
 ``run_tests(program, inputs, mode=...)`` runs a program on each test input in one sandboxed
-Python process (``prmh/sandbox_runner.py``) and returns one ``TestRun`` per input: its output,
-or why there is none (timeout, crash, refused, output limit). What holds the program in, from
-the inside out:
+Python process (``prmh/sandbox_runner.py``; the packages installed beside prmh, such as
+``sortedcontainers`` from ``prmh[code]``, can be imported) and returns one ``TestRun`` per
+input: its output, or why there is none (timeout, crash, refused, output limit). What holds
+the program in, from the inside out:
 
 - an audit hook in the runner refuses process creation (``os.system``, ``subprocess``,
   ``fork``), signals to other processes, sockets, ``ctypes`` and file access outside the
@@ -60,9 +61,16 @@ class TestRun:
     detail: str | None = None
 
 
-def _works(command: list[str]) -> bool:
+def _works(command: list[str], as_nobody: bool = False) -> bool:
     try:
-        done = subprocess.run(command, capture_output=True, timeout=10, check=False)
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            timeout=10,
+            check=False,
+            cwd="/",
+            preexec_fn=_become_nobody if as_nobody else None,
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0
@@ -71,12 +79,12 @@ def _works(command: list[str]) -> bool:
 def available() -> list[str]:
     """The mechanisms that start this Python and reach the runner here, strongest first:
     ``bwrap``, ``unshare``, and ``none`` always."""
-    probe = [sys.executable, "-I", "-S", "-c", f"open({str(RUNNER)!r}).close()"]
-    found = []
+    probe = [sys.executable, "-I", "-c", f"open({str(RUNNER)!r}).close()"]
+    nobody, found = drops_privileges(), []  # tried as the user the programs run as
     with tempfile.TemporaryDirectory(prefix="prmh-sandbox-") as directory:
-        if shutil.which("bwrap") and _works([*_bwrap(directory), *probe]):
+        if shutil.which("bwrap") and _works([*_bwrap(directory), *probe], nobody):
             found.append("bwrap")
-    if shutil.which("unshare") and _works([*UNSHARE, *probe]):
+    if shutil.which("unshare") and _works([*UNSHARE, *probe], nobody):
         found.append("unshare")
     return [*found, "none"]
 
@@ -104,7 +112,7 @@ def _bwrap(directory: str) -> list[str]:
 
 
 def _command(directory: str, mechanism: str) -> list[str]:
-    python = [sys.executable, "-I", "-S", "-B", str(RUNNER)]
+    python = [sys.executable, "-I", "-B", str(RUNNER)]  # site: packages beside prmh import
     if mechanism == "bwrap":
         return [*_bwrap(directory), *python]
     if mechanism == "unshare":
@@ -140,20 +148,7 @@ def _become_nobody() -> None:
 def drops_privileges() -> bool:
     """Run as root, the program runs as ``nobody``: if ``nobody`` can start this Python (an
     interpreter under ``/root`` is out of its reach, and then the program stays root)."""
-    if os.geteuid() != 0:
-        return False
-    try:
-        done = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", "pass"],
-            capture_output=True,
-            timeout=10,
-            check=False,
-            preexec_fn=_become_nobody,
-            cwd="/",
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
+    return os.geteuid() == 0 and _works([sys.executable, "-I", "-c", "pass"], as_nobody=True)
 
 
 def run_tests(

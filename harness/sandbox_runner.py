@@ -1,6 +1,6 @@
 """What runs inside the code sandbox (``prmh.sandbox``): a script, never imported by prmh.
 
-Started as ``python -I -S -B sandbox_runner.py`` in a private temporary directory, it reads
+Started as ``python -I -B sandbox_runner.py`` in a private temporary directory, it reads
 ``job.json`` there (the program and the test inputs, never the expected outputs), deletes it,
 installs an audit hook (PEP 578) that refuses process creation, signals to other processes,
 sockets, ctypes, resource limits and any file access outside that directory and Python's own

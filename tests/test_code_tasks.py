@@ -118,6 +118,16 @@ def test_leetcode_rows_become_function_tests_after_the_helper_imports():
     )
 
 
+def test_programs_may_import_what_leetcodes_judge_offers():
+    """``prmh[code]`` installs sortedcontainers beside prmh; the sandbox can import it."""
+    pytest.importorskip("sortedcontainers")
+    program = (
+        "from sortedcontainers import SortedList\ndef f(xs):\n    return list(SortedList(xs))\n"
+    )
+    spec = json.dumps({"tests": [{"input": "[[3, 1, 2]]", "output": "[1, 2, 3]"}]})
+    assert grade_code(program, spec)[0]
+
+
 def _packed(cases: list[dict]) -> str:
     return base64.b64encode(zlib.compress(pickle.dumps(json.dumps(cases)))).decode()
 

@@ -129,7 +129,7 @@ def test_the_network_namespace_closes_the_network_below_python(mechanism):
     probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=2)"
     plain = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=20)
     assert plain.returncode == 0  # the server is reachable from outside the sandbox
-    prefix = sandbox._command(str(Path.cwd()), mechanism)[:-5]
+    prefix = sandbox._command(str(Path.cwd()), mechanism)[:-4]  # the wrapper, no Python
     wrapped = subprocess.run(
         [*prefix, sys.executable, "-c", probe], capture_output=True, timeout=20
     )

@@ -102,41 +102,24 @@ def _reliability(size: dict[str, Any], run: Any) -> list[tuple[Estimate, Estimat
     return [(at("mean", cuts[-1]), at("mean", cuts[0])), (at("mean", middle), at("min", middle))]
 
 
-def _adaptive(size: dict[str, Any], run: Any) -> list[tuple[Estimate, Estimate]]:
+def _adaptive(size: dict[str, Any], run: Any) -> list[Any]:
     """AdaptiveStep: steps cut at the generator's low-confidence tokens are fewer than
-    paragraph steps, and best-of-N with a PRM reading them is better. The PRM is the sim
-    world's noisy oracle, not one trained on adaptive steps (the release trains ASPRM on
-    them), so the second comparison asks what adaptive steps do for an existing PRM."""
-    from prmh.api import evaluate
+    paragraph steps, and best-of-N with a PRM trained on them (as ASPRM is) beats best-of-N
+    with one trained on paragraphs (``prmh.reproduce_trained.adaptive_trained``)."""
     from prmh.datasets import Source
     from prmh.metrics import bootstrap_mean
+    from prmh.reproduce_trained import adaptive_trained
 
-    splitters = {"adaptive": "adaptive-confidence", "paragraph": "double-newline"}
     counts = {}
-    for label, splitter in splitters.items():
+    for label, splitter in (("adaptive", "adaptive-confidence"), ("paragraph", "double-newline")):
         source = Source("arith", "sim", splitter=splitter, limit=size["limit"], samples=size["n"])
         with source.opened(run):
             per_problem: dict[str, list[int]] = {}
             for x in source.solutions():
                 per_problem.setdefault(x.problem.id, []).append(len(x.solution.steps))
-        means = [sum(v) / len(v) for v in per_problem.values()]
-        e = bootstrap_mean(means)
+        e = bootstrap_mean([sum(v) / len(v) for v in per_problem.values()])
         counts[label] = Estimate(f"steps per solution, {splitter}", e.mean, e.low, e.high)
-    result = evaluate(
-        world="sim", splitter=list(splitters.values()), prm=["oracle:noise=3"], agg=["min"],
-        selector=["argmax"], budget=[size["n"]], limit=size["limit"], results_dir=run.root,
-    )  # fmt: skip
-    rows = {}
-    for table in result.tables:
-        for row in table["rows"]:
-            if row.get("splitter") in splitters.values():
-                (cell,) = row["cells"]
-                label = f"best-of-{size['n']}, {row['splitter']}"
-                rows[row["splitter"]] = Estimate(label, cell["mean"], cell["low"], cell["high"])
-    return [
-        (counts["paragraph"], counts["adaptive"]),
-        (rows["adaptive-confidence"], rows["double-newline"]),
-    ]
+    return [(counts["paragraph"], counts["adaptive"]), *adaptive_trained(size, run)]
 
 
 def _labelling(size: dict[str, Any], run: Any) -> list[Any]:
@@ -237,63 +220,9 @@ def _tvd(size: dict[str, Any], run: Any) -> list[Any]:
 
 
 def _pqm(size: dict[str, Any], run: Any) -> list[Any]:
-    """PQM: a value-head PRM trained with the comparative (rank) loss picks better best-of-N
-    answers than one trained with BCE on the same labels. Both are trained by ``prmh train``
-    (full fine-tuning of the tiny world's 4-layer model, the same steps, one per training
-    seed) on sim solutions of train problems with their exact step labels, then rank sim
-    samples of test problems by the minimum step value, as PQM's evaluation does; each loss's
-    accuracy pools its seeds (the interval resamples seeds and problems)."""
-    from prmh.api import evaluate
-    from prmh.metrics import bootstrap_mean
+    from prmh.reproduce_trained import pqm
 
-    items = _exact_labels(size["train"], 4)
-    trained: dict[str, list[str]] = {"rank": [], "bce": []}
-    for loss, dirs in trained.items():
-        for seed in range(size["seeds"]):
-            out = run.root / "reproduce" / "pqm-rank" / f"{loss}-{seed}-{size['steps']}"
-            _train(items, out, loss, seed, size["steps"])
-            dirs.append(str(out))
-    result = evaluate(
-        world="sim", prm=[d for dirs in trained.values() for d in dirs], agg=["min"],
-        selector=["argmax"], budget=[size["n"]], limit=size["limit"], results_dir=run.root,
-    )  # fmt: skip
-    rows = {row.get("prm"): row["cells"][0] for t in result.tables for row in t["rows"]}
-    found = {}
-    for loss, dirs in trained.items():
-        e = bootstrap_mean([rows[d]["per_problem"] for d in dirs])
-        found[loss] = Estimate(f"best-of-{size['n']}, {loss} loss", e.mean, e.low, e.high)
-    return [(found["rank"], found["bce"])]
-
-
-def _exact_labels(limit: int, samples: int) -> list[Any]:
-    """Sim solutions of the first ``limit`` train problems, with their exact step labels."""
-    from prmh import SampleRequest
-    from prmh.labels import LabelledSolution
-    from prmh.plugins.arith import ArithTask
-    from prmh.plugins.oracle import correct_prefix_length
-    from prmh.plugins.sim import SimGenerator
-
-    items = []
-    for p in ArithTask("train").problems(limit):
-        for g in SimGenerator().sample([SampleRequest(p, "", samples, 0)])[0]:
-            steps = tuple(s for s in g.text.split("\n\n") if s)
-            good = correct_prefix_length(p, steps)
-            labels = tuple(float(i < good) for i in range(len(steps)))
-            items.append(LabelledSolution(p.question, steps, labels))
-    return items
-
-
-def _train(items: list[Any], out: Any, loss: str, seed: int, steps: int) -> None:
-    """Train one PRM unless ``out`` already holds it (a re-run reuses it)."""
-    from prmh.plugins.tiny import WORLD
-    from prmh.plugins.training import TrainConfig, train
-
-    if (out / "prmh_prm.json").is_file():
-        return
-    config = TrainConfig(
-        loss=loss, max_steps=steps, batch_size=16, learning_rate=1e-3, lora=False, seed=seed
-    )
-    train(items, str(WORLD / "generator"), out, config)
+    return pqm(size, run)
 
 
 REPRODUCTIONS = {
@@ -349,8 +278,11 @@ REPRODUCTIONS = {
             "adaptive-step",
             "AdaptiveStep",
             "Steps cut at low-confidence tokens are fewer (paragraph steps outnumber them), and "
-            "best-of-N with a PRM reading them is better",
-            {"quick": {"limit": 60, "n": 8}, "full": {"limit": 200, "n": 16}},
+            "best-of-N with a PRM trained on them is better",
+            {
+                "quick": {"limit": 60, "n": 8, "train": 60, "steps": 60},
+                "full": {"limit": 200, "n": 16, "train": 200, "steps": 150},
+            },
             _adaptive,
         ),
         Reproduction(

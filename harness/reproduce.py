@@ -119,7 +119,8 @@ def _adaptive(size: dict[str, Any], run: Any) -> list[Any]:
                 per_problem.setdefault(x.problem.id, []).append(len(x.solution.steps))
         e = bootstrap_mean([sum(v) / len(v) for v in per_problem.values()])
         counts[label] = Estimate(f"steps per solution, {splitter}", e.mean, e.low, e.high)
-    return [(counts["paragraph"], counts["adaptive"]), *adaptive_trained(size, run)]
+    trained = [(Estimate(*a), Estimate(*b)) for a, b in adaptive_trained(size, run)]
+    return [(counts["paragraph"], counts["adaptive"]), *trained]
 
 
 def _labelling(size: dict[str, Any], run: Any) -> list[Any]:
@@ -222,7 +223,7 @@ def _tvd(size: dict[str, Any], run: Any) -> list[Any]:
 def _pqm(size: dict[str, Any], run: Any) -> list[Any]:
     from prmh.reproduce_trained import pqm
 
-    return pqm(size, run)
+    return [(Estimate(*a), Estimate(*b)) for a, b in pqm(size, run)]
 
 
 REPRODUCTIONS = {

@@ -8,10 +8,10 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from prmh.reproduce import Estimate
+Side = tuple[str, float, float, float]  # an estimate: label, mean, low, high
 
 
-def pqm(size: dict[str, Any], run: Any) -> list[Any]:
+def pqm(size: dict[str, Any], run: Any) -> list[tuple[Side, Side]]:
     """PQM: a value-head PRM trained with the comparative (rank) loss picks better best-of-N
     answers than one trained with BCE on the same labels. Both are trained by ``prmh train``
     (full fine-tuning of the tiny world's 4-layer model, the same steps, one per training
@@ -33,10 +33,10 @@ def pqm(size: dict[str, Any], run: Any) -> list[Any]:
         selector=["argmax"], budget=[size["n"]], limit=size["limit"], results_dir=run.root,
     )  # fmt: skip
     rows = {row.get("prm"): row["cells"][0] for t in result.tables for row in t["rows"]}
-    found = {}
+    found: dict[str, Side] = {}
     for loss, dirs in trained.items():
         e = bootstrap_mean([rows[d]["per_problem"] for d in dirs])
-        found[loss] = Estimate(f"best-of-{size['n']}, {loss} loss", e.mean, e.low, e.high)
+        found[loss] = (f"best-of-{size['n']}, {loss} loss", e.mean, e.low, e.high)
     return [(found["rank"], found["bce"])]
 
 
@@ -53,7 +53,7 @@ def _train(items: list[Any], out: Any, loss: str, seed: int, steps: int) -> None
     train(items, str(WORLD / "generator"), out, config)
 
 
-def adaptive_trained(size: dict[str, Any], run: Any) -> list[Any]:
+def adaptive_trained(size: dict[str, Any], run: Any) -> list[tuple[Side, Side]]:
     """AdaptiveStep: best-of-N with a PRM trained on adaptive steps (ASPRM) beats one with a PRM
     trained on paragraph steps. Both value-head PRMs learn from the same sim solutions of
     train problems with exact labels (a step is good when the text up to its end has not yet
@@ -65,7 +65,7 @@ def adaptive_trained(size: dict[str, Any], run: Any) -> list[Any]:
     paragraphs, pieces, threshold = _split_labels(size["train"], 4)
     splitters = {"adaptive": f"adaptive-confidence:threshold={threshold}",
                  "paragraph": "double-newline"}  # fmt: skip
-    found = {}
+    found: dict[str, Side] = {}
     for label, items in (("adaptive", pieces), ("paragraph", paragraphs)):
         out = run.root / "reproduce" / "adaptive-step" / f"{label}-{size['train']}-{size['steps']}"
         _train(items, out, "bce", 0, size["steps"])
@@ -76,7 +76,7 @@ def adaptive_trained(size: dict[str, Any], run: Any) -> list[Any]:
         (cell,) = [r["cells"][0] for t in result.tables for r in t["rows"] if r.get("prm")]
         e = bootstrap_mean(cell["per_problem"])
         name = f"best-of-{size['n']}, PRM trained on {label} steps"
-        found[label] = Estimate(name, e.mean, e.low, e.high)
+        found[label] = (name, e.mean, e.low, e.high)
     return [(found["adaptive"], found["paragraph"])]
 
 

@@ -220,6 +220,13 @@ def _tvd(size: dict[str, Any], run: Any) -> list[Any]:
     return [(_estimate(tvd, "accuracy, TVD (kappa 28)"), _estimate(greedy, "accuracy, greedy"))]
 
 
+def _ias_learned(size: dict[str, Any], run: Any) -> list[Any]:
+    from prmh.reproduce_trained import ias_learned
+
+    (tokens, accuracy) = [(Estimate(*a), Estimate(*b)) for a, b in ias_learned(size, run)]
+    return [tokens, Matches(*accuracy)]
+
+
 def _pqm(size: dict[str, Any], run: Any) -> list[Any]:
     from prmh.reproduce_trained import pqm
 
@@ -255,6 +262,17 @@ REPRODUCTIONS = {
             "Instance-adaptive sampling needs fewer samples at equal accuracy",
             {"quick": {"limit": 60, "n": 16}, "full": {"limit": 200, "n": 64}},
             _ias,
+        ),
+        Reproduction(
+            "ias-learned",
+            "calibration + IAS",
+            "Instance-adaptive sampling needs fewer samples at equal accuracy, with a PRM "
+            "calibrated on Monte Carlo success rates (tiny world)",
+            {
+                "quick": {"train": 60, "samples": 8, "steps": 60, "limit": 40, "n": 16},
+                "full": {"train": 300, "samples": 8, "steps": 150, "limit": 200, "n": 16},
+            },
+            _ias_learned,
         ),
         Reproduction(
             "unprm-labelling",

@@ -124,3 +124,48 @@ def _departure(text: str, steps: tuple[str, ...], gold: tuple[str, ...], good: i
     return start + next(
         (i for i, (a, b) in enumerate(zip(mine, want, strict=False)) if a != b), same
     )
+
+
+def ias_learned(size: dict[str, Any], run: Any) -> list[tuple[Side, Side]]:
+    """The calibration release's IAS on the tiny world, with a PRM that learns how hard a
+    question is as the release's calibration does, from Monte Carlo success rates: a quantile
+    value head (wql: 10/50/90%) on the tiny model, trained on each train question's rate (the
+    share of its samples graded right: the target of the empty solution) and on the graded
+    samples (each step's target: its solution's outcome). Then bon-IAS against best-of-N with
+    that PRM on test problems: tokens, and accuracy no worse."""
+    from prmh.api import evaluate
+    from prmh.datasets import Source
+    from prmh.labels import LabelledSolution
+
+    source = Source(
+        "arith", "tiny", limit=size["train"], samples=size["samples"],
+        task_args={"split": "train"},
+    )  # fmt: skip
+    with source.opened(run):
+        graded = source.solutions()
+    items, by_question = [], {}
+    for x in graded:
+        by_question.setdefault(x.problem.question, []).append(x.correct)
+        steps = x.solution.steps
+        items.append(LabelledSolution(x.problem.question, steps, (float(x.correct),) * len(steps)))
+    for question in sorted({p.question for p in source.problems}):
+        rate = sum(by_question.get(question, [])) / size["samples"]  # unfinished: wrong
+        items.append(LabelledSolution(question, ("",), (rate,)))
+    out = run.root / "reproduce" / "ias-learned" / f"{size['train']}-{size['steps']}"
+    _train(items, out, "wql", 0, size["steps"])
+    result = evaluate(
+        world="tiny", prm=[str(out)], agg=["min"], selector=["argmax"],
+        search=["best-of-n", "bon-ias"], budget=[size["n"]], limit=size["limit"],
+        results_dir=run.root,
+    )  # fmt: skip
+    cells = {c["search"]: c for c in result.accuracy() if c["row"].startswith(str(out))}
+
+    def tokens(search: str) -> Side:
+        used = cells[search]["generated_tokens"]
+        return (f"generated tokens per problem, {search}", used, used, used)
+
+    def accuracy(search: str) -> Side:
+        c = cells[search]
+        return (f"accuracy, {search}", c["mean"], c["low"], c["high"])
+
+    return [(tokens("best-of-n"), tokens("bon-ias")), (accuracy("bon-ias"), accuracy("best-of-n"))]

@@ -39,7 +39,7 @@ class EvalResult:
         problem."""
         out = []
         for table in self.tables:
-            several = len({row.get("splitter") for row in table["rows"]}) > 2  # and None
+            several = len({row["splitter"] for row in table["rows"] if row.get("splitter")}) > 1
             keys = ("prm", "splitter", "agg", "selector") if several else ("prm", "agg", "selector")
             for row in table["rows"]:
                 label = row.get("label") or " · ".join(row[k] for k in keys if k in row)

@@ -230,5 +230,6 @@ def _results(lines: list[str], n: int, died: str) -> list[TestRun]:
             results.append(TestRun(str(item["status"]), item.get("output"), item.get("detail")))
         except (ValueError, KeyError, TypeError):
             results.append(TestRun("crash", detail="unreadable runner output"))
-    missing = TestRun(died.split(" ")[0] if died else "crash", detail=died or "no result")
+    status = "crash" if not died or died.startswith("crash") else died  # timeout, output limit
+    missing = TestRun(status, detail=died or "no result")
     return results + [missing] * (n - len(results))

@@ -148,9 +148,11 @@ def apply_all(start: int, ops: list) -> int:
 
 
 class ArithTask:
-    """Multi-step arithmetic word problems with exact gold answers and gold steps."""
+    """Multi-step arithmetic word problems with exact gold answers and gold steps. A procedural
+    task of the same shape (the bundled `code` task) sets the class attributes below."""
 
-    name = "arith"
+    name, splits, max_ops_limit, template = "arith", SPLIT_SIZES, 12, PROMPT
+    generate = staticmethod(generate)
 
     def __init__(
         self,
@@ -160,22 +162,22 @@ class ArithTask:
         max_ops: int = 5,
         grader: str = "numeric",
     ):
-        if split not in SPLIT_SIZES:
-            raise PrmhError(f"arith has splits {', '.join(SPLIT_SIZES)}, not {split!r}.")
-        if not 1 <= min_ops <= max_ops <= 12:
+        if split not in self.splits:
+            raise PrmhError(f"{self.name} has splits {', '.join(self.splits)}, not {split!r}.")
+        if not 1 <= min_ops <= max_ops <= self.max_ops_limit:
             raise PrmhError(
-                f"arith needs 1 <= min_ops <= max_ops <= 12 (got min_ops={min_ops}, "
-                f"max_ops={max_ops})."
+                f"{self.name} needs 1 <= min_ops <= max_ops <= {self.max_ops_limit} (got "
+                f"min_ops={min_ops}, max_ops={max_ops})."
             )
         self.split, self.seed, self.min_ops, self.max_ops = split, seed, min_ops, max_ops
         self.grader = grader
 
     def problems(self, limit: int | None = None) -> list[Problem]:
-        problems = generate(self.split, self.seed, self.min_ops, self.max_ops)
+        problems = self.generate(self.split, self.seed, self.min_ops, self.max_ops)
         return list(problems[:limit] if limit else problems)
 
     def prompt(self, problem: Problem) -> str:
-        return PROMPT.format(question=problem.question)
+        return self.template.format(question=problem.question)
 
     def extract_answer(self, text: str) -> str | None:
         answer = the_answer_is(text)

@@ -19,10 +19,12 @@ import ast
 import json
 import math
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prmh import hookimpl
-from prmh.sandbox import Limits, TestRun, run_tests
+
+if TYPE_CHECKING:
+    from prmh.sandbox import TestRun
 
 MAX_LITERAL = 100_000
 MARKS = {"pass": ".", "wrong answer": "W", "timeout": "T", "crash": "C", "refused": "R",
@@ -92,6 +94,8 @@ def _verdict(run: TestRun, expected: str, mode: str) -> str:
 
 def grade_code(prediction: str, gold: str) -> tuple[bool, str]:
     """Run the program on the gold tests in the sandbox; (all passed, detail)."""
+    from prmh.sandbox import Limits, run_tests  # in the grading workers only
+
     spec = json.loads(gold)
     tests, mode = spec["tests"], spec.get("mode", "function")
     if not tests:
@@ -119,8 +123,8 @@ def grade_code(prediction: str, gold: str) -> tuple[bool, str]:
 
 
 class CodeRules:
-    """The ``Grader`` protocol for programs: vote keys are the program with blank lines and
-    trailing white space removed."""
+    """The ``Grader`` protocol for programs: the canonical form (also the vote key) is the
+    program with blank lines and trailing white space removed."""
 
     version = "1"
 
@@ -129,9 +133,6 @@ class CodeRules:
 
     def canonical(self, answer: str) -> str:
         return "\n".join(line.rstrip() for line in answer.splitlines() if line.strip())
-
-    def key(self, answer: str) -> str:
-        return self.canonical(answer)
 
 
 def code() -> CodeRules:

@@ -23,7 +23,7 @@ from typing import Any
 from prmh import Problem, hookimpl
 from prmh.answers import python_block
 from prmh.code_tests import test_spec
-from prmh.errors import PrmhError
+from prmh.plugins.arith import ArithTask
 
 SPLIT_SIZES = {"test": 500, "train": 2000}
 PROMPT = (
@@ -114,37 +114,33 @@ def solution_lines(kind: str, ops: list, final: str) -> list[str]:
     return head + body + [f"    {FINALS[kind][final][0]}", "```"]
 
 
-def apply(kind: str, op: str, k: int, c: str, value: Any) -> Any:
-    """One operation, computed directly (no generated code is ever run here)."""
-    table: dict[str, Any] = {
-        "list": {"gt": lambda v: [x for x in v if x > k], "ge": lambda v: [x for x in v if x >= k],
-                 "even": lambda v: [x for x in v if x % 2 == 0],
-                 "odd": lambda v: [x for x in v if x % 2 == 1],
-                 "add": lambda v: [x + k for x in v], "mul": lambda v: [x * k for x in v],
-                 "reverse": lambda v: v[::-1], "sort": sorted,
-                 "drop": lambda v: v[k:], "take": lambda v: v[:k]},
-        "str": {"upper": str.upper, "lower": str.lower, "reverse": lambda v: v[::-1],
-                "strip": lambda v: v.strip(c),
-                "novowel": lambda v: "".join(ch for ch in v if ch not in VOWELS),
-                "double": lambda v: "".join(ch + ch for ch in v),
-                "drop": lambda v: v[k:], "take": lambda v: v[:k]},
-        "int": {"add": lambda v: v + k, "sub": lambda v: v - k, "mul": lambda v: v * k,
-                "div": lambda v: v // k, "mod": lambda v: v % k,
-                "digits": lambda v: sum(int(d) for d in str(abs(v))), "abs": abs},
-    }  # fmt: skip
-    return table[kind][op](value)
-
-
-def finish(kind: str, final: str, value: Any) -> Any:
-    return {"sum": sum, "len": len, "max": lambda v: max(v, default=0), "abs": abs}.get(
-        final, lambda v: v
-    )(value)
+# kind -> op -> f(value, k, c): each operation computed directly (no generated code runs here)
+APPLY: dict[str, dict[str, Any]] = {
+    "list": {"gt": lambda v, k, c: [x for x in v if x > k],
+             "ge": lambda v, k, c: [x for x in v if x >= k],
+             "even": lambda v, k, c: [x for x in v if x % 2 == 0],
+             "odd": lambda v, k, c: [x for x in v if x % 2 == 1],
+             "add": lambda v, k, c: [x + k for x in v], "mul": lambda v, k, c: [x * k for x in v],
+             "reverse": lambda v, k, c: v[::-1], "sort": lambda v, k, c: sorted(v),
+             "drop": lambda v, k, c: v[k:], "take": lambda v, k, c: v[:k]},
+    "str": {"upper": lambda v, k, c: v.upper(), "lower": lambda v, k, c: v.lower(),
+            "reverse": lambda v, k, c: v[::-1], "strip": lambda v, k, c: v.strip(c),
+            "novowel": lambda v, k, c: "".join(ch for ch in v if ch not in VOWELS),
+            "double": lambda v, k, c: "".join(ch + ch for ch in v),
+            "drop": lambda v, k, c: v[k:], "take": lambda v, k, c: v[:k]},
+    "int": {"add": lambda v, k, c: v + k, "sub": lambda v, k, c: v - k,
+            "mul": lambda v, k, c: v * k, "div": lambda v, k, c: v // k,
+            "mod": lambda v, k, c: v % k,
+            "digits": lambda v, k, c: sum(int(d) for d in str(abs(v))),
+            "abs": lambda v, k, c: abs(v)},
+}  # fmt: skip
+FINISH = {"sum": sum, "len": len, "max": lambda v: max(v, default=0), "abs": abs}
 
 
 def run(kind: str, ops: list, final: str, value: Any) -> Any:
     for op, k, c in ops:
-        value = apply(kind, op, k, c, value)
-    return finish(kind, final, value)
+        value = APPLY[kind][op](value, k, c)
+    return FINISH.get(final, lambda v: v)(value)
 
 
 def _input(kind: str, rng: random.Random, ops: list) -> Any:
@@ -225,31 +221,17 @@ def generate(split: str, seed: int, min_ops: int, max_ops: int) -> tuple[Problem
     return tuple(problems)
 
 
-class CodeTask:
+class CodeTask(ArithTask):
     """Procedural programming problems with hidden tests, graded in the sandbox."""
 
-    name = "code"
+    name, splits, max_ops_limit, template = "code", SPLIT_SIZES, 8, PROMPT
+    generate = staticmethod(generate)
 
     def __init__(
         self, split: str = "test", seed: int = 0, min_ops: int = 2, max_ops: int = 5,
         grader: str = "code",
     ):  # fmt: skip
-        if split not in SPLIT_SIZES:
-            raise PrmhError(f"code has splits {', '.join(SPLIT_SIZES)}, not {split!r}.")
-        if not 1 <= min_ops <= max_ops <= 8:
-            raise PrmhError(
-                f"code needs 1 <= min_ops <= max_ops <= 8 (got min_ops={min_ops}, "
-                f"max_ops={max_ops})."
-            )
-        self.split, self.seed, self.min_ops, self.max_ops = split, seed, min_ops, max_ops
-        self.grader = grader
-
-    def problems(self, limit: int | None = None) -> list[Problem]:
-        problems = generate(self.split, self.seed, self.min_ops, self.max_ops)
-        return list(problems[:limit] if limit else problems)
-
-    def prompt(self, problem: Problem) -> str:
-        return PROMPT.format(question=problem.question)
+        super().__init__(split, seed, min_ops, max_ops, grader)
 
     def extract_answer(self, text: str) -> str | None:
         return python_block(text)

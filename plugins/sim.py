@@ -138,8 +138,6 @@ class SimGenerator:
             keep = rng.randint(1, len(steps) - 1)
             steps, mistakes = steps[:keep], mistakes[:keep]
             finished = False
-        if self.delay:
-            time.sleep(self.delay)
         tokens: list[str] = []
         logprobs: list[float] = []
         lead = "\n\n" if prefix and not prefix.endswith("\n\n") else ""
@@ -147,20 +145,24 @@ class SimGenerator:
             pieces, lps = _step_tokens(step, "\n\n" if k else lead, mistake, rng)
             tokens += pieces
             logprobs += lps
-        return Generation(
-            text="".join(tokens),
-            finished=finished,
-            num_tokens=len(tokens),
-            token_logprobs=tuple(logprobs),
-            tokens=tuple(tokens),
-            stop=stop,
-            seconds=time.perf_counter() - started,
-        )
+        return self._generation(tokens, logprobs, finished, stop, started)
 
     def _code(self, request: SampleRequest, index: int, started: float) -> Generation:
         tokens, logprobs, tops, finished, stop = sample_code(
             request, index, self.slip_rate, self.trap_rate, self.truncate_rate
         )
+        tops_kept = tuple(map(tuple, tops)) if request.top_logprobs else None
+        return self._generation(tokens, logprobs, finished, stop, started, tops_kept)
+
+    def _generation(
+        self,
+        tokens: list[str],
+        logprobs: list[float],
+        finished: bool,
+        stop: str | None,
+        started: float,
+        tops: tuple | None = None,
+    ) -> Generation:
         if self.delay:
             time.sleep(self.delay)
         return Generation(
@@ -171,7 +173,7 @@ class SimGenerator:
             tokens=tuple(tokens),
             stop=stop,
             seconds=time.perf_counter() - started,
-            top_logprobs=tuple(map(tuple, tops)) if request.top_logprobs else None,
+            top_logprobs=tops,
         )
 
     def _steps(

@@ -47,8 +47,7 @@ class _State:
     problem: Problem
     kappa: float
     code: bool
-    text: str = ""
-    tokens: int = 0
+    text: str = ""  # "".join(pieces), kept as it grows
     pieces: list[str] = field(default_factory=list)  # the text's tokens, and their
     logprobs: list[float] = field(default_factory=list)  # log-probabilities
     guided: int = 0
@@ -102,7 +101,7 @@ class TVD:
             logprobs, tops = (0.0,) * len(tokens), (((g.text, 0.0),),) * len(tokens)
         state.compute = state.compute + Compute(generated_tokens=g.num_tokens)
         for i, logprob in enumerate(logprobs):
-            if state.tokens + i >= self.max_tokens:
+            if len(state.pieces) + i >= self.max_tokens:
                 self.take(state, tokens[:i], logprobs[:i])
                 state.done = True
                 return
@@ -113,12 +112,11 @@ class TVD:
                 return
         self.take(state, tokens, logprobs)
         state.finished = g.finished
-        state.done = g.finished or not tokens or state.tokens >= self.max_tokens
+        state.done = g.finished or not tokens or len(state.pieces) >= self.max_tokens
 
     @staticmethod
     def take(state: _State, tokens: Sequence[str], logprobs: Sequence[float]) -> None:
         state.text += "".join(tokens)
-        state.tokens += len(tokens)
         state.pieces += tokens
         state.logprobs += logprobs
 
@@ -144,7 +142,7 @@ class TVD:
 
     def results(self, ctx, states: list[_State]) -> list[SearchResult]:
         solutions = [
-            (s.problem, ctx.read(Generation(s.text, s.finished, s.tokens, tuple(s.logprobs),
+            (s.problem, ctx.read(Generation(s.text, s.finished, len(s.pieces), tuple(s.logprobs),
                                             tuple(s.pieces))))
             for s in states
         ]  # fmt: skip

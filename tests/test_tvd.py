@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from prmh import Generation, Problem, SampleRequest, StepScores
+from prmh import Compute, Generation, Problem, SampleRequest, StepScores
 from prmh.plugins.tvd import TVD, confidence, inside_code
 
 LOG = math.log
@@ -72,13 +72,7 @@ class ScriptedModel:
 
     def rank(self, items):
         cands = [SimpleNamespace(solution=s, score=0.0) for _, s in items]
-        return cands, [type(self).cost() for _ in items]
-
-    @staticmethod
-    def cost():
-        from prmh import Compute
-
-        return Compute()
+        return cands, [Compute() for _ in items]
 
     def warn(self, message):
         self.warnings.append(message)

@@ -109,6 +109,18 @@ def test_stdio_programs_and_class_entry_points(mechanism):
     assert run.output == "42"
 
 
+def test_a_program_flooding_the_runners_own_channel_is_cut_off(mechanism):
+    """Output past the limit on the channel the runner reports on (not the program's printed
+    output, which the runner bounds itself) stops the run: the parent's cap."""
+    flood = "import os\ndef f():\n    while True:\n        os.write(3, b'x' * 65536)\n"
+    limits = Limits(time_per_test=5.0, wall=5.0, max_output=1000)
+    started = time.monotonic()
+    runs = run_tests(flood, ["[]", "[]"], limits=limits)
+    assert [r.status for r in runs] == ["crash", "output limit"]  # its own report unreadable
+    assert runs[0].detail == "unreadable runner output"
+    assert time.monotonic() - started < 4  # cut at the cap, not at the wall limit
+
+
 def test_a_run_killed_from_outside_keeps_the_tests_it_finished(mechanism):
     program = "import time\ndef f(n):\n    time.sleep(n)\n    return n\n"
     limits = Limits(time_per_test=5.0, wall=1.5)

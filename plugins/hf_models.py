@@ -102,3 +102,14 @@ def cache_of(output: Any) -> Any:
     """The KV cache a forward returned (``cache``, or ``past_key_values`` before 5.x)."""
     cache = getattr(output, "cache", None)
     return cache if cache is not None else getattr(output, "past_key_values", None)
+
+
+def attends_everywhere(config: Any) -> bool:
+    """Whether every layer of a model attends to all earlier positions (no sliding window,
+    linear attention or state space layers), so that one plain KV cache serves it."""
+    types = getattr(config, "layer_types", None)
+    if types is not None:
+        return all(t == "full_attention" for t in types)
+    return not getattr(config, "sliding_window", None) or not getattr(
+        config, "use_sliding_window", True
+    )

@@ -145,6 +145,49 @@ def test_hf_continues_a_stopped_sample_from_its_kept_kv_cache(
     assert len(nexts) > 1 and sum(fed["kept"]) < sum(fed["plain"])
 
 
+def test_hf_rows_of_one_context_share_its_first_pass_and_decode_as_transformers_does(
+    tiny_lm, registry_module
+):
+    """The samples of one prompt read it once (its KV cache and logits copied to each row) and
+    decode into a cache that grows in place; each sample still equals decoding it alone with
+    the model's own cache (transformers' ``DynamicCache``) and ``torch.multinomial`` from its
+    own generator, as ``GenerationMixin._sample`` draws (transformers 5.24.0,
+    src/transformers/generation/utils.py): same tokens, log-probabilities to 1e-4."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from prmh.plugins.hf_models import cache_keyword, cache_of
+
+    hf = registry_module.create(
+        "generator", "hf", {"model": tiny_lm, "max_new_tokens": 12, "temperature": 1.0}
+    ).instance
+    rows = []
+    hf.model.register_forward_pre_hook(
+        lambda m, a, kw: rows.append(tuple(kw["input_ids"].shape)), with_kwargs=True
+    )
+    other = SampleRequest(Problem("o", "other", "1"), "Q: What is 10 + 30 + 2?\nA:", 3, 4)
+    asked = [request(n=3), other]
+    got = hf.sample(asked)
+    assert rows[0][0] == 2  # two contexts read for six rows
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
+    for ask, samples in zip(asked, got, strict=True):
+        for i, sample in enumerate(samples):
+            draw = torch.Generator().manual_seed(sample_seed(ask, i))
+            ids, cache, tokens, logprobs = torch.tensor([hf.context(ask)]), None, [], []
+            with torch.no_grad():
+                for _ in range(12):
+                    out = model(input_ids=ids, use_cache=True, **{cache_keyword(model): cache})
+                    cache, logp = cache_of(out), torch.log_softmax(out.logits[0, -1], -1)
+                    token = int(torch.multinomial(logp.exp(), 1, generator=draw))
+                    tokens.append(token), logprobs.append(float(logp[token]))
+                    if token in hf.eos:
+                        break
+                    ids = torch.tensor([[token]])
+            assert sample.num_tokens == len(tokens)
+            assert sample.text == hf.tokenizer.decode([t for t in tokens if t not in hf.eos])
+            assert sample.token_logprobs == pytest.approx(logprobs[: len(sample.tokens)], abs=1e-4)
+
+
 def test_hf_greedy_follows_the_model_argmax(tiny_lm, registry_module):
     import torch
     from transformers import AutoModelForCausalLM

@@ -11,6 +11,8 @@ torch = pytest.importorskip("torch")
 
 from prmh import Problem, ScoreRequest  # noqa: E402
 from prmh.errors import PrmhError  # noqa: E402
+from prmh.plugins.kv_cache import shared_groups  # noqa: E402
+from prmh.plugins.prms.hf import SHARED_LEAST  # noqa: E402
 from prmh.prm_dirs import write_prm_config  # noqa: E402
 from prmh.registry import load_registry  # noqa: E402
 from prmh.testing import save_tiny_prm, tiny_tokenizer  # noqa: E402
@@ -137,6 +139,47 @@ def test_a_longer_solution_is_read_from_its_cached_prefix(registry, checkpoints,
     assert len(read) == before + 1  # all three from their prefixes, in one pass
     for a, b in zip(batched, alone, strict=True):
         assert a.probs == pytest.approx(b.probs, abs=1e-5)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_solutions_sharing_their_question_read_it_once(registry, checkpoints, recipe):
+    """One problem's candidates scored together (best-of-N, a search's first round): the
+    tokens they share go through the model once and each solution continues from that KV
+    cache, with the prefix cache off. Every score equals scoring the solution alone (1e-5),
+    which tests/test_prm_references.py ties to each release's own code."""
+    prm = build(registry, checkpoints, recipe, prefix_cache_tokens=0)
+    read = []  # tokens each pass computes (not padding, not what it reads from a KV cache)
+    prm.scorer.backbone.register_forward_pre_hook(
+        lambda m, a, kw: read.append(
+            int(kw["attention_mask"][:, -kw["input_ids"].shape[1] :].sum())
+        ),
+        with_kwargs=True,
+    )
+    other = "Ann has 7 pens and buys 12 more. How many pens does she have now? Count them."
+    longer = Problem("p", QUESTION + " Show the work one step at a time, then answer.", "19")
+    asked = [ScoreRequest(longer, (step,)) for step in STEPS]
+    asked += [ScoreRequest(Problem("q", other, "19"), STEPS[:k]) for k in (1, 2, 3)]
+    together = prm.score(asked)
+    shared = sum(read)
+    alone = [prm.score([r])[0] for r in asked]
+    for a, b in zip(together, alone, strict=True):
+        assert a.probs == pytest.approx(b.probs, abs=1e-5)
+        assert a.num_tokens == b.num_tokens  # the cost of reading it alone, either way
+    ids = [prm.recipe.encode(r.problem.question, list(r.steps)).ids for r in asked]
+    groups = shared_groups(ids, SHARED_LEAST)
+    assert [len(g) for g, _ in groups] == [3, 4]  # the two questions' solutions
+    assert shared == sum(read) - shared - sum((len(g) - 1) * n for g, n in groups)
+
+
+def test_shared_groups_read_each_common_prefix_once():
+    """Which rows share a prefix read once: the grouping that saves the most tokens, so a
+    template every row starts with does not hide the longer question each group shares."""
+    template, q1, q2 = [1] * 10, [2] * 40, [3] * 40
+    rows = [template + q1 + [5], template + q2 + [6], template + q1 + [7, 8], template + q2]
+    assert sorted(shared_groups(rows, 32)) == [([0, 2], 50), ([3, 1], 49)]
+    assert shared_groups(rows, 60) == []  # nothing shares 60 tokens
+    assert shared_groups([q1, q1, q1], 32) == [([0, 1, 2], 39)]  # each keeps a token to read
+    assert shared_groups([q1], 1) == [] and shared_groups([], 1) == []
 
 
 @pytest.mark.parametrize("recipe", ["qwen-math-prm", "math-shepherd", "value-head", "asprm"])

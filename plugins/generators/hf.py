@@ -30,8 +30,8 @@ from prmh.plugins.generators.common import (
     temperature_of,
 )
 from prmh.plugins.generators.detokenize import Detokenizer, token_pieces
-from prmh.plugins.hf_models import cache_keyword, cache_of, forward_takes
-from prmh.plugins.kv_cache import KeptPrefixes, layers_of, left_padded
+from prmh.plugins.hf_models import attends_everywhere, cache_keyword, cache_of, forward_takes
+from prmh.plugins.kv_cache import KeptPrefixes, growing_cache, layers_of, left_padded
 
 
 class HFGenerator:
@@ -92,6 +92,7 @@ class HFGenerator:
         self.cache_keyword = cache_keyword(self.model)
         last_only = forward_takes(self.model, "logits_to_keep")  # no LM head over the prompt
         self.last_logits = {"logits_to_keep": 1} if last_only else {}
+        self.room = max_new_tokens if attends_everywhere(self.model.config) else 0
 
     @property
     def identity_extra(self) -> dict[str, Any]:
@@ -150,7 +151,7 @@ class HFGenerator:
         torch, rows = self.torch, len(contexts)
         started = time.perf_counter()
         temperatures = [temperature_of(a, self.sampling) for a in asks]
-        layout = _Layout(torch, contexts, cached, self.sampling.max_new_tokens, self.pad)
+        layout = _Layout(torch, contexts, cached, self.sampling.max_new_tokens, self.pad, self.room)
         step_ids, mask, step_pos = layout.ids, layout.mask, layout.positions
         generators = [torch.Generator().manual_seed(seed) for seed in seeds]
         done = _Rows(self.tokenizer, rows)
@@ -158,17 +159,14 @@ class HFGenerator:
         live, past = list(range(rows)), layout.past  # the original row of each batch row
         with torch.inference_mode():
             for step in range(self.sampling.max_new_tokens):
-                output = self.model(
-                    input_ids=step_ids.to(self.device),
-                    attention_mask=mask[:, : layout.width + step].to(self.device),
-                    position_ids=step_pos.to(self.device),
-                    use_cache=True,
-                    **{self.cache_keyword: past, **self.last_logits},
-                )
-                past = cache_of(output)
+                if step == 0:
+                    past, logits = self._first_pass(layout)
+                else:
+                    width = layout.width + step
+                    past, logits = self._forward(step_ids, mask[:, :width], step_pos, past)
                 at = [i for i, b in enumerate(live) if ended[b] is None]
                 picked = self._pick(
-                    output.logits[at, -1].float().cpu(),
+                    logits[at].float().cpu(),
                     [generators[live[i]] for i in at],
                     [temperatures[live[i]] for i in at],
                     top,
@@ -192,6 +190,29 @@ class HFGenerator:
                     live = [live[i] for i in running]
         seconds = (time.perf_counter() - started) / rows
         return [self._row(done, b, asks[b], seconds) for b in range(rows)], kept
+
+    def _forward(self, ids: Any, mask: Any, positions: Any, past: Any) -> tuple[Any, Any]:
+        """One forward pass: the grown KV cache and each row's last logits."""
+        output = self.model(
+            input_ids=ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=positions.to(self.device),
+            use_cache=True,
+            **{self.cache_keyword: past, **self.last_logits},
+        )
+        return cache_of(output), output.logits[:, -1]
+
+    def _first_pass(self, layout: _Layout) -> tuple[Any, Any]:
+        """The batch's contexts read once each: rows that continue the same context (the
+        samples of one prompt, the continuations of one beam) share its pass, whose KV cache
+        and logits are then copied to each of them."""
+        ids, mask, positions = layout.ids, layout.mask[:, : layout.width], layout.positions
+        first, expand = layout.first, layout.expand
+        if expand is None:
+            return self._forward(ids, mask, positions, layout.past)
+        past, logits = self._forward(ids[first], mask[first], positions[first], layout.past)
+        past.reorder_cache(expand.to(self.device))
+        return past, logits[expand.to(logits.device)]
 
     def _row(self, done: _Rows, b: int, ask: SampleRequest, seconds: float) -> Generation:
         g = self._generation(
@@ -323,7 +344,7 @@ class _Layout:
     last token is in the last column; without cached prefixes this is plain left padding. The
     attention mask covers the new tokens too; positions count from each row's start."""
 
-    def __init__(self, torch: Any, contexts, cached, longest: int, pad: int):
+    def __init__(self, torch: Any, contexts, cached, longest: int, pad: int, room: int):
         self.torch = torch
         self.cut = [c[1] if c is not None else 0 for c in cached]
         tails = [ctx[n:] for ctx, n in zip(contexts, self.cut, strict=True)]
@@ -339,7 +360,18 @@ class _Layout:
             self.mask[b, self.width - len(tail) :] = 1  # and every new token
             self.positions[b, rest - len(tail) :] = torch.arange(n, n + len(tail))
         rows = [(c[0] if c is not None else None, n) for c, n in zip(cached, self.cut, strict=True)]
-        self.past = left_padded(torch, rows) if prefix else None
+        # rows with the same context after the same cached KV are read once (first[expand[b]])
+        same = [(tuple(ctx), id(kv), n) for ctx, (kv, n) in zip(contexts, rows, strict=True)]
+        first: dict[tuple, int] = {}
+        for b, key in enumerate(same):
+            first.setdefault(key, b)
+        group = {key: g for g, key in enumerate(first)}
+        self.first = torch.tensor(list(first.values()))
+        self.expand = torch.tensor([group[key] for key in same]) if len(group) < len(same) else None
+        kept = [rows[b] for b in first.values()]
+        self.past = (
+            left_padded(torch, kept, room) if prefix else growing_cache(room) if room else None
+        )
 
     def row_kv(self, past: Any, i: int, b: int, step: int) -> list:
         """Row b's KV (batch row i) over its context and the tokens fed so far, copied."""

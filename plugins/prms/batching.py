@@ -22,24 +22,29 @@ PADDING = 0.05  # the share of a batch's tokens that may be padding once it is b
 FULL_ENOUGH = 2048  # padded tokens above which a batch stops taking longer solutions
 
 
-def length_batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+def length_batches(
+    lengths: Sequence[int], max_tokens: int, cached: Sequence[int] | None = None
+) -> list[list[int]]:
     """Indices sorted by length, cut into batches whose padded size stays under ``max_tokens``
     (a longer item goes alone) and, once a batch holds ``FULL_ENOUGH`` tokens, whose padding
     stays under ``PADDING`` (padding costs compute, and a padded batch needs an attention mask;
-    benchmarks/prm_scoring.py)."""
+    benchmarks/prm_scoring.py). ``cached``: tokens each item reads from a KV cache before its
+    own, which count toward the size (memory) but are not computed again."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     batches: list[list[int]] = []
-    real = 0
+    real = before = 0
     for i in order:
+        ahead = cached[i] if cached else 0
         if batches:
             padded = lengths[i] * (len(batches[-1]) + 1)
             wasted = 1 - (real + lengths[i]) / padded
-            if padded <= max_tokens and (padded <= FULL_ENOUGH or wasted <= PADDING):
+            size = (lengths[i] + max(before, ahead)) * (len(batches[-1]) + 1)
+            if size <= max_tokens and (padded <= FULL_ENOUGH or wasted <= PADDING):
                 batches[-1].append(i)
-                real += lengths[i]
+                real, before = real + lengths[i], max(before, ahead)
                 continue
         batches.append([i])
-        real = lengths[i]
+        real, before = lengths[i], ahead
     return batches
 
 

@@ -39,10 +39,12 @@ from prmh.plugins.hf_models import (
     resolve_checkpoint,
 )
 from prmh.plugins.kv_cache import (
+    Entry,
     PrefixCache,
     layers_of,
     row_of,
     run_tails,
+    shared_groups,
     shared_prefix,
     tail_tokens,
 )
@@ -50,6 +52,7 @@ from prmh.plugins.prms.batching import Encoded, length_batches, pack
 from prmh.plugins.prms.heads import QUANTILE_LEVELS, head_model, load_head, to_quantiles
 
 HEADS = ("lm", "classifier", "value")
+SHARED_LEAST = 32  # the fewest shared tokens that solutions scored together read once
 
 
 class HFScorer:
@@ -189,8 +192,10 @@ class HFScorer:
                     hits[i] = hit
         todo = [i for i, p in enumerate(prepared) if p is not None and i not in hits]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        lengths = [len(prepared[i][0].ids) for i in todo]
         with torch.inference_mode():
+            hits.update(self._shared(torch, prepared, todo, head, pad))
+            todo = [i for i in todo if i not in hits]
+            lengths = [len(prepared[i][0].ids) for i in todo]
             for chosen in length_batches(lengths, self.max_tokens_per_batch):
                 batch = [todo[j] for j in chosen]
                 rows = [prepared[i][0] for i in batch]
@@ -204,9 +209,9 @@ class HFScorer:
                         kv = row_of(layers_of(cache_of(out)), row, len(enc.ids))
                         self._remember(enc, kv, dict(zip(enc.positions, values, strict=True)))
             hit = list(hits)
-            for chosen in length_batches(
-                [len(prepared[i][0].ids) for i in hit], self.max_tokens_per_batch
-            ):
+            tails = [len(prepared[i][0].ids) - hits[i][1] for i in hit]
+            cached = [hits[i][1] for i in hit]
+            for chosen in length_batches(tails, self.max_tokens_per_batch, cached):
                 batch = [hit[j] for j in chosen]
                 for i, result in zip(batch, self._extend(torch, prepared, hits, batch, pad, head),
                                      strict=True):  # fmt: skip
@@ -226,6 +231,33 @@ class HFScorer:
         where = torch.tensor(positions, dtype=torch.long, device=hidden.device)
         return self._read(hidden[where], *head).float().cpu().tolist()
 
+    def _shared(self, torch, prepared, todo, head, pad) -> dict[int, tuple[Entry, int]]:
+        """Solutions that share a long token prefix (one problem's candidates share its
+        prompt): each group's prefix is read once, and its solutions continue from it as from
+        a cached one (``_extend``)."""
+        rows = [i for i in todo if not prepared[i][1]]
+        groups = shared_groups([prepared[i][0].ids for i in rows], SHARED_LEAST)
+        prefixes = [
+            Encoded(prepared[rows[g[0]]][0].ids[:n],
+                    sorted({p for k in g for p in prepared[rows[k]][0].positions if p < n}))
+            for g, n in groups
+        ]  # fmt: skip
+        shared = {}
+        for chosen in length_batches([len(e.ids) for e in prefixes], self.max_tokens_per_batch):
+            ids, mask, _, _ = pack(torch, [prefixes[j] for j in chosen], pad, self.device)
+            out = self.backbone(input_ids=ids, attention_mask=mask, use_cache=True)
+            layers = layers_of(cache_of(out))
+            for row, j in enumerate(chosen):
+                e, hidden = prefixes[j], out.last_hidden_state[row]
+                values = self._reads(torch, hidden, e.positions, head) if e.positions else []
+                state = (
+                    row_of(layers, row, len(e.ids)),
+                    dict(zip(e.positions, values, strict=True)),
+                )
+                entry = Entry(tuple(e.ids), tuple(e.positions), state)
+                shared.update((rows[k], (entry, len(e.ids))) for k in groups[j][0])
+        return shared
+
     def _extend(self, torch, prepared, hits, batch, pad, head) -> list[tuple]:
         """Score solutions from cached ones that share their first n tokens: only the rest
         goes through the model, all of ``batch`` in one pass."""
@@ -243,7 +275,8 @@ class HFScorer:
         return results
 
     def _remember(self, enc: Encoded, kv: list, values: dict[int, Any]) -> None:
-        self.prefixes.add(enc.ids, enc.positions, (kv, values))
+        if self.prefixes is not None:
+            self.prefixes.add(enc.ids, enc.positions, (kv, values))
 
     def score_variants(
         self, full: Encoded, variants: Sequence[Encoded], good_bad: tuple[int, int] | None = None

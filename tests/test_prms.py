@@ -145,9 +145,11 @@ def test_a_longer_solution_is_read_from_its_cached_prefix(registry, checkpoints,
 def test_solutions_sharing_their_question_read_it_once(registry, checkpoints, recipe):
     """One problem's candidates scored together (best-of-N, a search's first round): the
     tokens they share go through the model once and each solution continues from that KV
-    cache, with the prefix cache off. Every score equals scoring the solution alone (1e-5),
-    which tests/test_prm_references.py ties to each release's own code."""
-    prm = build(registry, checkpoints, recipe, prefix_cache_tokens=0)
+    cache. Every score equals scoring the solution alone (1e-5; the reference scorer has the
+    prefix cache, and with it this sharing, off), which tests/test_prm_references.py ties to
+    each release's own code."""
+    prm = build(registry, checkpoints, recipe)
+    plain = build(registry, checkpoints, recipe, prefix_cache_tokens=0)
     read = []  # tokens each pass computes (not padding, not what it reads from a KV cache)
     prm.scorer.backbone.register_forward_pre_hook(
         lambda m, a, kw: read.append(
@@ -160,15 +162,14 @@ def test_solutions_sharing_their_question_read_it_once(registry, checkpoints, re
     asked = [ScoreRequest(longer, (step,)) for step in STEPS]
     asked += [ScoreRequest(Problem("q", other, "19"), STEPS[:k]) for k in (1, 2, 3)]
     together = prm.score(asked)
-    shared = sum(read)
-    alone = [prm.score([r])[0] for r in asked]
-    for a, b in zip(together, alone, strict=True):
+    for a, r in zip(together, asked, strict=True):
+        (b,) = plain.score([r])
         assert a.probs == pytest.approx(b.probs, abs=1e-5)
         assert a.num_tokens == b.num_tokens  # the cost of reading it alone, either way
     ids = [prm.recipe.encode(r.problem.question, list(r.steps)).ids for r in asked]
     groups = shared_groups(ids, SHARED_LEAST)
     assert [len(g) for g, _ in groups] == [3, 4]  # the two questions' solutions
-    assert shared == sum(read) - shared - sum((len(g) - 1) * n for g, n in groups)
+    assert sum(read) == sum(map(len, ids)) - sum((len(g) - 1) * n for g, n in groups)
 
 
 def test_shared_groups_read_each_common_prefix_once():

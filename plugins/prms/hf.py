@@ -193,8 +193,9 @@ class HFScorer:
         todo = [i for i, p in enumerate(prepared) if p is not None and i not in hits]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         with torch.inference_mode():
-            hits.update(self._shared(torch, prepared, todo, head, pad))
-            todo = [i for i in todo if i not in hits]
+            if caching:
+                hits.update(self._shared(torch, prepared, todo, head, pad))
+                todo = [i for i in todo if i not in hits]
             lengths = [len(prepared[i][0].ids) for i in todo]
             for chosen in length_batches(lengths, self.max_tokens_per_batch):
                 batch = [todo[j] for j in chosen]
@@ -275,8 +276,7 @@ class HFScorer:
         return results
 
     def _remember(self, enc: Encoded, kv: list, values: dict[int, Any]) -> None:
-        if self.prefixes is not None:
-            self.prefixes.add(enc.ids, enc.positions, (kv, values))
+        self.prefixes.add(enc.ids, enc.positions, (kv, values))
 
     def score_variants(
         self, full: Encoded, variants: Sequence[Encoded], good_bad: tuple[int, int] | None = None

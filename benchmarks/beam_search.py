@@ -68,10 +68,13 @@ def _run(args: argparse.Namespace, tmp: Path) -> tuple[list, list, list[tuple[fl
         return SearchContext(workspace, prm, splitter, aggregate, args.budget)
 
     read = {"generator": [], "PRM": []}
+    args.linear = {}
     for name, model in (
         ("generator", generator.instance.model),
         ("PRM", prm.instance.scorer.backbone),
     ):
+        layers = getattr(model, "model", model).layers
+        args.linear[name] = sum(p.numel() for p in layers.parameters() if p.dim() == 2)
         model.register_forward_pre_hook(
             lambda m, a, kw, log=read[name]: log.append(kw["input_ids"].numel()), with_kwargs=True
         )
@@ -130,6 +133,16 @@ def main() -> None:
     print(f"pairs (one at a time / batched): {ratios}")
     speedup = statistics.median(s / b for b, s in pairs)
     print(f"speed-up: {speedup:.1f}x (target >= 3x); same results: {same}")
+    # Both ways compute the same tokens: their matrix products alone bound what batching saves.
+    from prm_scoring import matmul_flops
+
+    flops = sum(2 * args.linear[name] * n for name, n in args.forward_tokens.items())
+    floor = flops / matmul_flops(torch, torch.float32)
+    single_seconds = statistics.median(s for _, s in pairs)
+    print(
+        f"the decoder matrices alone at this machine's measured matmul peak: {floor:.2f} s, so "
+        f"batching can at most reach {single_seconds / floor:.1f}x here"
+    )
 
 
 if __name__ == "__main__":

@@ -138,27 +138,28 @@ def row_of(layers: list[tuple[Any, Any]], row: int, length: int) -> list[tuple[A
             for k, v in layers]  # fmt: skip
 
 
-def as_cache(layers: list[tuple[Any, Any]], length: int, room: int = 0) -> Any:
-    """A fresh cache holding the first ``length`` positions (the stored tensors are never
-    changed); with ``room``, one that grows in place by that many (``growing_cache``)."""
-    from transformers import DynamicCache
-
-    cache = growing_cache(room) if room else DynamicCache()
-    for i, (k, v) in enumerate(layers):
-        cache.update(k[:, :, :length], v[:, :, :length], i)
-    return cache
-
-
-def growing_cache(room: int) -> Any:
-    """An empty KV cache for decoding: each layer keeps free positions after what it holds
-    (up to ``room``, at most as many as it holds, so it never takes more than twice what it
-    needs) and writes new tokens there, where transformers' ``DynamicCache`` copies the whole
-    cache into a new tensor at every token (more than a third of a decoding step's time at
-    128 rows of 200 tokens). For models whose layers all attend to every position."""
+def growing_cache(room: int, buffers: list[tuple[Any, Any]] | None = None, held: int = 0) -> Any:
+    """A KV cache whose layers keep free positions after what they hold (up to ``room``, at
+    most as many as they hold, so they never take more than twice what they need) and write
+    new tokens there, where transformers' ``DynamicCache`` copies the whole cache into a new
+    tensor at every forward pass (more than a third of a decoding step's time at 128 rows of
+    200 tokens). Empty, or holding the first ``held`` positions of ``buffers`` (one (keys,
+    values) pair per layer, [batch, heads, positions, dim], written after ``held``). For models
+    whose layers all attend to every position; a plain ``DynamicCache`` where transformers
+    builds its caches otherwise (before 5.x)."""
     from transformers import DynamicCache
 
     cache = DynamicCache()
-    cache.layer_class_to_replicate = functools.partial(_growing_layer(), room)
+    grows = hasattr(cache, "layer_class_to_replicate") and isinstance(cache.layers, list)
+    if grows:
+        cache.layer_class_to_replicate = functools.partial(_growing_layer(), room)
+    for i, (k, v) in enumerate(buffers or []):
+        if grows:
+            layer = cache.layer_class_to_replicate()
+            layer.adopt(k, v, held)
+            cache.layers.append(layer)
+        else:
+            cache.update(k[:, :, :held], v[:, :, :held], i)
     return cache
 
 
@@ -196,6 +197,11 @@ def _growing_layer() -> type:
                     and self.keys.data_ptr() == b[0].data_ptr()
                     and self.keys.shape[0] == b[0].shape[0])  # fmt: skip
 
+        def adopt(self, keys: Any, values: Any, held: int) -> None:
+            self.lazy_initialization(keys, values)
+            self.buffers = (keys, values)
+            self._view(held)
+
         def _view(self, length: int) -> None:
             self.keys, self.values = (b[:, :, :length] for b in self.buffers)
 
@@ -212,19 +218,20 @@ def _growing_layer() -> type:
 
 def left_padded(torch: Any, rows: list[tuple[list | None, int]], room: int = 0) -> Any:
     """One cache holding each row's first n positions of its KV (``rows``: (KV or None, n)),
-    left-padded with zeros to the longest; a row without KV is all padding. ``room``: see
-    ``growing_cache``."""
+    left-padded with zeros to the longest, copied once into buffers with ``room`` positions
+    to grow into (``growing_cache``); a row without KV is all padding."""
     longest = max(n for _, n in rows)
     like = next(kv for kv, _ in rows if kv is not None)
-    layers = []
-    for layer, (k0, v0) in enumerate(like):
-        keys, values = [], []
-        for kv, n in rows:
-            k, v = kv[layer] if kv is not None else (k0, v0)
-            keys.append(torch.nn.functional.pad(k[:, :, :n], (0, 0, longest - n, 0)))
-            values.append(torch.nn.functional.pad(v[:, :, :n], (0, 0, longest - n, 0)))
-        layers.append((torch.cat(keys), torch.cat(values)))
-    return as_cache(layers, longest, room)
+    buffers = []
+    for layer, pair in enumerate(like):
+        shape = (len(rows), pair[0].shape[1], longest + room, pair[0].shape[-1])
+        keys, values = (t.new_zeros(shape) for t in pair)
+        for r, (kv, n) in enumerate(rows):
+            if kv is not None and n:
+                keys[r, :, longest - n : longest] = kv[layer][0][0, :, :n]
+                values[r, :, longest - n : longest] = kv[layer][1][0, :, :n]
+        buffers.append((keys, values))
+    return growing_cache(room, buffers, longest)
 
 
 def run_tails(
@@ -250,7 +257,7 @@ def run_tails(
         attention_mask=mask.to(device),
         position_ids=positions.to(device),
         use_cache=True,
-        **{cache_keyword(model): left_padded(torch, [(kv, c) for kv, c, _ in items])},
+        **{cache_keyword(model): left_padded(torch, [(kv, c) for kv, c, _ in items], width)},
     )
     grown = layers_of(cache_of(out))
     rows = [

@@ -1,4 +1,5 @@
-"""The GPU benchmark, run in its tiny CPU mode, so the script a lent GPU machine runs works."""
+"""Benchmarks run small: the GPU one in its tiny CPU mode (so the script a lent GPU machine
+runs works) and the beam search one on two problems."""
 
 from __future__ import annotations
 
@@ -22,3 +23,14 @@ def test_the_gpu_benchmark_runs_in_tiny_shapes(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "PRM scoring:" in done.stdout and "hf generation:" in done.stdout
     assert (tmp_path / "results.json").is_file()
+
+
+def test_the_beam_search_benchmark_runs_and_both_ways_agree():
+    """benchmarks/beam_search.py on two problems: batched and one-at-a-time beam search give the
+    same beams (the caches it empties between runs only save work)."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "beam_search.py"), "--problems", "2",
+               "--budget", "4", "--width", "2", "--steps", "2", "--pairs", "1"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PRMH_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "same results: True" in done.stdout and "at most reach" in done.stdout

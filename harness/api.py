@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,7 @@ def evaluate(
     threads: int | None = None,
     shard: str | None = None,
     ray: dict[str, Any] | None = None,
+    recompute: bool = False,
     **config: Any,
 ) -> EvalResult:
     """Run an evaluation. ``config`` takes the keys of a TOML config file (``world``, ``task``,
@@ -82,7 +84,8 @@ def evaluate(
     ``PRMH_RESULTS_DIR``, or ./prmh-results), so a second call computes nothing again.
     ``shard`` ("I/N") evaluates problems I, I+N, ... only (``prmh merge`` adds shards up).
     ``ray`` (``{"address": ..., "actors": 1, "gpus": 0}``, any of them) runs generators and
-    PRMs in Ray actors, as ``--executor ray`` does."""
+    PRMs in Ray actors, as ``--executor ray`` does. A plan that already finished in
+    ``results_dir`` is read back from that run (``prmh.reuse``) unless ``recompute``."""
     from prmh.matrix import build_plan, check_config
     from prmh.threads import configure
 
@@ -92,7 +95,7 @@ def evaluate(
         results_dir = config.get("results_dir")
     plan = build_plan({}, config)
     record = run_plan(
-        plan, results_dir, ["prmh.evaluate"], progress, grading_timeout, shard, ray=ray
+        plan, results_dir, ["prmh.evaluate"], progress, grading_timeout, shard, ray, recompute
     )
     return EvalResult(record)
 
@@ -105,24 +108,27 @@ def run_plan(
     grading_timeout: float,
     shard: str | None = None,
     ray: dict[str, Any] | None = None,
+    recompute: bool = False,
 ) -> dict[str, Any]:
     """Run ``plan`` into the results directory with a run record; returns the record.
     ``shard`` ("I/N"): only problems I, I+N, I+2N, ... of each task (0 <= I < N). ``ray``
     (``address``, ``actors``, ``gpus``): generators and PRMs run in Ray actors
-    (``prmh.executors``)."""
+    (``prmh.executors``). ``recompute``: search again even when the plan already finished
+    (``prmh.reuse``)."""
     from prmh.registry import load_registry
 
     if not 0 < grading_timeout < math.inf:  # also refuses nan
         raise PrmhError("--grading-timeout must be a positive, finite number of seconds.")
     split = parse_shard(shard) if shard else None
     if ray is None:
-        return _run(plan, load_registry(), results_dir, argv, progress, grading_timeout, split)
+        registry = load_registry()
+        return _run(plan, registry, results_dir, argv, progress, grading_timeout, split, recompute)
     from prmh import executors
 
     started = executors.start(ray.get("address"))
     try:
         registry = executors.RayRegistry(load_registry(), ray.get("actors", 1), ray.get("gpus", 0))
-        return _run(plan, registry, results_dir, argv, progress, grading_timeout, split)
+        return _run(plan, registry, results_dir, argv, progress, grading_timeout, split, recompute)
     finally:
         if started:
             executors.stop()
@@ -136,9 +142,12 @@ def _run(
     progress: Callable[[str, int, int], None] | None,
     grading_timeout: float,
     split: tuple[int, int] | None,
+    recompute: bool = False,
 ) -> dict[str, Any]:
+    from prmh import reuse
     from prmh.engine import open_run, prepare, run_eval
 
+    started = time.perf_counter()
     prepared = prepare(plan, registry)
     config = prepared.resolved_config()
     if split:
@@ -146,8 +155,15 @@ def _run(
         problems = [ps[index::count] for ps in prepared.problems]
         prepared = dataclasses.replace(prepared, problems=problems)
         config["shard"] = f"{index}/{count}"
+    key = reuse.plan_key(config, prepared.problems, grading_timeout)
     with open_run(config, results_dir, argv, progress) as run:
-        run.metrics = run_eval(prepared, run, grading_timeout)
+        run.record.data["plan_key"] = key
+        earlier = None if recompute else reuse.finished_run(run.store, run.record.path.parent, key)
+        if earlier is not None:
+            run.metrics = reuse.reused_metrics(earlier, run.record.path, started)
+        else:
+            run.metrics = run_eval(prepared, run, grading_timeout)
+            reuse.remember(run.store, key, run.run_id)
     return run.record.data
 
 

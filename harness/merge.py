@@ -4,9 +4,9 @@ apart (``prmh eval --shard I/N``), on other machines or by other people, added u
 Entries are content-addressed, so merging is a union: an entry missing from the target is
 copied with the run that computed it; one present with the same value (the seconds it took
 aside) is left alone; one present with a different value is a conflict, reported and never
-overwritten. Run records and
-their sample files are copied when the target lacks them. Sources are opened read-only; an
-older store version is upgraded in a temporary copy.
+overwritten (but for which run finished a plan, ``prmh.reuse``: any of them will do, the
+target's is kept). Run records and their sample files are copied when the target lacks them.
+Sources are opened read-only; an older store version is upgraded in a temporary copy.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _merge_entries(source: sqlite3.Connection, target: Store, report: dict[str, 
         new = [r for r in chunk if (r[0], r[1]) not in found]
         for kind, key, value, run_id, _ in chunk:
             there = found.get((kind, key))
-            if there is not None and not _same(there[0], value):
+            if there is not None and kind != "evaluation" and not _same(there[0], value):
                 report["conflicts"].append(
                     {"kind": kind, "key": key, "kept_run": there[1], "other_run": run_id}
                 )

@@ -163,6 +163,14 @@ def render_metrics(metrics: dict[str, Any]) -> Group:
             f"{k}s {stored.get(k, 0)} stored + {computed.get(k, 0)} new" for k in kinds
         )
         parts.append(Text(f"{summary}; {metrics.get('wall_seconds', 0):.1f} s", style="dim"))
+    if metrics.get("reused_run"):
+        parts.append(
+            Text(
+                f"the results of run {metrics['reused_run']} (the same plan, problems and prmh "
+                "code); --recompute runs the searches again",
+                style="dim",
+            )
+        )
     return Group(*parts)
 
 

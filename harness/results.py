@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
-from prmh.samples import read_samples
+from prmh.samples import COMPUTE, read_samples
 
 CELL = ("task", "generator", "prm", "splitter", "agg", "selector", "search", "budget", "seed")
-COMPUTE = ("generated_tokens", "prm_tokens", "prm_calls", "wall_seconds")
 LEVELS = {
     "cell": (*CELL, "problems", "accuracy", *COMPUTE),
     "problem": (*CELL, "problem_id", "gold", "answer", "correct", "outcome", "candidates",

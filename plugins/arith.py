@@ -121,15 +121,19 @@ def _make_problem(rng: random.Random, min_ops: int, max_ops: int) -> tuple[str, 
 
 
 @lru_cache(maxsize=16)
-def generate(split: str, seed: int, min_ops: int, max_ops: int) -> tuple[Problem, ...]:
-    """All problems of a split; train skips any question that test also has."""
+def generate(
+    split: str, seed: int, min_ops: int, max_ops: int, count: int | None = None
+) -> tuple[Problem, ...]:
+    """The first ``count`` problems of a split (all by default: each is drawn after the ones
+    before it, so a shorter list is the start of a longer one); train skips any question that
+    test also has."""
     exclude: set[str] = set()
     if split == "train":
         exclude = {p.question for p in generate("test", seed, min_ops, max_ops)}
     rng = random.Random(f"arith:{seed}:{split}:{min_ops}:{max_ops}")
     problems: list[Problem] = []
     seen: set[str] = set()
-    while len(problems) < SPLIT_SIZES[split]:
+    while len(problems) < min(count or SPLIT_SIZES[split], SPLIT_SIZES[split]):
         question, steps, meta = _make_problem(rng, min_ops, max_ops)
         if question in seen or question in exclude:
             continue
@@ -173,8 +177,7 @@ class ArithTask:
         self.grader = grader
 
     def problems(self, limit: int | None = None) -> list[Problem]:
-        problems = self.generate(self.split, self.seed, self.min_ops, self.max_ops)
-        return list(problems[:limit] if limit else problems)
+        return list(self.generate(self.split, self.seed, self.min_ops, self.max_ops, limit))
 
     def prompt(self, problem: Problem) -> str:
         return self.template.format(question=problem.question)

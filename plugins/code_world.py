@@ -196,15 +196,19 @@ def _make(rng: random.Random, min_ops: int, max_ops: int) -> tuple[str, dict[str
 
 
 @lru_cache(maxsize=8)
-def generate(split: str, seed: int, min_ops: int, max_ops: int) -> tuple[Problem, ...]:
-    """All problems of a split; train skips any question that test also has."""
+def generate(
+    split: str, seed: int, min_ops: int, max_ops: int, count: int | None = None
+) -> tuple[Problem, ...]:
+    """The first ``count`` problems of a split (all by default: each is drawn after the ones
+    before it, so a shorter list is the start of a longer one); train skips any question that
+    test also has."""
     exclude = set()
     if split == "train":
         exclude = {p.question for p in generate("test", seed, min_ops, max_ops)}
     rng = random.Random(f"code:{seed}:{split}:{min_ops}:{max_ops}")
     problems: list[Problem] = []
     seen: set[str] = set()
-    while len(problems) < SPLIT_SIZES[split]:
+    while len(problems) < min(count or SPLIT_SIZES[split], SPLIT_SIZES[split]):
         question, meta = _make(rng, min_ops, max_ops)
         if question in seen or question in exclude:
             continue

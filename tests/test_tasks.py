@@ -206,3 +206,16 @@ def test_a_task_file_of_ones_own_runs_from_its_path(cli, tmp_path):
     assert bad.exit_code == 2 and "lacks description" in bad.output
     missing = cli("eval", "--world", "sim", "--task", str(tmp_path / "none.toml"))
     assert missing.exit_code == 2 and "cannot read task file" in missing.output
+
+
+@pytest.mark.parametrize("world", ["arith", "code_world"])
+def test_a_procedural_task_draws_only_the_problems_a_limit_asks_for(world):
+    """The first N problems of a procedural split are the start of the whole split, train
+    still skipping test's questions, so ``--limit`` only saves the drawing of the rest."""
+    import importlib
+
+    module = importlib.import_module(f"prmh.plugins.{world}")
+    for split in ("test", "train"):
+        whole = module.generate(split, 0, 2, 5)
+        assert module.generate(split, 0, 2, 5, 37) == whole[:37]
+        assert module.generate(split, 0, 2, 5, 10**6) == whole

@@ -100,6 +100,12 @@ from prmh.cli.group import cli
     show_default=True,
     help="Seconds allowed to grade one answer.",
 )
+@click.option(
+    "--recompute",
+    is_flag=True,
+    help="Search, log and tabulate again even when the same plan already finished here (its "
+    "stored generations, scores and grades are still read, not computed).",
+)
 @threads_option
 @json_option()
 def eval_command(
@@ -113,6 +119,7 @@ def eval_command(
     config_path: Path | None,
     results_dir: Path | None,
     grading_timeout: float,
+    recompute: bool,
     as_json: bool,
     threads: int | None,
     **options: Any,
@@ -121,7 +128,8 @@ def eval_command(
 
     Every option that names components is repeatable; prmh runs the product. A component may
     carry options inline, as NAME:KEY=VALUE,KEY=VALUE. Re-running the same command resumes:
-    nothing already in the store is computed again.
+    nothing already in the store is computed again, and a plan that already finished is read
+    back from that run (--recompute runs its searches again).
     """
     from prmh.api import run_plan
     from prmh.matrix import build_plan, load_config
@@ -150,6 +158,7 @@ def eval_command(
             {"address": ray_address, "actors": ray_actors, "gpus": ray_gpus}
             if executor == "ray"
             else None,
+            recompute,
         )
     emit(record, as_json)
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from prmh.answers import majority_index
 from prmh.matrix import EvalPlan, Spec
 from prmh.metrics import bootstrap_mean, pass_at_k
@@ -79,6 +77,8 @@ def _reference_rows(
     verdicts: dict[tuple[str, str], bool],
 ) -> list[dict[str, Any]]:
     """From the pool alone: unbiased pass@N and majority vote over the first N samples."""
+    import numpy as np
+
     pass_cells, majority_cells = [], []
     for budget in budgets:
         passes = np.array(
@@ -116,6 +116,8 @@ def _cell(
 ) -> dict[str, Any]:
     """One (search, budget) cell of a row: accuracy with its interval over every seed, the
     mean compute per problem, and the per-problem accuracy paired comparisons need."""
+    import numpy as np
+
     correct = np.array(
         [
             [_fraction_correct(a, g, verdicts) for a, g in zip(seed_row, golds, strict=True)]

@@ -1,0 +1,105 @@
+"""A finished evaluation, run again, is read back instead of searched again.
+
+An evaluation's results depend on its plan (every component's identity: name, version,
+output-changing options, weights' fingerprint), its problems, the grading timeout and prmh's
+own code. Their hash is the run's ``plan_key`` (kept in its record). When a run of the same key
+finished in the same results directory and its record and per-sample file are still there, a
+new run takes that run's tables and per-sample results, as every generation, score and grade
+would have come from the store anyway, and skips the searches, the sample log and the
+intervals. ``--recompute`` (``prmh.evaluate(recompute=True)``) runs them again.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from prmh._version import __version__
+from prmh.engine.workspace import problem_fingerprint
+from prmh.files import write_bytes_atomic
+from prmh.samples import samples_path
+from prmh.store import Store, content_key
+from prmh.types import Problem
+
+KIND = "evaluation"  # store entries: plan key -> {"run": the run that finished it}
+RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
+
+
+def plan_key(config: dict[str, Any], problems: list[list[Problem]], grading_timeout: float) -> str:
+    """What an evaluation's results depend on, hashed (``config``: the resolved plan)."""
+    return content_key(
+        {
+            "config": config,
+            "problems": [[problem_fingerprint(p) for p in task] for task in problems],
+            "grading_timeout": grading_timeout,
+            "prmh": [__version__, code_fingerprint()],
+        }
+    )
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """prmh's code as it is on disk: each module's path, size and modification time, so that
+    an edited checkout never reads back results its old code computed."""
+    import prmh
+    import prmh.plugins
+
+    files = []
+    for package in (prmh, prmh.plugins):
+        root = Path(package.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            stat = path.stat()
+            files.append([package.__name__, path.relative_to(root).as_posix(), stat.st_size,
+                          stat.st_mtime_ns])  # fmt: skip
+    return content_key(files)
+
+
+def finished_run(store: Store, runs: Path, key: str) -> dict[str, Any] | None:
+    """The record of a run of plan ``key`` that succeeded and whose per-sample results are
+    still in ``runs``; None when there is none (or it was moved, damaged or deleted)."""
+    found = store.get_many(KIND, [key]).get(key)
+    run_id = found.get("run") if isinstance(found, dict) else None
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+        return None
+    try:
+        record = json.loads((runs / f"{run_id}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    metrics = record.get("metrics") if isinstance(record, dict) else None
+    if record.get("status") != "success" or record.get("plan_key") != key:
+        return None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("samples"), str):
+        return None
+    samples = runs / metrics["samples"]
+    return record if samples.name == metrics["samples"] and samples.is_file() else None
+
+
+def reused_metrics(earlier: dict[str, Any], record_path: Path, started: float) -> dict[str, Any]:
+    """The metrics of the run whose record is at ``record_path``, taken from ``earlier``'s:
+    the same tables, its per-sample file copied beside the new record, and every entry counted
+    as read from the store."""
+    metrics = dict(earlier["metrics"])  # read from its file: nothing else holds it
+    metrics.pop("damaged_entries", None)  # what that run found in the store: not read here
+    source = record_path.parent / metrics["samples"]
+    target = samples_path(record_path)
+    write_bytes_atomic(target, source.read_bytes())
+    cache = metrics.get("cache") or {}
+    stored = dict(cache.get("from_store") or {})
+    for kind, n in (cache.get("computed") or {}).items():
+        stored[kind] = stored.get(kind, 0) + n
+    metrics.update(
+        samples=target.name,
+        cache={"from_store": stored, "computed": dict.fromkeys(stored, 0)},
+        reused_run=earlier["run_id"],
+        wall_seconds=time.perf_counter() - started,
+    )
+    return metrics
+
+
+def remember(store: Store, key: str, run_id: str) -> None:
+    """Plan ``key`` finished in run ``run_id`` (the latest such run is the one reused)."""
+    store.put_many(KIND, {key: {"run": run_id}}, run_id, replace=True)

@@ -1,0 +1,112 @@
+"""A plan that already finished is read back from its run (``prmh.reuse``): the same tables and
+per-sample results, and never when anything its results depend on differs or its files are
+gone."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+import prmh
+from prmh import reuse
+from prmh.store import Store
+
+ARGS = ["--world", "sim", "--limit", "30", "-n", "2", "-n", "4", "--agg", "min", "--agg", "last"]
+
+
+def _run(cli, *extra):
+    out = cli("eval", "--json", *ARGS, *extra)
+    assert out.exit_code == 0, out.output
+    return json.loads(out.output)
+
+
+def _samples(cli, record):
+    path = cli.results_dir / "runs" / record["metrics"]["samples"]
+    return gzip.decompress(path.read_bytes())
+
+
+def test_a_finished_plan_is_read_back_with_the_same_results(cli):
+    first = _run(cli)
+    again = _run(cli)
+    assert again["metrics"]["reused_run"] == first["run_id"] != again["run_id"]
+    assert again["metrics"]["tables"] == first["metrics"]["tables"]
+    assert again["plan_key"] == first["plan_key"]
+    assert set(again["metrics"]["cache"]["computed"].values()) == {0}
+    stored = again["metrics"]["cache"]["from_store"]
+    assert stored["generation"] == first["metrics"]["cache"]["computed"]["generation"] > 0
+    assert _samples(cli, again) == _samples(cli, first)  # its own copy, the same results
+    assert again["metrics"]["samples"] != first["metrics"]["samples"]
+    rows = prmh.load_run(again["run_id"], cli.results_dir).rows("candidate")
+    assert rows == prmh.load_run(first["run_id"], cli.results_dir).rows("candidate")
+    shown = cli("eval", *ARGS)
+    assert f"the results of run {first['run_id']}" in shown.output.replace("\n", " ")
+    recomputed = _run(cli, "--recompute")
+    assert "reused_run" not in recomputed["metrics"]
+    assert recomputed["metrics"]["tables"] == first["metrics"]["tables"]
+    assert _run(cli)["metrics"]["reused_run"] == recomputed["run_id"]  # the latest one
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ["--limit", "31"],  # other problems
+        ["--prm", "oracle:noise=2"],  # a component's options
+        ["--grading-timeout", "4"],
+        ["-n", "8"],  # the plan
+        ["--shard", "0/2"],
+    ],
+)
+def test_anything_the_results_depend_on_makes_a_new_plan(cli, change):
+    first = _run(cli)
+    other = _run(cli, *change)
+    assert "reused_run" not in other["metrics"] and other["plan_key"] != first["plan_key"]
+
+
+def test_edited_prmh_code_is_a_new_plan(cli, monkeypatch):
+    """prmh's modules on disk (path, size, modification time) are part of the key."""
+    first = _run(cli)
+    reuse.code_fingerprint.cache_clear()
+    assert reuse.code_fingerprint() == reuse.code_fingerprint()
+    monkeypatch.setattr(reuse, "code_fingerprint", lambda: "edited")
+    again = _run(cli)
+    assert "reused_run" not in again["metrics"] and again["plan_key"] != first["plan_key"]
+
+
+@pytest.mark.parametrize("damage", ["samples gone", "record says error", "record not JSON"])
+def test_a_run_whose_files_are_gone_or_damaged_is_computed_again(cli, damage):
+    first = _run(cli)
+    runs = cli.results_dir / "runs"
+    record = runs / f"{first['run_id']}.json"
+    if damage == "samples gone":
+        (runs / first["metrics"]["samples"]).unlink()
+    elif damage == "record says error":
+        record.write_text(json.dumps({**first, "status": "error"}))
+    else:
+        record.write_text("{not json")
+    again = _run(cli)
+    assert "reused_run" not in again["metrics"]
+    assert again["metrics"]["tables"] == first["metrics"]["tables"]  # from the store
+    assert set(again["metrics"]["cache"]["computed"].values()) == {0}
+
+
+@pytest.mark.parametrize("run", ["../../../etc/passwd", 7, None, "20261128-000000-abcdef"])
+def test_a_hostile_store_entry_is_ignored(cli, run):
+    """The store names the run to read back; a name that is not a run id reads nothing, and
+    a run id without its record reads nothing either."""
+    first = _run(cli)
+    store = Store(cli.results_dir)
+    store.put_many(reuse.KIND, {first["plan_key"]: {"run": run}}, replace=True)
+    assert reuse.finished_run(store, cli.results_dir / "runs", first["plan_key"]) is None
+    store.close()
+    assert "reused_run" not in _run(cli)["metrics"]
+
+
+def test_the_python_api_reads_back_and_recomputes(tmp_path):
+    options = {"world": "sim", "limit": 20, "budget": [2], "results_dir": tmp_path}
+    first = prmh.evaluate(**options)
+    again = prmh.evaluate(**options)
+    assert again.record["metrics"]["reused_run"] == first.record["run_id"]
+    assert again.tables == first.tables
+    assert "reused_run" not in prmh.evaluate(recompute=True, **options).record["metrics"]

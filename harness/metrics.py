@@ -38,7 +38,9 @@ def bootstrap_mean(
     level: float = 0.95,
     seed: int = BOOTSTRAP_SEED,
 ) -> Estimate:
-    """Mean of a [seeds, problems] array with a percentile-bootstrap interval."""
+    """Mean of a [seeds, problems] array with a percentile-bootstrap interval. A resample's
+    mean is its draws' counts applied to the values (what averaging the drawn values gives,
+    and the same number for 0/1 values), so a table's cells cost a matrix product each."""
     import numpy as np
 
     values = np.asarray(values, dtype=float)
@@ -47,30 +49,34 @@ def bootstrap_mean(
     n_seeds, n_problems = values.shape
     if n_problems == 0:
         return Estimate(float("nan"), float("nan"), float("nan"))
-    means = np.empty(samples)
-    for start, s, p in _resamples(n_seeds, n_problems, samples, seed):
-        means[start : start + len(p)] = values[s[:, :, None], p[:, None, :]].mean(axis=(1, 2))
+    seed_counts, problem_counts = _draw_counts(n_seeds, n_problems, samples, seed)
+    sums = ((problem_counts @ values.T) * seed_counts).sum(axis=1)
+    means = sums / (n_seeds * n_problems)
     alpha = (1 - level) / 2
     low, high = np.quantile(means, [alpha, 1 - alpha])
     return Estimate(float(values.mean()), float(low), float(high))
 
 
 @lru_cache(maxsize=4)
-def _resamples(
+def _draw_counts(
     n_seeds: int, n_problems: int, samples: int, seed: int
-) -> tuple[tuple[int, np.ndarray, np.ndarray], ...]:
-    """The bootstrap's draws (start, seed indices, problem indices) in chunks of 250: the same
-    for every cell of a table, so drawn once per shape."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """How often each seed and each problem is drawn in each of the bootstrap's resamples
+    ([samples, seeds], [samples, problems]): the same for every cell of a table, so counted
+    once per shape. The draws are made in chunks of 250, problems then seeds."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    chunks = []
+    seed_counts = np.zeros((samples, n_seeds))
+    problem_counts = np.zeros((samples, n_problems))
     for start in range(0, samples, 250):
         size = min(samples, start + 250) - start
         p = rng.integers(0, n_problems, size=(size, n_problems))
         s = rng.integers(0, n_seeds, size=(size, n_seeds))
-        chunks.append((start, s, p))
-    return tuple(chunks)
+        rows = np.arange(start, start + size)[:, None]
+        np.add.at(problem_counts, (rows, p), 1)
+        np.add.at(seed_counts, (rows, s), 1)
+    return seed_counts, problem_counts
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

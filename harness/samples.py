@@ -123,10 +123,11 @@ class SampleLog:
 
     def write(self, path: Path) -> None:
         """Gzipped JSON lines, byte for byte the same for the same results (no timestamp);
-        level 6: 3% larger than 9, three times faster."""
+        level 4: 7% larger than level 6 and 2.4 times faster (45 against 110 ms for a 75-cell
+        sim matrix)."""
         text = "".join(json.dumps(line, sort_keys=True) + "\n" for line in self.lines)
         buffer = io.BytesIO()
-        with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as f:
+        with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=4, mtime=0) as f:
             f.write(text.encode())
         write_bytes_atomic(path, buffer.getvalue())
 

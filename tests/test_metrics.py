@@ -36,3 +36,27 @@ def test_bootstrap_is_reproducible_and_uses_seeds():
     data = np.array([[1, 0, 1, 1], [0, 0, 1, 1]], dtype=float)
     assert bootstrap_mean(data) == bootstrap_mean(data)
     assert bootstrap_mean(data).mean == pytest.approx(5 / 8)
+
+
+@pytest.mark.parametrize("shape", [(1, 200), (3, 50), (2, 7), (4, 1)])
+def test_bootstrap_is_the_percentile_bootstrap_of_the_drawn_values(shape):
+    """Each resample draws problems, then seeds, with replacement (numpy's default_rng(0), in
+    chunks of 250) and averages the drawn values; the interval is the 2.5% and 97.5%
+    quantiles of those means (Efron & Tibshirani, An Introduction to the Bootstrap, 1993,
+    section 13.3). Drawn and averaged explicitly here: the same numbers for 0/1 values (prmh
+    applies the draws' counts instead of gathering them), to 1e-12 for fractions."""
+    rng = np.random.default_rng(7)
+    for values in ((rng.random(shape) < 0.6).astype(float), rng.random(shape)):
+        draws = np.random.default_rng(0)
+        means = []
+        for _ in range(8):  # 2,000 resamples
+            p = draws.integers(0, shape[1], size=(250, shape[1]))
+            s = draws.integers(0, shape[0], size=(250, shape[0]))
+            means += list(values[s[:, :, None], p[:, None, :]].mean(axis=(1, 2)))
+        low, high = np.quantile(means, [0.025, 0.975])
+        got = bootstrap_mean(values)
+        if set(np.unique(values)) <= {0.0, 1.0}:
+            assert (got.low, got.high) == (low, high)
+        else:
+            assert (got.low, got.high) == pytest.approx((low, high), abs=1e-12)
+        assert got.mean == values.mean()

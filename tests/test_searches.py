@@ -393,3 +393,26 @@ def test_a_prm_that_reuses_prefixes_is_charged_for_the_new_step_only(registry, w
         (other_alone,) = ctx.score_steps([(problems[1], solutions[1].steps)])
         assert costs == ([alone[0], 3, 3] if reuses else alone)
         assert other.prm_tokens == other_alone.num_tokens
+
+
+def test_a_matrix_cell_equals_the_same_cell_run_alone(cli, tmp_path):
+    """Cells of one table share the pools they read and the step scores their first ranking
+    reads (``SearchContext.pool`` and ``rank`` keep them in the workspace); what each
+    aggregator and search makes of them is its own: every cell equals running it alone."""
+    base = ["eval", "--json", "--world", "sim", "--limit", "25", "-n", "2", "-n", "4",
+            "--prm", "oracle:noise=2", "--search", "best-of-n", "--search", "beam"]  # fmt: skip
+
+    def rows(*extra, where):
+        out = cli(*base, *extra, "--results-dir", str(tmp_path / where), "--recompute")
+        assert out.exit_code == 0, out.output
+        (table,) = json.loads(out.output)["metrics"]["tables"]
+        return {r["agg"]: r["cells"] for r in table["rows"] if r["kind"] == "prm"}
+
+    matrix = rows("--agg", "mean", "--agg", "min", "--agg", "last", where="matrix")
+    for agg in ("mean", "min", "last"):
+        alone = rows("--agg", agg, where=agg)
+        strip = [{k: v for k, v in c.items() if k != "compute"} for c in alone[agg]]
+        assert strip == [{k: v for k, v in c.items() if k != "compute"} for c in matrix[agg]]
+        assert [c["compute"]["prm_tokens"] for c in alone[agg]] == [
+            c["compute"]["prm_tokens"] for c in matrix[agg]
+        ]

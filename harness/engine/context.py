@@ -58,11 +58,18 @@ class SearchContext:
     def pool(
         self, problems: Sequence[Problem], n: int, seed: int, temperature: float | None = None
     ) -> list[list[Solution]]:
-        """The first ``n`` samples of each problem's pool (``temperature`` 0: greedy)."""
-        requests = [
-            SampleRequest(p, self.prompt(p), n, seed, temperature=temperature) for p in problems
-        ]
-        return [[self.read(g) for g in row] for row in self.workspace.sample(requests)]
+        """The first ``n`` samples of each problem's pool (``temperature`` 0: greedy), read
+        once per splitter: every cell of a table that reads the same pool gets it from the
+        workspace."""
+        key = ("pool", id(self.splitter), id(problems), n, seed, temperature)
+        known = self.workspace.ranked.get(key)
+        if known is None or known[0] is not problems or known[1] is not self.splitter:
+            requests = [
+                SampleRequest(p, self.prompt(p), n, seed, temperature=temperature) for p in problems
+            ]
+            rows = [[self.read(g) for g in row] for row in self.workspace.sample(requests)]
+            known = self.workspace.ranked[key] = (problems, self.splitter, rows)
+        return [list(row) for row in known[2]]
 
     def extend(
         self,
@@ -100,11 +107,7 @@ class SearchContext:
     ) -> tuple[list[Candidate], list[Compute]]:
         """Score and aggregate solutions (partial or whole), and what scoring each cost. The
         ``whole`` aggregator scores each solution's text as one step: a PRM call of its own."""
-        scores = self.score_steps([(p, s.steps) for p, s in items])
-        costs = [
-            Compute(prm_tokens=self._prm_tokens(p, s.steps, x), prm_calls=1, wall_seconds=x.seconds)
-            for (p, s), x in zip(items, scores, strict=True)
-        ]
+        scores, costs = self._scores_and_costs(items)
         values = [self.aggregate(x) for x in scores]
         if getattr(self.aggregate, "whole", False):
             wholes = self.score_steps(
@@ -119,6 +122,27 @@ class SearchContext:
             Candidate(s, x, v) for (_, s), x, v in zip(items, scores, values, strict=True)
         ]
         return candidates, costs
+
+    def _scores_and_costs(
+        self, items: Sequence[tuple[Problem, Solution]]
+    ) -> tuple[list[StepScores], list[Compute]]:
+        """Step scores and what reading them cost, the same for every aggregator: a search
+        that ranks first what another cell of the table ranked first (best-of-N ranking one
+        pool per aggregator) gets them from the workspace."""
+        fresh = not self._ranked
+        key = (id(self.prm), *(id(s) for _, s in items)) if fresh else None
+        known = self.workspace.ranked.get(key) if fresh else None
+        if known is not None and all(a is b for a, (_, b) in zip(known[0], items, strict=True)):
+            self._ranked.update((p.id, p.question, s.steps) for p, s in items)
+            return known[1], known[2]
+        scores = self.score_steps([(p, s.steps) for p, s in items])
+        costs = [
+            Compute(prm_tokens=self._prm_tokens(p, s.steps, x), prm_calls=1, wall_seconds=x.seconds)
+            for (p, s), x in zip(items, scores, strict=True)
+        ]
+        if fresh:
+            self.workspace.ranked[key] = ([s for _, s in items], scores, costs)
+        return scores, costs
 
     def _prm_tokens(self, problem: Problem, steps: tuple[str, ...], scores: StepScores) -> int:
         """The PRM tokens scoring ``steps`` costs: the new step's when the PRM keeps KV caches

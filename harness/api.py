@@ -159,11 +159,11 @@ def _run(
     with open_run(config, results_dir, argv, progress) as run:
         run.record.data["plan_key"] = key
         earlier = None if recompute else reuse.finished_run(run.store, run.record.path.parent, key)
-        if earlier is not None:
-            run.metrics = reuse.reused_metrics(earlier, run.record.path, started)
-        else:
-            run.metrics = run_eval(prepared, run, grading_timeout)
+        metrics = reuse.reused_metrics(earlier, run.record.path, started) if earlier else None
+        if metrics is None:
+            metrics = run_eval(prepared, run, grading_timeout)
             reuse.remember(run.store, key, run.run_id)
+        run.metrics = metrics
     return run.record.data
 
 

@@ -60,7 +60,8 @@ def code_fingerprint() -> str:
 
 def finished_run(store: Store, runs: Path, key: str) -> dict[str, Any] | None:
     """The record of a run of plan ``key`` that succeeded and whose per-sample results are
-    still in ``runs``; None when there is none (or it was moved, damaged or deleted)."""
+    still in ``runs``; None when there is none (or it was moved, damaged, deleted or edited
+    into something prmh did not write)."""
     found = store.get_many(KIND, [key]).get(key)
     run_id = found.get("run") if isinstance(found, dict) else None
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
@@ -69,27 +70,43 @@ def finished_run(store: Store, runs: Path, key: str) -> dict[str, Any] | None:
         record = json.loads((runs / f"{run_id}.json").read_text())
     except (OSError, ValueError):
         return None
-    metrics = record.get("metrics") if isinstance(record, dict) else None
-    if record.get("status") != "success" or record.get("plan_key") != key:
+    if not isinstance(record, dict) or record.get("run_id") != run_id:
         return None
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("samples"), str):
+    metrics = record.get("metrics")
+    if record.get("status") != "success" or record.get("plan_key") != key or not _whole(metrics):
         return None
     samples = runs / metrics["samples"]
     return record if samples.name == metrics["samples"] and samples.is_file() else None
 
 
-def reused_metrics(earlier: dict[str, Any], record_path: Path, started: float) -> dict[str, Any]:
+def _whole(metrics: Any) -> bool:
+    """Metrics shaped as an evaluation writes them (tables, per-sample file, entry counts)."""
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("samples"), str):
+        return False
+    tables, cache = metrics.get("tables"), metrics.get("cache")
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        return False
+    counts = [cache.get(k) for k in ("from_store", "computed")] if isinstance(cache, dict) else []
+    return len(counts) == 2 and all(
+        isinstance(c, dict) and all(isinstance(n, int) for n in c.values()) for c in counts
+    )
+
+
+def reused_metrics(
+    earlier: dict[str, Any], record_path: Path, started: float
+) -> dict[str, Any] | None:
     """The metrics of the run whose record is at ``record_path``, taken from ``earlier``'s:
     the same tables, its per-sample file copied beside the new record, and every entry counted
-    as read from the store."""
+    as read from the store; None when that file can no longer be read."""
     metrics = dict(earlier["metrics"])  # read from its file: nothing else holds it
     metrics.pop("damaged_entries", None)  # what that run found in the store: not read here
-    source = record_path.parent / metrics["samples"]
     target = samples_path(record_path)
-    write_bytes_atomic(target, source.read_bytes())
-    cache = metrics.get("cache") or {}
-    stored = dict(cache.get("from_store") or {})
-    for kind, n in (cache.get("computed") or {}).items():
+    try:
+        write_bytes_atomic(target, (record_path.parent / metrics["samples"]).read_bytes())
+    except OSError:
+        return None
+    stored = dict(metrics["cache"]["from_store"])
+    for kind, n in metrics["cache"]["computed"].items():
         stored[kind] = stored.get(kind, 0) + n
     metrics.update(
         samples=target.name,

@@ -74,17 +74,29 @@ def test_edited_prmh_code_is_a_new_plan(cli, monkeypatch):
     assert "reused_run" not in again["metrics"] and again["plan_key"] != first["plan_key"]
 
 
-@pytest.mark.parametrize("damage", ["samples gone", "record says error", "record not JSON"])
+EDITS = {
+    "record says error": lambda r: {**r, "status": "error"},
+    "record a list": lambda r: [r],
+    "tables not a list": lambda r: {**r, "metrics": {**r["metrics"], "tables": "x"}},
+    "counts not numbers": lambda r: {**r, "metrics": {**r["metrics"], "cache": {"computed": 1}}},
+    "samples elsewhere": lambda r: {**r, "metrics": {**r["metrics"], "samples": "../x.gz"}},
+    "another run's id": lambda r: {**r, "run_id": "20261128-000000-abcdef"},
+}
+
+
+@pytest.mark.parametrize("damage", ["samples gone", "record not JSON", *EDITS])
 def test_a_run_whose_files_are_gone_or_damaged_is_computed_again(cli, damage):
+    """A record or per-sample file that is gone, damaged or edited by hand is never read
+    back: the plan runs again (from the store) and says nothing was reused."""
     first = _run(cli)
     runs = cli.results_dir / "runs"
     record = runs / f"{first['run_id']}.json"
     if damage == "samples gone":
         (runs / first["metrics"]["samples"]).unlink()
-    elif damage == "record says error":
-        record.write_text(json.dumps({**first, "status": "error"}))
-    else:
+    elif damage == "record not JSON":
         record.write_text("{not json")
+    else:
+        record.write_text(json.dumps(EDITS[damage](first)))
     again = _run(cli)
     assert "reused_run" not in again["metrics"]
     assert again["metrics"]["tables"] == first["metrics"]["tables"]  # from the store

@@ -50,6 +50,8 @@ class SampleLog:
         self._seen: dict[int, tuple[Any, int]] = {}  # id(solution) -> (solution, its number)
         self.scored: set[tuple[str, int]] = set()
         self.problems: set[tuple[str, str]] = set()
+        self._cell: tuple = ()  # the search cell whose budgets are being added
+        self._entries: dict[int, tuple[Any, list]] = {}  # id(candidate) -> it, [number, score]
 
     def add_problems(self, task: str, problems: list[Problem]) -> None:
         for p in problems:
@@ -96,13 +98,19 @@ class SampleLog:
         """One search cell (``where``: task, generator, prm, splitter, agg, search, budget,
         seed): each problem's candidates, each selector's choice and the compute."""
         source = {"task": where["task"], "generator": where["generator"]}
+        cell = tuple(v for k, v in where.items() if k != "budget")
+        if cell != self._cell:  # a search's budgets share candidates: each is read once
+            self._cell, self._entries = cell, {}
         candidates = []
         for result in results:
             row = []
             for c in result.candidates:
-                solution = self._solution(source, result.problem_id, c.solution)
-                self._scores(where["prm"], solution, c.scores)
-                row.append([solution, c.score])
+                known = self._entries.get(id(c))
+                if known is None or known[0] is not c:
+                    solution = self._solution(source, result.problem_id, c.solution)
+                    self._scores(where["prm"], solution, c.scores)
+                    known = self._entries[id(c)] = (c, [solution, c.score])
+                row.append(known[1])
             candidates.append(row)
         self.lines.append(
             {"t": "cells", **where, "problem": [r.problem_id for r in results],

@@ -8,6 +8,7 @@ for step-level searches. Greedy ignores it: one sample at temperature 0, the bas
 from __future__ import annotations
 
 import random
+from itertools import compress
 
 from prmh import Candidate, Compute, Problem, SearchResult, hookimpl
 from prmh.errors import PrmhError
@@ -65,12 +66,13 @@ class BestOfN:
         """The largest pool any budget reads is ranked once; each budget reads its prefix."""
         sizes = [self._pool_size(ctx, b) for b in budgets]
         scored = _scored(ctx, problems, ctx.pool(problems, max(sizes), seed))
+        finished = [[c.solution.finished for c in cands] for cands, _ in scored]
         return [
             [
-                _finished(p, cands[:n], Compute.total(costs[:n]))
+                SearchResult(p.id, tuple(compress(cands[:n], done)), Compute.total(costs[:n]))
                 if n == budget
                 else self._subsets(p, cands[:n], costs[:n], budget, seed)
-                for p, (cands, costs) in zip(problems, scored, strict=True)
+                for p, (cands, costs), done in zip(problems, scored, finished, strict=True)
             ]
             for budget, n in zip(budgets, sizes, strict=True)
         ]

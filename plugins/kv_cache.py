@@ -23,6 +23,7 @@ from typing import Any
 
 LOOK_BACK = 2  # step read positions tried per solution, from its second-to-last step down
 GROUP_SCAN = 256  # the most rows one shared prefix is read for
+SHARED_LEAST = 32  # the fewest shared tokens that solutions scored together read once
 
 
 @dataclass

@@ -79,6 +79,38 @@ def test_prefixes_score_as_in_the_full_pass_and_batching_does_not_matter(registr
     assert gap.probs[1] == pytest.approx(plain.probs[0], abs=1e-6)
 
 
+def test_candidates_sharing_their_question_and_first_words_read_them_once(registry, models):
+    """Best-of-N's candidates of one problem scored together: the tokens they share, reaching
+    into the solution, go through both models once and each continues from there; every value
+    equals scoring the candidate alone with the cache (and this sharing) off, which the test
+    above ties to the definition."""
+    from prmh.plugins.kv_cache import SHARED_LEAST, shared_groups
+
+    cached = build(registry, models, scale=[0.5], bias=[0.25])
+    plain = build(registry, models, scale=[0.5], bias=[0.25], prefix_cache_tokens=0)
+    computed = []  # tokens each pass of the policy computes (not padding, not cached)
+    cached.scorer.policy.register_forward_pre_hook(
+        lambda m, a, kw: computed.append(
+            int(kw["attention_mask"][:, -kw["input_ids"].shape[1] :].sum())
+        ),
+        with_kwargs=True,
+    )
+    problems = ArithTask().problems(2)
+    shapes = ((1, ""), (2, " Sure."), (3, " Yes."))  # (steps, words after the first step)
+    requests = [ScoreRequest(p, (p.steps[0] + tail, *p.steps[1:k]))
+                for p in problems for k, tail in shapes]  # fmt: skip
+    together = cached.score(requests)
+    for a, r in zip(together, requests, strict=True):
+        (b,) = plain.score([r])
+        assert a.probs == pytest.approx(b.probs, abs=1e-5) and a.num_tokens == b.num_tokens
+    encoded = [cached.recipe.encode(r.problem.question, list(r.steps)) for r in requests]
+    groups = shared_groups([e.ids for e in encoded], SHARED_LEAST)
+    assert len(groups) == 2 and all(n > encoded[g[0]].start for g, n in groups)
+    # each group's prefix once; each member from its last shared token (read again) on
+    saved = sum((len(g) - 1) * n - len(g) for g, n in groups)
+    assert sum(computed) == sum(len(e.ids) for e in encoded) - saved
+
+
 def test_a_step_search_round_reads_only_the_new_step(registry, models):
     """Steps 1..k after steps 1..k-1 (the rounds of a beam search): with the prefix cache both
     models read only the tokens from the end of the cached prefix, and every value equals the

@@ -11,8 +11,7 @@ torch = pytest.importorskip("torch")
 
 from prmh import Problem, ScoreRequest  # noqa: E402
 from prmh.errors import PrmhError  # noqa: E402
-from prmh.plugins.kv_cache import shared_groups  # noqa: E402
-from prmh.plugins.prms.hf import SHARED_LEAST  # noqa: E402
+from prmh.plugins.kv_cache import SHARED_LEAST, shared_groups  # noqa: E402
 from prmh.prm_dirs import write_prm_config  # noqa: E402
 from prmh.registry import load_registry  # noqa: E402
 from prmh.testing import save_tiny_prm, tiny_tokenizer  # noqa: E402

@@ -39,6 +39,7 @@ from prmh.plugins.hf_models import (
     resolve_checkpoint,
 )
 from prmh.plugins.kv_cache import (
+    SHARED_LEAST,
     Entry,
     PrefixCache,
     layers_of,
@@ -52,7 +53,6 @@ from prmh.plugins.prms.batching import Encoded, length_batches, pack
 from prmh.plugins.prms.heads import QUANTILE_LEVELS, head_model, load_head, to_quantiles
 
 HEADS = ("lm", "classifier", "value")
-SHARED_LEAST = 32  # the fewest shared tokens that solutions scored together read once
 
 
 class HFScorer:

@@ -25,7 +25,15 @@ from prmh.plugins.hf_models import (
     quiet_transformers,
     resolve_checkpoint,
 )
-from prmh.plugins.kv_cache import PrefixCache, layers_of, row_of, run_tails
+from prmh.plugins.kv_cache import (
+    SHARED_LEAST,
+    Entry,
+    PrefixCache,
+    layers_of,
+    row_of,
+    run_tails,
+    shared_groups,
+)
 from prmh.plugins.prms.batching import Encoded, length_batches, pack
 from prmh.plugins.prms.heads import QUANTILE_LEVELS
 
@@ -184,6 +192,9 @@ class ImplicitScorer:
         todo = [i for i, e in enumerate(encoded) if e.positions and i not in hits]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         with torch.inference_mode():
+            if self.prefixes is not None:
+                hits.update(self._shared(torch, encoded, todo, pad))
+                todo = [i for i in todo if i not in hits]
             for batch in length_batches(
                 [len(encoded[i].ids) for i in todo], self.max_tokens_per_batch
             ):
@@ -203,6 +214,14 @@ class ImplicitScorer:
 
     def _score_batch(self, torch: Any, rows: list[Encoded], pad: int) -> list[tuple]:
         """One padded pass of both models over ``rows``; each row kept for later extension."""
+        totals, states = self._read(torch, rows, pad)
+        for enc, state in zip(rows, states, strict=True) if states else ():
+            self.prefixes.add(enc.ids, enc.positions, state)
+        return [(self._values(totals[r], enc), False, len(enc.ids)) for r, enc in enumerate(rows)]
+
+    def _read(self, torch: Any, rows: list[Encoded], pad: int) -> tuple[Any, list | None]:
+        """Both models over ``rows`` in one padded pass: each row's running sums of log ratios
+        and, with the prefix cache, what extending it needs (both KV caches and its sums)."""
         ids, mask, starts, _ = pack(torch, rows, pad, self.device)
         caching = self.prefixes is not None
         both = [m(input_ids=ids, attention_mask=mask, use_cache=caching)
@@ -211,15 +230,33 @@ class ImplicitScorer:
         ratios = torch.nn.functional.pad(ratios, (1, 0))
         index = torch.arange(ratios.shape[1], device=ratios.device)[None]
         totals = (ratios * (index >= starts[:, None])).cumsum(-1)
-        out = []
-        for row, enc in enumerate(rows):
-            out.append((self._values(totals[row], enc), False, len(enc.ids)))
-            if caching:
-                kv = [row_of(layers_of(cache_of(o)), row, len(enc.ids)) for o in both]
-                self.prefixes.add(
-                    enc.ids, enc.positions, (*kv, totals[row, : len(enc.ids)].clone())
-                )
-        return out
+        if not caching:
+            return totals, None
+        return totals, [
+            (*[row_of(layers_of(cache_of(o)), row, len(enc.ids)) for o in both],
+             totals[row, : len(enc.ids)].clone())
+            for row, enc in enumerate(rows)
+        ]  # fmt: skip
+
+    def _shared(self, torch: Any, encoded, todo: list[int], pad: int) -> dict[int, tuple]:
+        """Solutions that share a long token prefix reaching into their solution (one
+        problem's candidates share its question and often their first words): each group's
+        prefix is read once and its solutions continue from it as from a cached one."""
+        groups = [
+            (g, n)
+            for g, n in shared_groups([encoded[i].ids for i in todo], SHARED_LEAST)
+            if all(n > encoded[todo[k]].start for k in g)
+        ]
+        prefixes = [
+            Encoded(encoded[todo[g[0]]].ids[:n], [], encoded[todo[g[0]]].start) for g, n in groups
+        ]
+        shared = {}
+        for batch in length_batches([len(e.ids) for e in prefixes], self.max_tokens_per_batch):
+            _, states = self._read(torch, [prefixes[j] for j in batch], pad)
+            for j, state in zip(batch, states, strict=True):
+                entry = Entry(tuple(prefixes[j].ids), (), state)
+                shared.update((todo[k], (entry, len(entry.ids))) for k in groups[j][0])
+        return shared
 
     def _values(self, totals: Any, enc: Encoded) -> list[Any]:
         """Step probabilities (lists of quantiles) from a row's running sums of log ratios."""

@@ -62,13 +62,13 @@ class SearchContext:
         once per splitter: every cell of a table that reads the same pool gets it from the
         workspace."""
         key = ("pool", id(self.splitter), id(problems), n, seed, temperature)
-        known = self.workspace.ranked.get(key)
+        known = self.workspace.shared.get(key)
         if known is None or known[0] is not problems or known[1] is not self.splitter:
             requests = [
                 SampleRequest(p, self.prompt(p), n, seed, temperature=temperature) for p in problems
             ]
             rows = [[self.read(g) for g in row] for row in self.workspace.sample(requests)]
-            known = self.workspace.ranked[key] = (problems, self.splitter, rows)
+            known = self.workspace.shared[key] = (problems, self.splitter, rows)
         return [list(row) for row in known[2]]
 
     def extend(
@@ -131,7 +131,7 @@ class SearchContext:
         pool per aggregator) gets them from the workspace."""
         fresh = not self._ranked
         key = (id(self.prm), *(id(s) for _, s in items)) if fresh else None
-        known = self.workspace.ranked.get(key) if fresh else None
+        known = self.workspace.shared.get(key) if fresh else None
         if known is not None and all(a is b for a, (_, b) in zip(known[0], items, strict=True)):
             self._ranked.update((p.id, p.question, s.steps) for p, s in items)
             return known[1], known[2]
@@ -141,7 +141,7 @@ class SearchContext:
             for (p, s), x in zip(items, scores, strict=True)
         ]
         if fresh:
-            self.workspace.ranked[key] = ([s for _, s in items], scores, costs)
+            self.workspace.shared[key] = ([s for _, s in items], scores, costs)
         return scores, costs
 
     def _prm_tokens(self, problem: Problem, steps: tuple[str, ...], scores: StepScores) -> int:

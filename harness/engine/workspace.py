@@ -81,7 +81,7 @@ class Workspace:
         self._fingerprints: dict[tuple[str, str], str] = {}
         self._keys: dict[tuple, str] = {}  # content keys already computed, by what they hash
         self._read: dict[tuple[int, int], tuple[Any, Generation, Solution]] = {}
-        self.ranked: dict[tuple, tuple] = {}  # a search context's first ranking, by what it ranked
+        self.shared: dict[tuple, tuple] = {}  # what cells share: pools as read, first rankings
         self.claims = Claims(store, run_id)
 
     def fingerprint(self, problem: Problem) -> str:

@@ -16,32 +16,6 @@ from prmh.plugins.ias import n_ias
 from prmh.plugins.step_search import level
 
 
-def _scored(ctx, problems: list[Problem], pools) -> list[tuple[list[Candidate], list[Compute]]]:
-    """Rank every solution of every pool in one batched call; per problem: (candidates, cost)."""
-    ranked, costs = ctx.rank(
-        [(p, s) for p, pool in zip(problems, pools, strict=True) for s in pool]
-    )
-    out, at = [], 0
-    for pool in pools:
-        cands, spent = ranked[at : at + len(pool)], costs[at : at + len(pool)]
-        out.append(
-            (
-                cands,
-                [
-                    Compute(
-                        c.generated_tokens + s.num_tokens,
-                        c.prm_tokens,
-                        c.prm_calls,
-                        c.wall_seconds + s.generation.seconds,
-                    )
-                    for c, s in zip(spent, pool, strict=True)
-                ],
-            )
-        )
-        at += len(pool)
-    return out
-
-
 def _finished(problem: Problem, cands: list[Candidate], spent: Compute) -> SearchResult:
     return SearchResult(problem.id, tuple(c for c in cands if c.solution.finished), spent)
 
@@ -65,7 +39,7 @@ class BestOfN:
     ) -> list[list[SearchResult]]:
         """The largest pool any budget reads is ranked once; each budget reads its prefix."""
         sizes = [self._pool_size(ctx, b) for b in budgets]
-        scored = _scored(ctx, problems, ctx.pool(problems, max(sizes), seed))
+        scored = ctx.rank_pools(problems, ctx.pool(problems, max(sizes), seed))
         finished = [[c.solution.finished for c in cands] for cands, _ in scored]
         return [
             [
@@ -104,7 +78,7 @@ class Greedy:
         pools = ctx.pool(problems, 1, seed, temperature=0.0)
         return [
             _finished(p, cands, Compute.total(costs))
-            for p, (cands, costs) in zip(problems, _scored(ctx, problems, pools), strict=True)
+            for p, (cands, costs) in zip(problems, ctx.rank_pools(problems, pools), strict=True)
         ]
 
     def run_budgets(
@@ -149,7 +123,7 @@ class BonIAS:
         caps, questions = self.budgets(ctx, problems, max(budgets))
         most = max(caps)
         pools = [pool[:k] for pool, k in zip(ctx.pool(problems, most, seed), caps, strict=True)]
-        scored = _scored(ctx, problems, pools)
+        scored = ctx.rank_pools(problems, pools)
         out = []
         for budget in budgets:
             results = []

@@ -303,7 +303,9 @@ def test_best_of_n_reads_each_budget_as_a_prefix_of_one_ranked_pool(registry, wo
     ctx, problems = world()
     counting = Counting(ctx)
     ranked = []
-    counting.rank = lambda items: ranked.append(len(items)) or ctx.rank(items)
+    counting.rank_pools = lambda problems, pools: (
+        ranked.append(sum(map(len, pools))) or ctx.rank_pools(problems, pools)
+    )
     budgets = [1, 4, 16]
     per_budget = registry.create("search", "best-of-n").instance.run_budgets(
         counting, problems, budgets, 0

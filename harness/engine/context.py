@@ -123,6 +123,25 @@ class SearchContext:
         ]
         return candidates, costs
 
+    def rank_pools(
+        self, problems: Sequence[Problem], pools: Sequence[Sequence[Solution]]
+    ) -> list[tuple[list[Candidate], list[Compute]]]:
+        """Every solution of every pool ranked in one batched call; per problem, its
+        candidates and what each cost, generating it included (the same for every aggregator:
+        kept in the workspace with the ranking it extends)."""
+        items = [(p, s) for p, pool in zip(problems, pools, strict=True) for s in pool]
+        candidates, costs = self.rank(items)
+        known = self.workspace.shared.get(("spent", id(costs)))
+        if known is None or known[0] is not costs:
+            spent = [c + Compute(s.num_tokens, wall_seconds=s.generation.seconds)
+                     for c, (_, s) in zip(costs, items, strict=True)]  # fmt: skip
+            known = self.workspace.shared[("spent", id(costs))] = (costs, spent)
+        out, at = [], 0
+        for pool in pools:
+            out.append((candidates[at : at + len(pool)], known[1][at : at + len(pool)]))
+            at += len(pool)
+        return out
+
     def _scores_and_costs(
         self, items: Sequence[tuple[Problem, Solution]]
     ) -> tuple[list[StepScores], list[Compute]]:

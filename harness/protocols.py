@@ -159,6 +159,10 @@ class SearchContext(Protocol):
         self, items: Sequence[tuple[Problem, Solution]]
     ) -> tuple[list[Candidate], list[Compute]]: ...
 
+    def rank_pools(
+        self, problems: Sequence[Problem], pools: Sequence[Sequence[Solution]]
+    ) -> list[tuple[list[Candidate], list[Compute]]]: ...
+
 
 @runtime_checkable
 class Search(Protocol):

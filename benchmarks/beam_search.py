@@ -35,37 +35,43 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def _components(args: argparse.Namespace, tmp: Path) -> dict:
+    """The tiny generator and PRM (one saved random model), arith, beam search and the rest."""
+    from prmh.registry import load_registry
+    from prmh.testing import save_tiny_prm, tiny_tokenizer
+
+    registry = load_registry()
+    tokenizer = tiny_tokenizer(extra_tokens=["ки"])
+    model = str(save_tiny_prm(tmp / "lm", "lm", tokenizer, layers=args.layers, hidden=args.hidden))
+    task = registry.create("task", "arith")
+    options = {"model": model, "max_new_tokens": args.step_tokens, "batch_size": 64}
+    # A step ends at the next full stop: frequent enough in the tiny model's samples.
+    search = {"width": args.width, "max_steps": args.steps, "separator": "."}
+    return {
+        "task": task,
+        "generator": registry.create("generator", "hf", options),
+        "prm": registry.create("prm", "math-shepherd", {"model": model}),
+        "splitter": registry.create("splitter", "newline"),
+        "aggregate": registry.create("aggregator", "last").instance,
+        "search": registry.create("search", "beam", search).instance,
+        "problems": task.instance.problems(args.problems),
+    }
+
+
 def _run(args: argparse.Namespace, tmp: Path) -> tuple[list, list, list[tuple[float, float]]]:
     """Beam search over every problem in one call, then one problem at a time, each in a
     fresh store and with the models' prefix caches emptied: both results and each pair's
     seconds."""
     from prmh.engine import CacheStats, SearchContext, Workspace
-    from prmh.registry import load_registry
     from prmh.store import Store, ensure_results_dir
-    from prmh.testing import save_tiny_prm, tiny_tokenizer
 
-    registry = load_registry()
-    tokenizer = tiny_tokenizer(extra_tokens=["ки"])
-    model = save_tiny_prm(tmp / "lm", "lm", tokenizer, layers=args.layers, hidden=args.hidden)
-    task = registry.create("task", "arith")
-    generator = registry.create(
-        "generator",
-        "hf",
-        {"model": str(model), "max_new_tokens": args.step_tokens, "batch_size": 64},
-    )
-    prm = registry.create("prm", "math-shepherd", {"model": str(model)})
-    splitter = registry.create("splitter", "newline")
-    aggregate = registry.create("aggregator", "last").instance
-    # A step ends at the next full stop: frequent enough in the tiny model's samples.
-    search = registry.create(
-        "search", "beam", {"width": args.width, "max_steps": args.steps, "separator": "."}
-    ).instance
-    problems = task.instance.problems(args.problems)
+    c = _components(args, tmp)
+    generator, prm, search, problems = c["generator"], c["prm"], c["search"], c["problems"]
 
     def context(name: str) -> SearchContext:
         store = Store(ensure_results_dir(tmp / name))
-        workspace = Workspace(task, generator, store, "bench", CacheStats(), lambda *a: None)
-        return SearchContext(workspace, prm, splitter, aggregate, args.budget)
+        workspace = Workspace(c["task"], generator, store, "bench", CacheStats(), lambda *a: None)
+        return SearchContext(workspace, prm, c["splitter"], c["aggregate"], args.budget)
 
     read = {"generator": [], "PRM": []}
     args.linear = {}
@@ -78,32 +84,30 @@ def _run(args: argparse.Namespace, tmp: Path) -> tuple[list, list, list[tuple[fl
         model.register_forward_pre_hook(
             lambda m, a, kw, log=read[name]: log.append(kw["input_ids"].numel()), with_kwargs=True
         )
-
-    def clear() -> None:  # nothing kept from the run before
-        generator.instance.kept.entries.clear()
-        generator.instance.kept.tokens = 0
-        prm.instance.scorer.prefixes.entries.clear()
-        prm.instance.scorer.prefixes.index.clear()
-        prm.instance.scorer.prefixes.tokens = 0
-
     search.run(context("warm-up"), problems[:2], args.budget, 0)  # first calls set things up
     for log in read.values():
         log.clear()
     pairs = []
     for pair in range(args.pairs):  # interleaved: batched, then one at a time
-        clear()
+        _forget(generator, prm)
         start = time.perf_counter()
         batched = search.run(context(f"batched-{pair}"), problems, args.budget, 0)
         batched_seconds = time.perf_counter() - start
         if pair == 0:
             args.forward_tokens = {name: sum(log) for name, log in read.items()}
-        clear()
+        _forget(generator, prm)
         start = time.perf_counter()
         single = []
         for i, problem in enumerate(problems):
             single += search.run(context(f"single-{pair}-{i}"), [problem], args.budget, 0)
         pairs.append((batched_seconds, time.perf_counter() - start))
     return batched, single, pairs
+
+
+def _forget(generator, prm) -> None:
+    """Nothing kept from the run before: the generator's kept prefixes, the PRM's cache."""
+    generator.instance.kept.clear()
+    prm.instance.scorer.prefixes.clear()
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ operations so simulators and oracles can reason about the problem without parsin
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from functools import lru_cache
 
 from prmh import Problem, hookimpl
@@ -124,23 +125,48 @@ def _make_problem(rng: random.Random, min_ops: int, max_ops: int) -> tuple[str, 
 def generate(
     split: str, seed: int, min_ops: int, max_ops: int, count: int | None = None
 ) -> tuple[Problem, ...]:
-    """The first ``count`` problems of a split (all by default: each is drawn after the ones
-    before it, so a shorter list is the start of a longer one); train skips any question that
-    test also has."""
-    exclude: set[str] = set()
-    if split == "train":
-        exclude = {p.question for p in generate("test", seed, min_ops, max_ops)}
-    rng = random.Random(f"arith:{seed}:{split}:{min_ops}:{max_ops}")
+    """The first ``count`` problems of a split (all by default); train skips any question
+    that test also has."""
+    exclude = (
+        {p.question for p in generate("test", seed, min_ops, max_ops)}
+        if split == "train"
+        else set()
+    )
+
+    def make(rng: random.Random) -> tuple[str, Callable[[], tuple]]:
+        question, steps, meta = _make_problem(rng, min_ops, max_ops)
+        return question, lambda: (str(apply_all(meta["start"], meta["ops"])), tuple(steps), meta)
+
+    return draw(
+        "arith", SPLIT_SIZES, split, f"{seed}:{split}:{min_ops}:{max_ops}", count, exclude, make
+    )
+
+
+def draw(
+    name: str,
+    sizes: dict[str, int],
+    split: str,
+    stream: str,
+    count: int | None,
+    exclude: set[str],
+    make: Callable[[random.Random], tuple[str, Callable[[], tuple]]],
+) -> tuple[Problem, ...]:
+    """A procedural split's first ``count`` problems (all by default), drawn from one random
+    stream (``name:stream``) in turn, so a shorter list is the start of a longer one: ``make``
+    draws a question and how to finish it (gold answer, steps, metadata; it may draw more); a
+    question seen before or in ``exclude`` is drawn again."""
+    rng = random.Random(f"{name}:{stream}")
     problems: list[Problem] = []
     seen: set[str] = set()
-    while len(problems) < min(count or SPLIT_SIZES[split], SPLIT_SIZES[split]):
-        question, steps, meta = _make_problem(rng, min_ops, max_ops)
+    while len(problems) < min(count or sizes[split], sizes[split]):
+        question, finish = make(rng)
         if question in seen or question in exclude:
             continue
         seen.add(question)
-        answer = str(apply_all(meta["start"], meta["ops"]))
-        pid = f"arith-{split}-{len(problems):05d}"
-        problems.append(Problem(pid, question, answer, tuple(steps), meta))
+        answer, steps, meta = finish()
+        problems.append(
+            Problem(f"{name}-{split}-{len(problems):05d}", question, answer, steps, meta)
+        )
     return tuple(problems)
 
 

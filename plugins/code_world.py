@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 from prmh import Problem, hookimpl
 from prmh.answers import python_block
 from prmh.code_tests import test_spec
-from prmh.plugins.arith import ArithTask
+from prmh.plugins.arith import ArithTask, draw
 
 SPLIT_SIZES = {"test": 500, "train": 2000}
 PROMPT = (
@@ -199,30 +200,30 @@ def _make(rng: random.Random, min_ops: int, max_ops: int) -> tuple[str, dict[str
 def generate(
     split: str, seed: int, min_ops: int, max_ops: int, count: int | None = None
 ) -> tuple[Problem, ...]:
-    """The first ``count`` problems of a split (all by default: each is drawn after the ones
-    before it, so a shorter list is the start of a longer one); train skips any question that
-    test also has."""
-    exclude = set()
-    if split == "train":
-        exclude = {p.question for p in generate("test", seed, min_ops, max_ops)}
-    rng = random.Random(f"code:{seed}:{split}:{min_ops}:{max_ops}")
-    problems: list[Problem] = []
-    seen: set[str] = set()
-    while len(problems) < min(count or SPLIT_SIZES[split], SPLIT_SIZES[split]):
+    """The first ``count`` problems of a split (all by default); train skips any question
+    that test also has. A problem's hidden tests are drawn after its question is kept."""
+    exclude = (
+        {p.question for p in generate("test", seed, min_ops, max_ops)}
+        if split == "train"
+        else set()
+    )
+
+    def make(rng: random.Random) -> tuple[str, Callable[[], tuple]]:
         question, meta = _make(rng, min_ops, max_ops)
-        if question in seen or question in exclude:
-            continue
-        seen.add(question)
         kind, ops, final = meta["kind"], meta["ops"], meta["final"]
-        tests = [
-            {"input": json.dumps([x]), "output": repr(run(kind, ops, final, x))}
-            for x in _tests(kind, ops, final, rng)
-        ]
-        gold = test_spec(tests)
-        steps = tuple(solution_lines(kind, ops, final))
-        pid = f"code-{split}-{len(problems):05d}"
-        problems.append(Problem(pid, question, gold, steps, meta))
-    return tuple(problems)
+
+        def finish() -> tuple:
+            tests = [
+                {"input": json.dumps([x]), "output": repr(run(kind, ops, final, x))}
+                for x in _tests(kind, ops, final, rng)
+            ]
+            return test_spec(tests), tuple(solution_lines(kind, ops, final)), meta
+
+        return question, finish
+
+    return draw(
+        "code", SPLIT_SIZES, split, f"{seed}:{split}:{min_ops}:{max_ops}", count, exclude, make
+    )
 
 
 class CodeTask(ArithTask):

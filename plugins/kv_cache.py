@@ -50,6 +50,11 @@ class _ByTokens:
             self.tokens -= self._size(old)
             self._forget(old_key, old)
 
+    def clear(self) -> None:
+        """Forget every entry (a benchmark's runs start alike)."""
+        self.entries.clear()
+        self.tokens = 0
+
     def _size(self, value: Any) -> int:
         raise NotImplementedError
 
@@ -74,6 +79,10 @@ class PrefixCache(_ByTokens):
                 self.entries.move_to_end(key)
                 return entry, p + 1
         return None
+
+    def clear(self) -> None:
+        super().clear()
+        self.index.clear()
 
     def add(self, ids: Sequence[int], positions: Sequence[int], state: Any) -> None:
         key = tuple(ids)

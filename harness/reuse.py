@@ -43,18 +43,21 @@ def plan_key(config: dict[str, Any], problems: list[list[Problem]], grading_time
 
 @functools.cache
 def code_fingerprint() -> str:
-    """prmh's code as it is on disk: each module's path, size and modification time, so that
-    an edited checkout never reads back results its old code computed."""
+    """prmh's code as it is on disk, so that an edited checkout never reads back results its
+    old code computed."""
     import prmh
     import prmh.plugins
 
+    return files_fingerprint([Path(prmh.__file__).parent, Path(prmh.plugins.__file__).parent])
+
+
+def files_fingerprint(roots: list[Path]) -> str:
+    """Each Python module under ``roots``: its path, size and modification time, hashed."""
     files = []
-    for package in (prmh, prmh.plugins):
-        root = Path(package.__file__).parent
+    for i, root in enumerate(roots):
         for path in sorted(root.rglob("*.py")):
             stat = path.stat()
-            files.append([package.__name__, path.relative_to(root).as_posix(), stat.st_size,
-                          stat.st_mtime_ns])  # fmt: skip
+            files.append([i, path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
     return content_key(files)
 
 

@@ -67,8 +67,6 @@ def test_anything_the_results_depend_on_makes_a_new_plan(cli, change):
 def test_edited_prmh_code_is_a_new_plan(cli, monkeypatch):
     """prmh's modules on disk (path, size, modification time) are part of the key."""
     first = _run(cli)
-    reuse.code_fingerprint.cache_clear()
-    assert reuse.code_fingerprint() == reuse.code_fingerprint()
     monkeypatch.setattr(reuse, "code_fingerprint", lambda: "edited")
     again = _run(cli)
     assert "reused_run" not in again["metrics"] and again["plan_key"] != first["plan_key"]
@@ -82,6 +80,31 @@ EDITS = {
     "samples elsewhere": lambda r: {**r, "metrics": {**r["metrics"], "samples": "../x.gz"}},
     "another run's id": lambda r: {**r, "run_id": "20261128-000000-abcdef"},
 }
+
+
+def test_the_code_fingerprint_follows_every_module(tmp_path):
+    """A module edited (its size or its modification time), added or removed changes it."""
+    import os
+
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for root in roots:
+        (root / "sub").mkdir(parents=True)
+        (root / "sub" / "m.py").write_text("x = 1\n")
+    before = reuse.files_fingerprint(roots)
+    assert reuse.files_fingerprint(roots) == before
+    module = roots[1] / "sub" / "m.py"
+    stat = module.stat()
+    os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    touched = reuse.files_fingerprint(roots)
+    assert touched != before
+    module.write_text("x = 10\n")
+    edited = reuse.files_fingerprint(roots)
+    assert edited != touched
+    (roots[0] / "new.py").write_text("")
+    assert reuse.files_fingerprint(roots) != edited
+    (roots[0] / "new.py").unlink()
+    assert reuse.files_fingerprint(roots) == edited
+    assert reuse.files_fingerprint(roots[::-1]) != reuse.files_fingerprint(roots)
 
 
 @pytest.mark.parametrize("damage", ["samples gone", "record not JSON", *EDITS])

@@ -39,7 +39,19 @@ def _umask() -> int:
 
 
 def write_atomic(path: Path, data: dict[str, Any]) -> None:
-    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+    """``data`` as JSON, its first two levels one key per line (readable, diffable), deeper
+    values on their key's line: json's C encoder writes those, its indenting one is Python."""
+    write_text_atomic(path, _outline(data, 2))
+
+
+def _outline(value: Any, levels: int, pad: str = "") -> str:
+    if levels == 0 or not isinstance(value, dict) or not value:
+        return json.dumps(value, sort_keys=True)
+    inner = pad + " "
+    items = (
+        f"{inner}{json.dumps(k)}: {_outline(value[k], levels - 1, inner)}" for k in sorted(value)
+    )
+    return "{\n" + ",\n".join(items) + f"\n{pad}}}"
 
 
 ORPHAN_AGE = 60.0  # seconds: a write takes milliseconds; an older temporary file was orphaned

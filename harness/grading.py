@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import functools
 import importlib
-import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prmh.errors import PrmhError
+
+if TYPE_CHECKING:  # multiprocessing is imported when a pool starts
+    from multiprocessing.connection import Connection
+    from multiprocessing.context import BaseContext
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ def _worker(conn: Connection) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx: mp.context.BaseContext) -> None:
+    def __init__(self, ctx: BaseContext) -> None:
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_worker, args=(child,), daemon=True)
         self.process.start()
@@ -188,8 +190,10 @@ class GraderPool:
     pool: pool.grade(items)``); each answer still gets a hard timeout."""
 
     def __init__(self, workers: int = 2, chunk_size: int = 64):
+        import multiprocessing
+
         self.size, self.chunk_size = max(1, workers), chunk_size
-        self.ctx = mp.get_context("spawn")
+        self.ctx = multiprocessing.get_context("spawn")
         self.pool: list[_Worker] = []
         self.dead_on_start = 0  # workers in a row that died before they were warm
         self.refs: dict[str, str] = {}  # grader name -> what a worker imports
@@ -232,6 +236,8 @@ class GraderPool:
         timeout: float,
         on_progress: Callable[[int], None] | None,
     ) -> list[Any]:
+        from multiprocessing import connection
+
         refs = {g: self._ref(g) for g in {g for g, _, _ in items}}
         items = [(refs[g], p, gold) for g, p, gold in items]
         verdicts: list[Any] = [None] * len(items)
@@ -252,7 +258,7 @@ class GraderPool:
                     w.arm(items[w.chunk[0]][0], timeout)
             busy = [w for w in self.pool if w.chunk]
             now = time.monotonic()
-            ready = wait(
+            ready = connection.wait(
                 [w.conn for w in busy], timeout=max(0.0, min(w.deadline for w in busy) - now)
             )
             for i, w in enumerate(self.pool):

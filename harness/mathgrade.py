@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import re
-from fractions import Fraction
 from typing import Any
 
 from prmh.mathparse import MAX_DIGITS, Parser, latex_to_plain
@@ -69,6 +68,8 @@ def canonical(answer: str) -> str:
     plain = re.sub(r"\\frac\s*\{?\s*([+-]?\d+)\s*\}?\s*\{?\s*(\d+)\s*\}?", r"\1/\2", s)
     plain = plain.replace(" ", "")
     if re.fullmatch(r"[+-]?\d+(\.\d+)?(/\d+)?", plain) and len(plain) <= MAX_DIGITS:
+        from fractions import Fraction  # imported on use: it is 3 ms of every command
+
         try:
             return str(Fraction(plain))
         except (ValueError, ZeroDivisionError):
@@ -192,6 +193,8 @@ def quick_verdict(prediction: str, gold: str) -> bool | None:
     p, g = canonical(prediction), canonical(gold)
     if p == g:
         return True
+    from fractions import Fraction
+
     try:
         return Fraction(p) == Fraction(g)
     except (ValueError, ZeroDivisionError):

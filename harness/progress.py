@@ -20,35 +20,41 @@ class progress_bars:
 
     def __enter__(self) -> Any:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-        console = Console(stderr=True)
-        if not console.is_terminal:
+        self.console = Console(stderr=True)
+        if not self.console.is_terminal:
             try:
                 sys.stderr.fileno()
             except (AttributeError, OSError, ValueError):  # captured in-process (a test runner)
                 return lambda *args: None
             return _ProgressLines(float(os.environ.get("PRMH_PROGRESS_SECONDS", "30")))
-        self.bars = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
+        self.bars: Any = None
         self.tasks: dict[str, Any] = {}
         return self.update
 
     def update(self, stage: str, done: int, total: int) -> None:
-        if not self.tasks:  # started on the first report: nothing is drawn for a bad input
-            self.bars.start()
+        if self.bars is None:  # started on the first report: nothing is drawn for a bad input
+            self.bars = self._start()
         if stage not in self.tasks:
             self.tasks[stage] = self.bars.add_task(stage, total=total)
         self.bars.update(self.tasks[stage], completed=done, total=total)
 
+    def _start(self) -> Any:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        bars = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        bars.start()
+        return bars
+
     def __exit__(self, *exc: Any) -> None:
-        if getattr(self, "tasks", None):
+        if getattr(self, "bars", None) is not None:
             self.bars.stop()
 
 

@@ -4,8 +4,11 @@ prmh checkout (if it is one) and how prmh was installed."""
 from __future__ import annotations
 
 import json
+import os
 import platform
+import re
 import subprocess
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -27,13 +30,31 @@ def provenance(package_dir: Path) -> dict[str, Any]:
 
 
 def library_versions() -> dict[str, str | None]:
+    """Python's and ``LIBRARIES``' versions, as ``importlib.metadata.version`` gives them (the
+    first distribution on ``sys.path``); wheels' ``name-version.dist-info`` folders are read by
+    name, without parsing each one's metadata."""
     found: dict[str, str | None] = {"python": platform.python_version()}
+    named = _dist_info_versions()
     for name in LIBRARIES:
         try:
-            found[name] = version(name)
+            found[name] = named.get(name) or version(name)
         except PackageNotFoundError:
             found[name] = None
     return found
+
+
+def _dist_info_versions() -> dict[str, str]:
+    versions: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for folder in names:
+            if folder.endswith(".dist-info"):
+                name, _, number = folder[: -len(".dist-info")].partition("-")
+                versions.setdefault(re.sub(r"[-_.]+", "_", name).lower(), number)
+    return {n: versions[n.replace("-", "_")] for n in LIBRARIES if n.replace("-", "_") in versions}
 
 
 def git_state(path: Path) -> dict[str, Any]:

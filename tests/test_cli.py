@@ -399,6 +399,25 @@ def test_progress_is_plain_lines_in_logs(tmp_path):
     assert len(chatty.stderr.splitlines()) > len(lines)
 
 
+def test_progress_bars_on_a_terminal_start_on_the_first_report(monkeypatch, capsys):
+    """On a terminal nothing is drawn (nor rich's progress module imported) until a stage
+    reports; then its bar counts done/total and is cleared when the command ends."""
+    import sys
+
+    from prmh.progress import progress_bars
+
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.delitem(sys.modules, "rich.progress", raising=False)
+    bars = progress_bars()
+    report = bars.__enter__()
+    assert bars.bars is None and "rich.progress" not in sys.modules
+    report("score oracle", 3, 8)
+    assert bars.bars.tasks[0].completed == 3 and bars.bars.tasks[0].total == 8
+    report("score oracle", 8, 8)
+    bars.__exit__(None, None, None)
+    assert bars.bars.finished and not bars.bars.live.is_started
+
+
 def test_every_long_command_reports_progress_in_logs(tmp_path):
     """rollout, label and the analyses print the same plain progress lines as eval when their
     output is not a terminal (train and calibrate report optimiser steps the same way)."""

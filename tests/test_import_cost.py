@@ -28,3 +28,28 @@ def test_help_and_list_are_cheap():
         "assert r.invoke(cli, ['list']).exit_code == 0"
     )
     assert _heavy_modules_after(body) == ""
+
+
+def test_a_command_imports_its_own_module_only():
+    """``prmh eval`` runs without importing the training, analysis or results commands; every
+    built-in command is still listed and found, each in the module ``BUILT_IN`` names."""
+    body = (
+        "from click.testing import CliRunner; from prmh.cli import cli; "
+        "r = CliRunner(); assert r.invoke(cli, ['eval', '--help']).exit_code == 0; "
+        "print(','.join(m for m in sys.modules if m.startswith('prmh.cli.')))"
+    )
+    out = subprocess.run([PYTHON, "-c", CHECK.format(body=body, heavy=())], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    loaded = set(out.stdout.split()[0].split(","))
+    assert loaded == {"prmh.cli.group", "prmh.cli.evaluation", "prmh.cli.common"}
+
+    import importlib
+
+    from prmh.cli import BUILT_IN, cli
+
+    for module in set(BUILT_IN.values()):
+        importlib.import_module(f"prmh.cli.{module}")
+    assert set(cli.commands) == set(BUILT_IN)
+    for name, module in BUILT_IN.items():
+        assert cli.commands[name].callback.__module__ == f"prmh.cli.{module}"

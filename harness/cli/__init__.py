@@ -7,16 +7,15 @@ Commands parse options and call library functions (``prmh.api``, ``prmh.engine``
 ``prmh.datasets``, ``prmh.analysis``, ``prmh.results``, ``prmh.plugins.training``). Bad input raises
 ``PrmhError`` anywhere below; it is printed as one line and the command exits with status 2,
 no traceback. Tables go to stdout (``--json`` prints data instead); progress goes to stderr.
-Plugins add commands through the ``prmh_register_command`` hook.
+Plugins add commands through the ``prmh_register_command`` hook. A command's module is
+imported when the command is (``group.BUILT_IN``), so ``prmh eval`` loads no training code.
 """
 
 import sys
 
-from prmh.cli import analyze, data, evaluation, leaderboard, listing, results, train
-from prmh.cli.group import PrmhGroup, UserError, cli
+from prmh.cli.group import BUILT_IN, PrmhGroup, UserError, cli
 
-__all__ = ["PrmhGroup", "UserError", "analyze", "cli", "data", "evaluation", "main"]
-__all__ += ["leaderboard", "listing", "results", "train"]
+__all__ = ["BUILT_IN", "PrmhGroup", "UserError", "cli", "main"]
 
 
 def main() -> None:

@@ -1,8 +1,10 @@
-"""The ``prmh`` group: built-in commands attach to it, plugin commands are added lazily, and
-``PrmhError`` from anywhere below becomes one line and exit status 2."""
+"""The ``prmh`` group: built-in commands attach to it when their module is first needed,
+plugin commands are added lazily, and ``PrmhError`` from anywhere below becomes one line and
+exit status 2."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import click
@@ -15,8 +17,21 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+# each built-in command's module in prmh.cli: a command imports its own module only
+BUILT_IN = {
+    **dict.fromkeys(["eval", "show"], "evaluation"),
+    **dict.fromkeys(["list", "plugins"], "listing"),
+    **dict.fromkeys(["rollout", "label"], "data"),
+    **dict.fromkeys(["train", "calibrate", "train-generator"], "train"),
+    **dict.fromkeys(["analyze", "reproduce"], "analyze"),
+    **dict.fromkeys(["export", "view", "plot", "merge"], "results"),
+    "leaderboard": "leaderboard",
+}
+
+
 class PrmhGroup(click.Group):
-    """Adds plugin commands lazily and turns ``PrmhError`` into a clean exit 2."""
+    """Imports built-in commands' modules on demand, adds plugin commands lazily and turns
+    ``PrmhError`` into a clean exit 2."""
 
     def _plugin_commands(self) -> dict[str, Any]:
         from prmh.registry import load_registry
@@ -25,12 +40,15 @@ class PrmhGroup(click.Group):
             registry = load_registry()
         except PrmhError:
             return {}
-        return {n: e for n, e in registry.entries["command"].items() if n not in self.commands}
+        taken = {*self.commands, *BUILT_IN}
+        return {n: e for n, e in registry.entries["command"].items() if n not in taken}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*self.commands, *self._plugin_commands()})
+        return sorted({*self.commands, *BUILT_IN, *self._plugin_commands()})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in BUILT_IN:
+            importlib.import_module(f"prmh.cli.{BUILT_IN[name]}")
         if name in self.commands:
             return self.commands[name]
         entry = self._plugin_commands().get(name)

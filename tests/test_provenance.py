@@ -1,0 +1,69 @@
+"""What a run record says produced it, and how records are written."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from prmh import provenance
+from prmh.files import write_atomic
+
+
+def reference_versions(names):
+    """``importlib.metadata.version`` (CPython's standard library), the reference: the first
+    distribution on ``sys.path`` by that name, its METADATA's Version."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def test_library_versions_are_importlib_metadatas(tmp_path, monkeypatch):
+    """Installed libraries, one a folder ahead of the others shadows (its own METADATA), one
+    named with a dash and dots, and one absent: each version equals importlib.metadata's."""
+    for folder, name, number in [
+        ("rich-0.0.1.dist-info", "rich", "0.0.1"),
+        ("Fancy_Lib_X-2.1rc1.dist-info", "Fancy.Lib-x", "2.1rc1"),
+    ]:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {number}\n"
+        )
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    names = (*provenance.LIBRARIES, "fancy-lib-x", "surely-not-installed")
+    monkeypatch.setattr(provenance, "LIBRARIES", names)
+    found = provenance.library_versions()
+    assert {n: found[n] for n in names} == reference_versions(names)
+    assert found["rich"] == "0.0.1" and found["fancy-lib-x"] == "2.1rc1"
+    assert found["surely-not-installed"] is None and found["python"]
+
+
+def test_records_are_json_with_their_first_levels_one_key_per_line(tmp_path):
+    """Read back equal to what was written (floats, unicode, empty and nested containers), keys
+    sorted, top-level and second-level keys each on a line of their own."""
+    data = {
+        "status": "success",
+        "metrics": {"tables": [{"acc": 0.1 + 0.2, "label": "ä<b>"}], "empty": {}, "n": None},
+        "argv": ["eval", "--prm", "x"],
+        "config": {},
+    }
+    path = tmp_path / "record.json"
+    write_atomic(path, data)
+    text = path.read_text()
+    assert json.loads(text) == data
+    lines = text.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}"
+    assert [line.split(":")[0].strip() for line in lines[1:-1]] == [
+        '"argv"',
+        '"config"',
+        '"metrics"',
+        '"empty"',
+        '"n"',
+        '"tables"',
+        "},",
+        '"status"',
+    ]

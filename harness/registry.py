@@ -7,6 +7,7 @@ plugins, and a plugin whose hook fails is reported by name without hiding everyo
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 from collections.abc import Callable, Mapping
@@ -77,7 +78,7 @@ class Entry:
         ]
         for key in args:
             if key not in params and not takes_any:
-                close = _close_matches(key, known, n=3)
+                close = difflib.get_close_matches(key, known, n=3)
                 hint = f" Did you mean {', '.join(close)}?" if close else ""
                 raise PrmhError(
                     f"{self.kind} {self.name!r} has no option {key!r}.{hint} "
@@ -164,7 +165,7 @@ class Registry:
                 return directory_entry(self, name)
             if kind == "task" and name.endswith(".toml"):  # a task file of one's own
                 return _task_file_entry(name)
-            close = _close_matches(name, self.names(kind), n=3, cutoff=0.5)
+            close = difflib.get_close_matches(name, self.names(kind), n=3, cutoff=0.5)
             hint = f" Close matches: {', '.join(close)}." if close else ""
             failed = (
                 f" Some plugins failed to load: {', '.join(f.plugin for f in self.failures)}"
@@ -256,10 +257,3 @@ def _add(registry: Registry, entry: Entry, dists: Mapping[str, tuple[str, str]])
         registry.failures.append(PluginFailure(entry.plugin, second.split(" (")[1][:-1], why))
         return
     registry.entries[entry.kind][entry.name] = entry
-
-
-def _close_matches(word: str, names: list[str], n: int, cutoff: float = 0.6) -> list[str]:
-    """Suggestions for a misspelt name (difflib's, imported when a name is wrong)."""
-    import difflib
-
-    return difflib.get_close_matches(word, names, n=n, cutoff=cutoff)

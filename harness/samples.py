@@ -13,7 +13,10 @@ store, so it writes them in full too). One JSON object per line, each with a typ
   The file holds one ``cells`` line per search cell with the same fields, each problem's in
   lists (``problem``, ``candidates``, each selector's ``chosen`` and each ``compute`` field, in
   problem order), which ``read_samples`` gives back as ``cell`` lines (a matrix of 75 cells
-  of 200 problems writes 75 lines, not 15,000: half the time);
+  of 200 problems writes 75 lines, not 15,000: half the time). A ``cells`` line with
+  ``extends`` (a budget) holds each problem's candidates after those of the same search
+  cell's line at that budget (best-of-N at budget 16 lists its budget-8 candidates, then 8
+  more): only the new ones are written;
 - ``grade``: ``task``, ``answer``, ``gold``, ``correct``, ``outcome`` (right, wrong, timed out,
   error).
 
@@ -28,6 +31,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from prmh.errors import PrmhError
 from prmh.files import write_bytes_atomic
 from prmh.types import Problem, SearchResult, StepScores
 
@@ -52,6 +56,7 @@ class SampleLog:
         self.problems: set[tuple[str, str]] = set()
         self._cell: tuple = ()  # the search cell whose budgets are being added
         self._entries: dict[int, tuple[Any, list]] = {}  # id(candidate) -> it, [number, score]
+        self._last: tuple | None = None  # the cell's previous budget, its problems, candidates
 
     def add_problems(self, task: str, problems: list[Problem]) -> None:
         for p in problems:
@@ -96,15 +101,21 @@ class SampleLog:
         chosen: dict[str, list[tuple[int | None, ...]]],
     ) -> None:
         """One search cell (``where``: task, generator, prm, splitter, agg, search, budget,
-        seed): each problem's candidates, each selector's choice and the compute."""
+        seed): each problem's candidates, each selector's choice and the compute. When every
+        problem's candidates begin with the previous budget's (best-of-N reads a longer prefix
+        of one ranked pool), only the new ones are written, with ``extends``: that budget."""
         source = {"task": where["task"], "generator": where["generator"]}
         cell = tuple(v for k, v in where.items() if k != "budget")
         if cell != self._cell:  # a search's budgets share candidates: each is read once
-            self._cell, self._entries = cell, {}
+            self._cell, self._entries, self._last = cell, {}, None
+        problems = [r.problem_id for r in results]
+        kept = [r.candidates for r in results]
+        extends = self._last is not None and _extended(self._last, problems, kept)
         candidates = []
-        for result in results:
+        befores = self._last[2] if extends else [()] * len(results)
+        for result, before in zip(results, befores, strict=True):
             row = []
-            for c in result.candidates:
+            for c in result.candidates[len(before) :]:
                 known = self._entries.get(id(c))
                 if known is None or known[0] is not c:
                     solution = self._solution(source, result.problem_id, c.solution)
@@ -112,10 +123,12 @@ class SampleLog:
                     known = self._entries[id(c)] = (c, [solution, c.score])
                 row.append(known[1])
             candidates.append(row)
+        line = {"t": "cells", **where, "problem": problems, "candidates": candidates}
+        if extends:
+            line["extends"] = self._last[0]
+        self._last = (where["budget"], problems, kept)
         self.lines.append(
-            {"t": "cells", **where, "problem": [r.problem_id for r in results],
-             "candidates": candidates,
-             "chosen": {s: [list(p) for p in picks] for s, picks in chosen.items()},
+            {**line, "chosen": {s: [list(p) for p in picks] for s, picks in chosen.items()},
              "compute": {k: [getattr(r.compute, k) for r in results] for k in COMPUTE}}
         )  # fmt: skip
 
@@ -142,21 +155,44 @@ class SampleLog:
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
     """The lines of a samples file, each search cell's as one ``cell`` line per problem."""
-    lines = []
+    lines: list[dict[str, Any]] = []
+    last: dict[str, tuple[Any, list]] = {}  # a search cell -> its latest budget, candidates
     with gzip.open(path, "rt") as f:
         for text in f:
             if text.strip():
                 line = json.loads(text)
-                lines += _per_problem(line) if line["t"] == "cells" else [line]
+                lines += _per_problem(line, last) if line["t"] == "cells" else [line]
     return lines
 
 
-def _per_problem(cells: dict[str, Any]) -> list[dict[str, Any]]:
-    where = {k: v for k, v in cells.items() if k not in PER_PROBLEM}
+def _per_problem(cells: dict[str, Any], last: dict[str, tuple[Any, list]]) -> list[dict]:
+    where = {k: v for k, v in cells.items() if k not in (*PER_PROBLEM, "extends")}
+    cell = json.dumps({k: v for k, v in where.items() if k != "budget"}, sort_keys=True)
+    candidates = cells["candidates"]
+    if "extends" in cells:
+        budget, before = last.get(cell, (None, []))
+        if budget != cells["extends"] or len(before) != len(candidates):
+            raise PrmhError(
+                f"damaged samples file: a line of search cell {cell} extends budget "
+                f"{cells['extends']!r}, which no earlier line of that cell holds. Run the "
+                "evaluation again to rewrite it."
+            )
+        candidates = [b + new for b, new in zip(before, candidates, strict=True)]
+    last[cell] = (cells["budget"], candidates)
     where["t"] = "cell"
     return [
-        {**where, "problem": problem, "candidates": cells["candidates"][i],
+        {**where, "problem": problem, "candidates": candidates[i],
          "chosen": {s: picks[i] for s, picks in cells["chosen"].items()},
          "compute": {k: v[i] for k, v in cells["compute"].items()}}
         for i, problem in enumerate(cells["problem"])
     ]  # fmt: skip
+
+
+def _extended(last: tuple, problems: list[str], kept: list[tuple]) -> bool:
+    """Whether each problem's candidates begin with the same objects as the last budget's."""
+    _, last_problems, last_kept = last
+    return last_problems == problems and all(
+        len(before) <= len(now)
+        and all(a is b for a, b in zip(before, now[: len(before)], strict=True))
+        for before, now in zip(last_kept, kept, strict=True)
+    )

@@ -4,6 +4,7 @@ record, read back at each level and exported; the numbers agree with the run's o
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import itertools
 import json
@@ -147,3 +148,58 @@ def test_export_refuses_what_it_cannot_do(cli, run, tmp_path):
     old.write_text(json.dumps(record))
     missing = cli("export", str(old))
     assert missing.exit_code == 2 and "no per-sample results" in missing.output
+
+
+def _candidate(text: str, score: float):
+    from prmh.types import Candidate, Generation, Solution, StepScores
+
+    solution = Solution(Generation(text, True, 1), (text,), text)
+    return Candidate(solution, StepScores((score,)), score)
+
+
+def test_a_budget_that_extends_the_last_is_written_as_its_new_candidates(tmp_path):
+    """Budgets whose candidates begin with the previous budget's (the same objects) are
+    written as the new candidates only, with ``extends``; read back, every cell line holds its
+    whole list. A budget that does not extend (other objects, or another cell) is whole."""
+    from prmh.samples import SampleLog, read_samples
+    from prmh.types import Compute, SearchResult
+
+    a, b, c, d, e = (
+        _candidate(t, s) for t, s in zip("12345", (0.5, 0.25, 0.75, 0, 0.1), strict=True)
+    )
+    budgets = {1: [(a,), (c,)], 2: [(a, b), (c,)], 4: [(a, b, d), (e,)]}
+    where = {"task": "t", "generator": "g", "prm": "p", "splitter": "s", "agg": "min",
+             "search": "best-of-n", "seed": 0}  # fmt: skip
+    log = SampleLog()
+    for search in ("best-of-n", "beam"):
+        for budget, rows in budgets.items():
+            results = [
+                SearchResult(q, row, Compute(len(row))) for q, row in zip("xy", rows, strict=True)
+            ]
+            chosen = {"argmax": [(0,) for _ in rows]}
+            log.add_cell({**where, "search": search, "budget": budget}, results, chosen)
+    log.write(tmp_path / "s.jsonl.gz")
+    with gzip.open(tmp_path / "s.jsonl.gz", "rt") as f:
+        written = [json.loads(line) for line in f if '"cells"' in line]
+    assert [line.get("extends") for line in written] == [None, 1, None] * 2
+    assert [len(x) for x in written[1]["candidates"]] == [1, 0]  # b after a; c again: nothing
+    lines = [x for x in read_samples(tmp_path / "s.jsonl.gz") if x["t"] == "cell"]
+    number = {s: i for i, s in enumerate("13245")}  # solutions are numbered as first seen
+    for line in lines:
+        row = budgets[line["budget"]]["xy".index(line["problem"])]
+        expected = [[number[x.solution.text], x.score] for x in row]
+        assert line["candidates"] == expected, line
+        assert line["compute"]["generated_tokens"] == len(row)
+    assert len(lines) == 2 * 3 * 2
+
+
+def test_a_samples_file_whose_budget_extends_nothing_is_refused(tmp_path):
+    from prmh.errors import PrmhError
+    from prmh.samples import read_samples
+
+    line = {"t": "cells", "task": "t", "search": "best-of-n", "budget": 4, "extends": 2,
+            "problem": ["x"], "candidates": [[[0, 0.5]]], "chosen": {}, "compute": {}}  # fmt: skip
+    with gzip.open(tmp_path / "s.jsonl.gz", "wt") as f:
+        f.write(json.dumps(line) + "\n")
+    with pytest.raises(PrmhError, match="extends budget 2, which no earlier line"):
+        read_samples(tmp_path / "s.jsonl.gz")

@@ -35,6 +35,7 @@ class SearchContext:
     pool_size: int = 0
     warnings: list[str] = field(default_factory=list)
     _ranked: set[tuple] = field(default_factory=set, repr=False)  # (problem, steps) ranked
+    _earlier: list = field(default_factory=list, repr=False)  # items ranked, not yet in it
 
     def warn(self, message: str) -> None:
         """Say something the reader of the table must know (shown below it, kept in the
@@ -148,12 +149,15 @@ class SearchContext:
         """Step scores and what reading them cost, the same for every aggregator: a search
         that ranks first what another cell of the table ranked first (best-of-N ranking one
         pool per aggregator) gets them from the workspace."""
-        fresh = not self._ranked
+        fresh = not self._ranked and not self._earlier
         key = (id(self.prm), *(id(s) for _, s in items)) if fresh else None
         known = self.workspace.shared.get(key) if fresh else None
         if known is not None and all(a is b for a, (_, b) in zip(known[0], items, strict=True)):
-            self._ranked.update((p.id, p.question, s.steps) for p, s in items)
+            self._earlier.append(items)  # added to _ranked if a later round needs it
             return known[1], known[2]
+        for earlier in self._earlier:
+            self._ranked.update((p.id, p.question, s.steps) for p, s in earlier)
+        self._earlier.clear()
         scores = self.score_steps([(p, s.steps) for p, s in items])
         costs = [
             Compute(prm_tokens=self._prm_tokens(p, s.steps, x), prm_calls=1, wall_seconds=x.seconds)

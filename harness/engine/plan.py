@@ -26,12 +26,7 @@ from prmh.protocols import SharesBudgets
 from prmh.registry import Component, Registry
 from prmh.samples import SampleLog, samples_path
 from prmh.store import content_key
-from prmh.types import (
-    Compute,
-    Generation,
-    Problem,
-    SearchResult,
-)
+from prmh.types import Compute, Generation, Problem, SearchResult
 from prmh.verdicts import grade_pairs
 from prmh.votes import AnswerKeys
 

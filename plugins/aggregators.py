@@ -15,14 +15,19 @@ def mean(scores: StepScores) -> float:
     return sum(scores.probs) / len(scores.probs) if scores.probs else 0.0
 
 
+def _has_nan(probs: tuple[float, ...]) -> bool:
+    """Whether a score is nan; a sum that is not nan (summed in C) rules that out at once."""
+    return math.isnan(sum(probs)) and any(math.isnan(p) for p in probs)
+
+
 def minimum(scores: StepScores) -> float:
-    if any(math.isnan(p) for p in scores.probs):  # min() would depend on where the nan is
+    if _has_nan(scores.probs):  # min() would depend on where the nan is
         return math.nan
     return min(scores.probs, default=0.0)
 
 
 def maximum(scores: StepScores) -> float:
-    if any(math.isnan(p) for p in scores.probs):
+    if _has_nan(scores.probs):
         return math.nan
     return max(scores.probs, default=0.0)
 

@@ -42,6 +42,8 @@ def test_min_and_max_do_not_depend_on_where_a_nan_is(registry, name):
     aggregate = registry.create("aggregator", name).instance
     for probs in ((math.nan, 0.2, 0.9), (0.2, math.nan, 0.9), (0.2, 0.9, math.nan)):
         assert math.isnan(aggregate(StepScores(probs)))
+    infinite = aggregate(StepScores((math.inf, 0.5, -math.inf)))  # their sum is nan: no nan
+    assert infinite == (-math.inf if name == "min" else math.inf)
 
 
 @pytest.mark.parametrize("bad", [1.5, -0.1, float("nan"), float("inf")])

@@ -58,25 +58,29 @@ def _dist_info_versions() -> dict[str, str]:
 
 
 def git_state(path: Path) -> dict[str, Any]:
-    """The revision and dirty flag of the git checkout holding ``path``, if it is in one."""
+    """The revision and dirty flag of the git checkout holding ``path``, if it is in one (one
+    ``git status``: its branch header names the commit)."""
     try:
-        revision = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
         status = subprocess.run(
-            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "-C",
+                str(path),
+                "status",
+                "--porcelain=v2",
+                "--branch",
+                "--untracked-files=no",
+            ],
             capture_output=True,
             text=True,
             timeout=10,
             check=True,
-        ).stdout
+        ).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
         return {"revision": None, "dirty": None}
-    return {"revision": revision, "dirty": bool(status.strip())}
+    oid = next((line.split()[2] for line in status if line.startswith("# branch.oid ")), None)
+    revision = oid if oid and oid != "(initial)" else None
+    return {"revision": revision, "dirty": any(not line.startswith("#") for line in status)}
 
 
 def install_state() -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
@@ -67,3 +68,30 @@ def test_records_are_json_with_their_first_levels_one_key_per_line(tmp_path):
         "},",
         '"status"',
     ]
+
+
+def test_git_state_is_gits_own_head_and_dirty_flag(tmp_path):
+    """The revision ``git rev-parse HEAD`` names and ``git status --porcelain`` (tracked files)
+    non-empty as the dirty flag; outside a checkout, neither."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+               "GIT_COMMITTER_EMAIL": "t@t", "PATH": os.environ["PATH"]}  # fmt: skip
+        done = subprocess.run(["git", "-C", str(tmp_path / "repo"), *args], env=env,
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        return done.stdout.strip()
+
+    assert provenance.git_state(tmp_path) == {"revision": None, "dirty": None}
+    (tmp_path / "repo" / "pkg").mkdir(parents=True)
+    git("init", "-q")
+    (tmp_path / "repo" / "pkg" / "a.py").write_text("x = 1\n")
+    git("add", ".")
+    git("commit", "-qm", "first")
+    clean = provenance.git_state(tmp_path / "repo" / "pkg")
+    assert clean == {"revision": git("rev-parse", "HEAD"), "dirty": False}
+    (tmp_path / "repo" / "untracked.txt").write_text("not part of the code")
+    assert provenance.git_state(tmp_path / "repo" / "pkg") == clean
+    (tmp_path / "repo" / "pkg" / "a.py").write_text("x = 2\n")
+    assert git("status", "--porcelain", "--untracked-files=no")
+    assert provenance.git_state(tmp_path / "repo" / "pkg") == {**clean, "dirty": True}

@@ -45,13 +45,14 @@ def _components(args: argparse.Namespace, tmp: Path) -> dict:
     model = str(save_tiny_prm(tmp / "lm", "lm", tokenizer, layers=args.layers, hidden=args.hidden))
     task = registry.create("task", "arith")
     options = {"model": model, "max_new_tokens": args.step_tokens, "batch_size": 64}
-    # A step ends at the next full stop: frequent enough in the tiny model's samples.
-    search = {"width": args.width, "max_steps": args.steps, "separator": "."}
+    # A step ends at the next full stop (frequent enough in the tiny model's samples), for the
+    # search and for the PRM alike: the splitter's separator is where the search stops.
+    search = {"width": args.width, "max_steps": args.steps}
     return {
         "task": task,
         "generator": registry.create("generator", "hf", options),
         "prm": registry.create("prm", "math-shepherd", {"model": model}),
-        "splitter": registry.create("splitter", "newline"),
+        "splitter": registry.create("splitter", "separator", {"at": "."}),
         "aggregate": registry.create("aggregator", "last").instance,
         "search": registry.create("search", "beam", search).instance,
         "problems": task.instance.problems(args.problems),

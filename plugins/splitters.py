@@ -223,6 +223,16 @@ def newline() -> SeparatorSplitter:
     return SeparatorSplitter(r"\n", "\n")
 
 
+def separator(at: str) -> SeparatorSplitter:
+    """A step per occurrence of the string ``at`` (a step search then stops there too)."""
+    if not isinstance(at, str) or not at.strip():
+        raise PrmhError(
+            f"the separator splitter needs a separator that is not blank, got {at!r}: "
+            "e.g. --splitter 'separator:at=.'"
+        )
+    return SeparatorSplitter(re.escape(at), at)
+
+
 REFERENCES = {
     "adaptive-confidence": AdaptiveConfidenceSplitter,
     "double-newline": double_newline,
@@ -236,6 +246,7 @@ REFERENCES = {
 def prmh_register_splitter(register):
     register("double-newline", double_newline, description="A step per paragraph (blank lines)")
     register("newline", newline, description="A step per line")
+    register("separator", separator, description="A step per occurrence of the string `at`")
     register("whole", WholeSplitter, description="The whole solution as one step")
     register("code-lines", CodeLinesSplitter, description="A step per line of code, indented")
     register("code-blocks", CodeBlocksSplitter, description="A step per blank-line block of code")

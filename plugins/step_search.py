@@ -85,6 +85,7 @@ class StepSearch:
     def run(self, ctx, problems: list[Problem], budget: int, seed: int) -> list[SearchResult]:
         states = [ProblemState(p) for p in problems]
         self.step_end = self.separator or getattr(ctx, "separator", "\n\n")
+        self._check_separator(ctx)
         for round_ in range(self.max_steps):
             work = [(s, b, n) for s in states for b, n in self.expansions(ctx, s, budget, round_)]
             if not work:
@@ -118,6 +119,19 @@ class StepSearch:
                 if len(state.done) >= budget:
                     state.active = []
         return [SearchResult(s.problem.id, tuple(s.done[:budget]), s.compute) for s in states]
+
+    def _check_separator(self, ctx) -> None:
+        """Warn when the search ends steps elsewhere than the splitter the PRM reads them with."""
+        declared = getattr(
+            getattr(getattr(ctx, "splitter", None), "instance", None), "separator", None
+        )
+        if self.separator and isinstance(declared, str) and declared != self.separator:
+            ctx.warn(
+                f"steps end at {self.separator!r} in the search but at {declared!r} in the "
+                "splitter, so the PRM scores the steps the splitter cuts (each partial solution "
+                "may read as one step, re-read every round); use a splitter that ends steps at "
+                f"{self.separator!r} (--splitter 'separator:at=...') and no separator= option"
+            )
 
     def _requests(self, work: list[tuple[ProblemState, Beam, int]]) -> list[tuple]:
         """(problem, prefix, n, first index): copies of one beam draw different samples."""

@@ -25,6 +25,24 @@ def test_splitters_round_trip(registry):
         assert splitter.split("   \n\n ") == [], name
 
 
+def test_the_separator_splitter_ends_a_step_at_each_occurrence_of_its_string(registry):
+    """Its string is literal (never a pattern), split and join round-trip like the others, and
+    a blank one is refused with the way out."""
+    cases = {
+        ".": ("Ben has 3. He gives 1 away.Left: 2.", ["Ben has 3", "He gives 1 away", "Left: 2"]),
+        " ки": ("a ки b ки c", ["a", "b", "c"]),
+        "|": ("x|y||z", ["x", "y", "z"]),
+        ".*": ("a.*b", ["a", "b"]),
+    }
+    for at, (text, steps) in cases.items():
+        splitter = registry.create("splitter", "separator", {"at": at}).instance
+        assert splitter.split(text) == steps, at
+        assert splitter.split(splitter.join(steps)) == steps and splitter.separator == at
+    for blank in ("", "  "):
+        with pytest.raises(PrmhError, match="separator:at="):
+            registry.create("splitter", "separator", {"at": blank})
+
+
 @pytest.mark.parametrize(
     "name,expected",
     [("mean", 0.5), ("min", 0.2), ("max", 0.9), ("last", 0.4), ("prod", 0.9 * 0.5 * 0.2 * 0.4)],

@@ -293,6 +293,24 @@ def test_ias_searches_without_quantiles_say_so_in_the_table_and_record(cli):
     assert table["warnings"] == []
 
 
+def test_a_search_ending_steps_elsewhere_than_the_splitter_says_so(cli):
+    """beam with separator='.' over a newline splitter: the PRM would read steps the search
+    did not make; the table warns with the way out. A splitter ending steps at '.' (with or
+    without the option) is coherent: no warning."""
+    args = ["eval", "--search", "beam:separator=.", "-n", "2", "--limit", "3", "--json"]
+    result = cli(*args, "--splitter", "newline")
+    assert result.exit_code == 0, result.output
+    (table,) = json.loads(result.output)["metrics"]["tables"]
+    warning = table["warnings"][0]  # one per PRM
+    assert warning.startswith("beam:separator=. with oracle: steps end at '.' in the search")
+    assert "at '\\n' in the splitter" in warning and "separator:at=" in warning
+    for search in ("beam:separator=.", "beam"):
+        args[2] = search
+        fine = cli(*args, "--splitter", "separator:at=.")
+        assert fine.exit_code == 0, fine.output
+        assert json.loads(fine.output)["metrics"]["tables"][0]["warnings"] == []
+
+
 # ------------------------------------------------- every budget of a cell in one call
 
 

@@ -87,7 +87,8 @@ class Entry:
         try:
             bound = signature.bind(**args)
         except TypeError as e:
-            raise PrmhError(f"{self.kind} {self.name!r}: {e}.") from e
+            options = ", ".join(known) or "(none)"
+            raise PrmhError(f"{self.kind} {self.name!r}: {e}. Its options: {options}.") from e
         bound.apply_defaults()
         from prmh.options import check_options
 

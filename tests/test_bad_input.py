@@ -128,6 +128,8 @@ CASES = [
     ([*E, "-S", "confidence=2", "--search", "bon-ias"], "confidence must be in (0, 1)"),
     ([*E, "--selector", "hybrid-vote:threshold=x"], "option 'threshold' needs a finite number"),
     ([*E, "--generator", "openai"], "missing a required argument: 'model'"),
+    ([*E, "--splitter", "separator"], "missing a required argument: 'at'. Its options: at."),
+    ([*E, "--splitter", "separator:at= "], "--splitter 'separator:at=.'"),
     ([*E, "--generator", "openai", "-G", "model=m", "-G", "concurrency=x"], "'concurrency'"),
     # configs
     ([*E, "--config", "{dir}/missing.toml"], "cannot read config"),

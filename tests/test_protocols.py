@@ -20,6 +20,7 @@ ROOT = Path(__file__).parent.parent
 # generators, every PRM preset and recipe); their back-end classes are checked below.
 NEEDS_A_MODEL = {"generator", "prm"}
 NEEDS_A_FILE = {("task", "samples")}  # a corpus; built from one below
+NEEDS_OPTIONS = {("splitter", "separator"): {"at": "."}}  # no sensible default: built with these
 
 
 def test_every_kind_but_command_has_a_protocol():
@@ -33,7 +34,7 @@ def test_every_built_in_component_satisfies_its_protocol(registry):
             if not entry.plugin.startswith("prmh.plugins"):
                 continue
             try:
-                instance = entry.create({}).instance
+                instance = entry.create(NEEDS_OPTIONS.get((kind, name), {})).instance
             except PrmhError:
                 needs = kind in NEEDS_A_MODEL or (kind, name) in NEEDS_A_FILE
                 assert needs, f"{kind} {name} cannot be built with no options"
@@ -72,7 +73,9 @@ def test_optional_capabilities_are_recognised(registry):
     fitted = [
         name
         for name, entry in registry.entries["splitter"].items()
-        if isinstance(entry.create({}).instance, protocols.FitsPool)
+        if isinstance(
+            entry.create(NEEDS_OPTIONS.get(("splitter", name), {})).instance, protocols.FitsPool
+        )
     ]
     assert fitted, "some built-in splitter fits a threshold on the pool"
     shares = {n for n in registry.names("search") if isinstance(

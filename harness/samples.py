@@ -52,6 +52,7 @@ class SampleLog:
         self.lines: list[dict[str, Any]] = []
         self.solutions: dict[tuple, int] = {}
         self._seen: dict[int, tuple[Any, int]] = {}  # id(solution) -> (solution, its number)
+        self._written: dict[str, dict[int, tuple[Any, int]]] = {}  # the same, per PRM scoring it
         self.scored: set[tuple[str, int]] = set()
         self.problems: set[tuple[str, str]] = set()
         self._cell: tuple = ()  # the search cell whose budgets are being added
@@ -111,16 +112,20 @@ class SampleLog:
         problems = [r.problem_id for r in results]
         kept = [r.candidates for r in results]
         extends = self._last is not None and _extended(self._last, problems, kept)
-        candidates = []
+        candidates, entries = [], self._entries
+        written = self._written.setdefault(where["prm"], {})  # a pool's solutions recur
         befores = self._last[2] if extends else [()] * len(results)
         for result, before in zip(results, befores, strict=True):
             row = []
             for c in result.candidates[len(before) :]:
-                known = self._entries.get(id(c))
+                known = entries.get(id(c))
                 if known is None or known[0] is not c:
-                    solution = self._solution(source, result.problem_id, c.solution)
-                    self._scores(where["prm"], solution, c.scores)
-                    known = self._entries[id(c)] = (c, [solution, c.score])
+                    s = c.solution
+                    hit = written.get(id(s))
+                    if hit is None or hit[0] is not s:
+                        hit = written[id(s)] = (s, self._solution(source, result.problem_id, s))
+                        self._scores(where["prm"], hit[1], c.scores)
+                    known = entries[id(c)] = (c, [hit[1], c.score])
                 row.append(known[1])
             candidates.append(row)
         line = {"t": "cells", **where, "problem": problems, "candidates": candidates}

@@ -20,6 +20,20 @@ def _finished(problem: Problem, cands: list[Candidate], spent: Compute) -> Searc
     return SearchResult(problem.id, tuple(c for c in cands if c.solution.finished), spent)
 
 
+def prefix_totals(costs: list[Compute], sizes: set[int]) -> dict[int, Compute]:
+    """``Compute.total(costs[:n])`` for every n in ``sizes`` (the same sums), in one pass."""
+    totals = dict.fromkeys(sizes & {0}, Compute())
+    tokens = prm_tokens = calls = 0
+    seconds = 0.0
+    for n, c in enumerate(costs, 1):
+        tokens, prm_tokens = tokens + c.generated_tokens, prm_tokens + c.prm_tokens
+        calls, seconds = calls + c.prm_calls, seconds + c.wall_seconds
+        if n in sizes:
+            totals[n] = Compute(tokens, prm_tokens, calls, seconds)
+    whole = Compute(tokens, prm_tokens, calls, seconds)
+    return {n: totals.get(n, whole) for n in sizes}
+
+
 class BestOfN:
     """Score the first N samples of the pool (every budget reads the same pool). With
     ``subsets`` > 0 and a pool larger than N, draw that many random N-subsets of the pool per
@@ -41,12 +55,16 @@ class BestOfN:
         sizes = [self._pool_size(ctx, b) for b in budgets]
         scored = ctx.rank_pools(problems, ctx.pool(problems, max(sizes), seed))
         finished = [[c.solution.finished for c in cands] for cands, _ in scored]
+        prefixes = {n for b, n in zip(budgets, sizes, strict=True) if n == b}
+        totals = [prefix_totals(costs, prefixes) for _, costs in scored]
         return [
             [
-                SearchResult(p.id, tuple(compress(cands[:n], done)), Compute.total(costs[:n]))
+                SearchResult(p.id, tuple(compress(cands[:n], done)), total[n])
                 if n == budget
                 else self._subsets(p, cands[:n], costs[:n], budget, seed)
-                for p, (cands, costs), done in zip(problems, scored, finished, strict=True)
+                for p, (cands, costs), done, total in zip(
+                    problems, scored, finished, totals, strict=True
+                )
             ]
             for budget, n in zip(budgets, sizes, strict=True)
         ]

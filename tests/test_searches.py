@@ -339,6 +339,23 @@ def test_best_of_n_reads_each_budget_as_a_prefix_of_one_ranked_pool(registry, wo
             assert result.compute.generated_tokens == sum(s.num_tokens for s in pool)
             assert result.compute.prm_tokens == sum(x.num_tokens for x in scores)
             assert result.compute.prm_calls == n
+            seconds = [s.generation.seconds + x.seconds for s, x in zip(pool, scores, strict=True)]
+            assert result.compute.wall_seconds == pytest.approx(sum(seconds))
+
+
+def test_prefix_totals_are_the_totals_of_each_prefix():
+    """One pass gives what ``Compute.total`` of each prefix gives, bit for bit (the same
+    additions in the same order), for sizes inside, at and past the end, and zero."""
+    import random
+
+    from prmh.plugins.searches import prefix_totals
+    from prmh.types import Compute
+
+    rng = random.Random(3)
+    costs = [Compute(rng.randrange(99), rng.randrange(99), 1, rng.random()) for _ in range(16)]
+    sizes = {0, 1, 2, 5, 16, 40}
+    assert prefix_totals(costs, sizes) == {n: Compute.total(costs[:n]) for n in sizes}
+    assert prefix_totals([], {3}) == {3: Compute()}
 
 
 def test_bon_ias_and_greedy_answer_every_budget_at_once(registry, world):

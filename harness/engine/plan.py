@@ -26,7 +26,7 @@ from prmh.protocols import SharesBudgets
 from prmh.registry import Component, Registry
 from prmh.samples import SampleLog, samples_path
 from prmh.store import content_key
-from prmh.types import Compute, Generation, Problem, SearchResult
+from prmh.types import Compute, Generation, Problem, SearchResult, Solution
 from prmh.verdicts import grade_pairs
 from prmh.votes import AnswerKeys
 
@@ -142,6 +142,7 @@ class _Table:
         self.compute: dict[tuple, list[list[Compute]]] = {}
         self.warnings: set[str] = set()
         self.candidates: set[tuple[str, str]] = set()  # (answer, gold) of every candidate
+        self.solutions: dict[int, Solution] = {}  # every candidate's, by id
         self.golds = {p.id: p.answer for p in problems}
 
     def pairs(self, key: str, kind: str) -> list[tuple[Spec, Component]]:
@@ -179,16 +180,28 @@ class _Table:
         self.warnings.update(
             f"{search_spec.label} with {prm_spec.label}: {w}" for w in ctx.warnings
         )
+        self._add_candidates(per_budget)
         row = (prm_spec, split_spec, agg_spec)
         for budget, results in zip(budgets, per_budget, strict=True):
             self.record(row, search_spec.label, budget, seed, results)
+
+    def _add_candidates(self, per_budget: list[list[SearchResult]]) -> None:
+        """Vote keys and (answer, gold) pairs to grade for solutions new to the table (a
+        pool's recur in every cell that reads it: each is looked at once)."""
+        known, fresh = self.solutions, []
+        for r in (r for results in per_budget for r in results):
+            for s in (c.solution for c in r.candidates):
+                if known.get(id(s)) is not s:
+                    known[id(s)] = s  # kept: its id stays its own
+                    fresh.append((s.answer, self.golds[r.problem_id]))
+        self.keys.ensure(answer for answer, _ in fresh)
+        self.candidates.update(pair for pair in fresh if pair[0] is not None)
 
     def record(
         self, row: tuple[Spec, Spec, Spec], search: str, budget: int, seed: tuple[int, int],
         results: list[SearchResult],
     ) -> None:  # fmt: skip
         """One budget's results: each selector's answers, the compute and the sample log."""
-        self.keys.ensure(c.solution.answer for r in results for c in r.candidates)
         if len(results) != len(self.problems):
             raise PrmhError(
                 f"search {search!r} returned {len(results)} results for "
@@ -208,12 +221,6 @@ class _Table:
         labels = dict(zip(("prm", "splitter", "agg"), (s.label for s in row), strict=True))
         where = {**self.where, **labels, "search": search, "budget": budget, "seed": seed_value}
         self.log.add_cell(where, results, chosen)
-        self.candidates.update(
-            (c.solution.answer, self.golds[r.problem_id])
-            for r in results
-            for c in r.candidates
-            if c.solution.answer is not None
-        )
 
     def evaluate(self, task_spec: Spec, gen_spec: Spec, progress: Progress) -> dict[str, Any]:
         self.where = {"task": task_spec.label, "generator": gen_spec.label}

@@ -50,7 +50,7 @@ def main() -> None:
         matrix.append(full / cell)
         cached.append(again / full)
         replayed.append(replay / full)
-        print(f"pair {pair + 1}: one cell {cell:.1f} s, matrix {full:.1f} s, cached re-run "
+        print(f"pair {pair + 1}: one cell {cell:.2f} s, matrix {full:.2f} s, cached re-run "
               f"{again:.2f} s, --recompute {replay:.1f} s", flush=True)  # fmt: skip
     print(f"matrix / one cell: {statistics.median(matrix):.2f}x (target <= 1.2x)")
     print(f"cached re-run / first run: {statistics.median(cached):.2f}x (target <= 0.1x)")

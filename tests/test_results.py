@@ -160,7 +160,8 @@ def _candidate(text: str, score: float):
 def test_a_budget_that_extends_the_last_is_written_as_its_new_candidates(tmp_path):
     """Budgets whose candidates begin with the previous budget's (the same objects) are
     written as the new candidates only, with ``extends``; read back, every cell line holds its
-    whole list. A budget that does not extend (other objects, or another cell) is whole."""
+    whole list and the problems of the line it extends. A budget that does not extend (other
+    objects, or another cell) is whole."""
     from prmh.samples import SampleLog, read_samples
     from prmh.types import Compute, SearchResult
 
@@ -183,6 +184,7 @@ def test_a_budget_that_extends_the_last_is_written_as_its_new_candidates(tmp_pat
         written = [json.loads(line) for line in f if '"cells"' in line]
     assert [line.get("extends") for line in written] == [None, 1, None] * 2
     assert [len(x) for x in written[1]["candidates"]] == [1, 0]  # b after a; c again: nothing
+    assert ["problem" in line for line in written] == [True, False, True] * 2  # extends: its own
     lines = [x for x in read_samples(tmp_path / "s.jsonl.gz") if x["t"] == "cell"]
     number = {s: i for i, s in enumerate("13245")}  # solutions are numbered as first seen
     for line in lines:

@@ -10,6 +10,7 @@ from typing import Any
 from prmh.answers import majority_index
 from prmh.matrix import EvalPlan, Spec
 from prmh.metrics import bootstrap_mean, pass_at_k
+from prmh.samples import COMPUTE
 from prmh.types import Compute, Problem
 from prmh.votes import AnswerKeys
 
@@ -17,6 +18,8 @@ from prmh.votes import AnswerKeys
 def _fraction_correct(
     picks: tuple[str | None, ...], gold: str, verdicts: dict[tuple[str, str], bool]
 ) -> float:
+    if len(picks) == 1:  # one choice (no subsets): most cells, so without a generator
+        return float(picks[0] is not None and verdicts[(picks[0], gold)])
     return sum(_correct(a, gold, verdicts) for a in picks) / len(picks)
 
 
@@ -125,16 +128,11 @@ def _cell(
         ]
     )
     spent = [c for seed_row in compute for c in seed_row]
-    n = max(1, len(spent))
+    n, total = max(1, len(spent)), Compute.total(spent)
     return {
         **column,
         **bootstrap_mean(correct).to_json(),
-        "compute": {
-            "generated_tokens": sum(c.generated_tokens for c in spent) / n,
-            "prm_tokens": sum(c.prm_tokens for c in spent) / n,
-            "prm_calls": sum(c.prm_calls for c in spent) / n,
-            "wall_seconds": sum(c.wall_seconds for c in spent) / n,
-        },
+        "compute": {k: getattr(total, k) / n for k in COMPUTE},
         "per_problem": [round(float(x), 6) for x in correct.mean(axis=0)],
     }
 

@@ -25,12 +25,12 @@ from prmh.errors import PrmhError
 
 
 def argmax(candidates: Sequence[Candidate], answer_key: Callable[[str], str]) -> int | None:
-    """Best-of-N: the highest-scoring candidate."""
-    best = None
-    for i, c in enumerate(candidates):
-        if best is None or c.score > candidates[best].score:
-            best = i
-    return best
+    """Best-of-N: the highest-scoring candidate, the first on ties (``max`` takes a later
+    one only when it is greater; so a nan score is never taken after another)."""
+    if not candidates:
+        return None
+    scores = [c.score for c in candidates]
+    return max(range(len(scores)), key=scores.__getitem__)
 
 
 def majority(candidates: Sequence[Candidate], answer_key: Callable[[str], str]) -> int | None:

@@ -95,6 +95,9 @@ def test_argmax_takes_the_best_score_and_the_first_on_ties(registry):
     assert argmax(candidates(("1", 0.2), ("2", 0.9), ("3", 0.5)), key) == 1
     assert argmax(candidates(("1", 0.7), ("2", 0.7)), key) == 0
     assert argmax([], key) is None
+    nan = math.nan  # compared as the loop "take i when its score > the best's" does
+    assert argmax(candidates(("1", 0.2), ("2", nan), ("3", 0.5)), key) == 2
+    assert argmax(candidates(("1", nan), ("2", 0.9)), key) == 0
 
 
 def test_majority_counts_equivalent_answers_together(registry):

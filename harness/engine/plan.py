@@ -212,12 +212,12 @@ class _Table:
             key = (Row(*row, sel_spec), search, budget)
             picked = self.answers.setdefault(key, [[] for _ in seeds])[s_i]
             spent = self.compute.setdefault(key, [[] for _ in seeds])[s_i]
-            chosen[sel_spec.label] = []
-            for result in results:
-                indices = _select(result, selector.instance, self.keys)
-                chosen[sel_spec.label].append(indices)
-                picked.append(tuple(_answer(result, i) for i in indices))
-                spent.append(result.compute)
+            picks = [_select(r, selector.instance, self.keys) for r in results]
+            chosen[sel_spec.label] = picks
+            picked += [
+                tuple([_answer(r, i) for i in ps]) for r, ps in zip(results, picks, strict=True)
+            ]
+            spent += [r.compute for r in results]
         labels = dict(zip(("prm", "splitter", "agg"), (s.label for s in row), strict=True))
         where = {**self.where, **labels, "search": search, "budget": budget, "seed": seed_value}
         self.log.add_cell(where, results, chosen)

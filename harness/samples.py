@@ -29,11 +29,13 @@ import gzip
 import io
 import json
 import operator
+import zlib
 from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
 from prmh.files import write_bytes_atomic
+from prmh.samples_check import what_is_wrong
 from prmh.types import Problem, SearchResult, StepScores
 
 SUFFIX = ".samples.jsonl.gz"
@@ -158,14 +160,29 @@ class SampleLog:
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
-    """The lines of a samples file, each search cell's as one ``cell`` line per problem."""
+    """The lines of a samples file, each search cell's as one ``cell`` line per problem; a file
+    that is damaged or not prmh's is refused (``PrmhError``) with what is wrong in it."""
     lines: list[dict[str, Any]] = []
     last: dict[str, tuple] = {}  # a search cell -> its latest budget, problems, candidates
-    with gzip.open(path, "rt") as f:
-        for text in f:
-            if text.strip():
-                line = json.loads(text)
-                lines += _per_problem(line, last) if line["t"] == "cells" else [line]
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for text in f:
+                if text.strip():
+                    line = json.loads(text)
+                    cells = isinstance(line, dict) and line.get("t") == "cells"
+                    lines += _per_problem(line, last) if cells else [line]
+    except PrmhError:
+        raise
+    except (OSError, EOFError, ValueError, LookupError, TypeError, AttributeError, zlib.error) as e:
+        wrong: str | None = f"{type(e).__name__}: {str(e)[:200]!r}"
+    else:
+        wrong = what_is_wrong(lines, COMPUTE)
+    if wrong:
+        raise PrmhError(
+            f"the per-sample file {str(path)!r} is damaged or not prmh's ({wrong}). Run the "
+            "evaluation's command again with --recompute: it reads everything from the store "
+            "and writes the file anew."
+        )
     return lines
 
 

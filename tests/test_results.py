@@ -163,7 +163,7 @@ def test_a_budget_that_extends_the_last_is_written_as_its_new_candidates(tmp_pat
     whole list and the problems of the line it extends. A budget that does not extend (other
     objects, or another cell) is whole."""
     from prmh.samples import SampleLog, read_samples
-    from prmh.types import Compute, SearchResult
+    from prmh.types import Compute, Problem, SearchResult
 
     a, b, c, d, e = (
         _candidate(t, s) for t, s in zip("12345", (0.5, 0.25, 0.75, 0, 0.1), strict=True)
@@ -172,6 +172,7 @@ def test_a_budget_that_extends_the_last_is_written_as_its_new_candidates(tmp_pat
     where = {"task": "t", "generator": "g", "prm": "p", "splitter": "s", "agg": "min",
              "search": "best-of-n", "seed": 0}  # fmt: skip
     log = SampleLog()
+    log.add_problems("t", [Problem(q, "question", "1") for q in "xy"])
     for search in ("best-of-n", "beam"):
         for budget, rows in budgets.items():
             results = [
@@ -205,3 +206,65 @@ def test_a_samples_file_whose_budget_extends_nothing_is_refused(tmp_path):
         f.write(json.dumps(line) + "\n")
     with pytest.raises(PrmhError, match="extends budget 2, which no earlier line"):
         read_samples(tmp_path / "s.jsonl.gz")
+
+
+def _rewrite(path, edit):
+    lines = [json.loads(x) for x in gzip.open(path, "rt")]
+    text = edit(lines)
+    with gzip.open(path, "wt") as f:
+        f.write(text if isinstance(text, str) else "".join(json.dumps(x) + "\n" for x in text))
+
+
+def _first(lines, kind):
+    return next(x for x in lines if x["t"] == kind)
+
+
+DAMAGE = {
+    "truncated": (None, "EOFError"),
+    "not gzip": (None, "BadGzipFile"),
+    "not JSON": (lambda lines: "{not json\n", "JSONDecodeError"),
+    "a list": (lambda lines: [[1, 2], *lines], "not an entry of a known type"),
+    "no budget": (lambda lines: [{**_first(lines, "cells"), "budget": None}], "budget"),
+    "choice out of range": (
+        lambda lines: [
+            {**x, "chosen": {"argmax": [[99]] * len(x["problem"])}} if x["t"] == "cells" else x
+            for x in lines
+        ],
+        "choices are not indices of its candidates",
+    ),
+    "unknown solution": (
+        lambda lines: [*lines, {**_first(lines, "scores"), "solution": 10**6}],
+        "scores of solution 1000000, which the file lacks",
+    ),
+    "text scores": (
+        lambda lines: [{**x, "probs": ["\x1b[31m"]} if x["t"] == "scores" else x for x in lines],
+        "scores that are not all numbers",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_per_sample_file_is_refused_with_the_way_out(cli, damage):
+    """Export and the viewer refuse a per-sample file that is cut short, not gzip, not JSON,
+    of the wrong shapes or pointing at entries it lacks: one message naming the file and what
+    is wrong, exit status 2, no traceback; --recompute writes a good one again."""
+    first = cli("eval", "--world", "sim", "--limit", "3", "-n", "2", "--json")
+    assert first.exit_code == 0, first.output
+    path = cli.results_dir / "runs" / json.loads(first.output)["metrics"]["samples"]
+    edit, expected = DAMAGE[damage]
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    elif damage == "not gzip":
+        path.write_bytes(b"no gzip here")
+    else:
+        _rewrite(path, edit)
+    for command in (["export", "latest", "--out", str(path.parent / "x.csv")],
+                    ["view", "latest", "--out", str(path.parent / "x.html")]):  # fmt: skip
+        refused = cli(*command)
+        assert refused.exit_code == 2, refused.output
+        assert "is damaged or not prmh's" in refused.output and expected in refused.output
+        assert "--recompute" in refused.output and "Traceback" not in refused.output
+        assert "\x1b" not in refused.output
+    again = cli("eval", "--world", "sim", "--limit", "3", "-n", "2", "--recompute")
+    assert again.exit_code == 0, again.output
+    assert cli("export", "latest", "--out", str(path.parent / "y.csv")).exit_code == 0

@@ -37,13 +37,20 @@ def library_versions() -> dict[str, str | None]:
     named = _dist_info_versions()
     for name in LIBRARIES:
         try:
-            found[name] = named.get(name) or version(name)
+            found[name] = named.get(_normal(name)) or version(name)
         except PackageNotFoundError:
             found[name] = None
     return found
 
 
+def _normal(name: str) -> str:
+    """A distribution's name as wheels spell it in their folder names (PEP 427)."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
 def _dist_info_versions() -> dict[str, str]:
+    """Normalised name -> version of each ``name-version.dist-info`` folder on ``sys.path``,
+    the first one found for a name."""
     versions: dict[str, str] = {}
     for entry in sys.path:
         try:
@@ -53,8 +60,8 @@ def _dist_info_versions() -> dict[str, str]:
         for folder in names:
             if folder.endswith(".dist-info"):
                 name, _, number = folder[: -len(".dist-info")].partition("-")
-                versions.setdefault(re.sub(r"[-_.]+", "_", name).lower(), number)
-    return {n: versions[n.replace("-", "_")] for n in LIBRARIES if n.replace("-", "_") in versions}
+                versions.setdefault(_normal(name), number)
+    return versions
 
 
 def git_state(path: Path) -> dict[str, Any]:

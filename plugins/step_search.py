@@ -122,9 +122,8 @@ class StepSearch:
 
     def _check_separator(self, ctx) -> None:
         """Warn when the search ends steps elsewhere than the splitter the PRM reads them with."""
-        declared = getattr(
-            getattr(getattr(ctx, "splitter", None), "instance", None), "separator", None
-        )
+        splitter = getattr(getattr(ctx, "splitter", None), "instance", None)
+        declared = getattr(splitter, "separator", None)
         if self.separator and isinstance(declared, str) and declared != self.separator:
             ctx.warn(
                 f"steps end at {self.separator!r} in the search but at {declared!r} in the "

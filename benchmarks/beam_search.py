@@ -7,6 +7,12 @@ scripts that loop over questions do. Both start from an empty store, so nothing 
 
     python benchmarks/beam_search.py                       # 16 problems, budget 8, width 4
     python benchmarks/beam_search.py --problems 8 --budget 4
+    python benchmarks/beam_search.py --world tiny          # the shipped trained models
+
+`--world random` (the default) uses a random-weight model of the size given; its steps end at
+"." and most beams stop without one (few rounds, few finished solutions). `--world tiny` runs
+the tiny world's trained generator and implicit PRM (`prmh eval`'s default models), whose
+beams go on step by step to an answer, so the results compared are real solutions.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 
 def _arguments() -> argparse.Namespace:
@@ -32,15 +39,28 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--world", choices=("random", "tiny"), default="random")
     return parser.parse_args()
 
 
 def _components(args: argparse.Namespace, tmp: Path) -> dict:
-    """The tiny generator and PRM (one saved random model), arith, beam search and the rest."""
+    """The generator and PRM (one saved random model, or the tiny world's), arith, beam
+    search and the rest."""
     from prmh.registry import load_registry
     from prmh.testing import save_tiny_prm, tiny_tokenizer
 
     registry = load_registry()
+    if args.world == "tiny":
+        task = registry.create("task", "arith")
+        return {
+            "task": task,
+            "generator": registry.create("generator", "tiny"),
+            "prm": registry.create("prm", "tiny"),
+            "splitter": registry.create("splitter", "double-newline"),
+            "aggregate": registry.create("aggregator", "min").instance,
+            "search": registry.create("search", "beam", {"width": args.width}).instance,
+            "problems": task.instance.problems(args.problems),
+        }
     tokenizer = tiny_tokenizer(extra_tokens=["ки"])
     model = str(save_tiny_prm(tmp / "lm", "lm", tokenizer, layers=args.layers, hidden=args.hidden))
     task = registry.create("task", "arith")
@@ -74,16 +94,14 @@ def _run(args: argparse.Namespace, tmp: Path) -> tuple[list, list, list[tuple[fl
         workspace = Workspace(c["task"], generator, store, "bench", CacheStats(), lambda *a: None)
         return SearchContext(workspace, prm, c["splitter"], c["aggregate"], args.budget)
 
-    read = {"generator": [], "PRM": []}
+    read: dict[str, list[int]] = {}
     args.linear = {}
-    for name, model in (
-        ("generator", generator.instance.model),
-        ("PRM", prm.instance.scorer.backbone),
-    ):
+    for name, model in _models(generator, prm):
         layers = getattr(model, "model", model).layers
         args.linear[name] = sum(p.numel() for p in layers.parameters() if p.dim() == 2)
+        log = read.setdefault(name, [])
         model.register_forward_pre_hook(
-            lambda m, a, kw, log=read[name]: log.append(kw["input_ids"].numel()), with_kwargs=True
+            lambda m, a, kw, log=log: log.append(kw["input_ids"].numel()), with_kwargs=True
         )
     search.run(context("warm-up"), problems[:2], args.budget, 0)  # first calls set things up
     for log in read.values():
@@ -105,10 +123,35 @@ def _run(args: argparse.Namespace, tmp: Path) -> tuple[list, list, list[tuple[fl
     return batched, single, pairs
 
 
+def _models(generator, prm) -> list[tuple[str, Any]]:
+    """(name, model) of the generator and each model the PRM runs (an implicit PRM: two)."""
+    scorer = prm.instance.scorer
+    if hasattr(scorer, "backbone"):
+        return [("generator", generator.instance.model), ("PRM", scorer.backbone)]
+    return [("generator", generator.instance.model), ("PRM", scorer.policy),
+            ("reference", scorer.reference)]  # fmt: skip
+
+
 def _forget(generator, prm) -> None:
     """Nothing kept from the run before: the generator's kept prefixes, the PRM's cache."""
     generator.instance.kept.clear()
     prm.instance.scorer.prefixes.clear()
+
+
+def _same(batched: list, single: list) -> bool:
+    """The same solutions in the same order, their scores equal but for the last float bits
+    (a padded batch sums in another order than a lone row)."""
+
+    def solutions(results: list) -> list:
+        return [[(c.solution.generation.text, c.score) for c in r.candidates] for r in results]
+
+    a, b = solutions(batched), solutions(single)
+    if [[t for t, _ in r] for r in a] != [[t for t, _ in r] for r in b]:
+        return False
+    scores = [
+        (x, y) for ra, rb in zip(a, b, strict=True) for (_, x), (_, y) in zip(ra, rb, strict=True)
+    ]
+    return all(abs(x - y) <= 1e-4 for x, y in scores)
 
 
 def main() -> None:
@@ -120,12 +163,18 @@ def main() -> None:
         batched, single, pairs = _run(args, Path(tmp))  # fills args
     batched_seconds = statistics.median(b for b, _ in pairs)
     tokens = sum(r.compute.generated_tokens for r in batched)
-    same = [r.candidates for r in batched] == [r.candidates for r in single]
+    same = _same(batched, single)
+    models = (
+        "the tiny world's generator and implicit PRM, steps up to 160 tokens"
+        if args.world == "tiny"
+        else f"random Qwen2 {args.layers} layers, hidden {args.hidden}, steps up to "
+        f"{args.step_tokens} tokens, at most {args.steps}"
+    )
+    finished = sum(len(r.candidates) for r in batched)
     print(
-        f"Qwen2 {args.layers} layers, hidden {args.hidden}; beam search: {len(batched)} "
-        f"problems, budget {args.budget}, width {args.width}, "
-        f"up to {args.steps} steps of <= {args.step_tokens} tokens; {torch.get_num_threads()} "
-        f"CPU threads; 1-minute load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+        f"{models}; beam search: {len(batched)} problems, budget {args.budget}, width "
+        f"{args.width}, {finished} finished solutions; {torch.get_num_threads()} CPU threads; "
+        f"1-minute load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
     )
     print(
         f"batched across problems: {batched_seconds:6.2f} s ({tokens / batched_seconds:,.0f} "

@@ -216,14 +216,27 @@ def _growing_layer() -> type:
             self.keys, self.values = (b[:, :, :length] for b in self.buffers)
 
         def reorder_cache(self, beam_idx: Any) -> None:
+            """The rows ``beam_idx`` picks, into new buffers with the same free room; only
+            the positions held are copied (the room can be most of a buffer)."""
             held = self.get_seq_length()
             if held and self._writable(held):
-                self.buffers = tuple(b.index_select(0, beam_idx.to(b.device)) for b in self.buffers)
+                rows = beam_idx.to(self.buffers[0].device)
+                self.buffers = tuple(_picked(b, rows, held) for b in self.buffers)
                 self._view(held)
             else:
                 super().reorder_cache(beam_idx)
 
     return GrowingLayer
+
+
+def _picked(buffer: Any, rows: Any, held: int) -> Any:
+    """A buffer shaped like ``buffer`` with its ``rows``, of which the first ``held``
+    positions are copied (the rest is free room, left unwritten)."""
+    import torch
+
+    out = buffer.new_empty((len(rows), *buffer.shape[1:]))
+    torch.index_select(buffer[:, :, :held], 0, rows, out=out[:, :, :held])
+    return out
 
 
 def left_padded(torch: Any, rows: list[tuple[list | None, int]], room: int = 0) -> Any:

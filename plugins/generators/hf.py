@@ -29,7 +29,7 @@ from prmh.plugins.generators.common import (
     stops_of,
     temperature_of,
 )
-from prmh.plugins.generators.detokenize import Detokenizer, token_pieces
+from prmh.plugins.generators.detokenize import Decoding, Detokenizer, token_pieces
 from prmh.plugins.hf_models import attends_everywhere, cache_keyword, cache_of, forward_takes
 from prmh.plugins.kv_cache import KeptPrefixes, growing_cache, layers_of, left_padded
 
@@ -88,7 +88,7 @@ class HFGenerator:
             self.eos.add(self.tokenizer.eos_token_id)
         pad = self.tokenizer.pad_token_id
         self.pad = pad if pad is not None else next(iter(self.eos), 0)
-        self.torch = torch
+        self.torch, self.decoding = torch, Decoding(self.tokenizer)
         self.cache_keyword = cache_keyword(self.model)
         last_only = forward_takes(self.model, "logits_to_keep")  # no LM head over the prompt
         self.last_logits = {"logits_to_keep": 1} if last_only else {}
@@ -154,7 +154,7 @@ class HFGenerator:
         layout = _Layout(torch, contexts, cached, self.sampling.max_new_tokens, self.pad, self.room)
         step_ids, mask, step_pos = layout.ids, layout.mask, layout.positions
         generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-        done = _Rows(self.tokenizer, rows)
+        done = _Rows(self.tokenizer, rows, self.decoding)
         ended, kept, top = done.ended, done.kept, max(a.top_logprobs for a in asks)
         live, past = list(range(rows)), layout.past  # the original row of each batch row
         with torch.inference_mode():
@@ -324,8 +324,8 @@ class _Rows:
     """What each row of a batch has decoded: token ids, their log-probabilities and
     alternatives, its text so far, how it ended and (at a step's end) its KV for reuse."""
 
-    def __init__(self, tokenizer: Any, rows: int):
-        self.texts = [Detokenizer(tokenizer) for _ in range(rows)]
+    def __init__(self, tokenizer: Any, rows: int, decode: Decoding):
+        self.texts = [Detokenizer(tokenizer, decode) for _ in range(rows)]
         self.tokens: list[list[int]] = [[] for _ in range(rows)]
         self.logprobs: list[list[float]] = [[] for _ in range(rows)]
         self.alternatives: list[list[list[tuple[int, float]]]] = [[] for _ in range(rows)]

@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("transformers")
 
 from prmh.plugins.generators.common import first_stop
-from prmh.plugins.generators.detokenize import Detokenizer, exact_pieces, token_pieces
+from prmh.plugins.generators.detokenize import Decoding, Detokenizer, exact_pieces, token_pieces
 from prmh.testing import tiny_tokenizer
 
 TEXT = "Ben has 12 €.\n\nNaïve 🎉 sum: 12 + 30 = 42.\n\n  The answer is 42."
@@ -129,3 +129,31 @@ def test_decoding_grows_linearly_with_the_length(byte_level):
     for token in ids:
         text.tail_stop(("\n\n",), text.push(token))
     assert decoded < 10 * len(ids)  # decoding every prefix: 2,098,176 tokens
+
+
+def test_rows_sharing_a_decoding_table_get_the_same_pieces(byte_level):
+    """Rows that share a ``Decoding`` (a batch's rows) get each its own pieces, equal to a
+    lone detokenizer's, with the tokenizer called once per distinct window; a full table is
+    emptied, never grown past its size."""
+    calls = 0
+
+    class Counting:
+        def decode(self, ids, skip_special_tokens=True):
+            nonlocal calls
+            calls += 1
+            return byte_level.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    rng = random.Random(2)
+    rows = [[rng.randrange(300) for _ in range(200)] for _ in range(2)] * 4  # repeated rows
+    shared = Decoding(Counting(), size=64)
+    texts = [Detokenizer(shared.tokenizer, shared) for _ in rows]
+    for step in range(200):
+        for text, ids in zip(texts, rows, strict=True):
+            text.push(ids[step])
+            assert len(shared.seen) <= 64
+    for text, ids in zip(texts, rows, strict=True):
+        alone = Detokenizer(byte_level)
+        for token in ids:
+            alone.push(token)
+        assert text.finish() == alone.finish()
+    assert calls <= 2 * 2 * 200  # two decodes a push for the two distinct rows; 3,200 unshared

@@ -12,6 +12,7 @@ intervals. ``--recompute`` (``prmh.evaluate(recompute=True)``) runs them again.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 import time
@@ -100,12 +101,16 @@ def reused_metrics(
 ) -> dict[str, Any] | None:
     """The metrics of the run whose record is at ``record_path``, taken from ``earlier``'s:
     the same tables, its per-sample file copied beside the new record, and every entry counted
-    as read from the store; None when that file can no longer be read."""
+    as read from the store; None when that file can no longer be read or is not the one that
+    run wrote (its SHA-256 differs: cut short, edited; older records have none)."""
     metrics = dict(earlier["metrics"])  # read from its file: nothing else holds it
     metrics.pop("damaged_entries", None)  # what that run found in the store: not read here
     target = samples_path(record_path)
     try:
-        write_bytes_atomic(target, (record_path.parent / metrics["samples"]).read_bytes())
+        data = (record_path.parent / metrics["samples"]).read_bytes()
+        if metrics.get("samples_sha256", None) not in (None, hashlib.sha256(data).hexdigest()):
+            return None
+        write_bytes_atomic(target, data)
     except OSError:
         return None
     stored = dict(metrics["cache"]["from_store"])

@@ -107,15 +107,32 @@ def test_the_code_fingerprint_follows_every_module(tmp_path):
     assert reuse.files_fingerprint(roots[::-1]) != reuse.files_fingerprint(roots)
 
 
-@pytest.mark.parametrize("damage", ["samples gone", "record not JSON", *EDITS])
+SAMPLES_DAMAGE = {
+    "samples gone": lambda path: path.unlink(),
+    "samples cut short": lambda path: path.write_bytes(path.read_bytes()[:-100]),
+    "samples edited": lambda path: path.write_bytes(
+        gzip.compress(
+            gzip.decompress(path.read_bytes()).replace(b'"correct":true', b'"correct":false')
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", [*SAMPLES_DAMAGE, "record not JSON", *EDITS])
 def test_a_run_whose_files_are_gone_or_damaged_is_computed_again(cli, damage):
     """A record or per-sample file that is gone, damaged or edited by hand is never read
-    back: the plan runs again (from the store) and says nothing was reused."""
+    back: the plan runs again (from the store), says nothing was reused and writes the
+    per-sample file the first run wrote."""
     first = _run(cli)
     runs = cli.results_dir / "runs"
     record = runs / f"{first['run_id']}.json"
-    if damage == "samples gone":
-        (runs / first["metrics"]["samples"]).unlink()
+    original = _samples(cli, first)
+    assert b'"correct":true' in original  # what "samples edited" changes
+    if damage in SAMPLES_DAMAGE:
+        path = runs / first["metrics"]["samples"]
+        written = path.read_bytes()
+        SAMPLES_DAMAGE[damage](path)
+        assert not path.exists() or path.read_bytes() != written
     elif damage == "record not JSON":
         record.write_text("{not json")
     else:
@@ -124,6 +141,8 @@ def test_a_run_whose_files_are_gone_or_damaged_is_computed_again(cli, damage):
     assert "reused_run" not in again["metrics"]
     assert again["metrics"]["tables"] == first["metrics"]["tables"]  # from the store
     assert set(again["metrics"]["cache"]["computed"].values()) == {0}
+    assert _samples(cli, again) == original
+    assert again["metrics"]["samples_sha256"] == first["metrics"]["samples_sha256"]
 
 
 @pytest.mark.parametrize("run", ["../../../etc/passwd", 7, None, "20261128-000000-abcdef"])

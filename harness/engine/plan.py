@@ -109,10 +109,10 @@ def run_eval(prepared: Prepared, run: Run, grading_timeout: float = 5.0) -> dict
                 table = _Table(plan, built, problems, workspace, keys, log)
                 tables.append(table.evaluate(task_spec, gen_spec, run.progress))
     samples = samples_path(run.record.path)
-    log.write(samples)
     metrics = {
         "tables": tables,
         "samples": samples.name,
+        "samples_sha256": log.write(samples),
         "cache": run.stats.to_json(),
         "wall_seconds": time.perf_counter() - started,
     }

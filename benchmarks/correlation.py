@@ -6,14 +6,19 @@ once and, for each cut, only the tokens after what it shares with the full solut
 cropped to the shared prefix). Both give the same scores; this reports forward tokens and wall
 time for six thresholds on a small local Math-Shepherd-style model and long solutions.
 
-    python benchmarks/correlation.py                    # 16 solutions of ~1,000 tokens
-    python benchmarks/correlation.py --solutions 4 --hidden 128
+    python benchmarks/correlation.py                    # 16 solutions of ~700 tokens
+    python benchmarks/correlation.py --solutions 4 --hidden 128 --pairs 1
+
+The two run in interleaved pairs (--pairs, 3 by default); the speed-up is the median of the
+pairs' ratios, printed with the load they ran under.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import statistics
 import tempfile
 import time
 import warnings
@@ -30,6 +35,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--thresholds", default="128,256,384,512,768,1024")
+    parser.add_argument("--pairs", type=int, default=3)
     return parser.parse_args()
 
 
@@ -45,24 +51,29 @@ def _texts(solutions: int, steps: int) -> list[str]:
     ]
 
 
-def _time(prm: Any, splitter: Any, texts: list[str], cuts: list[int]) -> dict[str, tuple]:
-    """(seconds, forward tokens, step scores) of every text, one pass and truncate-and-rescore."""
+def _time(
+    prm: Any, splitter: Any, texts: list[str], cuts: list[int], pairs: int
+) -> dict[str, tuple]:
+    """(seconds of each pair, forward tokens, step scores) of every text, one pass and
+    truncate-and-rescore, interleaved."""
     from prmh import Problem
     from prmh.analysis.correlation import partial_scores
 
     problem = Problem("p", "How much is the total?", "")
     partial_scores(prm, splitter, problem, texts[0], cuts[:1], True, whole=False)  # warm-up
-    timings = {}
-    for name, one_pass in (("one-pass", True), ("rescore", False)):
-        start = time.perf_counter()
-        tokens, results = 0, []
-        for text in texts:
-            probs, _, spent = partial_scores(
-                prm, splitter, problem, text, cuts, one_pass, whole=False
-            )
-            tokens += spent
-            results.append(probs)
-        timings[name] = (time.perf_counter() - start, tokens, results)
+    timings: dict[str, tuple] = {}
+    for _ in range(pairs):
+        for name, one_pass in (("one-pass", True), ("rescore", False)):
+            start = time.perf_counter()
+            tokens, results = 0, []
+            for text in texts:
+                probs, _, spent = partial_scores(
+                    prm, splitter, problem, text, cuts, one_pass, whole=False
+                )
+                tokens += spent
+                results.append(probs)
+            seconds = timings.get(name, ([],))[0] + [time.perf_counter() - start]
+            timings[name] = (seconds, tokens, results)
     return timings
 
 
@@ -80,9 +91,11 @@ def main() -> None:
         directory = save_tiny_prm(
             Path(tmp) / "prm", "lm", tokenizer, layers=args.layers, hidden=args.hidden
         )
-        prm = registry.create("prm", "math-shepherd", {"model": str(directory), "max_length": 4096})
+        # no prefix cache: rescoring reads every truncation whole, as scripts that rescore do
+        options = {"model": str(directory), "max_length": 4096, "prefix_cache_tokens": 0}
+        prm = registry.create("prm", "math-shepherd", options)
         splitter = registry.create("splitter", "double-newline").instance
-        timings = _time(prm, splitter, texts, cuts)
+        timings = _time(prm, splitter, texts, cuts, args.pairs)
     (fast, fast_tokens, a), (slow, slow_tokens, b) = timings["one-pass"], timings["rescore"]
     worst = max(
         abs(x - y)
@@ -93,13 +106,16 @@ def main() -> None:
     length = len(tokenizer.encode(texts[0]))
     print(
         f"Qwen2 {args.layers} layers, hidden {args.hidden}; {len(texts)} solutions of about "
-        f"{length} tokens, thresholds {cuts} (whole-block scores excluded from both)"
+        f"{length} tokens, thresholds {cuts} (whole-block scores excluded from both); "
+        f"1-minute load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
     )
-    print(f"one-pass: {fast:6.2f} s, {fast_tokens:,} forward tokens")
-    print(f"rescore:  {slow:6.2f} s, {slow_tokens:,} forward tokens")
+    print(f"one-pass: {statistics.median(fast):6.2f} s, {fast_tokens:,} forward tokens")
+    print(f"rescore:  {statistics.median(slow):6.2f} s, {slow_tokens:,} forward tokens")
+    ratios = [s / f for f, s in zip(fast, slow, strict=True)]
+    print(f"pairs (rescore / one-pass): {', '.join(f'{r:.2f}' for r in ratios)}")
     print(
-        f"speed-up {slow / fast:.1f}x, {slow_tokens / fast_tokens:.1f}x fewer tokens; "
-        f"largest difference {worst:.1e}"
+        f"speed-up {statistics.median(ratios):.1f}x, {slow_tokens / fast_tokens:.1f}x fewer "
+        f"tokens; largest difference {worst:.1e}"
     )
 
 

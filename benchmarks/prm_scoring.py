@@ -17,6 +17,7 @@ prmh, the whole vocabulary at every position for the per-prefix scripts).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import tempfile
@@ -139,28 +140,25 @@ def main() -> None:
         ]
         model = prm.scorer.model
         prm.score(requests[:2])  # warm-up
-        runs = _one_pass(args, prm, requests)
-        fast = prm.score(requests)
-        start = time.perf_counter()
-        slow, slow_lengths = naive_scores(torch, model, prm.recipe, prm.recipe.good_bad, solutions)
-        vocabulary = model.get_output_embeddings().weight.shape[0]
-        runs["per-prefix"] = (
-            slow_lengths,
-            [vocabulary * n for n in slow_lengths],
-            time.perf_counter() - start,
-        )
+        runs, fast, slow, seconds = _interleaved(args, torch, prm, requests, solutions)
         worst = max(
             abs(a - b)
             for f, s in zip(fast, slow, strict=True)
             for a, b in zip(f.probs, s, strict=True)
         )
         _report(args, torch, model, tokenizer, solutions, runs, worst)
+        ratios = [s / f for f, s in zip(seconds["one-pass"], seconds["per-prefix"], strict=True)]
+        print(f"pairs (per-prefix / one-pass wall time): {', '.join(f'{r:.1f}' for r in ratios)}")
 
 
-def _one_pass(args, prm, requests) -> dict:
-    """prmh's scorer batched and unbatched, interleaved ``--repeats`` times: per scorer,
-    (lengths, head rows applied, median seconds)."""
-    runs, seconds = {}, {}
+def _interleaved(args, torch, prm, requests, solutions) -> tuple:
+    """prmh's scorer batched and unbatched, then per-prefix scoring, interleaved
+    ``--repeats`` times: per scorer (lengths, head rows applied, median seconds), both
+    scorers' scores and each run's seconds."""
+    runs: dict[str, tuple] = {}
+    seconds: dict[str, list[float]] = {}
+    model, recipe = prm.scorer.model, prm.recipe
+    vocabulary = model.get_output_embeddings().weight.shape[0]
     for _ in range(args.repeats):
         for name, cap in (("one-pass", args.max_tokens_per_batch), ("one-pass, unbatched", 1)):
             prm.scorer.max_tokens_per_batch = cap  # 1: every solution alone, no padding
@@ -170,7 +168,16 @@ def _one_pass(args, prm, requests) -> dict:
             lengths = [s.num_tokens for s in fast]
             steps = [2 * len(s.probs) for s in fast]  # two head rows at each step
             runs[name] = (lengths, steps, statistics.median(seconds[name]))
-    return runs
+        start = time.perf_counter()
+        slow, lengths = naive_scores(torch, model, recipe, recipe.good_bad, solutions)
+        seconds.setdefault("per-prefix", []).append(time.perf_counter() - start)
+        runs["per-prefix"] = (
+            lengths,
+            [vocabulary * n for n in lengths],
+            statistics.median(seconds["per-prefix"]),
+        )
+    prm.scorer.max_tokens_per_batch = args.max_tokens_per_batch
+    return runs, prm.score(requests), slow, seconds
 
 
 def _report(args, torch, model, tokenizer, solutions, runs, worst) -> None:
@@ -178,7 +185,9 @@ def _report(args, torch, model, tokenizer, solutions, runs, worst) -> None:
     params = sum(p.numel() for p in model.parameters())
     print(
         f"model: Qwen2 {args.layers} layers, hidden {args.hidden}, {params / 1e6:.2f}M parameters, "
-        f"vocabulary {len(tokenizer)}; {torch.get_num_threads()} CPU threads"
+        f"vocabulary {len(tokenizer)}; {torch.get_num_threads()} CPU threads; 1-minute load "
+        f"average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; medians of {args.repeats} "
+        "interleaved runs"
     )
     steps = sum(len(s) for _, s in solutions)
     print(f"solutions: {len(solutions)}, steps: {steps} (8-20 per solution)")

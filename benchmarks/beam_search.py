@@ -50,8 +50,9 @@ def _components(args: argparse.Namespace, tmp: Path) -> dict:
     from prmh.testing import save_tiny_prm, tiny_tokenizer
 
     registry = load_registry()
-    if args.world == "tiny":
-        task = registry.create("task", "arith")
+    task = registry.create("task", "arith")
+    problems = task.instance.problems(args.problems)
+    if args.world == "tiny":  # its own step length and search depth (--steps, --step-tokens unused)
         return {
             "task": task,
             "generator": registry.create("generator", "tiny"),
@@ -59,11 +60,10 @@ def _components(args: argparse.Namespace, tmp: Path) -> dict:
             "splitter": registry.create("splitter", "double-newline"),
             "aggregate": registry.create("aggregator", "min").instance,
             "search": registry.create("search", "beam", {"width": args.width}).instance,
-            "problems": task.instance.problems(args.problems),
+            "problems": problems,
         }
     tokenizer = tiny_tokenizer(extra_tokens=["ки"])
     model = str(save_tiny_prm(tmp / "lm", "lm", tokenizer, layers=args.layers, hidden=args.hidden))
-    task = registry.create("task", "arith")
     options = {"model": model, "max_new_tokens": args.step_tokens, "batch_size": 64}
     # A step ends at the next full stop (frequent enough in the tiny model's samples), for the
     # search and for the PRM alike: the splitter's separator is where the search stops.
@@ -75,7 +75,7 @@ def _components(args: argparse.Namespace, tmp: Path) -> dict:
         "splitter": registry.create("splitter", "separator", {"at": "."}),
         "aggregate": registry.create("aggregator", "last").instance,
         "search": registry.create("search", "beam", search).instance,
-        "problems": task.instance.problems(args.problems),
+        "problems": problems,
     }
 
 

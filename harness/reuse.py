@@ -108,7 +108,7 @@ def reused_metrics(
     target = samples_path(record_path)
     try:
         data = (record_path.parent / metrics["samples"]).read_bytes()
-        if metrics.get("samples_sha256", None) not in (None, hashlib.sha256(data).hexdigest()):
+        if metrics.get("samples_sha256") not in (None, hashlib.sha256(data).hexdigest()):
             return None
         write_bytes_atomic(target, data)
     except OSError:

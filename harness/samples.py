@@ -158,8 +158,9 @@ class SampleLog:
         buffer = io.BytesIO()
         with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=1, mtime=0) as f:
             f.write(text.encode())
-        write_bytes_atomic(path, buffer.getvalue())
-        return hashlib.sha256(buffer.getvalue()).hexdigest()
+        data = buffer.getvalue()
+        write_bytes_atomic(path, data)
+        return hashlib.sha256(data).hexdigest()
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
@@ -174,10 +175,10 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
                     line = json.loads(text)
                     cells = isinstance(line, dict) and line.get("t") == "cells"
                     lines += _per_problem(line, last) if cells else [line]
-    except PrmhError:
-        raise
+    except PrmhError as e:  # what _per_problem found
+        wrong: str | None = str(e)
     except (OSError, EOFError, ValueError, LookupError, TypeError, AttributeError, zlib.error) as e:
-        wrong: str | None = f"{type(e).__name__}: {str(e)[:200]!r}"
+        wrong = f"{type(e).__name__}: {str(e)[:200]!r}"
     else:
         wrong = what_is_wrong(lines, COMPUTE)
     if wrong:
@@ -196,10 +197,9 @@ def _per_problem(cells: dict[str, Any], last: dict[str, tuple]) -> list[dict]:
     if "extends" in cells:  # the problems of the line it extends
         budget, problems, before = last.get(cell, (None, [], []))
         if budget != cells["extends"] or len(before) != len(candidates):
-            raise PrmhError(
-                f"damaged samples file: a line of search cell {cell} extends budget "
-                f"{cells['extends']!r}, which no earlier line of that cell holds. Run the "
-                "evaluation again to rewrite it."
+            raise PrmhError(  # read_samples says what to do
+                f"a line of search cell {cell} extends budget {cells['extends']!r}, which no "
+                "earlier line of that cell holds"
             )
         candidates = [b + new for b, new in zip(before, candidates, strict=True)]
     last[cell] = (cells["budget"], problems, candidates)

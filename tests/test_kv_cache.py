@@ -1,6 +1,7 @@
 """prmh's growing KV cache against transformers' own ``DynamicCache`` (the reference: the
-cache ``generate()`` uses, transformers/cache_utils.py, ``DynamicLayer.update`` and
-``reorder_cache``): the same operations leave the same keys and values."""
+cache ``generate()`` uses; huggingface/transformers, src/transformers/cache_utils.py,
+``DynamicLayer.update`` and ``reorder_cache``, as released in 5.24.0, the version the suite
+installs): the same operations leave the same keys and values."""
 
 from __future__ import annotations
 

@@ -12,12 +12,11 @@ import importlib
 import os
 from contextvars import ContextVar
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
 
-from prmh import hookspecs
+from prmh import hookspecs, installed
 from prmh._version import __version__
 from prmh.plugins import BUILTINS
 
@@ -51,17 +50,15 @@ def build_manager() -> tuple[pluggy.PluginManager, dict[str, tuple[str, str]], l
             continue
         pm.register(importlib.import_module(module_name), name=module_name)
         dists[module_name] = ("prmh", __version__)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        dist_name = ep.dist.name if ep.dist else "?"
-        dist_version = ep.dist.version if ep.dist else "?"
-        if ep.name in disabled or dist_name in disabled:
+    for name, value, dist_name, dist_version in installed.entry_points(ENTRY_POINT_GROUP):
+        if name in disabled or dist_name in disabled:
             continue
         try:
-            pm.register(ep.load(), name=ep.name)
+            pm.register(installed.load(value), name=name)
         except Exception as e:
-            failures.append(PluginFailure(ep.name, dist_name, f"{type(e).__name__}: {e}"))
+            failures.append(PluginFailure(name, dist_name, f"{type(e).__name__}: {e}"))
             continue
-        dists[ep.name] = (dist_name, dist_version)
+        dists[name] = (dist_name, dist_version)
     for name, plugin in INLINE.get():
         pm.register(plugin, name=name)
         dists[name] = ("inline", "0")

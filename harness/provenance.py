@@ -4,15 +4,12 @@ prmh checkout (if it is one) and how prmh was installed."""
 from __future__ import annotations
 
 import json
-import os
 import platform
-import re
 import subprocess
-import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from prmh import installed
 from prmh._version import __version__
 from prmh.masking import redact
 
@@ -31,37 +28,8 @@ def provenance(package_dir: Path) -> dict[str, Any]:
 
 def library_versions() -> dict[str, str | None]:
     """Python's and ``LIBRARIES``' versions, as ``importlib.metadata.version`` gives them (the
-    first distribution on ``sys.path``); wheels' ``name-version.dist-info`` folders are read by
-    name, without parsing each one's metadata."""
-    found: dict[str, str | None] = {"python": platform.python_version()}
-    named = _dist_info_versions()
-    for name in LIBRARIES:
-        try:
-            found[name] = named.get(_normal(name)) or version(name)
-        except PackageNotFoundError:
-            found[name] = None
-    return found
-
-
-def _normal(name: str) -> str:
-    """A distribution's name as wheels spell it in their folder names (PEP 427)."""
-    return re.sub(r"[-_.]+", "_", name).lower()
-
-
-def _dist_info_versions() -> dict[str, str]:
-    """Normalised name -> version of each ``name-version.dist-info`` folder on ``sys.path``,
-    the first one found for a name."""
-    versions: dict[str, str] = {}
-    for entry in sys.path:
-        try:
-            names = os.listdir(entry or ".")
-        except OSError:
-            continue
-        for folder in names:
-            if folder.endswith(".dist-info"):
-                name, _, number = folder[: -len(".dist-info")].partition("-")
-                versions.setdefault(_normal(name), number)
-    return versions
+    first distribution on ``sys.path``)."""
+    return {"python": platform.python_version(), **installed.versions(LIBRARIES)}
 
 
 def git_state(path: Path) -> dict[str, Any]:
@@ -95,11 +63,9 @@ def install_state() -> dict[str, Any]:
     (a package index: the version names the code), ``editable``, ``directory`` (a local copy),
     ``archive`` or a VCS (``git``, with its commit). A non-editable install records no git
     revision; this says what code ran instead."""
-    from importlib.metadata import distributions
-
     # a source tree's own prmh.egg-info can shadow the installed metadata: prefer the copy
     # that says where it was installed from
-    found = [(d, d.read_text("direct_url.json")) for d in distributions(name="prmh")]
+    found = [(d, d.read_text("direct_url.json")) for d in installed.distributions("prmh")]
     if not found:
         return {"version": __version__, "source": "unknown", "url": None, "commit": None}
     dist, text = next((f for f in found if f[1]), found[0])

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from prmh import hookimpl, mathgrade
 from prmh.errors import PrmhError
+from prmh.installed import version
 
 if TYPE_CHECKING:
     from fractions import Fraction
@@ -85,13 +85,12 @@ def sympy() -> Rules:
 
 
 def math_verify() -> Rules:
-    try:
-        installed = version("math-verify")
-    except PackageNotFoundError:
+    installed = version("math-verify")
+    if installed is None:
         raise PrmhError(
             "the math-verify grader needs the math-verify package: pip install 'prmh[math]', "
             "or choose another grader (-T grader=sympy)."
-        ) from None
+        )
     return Rules(mathgrade.grade_math_verify, mathgrade.canonical, mathgrade.math_key, installed)
 
 

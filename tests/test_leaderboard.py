@@ -207,8 +207,7 @@ def test_a_run_from_a_normal_install_joins_the_board_flagged(cli, runs, board, t
 def test_the_record_says_how_prmh_was_installed(monkeypatch, direct_url, expected):
     """PEP 610: pip writes direct_url.json for installs from a URL, folder or VCS; none for an
     install from an index."""
-    import importlib.metadata
-
+    from prmh import installed
     from prmh.provenance import install_state
 
     class Dist:
@@ -218,7 +217,7 @@ def test_the_record_says_how_prmh_was_installed(monkeypatch, direct_url, expecte
             assert name == "direct_url.json"
             return None if direct_url is None else json.dumps(direct_url)
 
-    monkeypatch.setattr(importlib.metadata, "distributions", lambda name: [Dist()])
+    monkeypatch.setattr(installed, "distributions", lambda name: [Dist()])
     state = install_state()
     assert state["version"] == "9.9"
     assert {k: state[k] for k in expected} == expected

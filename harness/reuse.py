@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -56,9 +57,12 @@ def files_fingerprint(roots: list[Path]) -> str:
     """Each Python module under ``roots``: its path, size and modification time, hashed."""
     files = []
     for i, root in enumerate(roots):
-        for path in sorted(root.rglob("*.py")):
-            stat = path.stat()
-            files.append([i, path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
+        for folder, subfolders, names in os.walk(root):
+            subfolders.sort()
+            where = Path(folder).relative_to(root)
+            for name in sorted(n for n in names if n.endswith(".py")):
+                stat = os.stat(os.path.join(folder, name))
+                files.append([i, (where / name).as_posix(), stat.st_size, stat.st_mtime_ns])
     return content_key(files)
 
 

@@ -3,19 +3,18 @@ reader are ``prmh.task_files``."""
 
 from __future__ import annotations
 
-from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
+import prmh.tasks
 from prmh import hookimpl
 from prmh.task_files import factory, load_definition
 
+TASKS = Path(prmh.tasks.__file__).parent  # as the tiny world's files are found
+
 
 def definitions() -> list[dict[str, Any]]:
-    found = []
-    for entry in sorted(files("prmh.tasks").iterdir(), key=lambda p: p.name):
-        if entry.name.endswith(".toml"):
-            found.append(load_definition(entry.read_text(), entry.name))
-    return found
+    return [load_definition(p.read_text(), p.name) for p in sorted(TASKS.glob("*.toml"))]
 
 
 @hookimpl

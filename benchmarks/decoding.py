@@ -45,7 +45,7 @@ def _generate(generator, requests) -> tuple[int, float]:
     import torch
 
     model = generator.model
-    contexts = [generator.context(r) for r in requests]
+    contexts = generator.contexts(requests)
     width = max(len(c) for c in contexts)
     ids = torch.full((len(contexts), width), generator.pad, dtype=torch.long)
     mask = torch.zeros_like(ids)

@@ -116,7 +116,7 @@ def generate(args, torch, device, dtype, tokenizer, tmp: Path) -> dict:
     start = time.perf_counter()
     ours = sum(g.num_tokens for g in generator.sample(requests)[0])
     ours_seconds = time.perf_counter() - start
-    ids = torch.tensor([generator.context(requests[0])] * args.samples, device=device)
+    ids = torch.tensor(generator.contexts(requests[:1]) * args.samples, device=device)
     start = time.perf_counter()
     with torch.inference_mode():
         out = generator.model.generate(

@@ -101,7 +101,7 @@ def test_hf_stops_at_a_step_boundary_and_continues_a_prefix(hf):
     continued = hf.sample([request(n=1, prefix=" 2 + 3")])[0][0]
     assert continued.text  # continues after the prefix, which is not repeated
     assert (
-        hf.context(request(prefix=" 2 + 3"))[-3:]
+        hf.contexts([request(prefix=" 2 + 3")])[0][-3:]
         == hf.tokenizer.encode("Q: What is 2 + 3?\nA: 2 + 3")[-3:]
     )
 
@@ -173,7 +173,7 @@ def test_hf_rows_of_one_context_share_its_first_pass_and_decode_as_transformers_
     for ask, samples in zip(asked, got, strict=True):
         for i, sample in enumerate(samples):
             draw = torch.Generator().manual_seed(sample_seed(ask, i))
-            ids, cache, tokens, logprobs = torch.tensor([hf.context(ask)]), None, [], []
+            ids, cache, tokens, logprobs = torch.tensor(hf.contexts([ask])), None, [], []
             with torch.no_grad():
                 for _ in range(12):
                     out = model(input_ids=ids, use_cache=True, **{cache_keyword(model): cache})
@@ -198,7 +198,7 @@ def test_hf_greedy_follows_the_model_argmax(tiny_lm, registry_module):
     g = greedy.sample([request(n=2)])[0]
     assert g[0].text == g[1].text  # no randomness at temperature 0
     model = AutoModelForCausalLM.from_pretrained(tiny_lm)
-    ids = greedy.context(request())
+    ids = greedy.contexts([request()])[0]
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([ids])).logits[0, -1]
     first = int(logits.argmax())
@@ -241,11 +241,39 @@ def test_hf_batched_sampling_draws_what_multinomial_draws_row_by_row(
             assert logprobs[row] == pytest.approx(float(logp[expected]), abs=1e-6)
 
 
+def test_hf_contexts_are_encoded_in_one_call_as_each_alone(tiny_lm, registry_module):
+    """A round's contexts in one tokenizer call: the ids of each encoded alone, and for a chat
+    model the ids of transformers' own ``apply_chat_template(..., tokenize=True)`` (the usage
+    model cards give; transformers 5.24.0, src/transformers/tokenization_utils_base.py), on the
+    tiny world's Qwen BPE tokenizer and the test tokenizer."""
+    from prmh.plugins.tiny import WORLD
+
+    asks = [request(prefix=p) for p in ("", "2 + 3 = 5.", " 5\n\nSo ", "ünïcode ✓ 12,345")]
+    for options in ({"model": tiny_lm}, {"model": str(WORLD / "generator"), "chat_template": True}):
+        generator = registry_module.create("generator", "hf", options).instance
+        tokenizer, chat = generator.tokenizer, options.get("chat_template", False)
+        expected = []
+        for ask in asks:
+            messages = [{"role": "user", "content": ask.prompt}]
+            template = tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+            text = (template if chat else ask.prompt) + ask.prefix
+            expected.append(tokenizer.encode(text, add_special_tokens=not chat))
+        assert generator.contexts(asks) == expected
+        if chat:
+            alone = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, return_dict=False
+            )
+            assert generator.contexts([request()]) == [list(alone)]
+        assert generator.contexts([]) == []
+
+
 def test_hf_chat_template_and_bad_options(tiny_lm, registry_module):
     chat = registry_module.create(
         "generator", "hf", {"model": tiny_lm, "chat_template": True, "system_prompt": "Be brief."}
     ).instance
-    text = chat.tokenizer.decode(chat.context(request()))
+    text = chat.tokenizer.decode(chat.contexts([request()])[0])
     assert text.startswith("<|im_start|>system\nBe brief.") and text.endswith("assistant\n")
     with pytest.raises(PrmhError, match="top_p must be in"):
         registry_module.create("generator", "hf", {"model": tiny_lm, "top_p": 0})

@@ -98,20 +98,27 @@ class HFGenerator:
     def identity_extra(self) -> dict[str, Any]:
         return {"weights": self.fingerprint}
 
-    def context(self, request: SampleRequest) -> list[int]:
-        """Token ids the model continues: the (templated) prompt, then the prefix."""
-        if self.chat_template:
-            messages = [{"role": "user", "content": request.prompt}]
-            if self.system_prompt is not None:
-                messages.insert(0, {"role": "system", "content": self.system_prompt})
-            text = self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-            return self.tokenizer.encode(text + request.prefix, add_special_tokens=False)
-        return self.tokenizer.encode(request.prompt + request.prefix)
+    def contexts(self, requests: Sequence[SampleRequest]) -> list[list[int]]:
+        """Token ids each request's model continues: the (templated) prompt, then the prefix;
+        encoded in one tokenizer call, as each would be alone (a search's round asks for many)."""
+        if not requests:
+            return []
+        texts = [self._templated(r.prompt) + r.prefix for r in requests]
+        encoded = self.tokenizer(texts, add_special_tokens=not self.chat_template)
+        return [list(ids) for ids in encoded["input_ids"]]
+
+    def _templated(self, prompt: str) -> str:
+        if not self.chat_template:
+            return prompt
+        messages = [{"role": "user", "content": prompt}]
+        if self.system_prompt is not None:
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
 
     def sample(self, requests: Sequence[SampleRequest]) -> list[list[Generation]]:
-        contexts = [self.context(r) for r in requests]
+        contexts = self.contexts(requests)
         cached = [
             self.kept.find(r, c) if self.kept else None
             for r, c in zip(requests, contexts, strict=True)

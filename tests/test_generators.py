@@ -208,23 +208,29 @@ def test_hf_greedy_follows_the_model_argmax(tiny_lm, registry_module):
     assert g[0].tokens[0] == greedy.tokenizer.decode([first])
 
 
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
 @pytest.mark.parametrize("top_p", [1.0, 0.8])
 def test_hf_batched_sampling_draws_what_multinomial_draws_row_by_row(
-    tiny_lm, registry_module, top_p
+    tiny_lm, registry_module, top_p, device
 ):
     """All rows sampled at once give each row's ``torch.multinomial`` draw from its own
     generator (the per-row sampling prmh did before, and ``generate()``'s sampling step), the
-    greedy rows their argmax, and each token's log-probability after temperature."""
+    greedy rows their argmax, and each token's log-probability after temperature; on the
+    model's device, with generators there (on a GPU, sampling on the CPU would take longer
+    than the decoding step)."""
     import torch
 
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (benchmarks/gpu.py samples there on a lent machine)")
     hf = registry_module.create("generator", "hf", {"model": tiny_lm, "top_p": top_p}).instance
     logits = torch.randn(6, 40, generator=torch.Generator().manual_seed(3)) * 4
     temperatures = [0.7, 0.0, 1.3, 0.7, 0.0, 0.2]
     for draw in range(20):
         seeds = [1000 * draw + row for row in range(6)]
         tokens, logprobs, _ = hf._pick(
-            logits, [torch.Generator().manual_seed(s) for s in seeds], temperatures
-        )
+            logits.to(device), [torch.Generator(device).manual_seed(s) for s in seeds],
+            temperatures,
+        )  # fmt: skip
         for row, (t, seed) in enumerate(zip(temperatures, seeds, strict=True)):
             logp = torch.log_softmax(logits[row] / (t or 1.0), -1)
             if t == 0:
@@ -235,8 +241,8 @@ def test_hf_batched_sampling_draws_what_multinomial_draws_row_by_row(
                     ordered, order = probs.sort(descending=True)
                     keep = ordered.cumsum(0) - ordered < top_p
                     probs = torch.zeros_like(probs).scatter(0, order[keep], ordered[keep])
-                generator = torch.Generator().manual_seed(seed)
-                expected = int(torch.multinomial(probs, 1, generator=generator))
+                generator = torch.Generator(device).manual_seed(seed)
+                expected = int(torch.multinomial(probs.to(device), 1, generator=generator))
             assert tokens[row] == expected
             assert logprobs[row] == pytest.approx(float(logp[expected]), abs=1e-6)
 

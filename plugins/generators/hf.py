@@ -160,7 +160,9 @@ class HFGenerator:
         temperatures = [temperature_of(a, self.sampling) for a in asks]
         layout = _Layout(torch, contexts, cached, self.sampling.max_new_tokens, self.pad, self.room)
         step_ids, mask, step_pos = layout.ids, layout.mask, layout.positions
-        generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        # each row's generator on the model's device: sampling a 152k vocabulary on the CPU
+        # takes 0.4 s a step at 128 rows, what a GPU decoding step takes dozens of times over
+        generators = [torch.Generator(self.device).manual_seed(seed) for seed in seeds]
         done = _Rows(self.tokenizer, rows, self.decoding)
         ended, kept, top = done.ended, done.kept, max(a.top_logprobs for a in asks)
         live, past = list(range(rows)), layout.past  # the original row of each batch row
@@ -173,7 +175,7 @@ class HFGenerator:
                     past, logits = self._forward(step_ids, mask[:, :width], step_pos, past)
                 at = [i for i, b in enumerate(live) if ended[b] is None]
                 picked = self._pick(
-                    logits[at].float().cpu(),
+                    logits[at].float(),
                     [generators[live[i]] for i in at],
                     [temperatures[live[i]] for i in at],
                     top,
@@ -248,7 +250,7 @@ class HFGenerator:
         torch = self.torch
         if not temperatures:
             return [], [], []
-        t = torch.tensor(temperatures)
+        t = torch.tensor(temperatures, device=logits.device)
         greedy = t == 0
         logp = torch.log_softmax(logits / torch.where(greedy, 1.0, t)[:, None], -1)
         probs = logp.exp()

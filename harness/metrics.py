@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from math import comb
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # numpy is imported where intervals are computed (54 ms off a read-back run)
     import numpy as np
@@ -73,10 +73,15 @@ def _draw_counts(
         size = min(samples, start + 250) - start
         p = rng.integers(0, n_problems, size=(size, n_problems))
         s = rng.integers(0, n_seeds, size=(size, n_seeds))
-        rows = np.arange(start, start + size)[:, None]
-        np.add.at(problem_counts, (rows, p), 1)
-        np.add.at(seed_counts, (rows, s), 1)
+        problem_counts[start : start + size] = _counted(np, p, n_problems)
+        seed_counts[start : start + size] = _counted(np, s, n_seeds)
     return seed_counts, problem_counts
+
+
+def _counted(np: Any, draws: np.ndarray, n: int) -> np.ndarray:
+    """How often each of 0..n-1 is drawn in each row of ``draws``."""
+    offsets = (np.arange(len(draws)) * n)[:, None]
+    return np.bincount((draws + offsets).ravel(), minlength=len(draws) * n).reshape(-1, n)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

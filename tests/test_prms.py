@@ -610,3 +610,15 @@ def test_a_device_map_loads_the_same_prm(registry, checkpoints, recipe):
     plain = score(build(registry, checkpoints, recipe), STEPS)
     mapped = score(build(registry, checkpoints, recipe, device_map="auto"), STEPS)
     assert list(mapped[0].probs) == pytest.approx(list(plain[0].probs), abs=1e-6)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_each_recipe_scores_in_bf16_as_in_fp32(registry, checkpoints, recipe):
+    """dtype=bf16, what ``auto`` picks on a GPU, run here on the CPU: every recipe's head,
+    reads and upcasts work in it, and its step probabilities stay within bf16's rounding of
+    the fp32 ones (8 bits of mantissa: ~0.4% of a logit)."""
+    steps = (STEPS, STEPS[:2])
+    full = score(build(registry, checkpoints, recipe), *steps)
+    half = score(build(registry, checkpoints, recipe, dtype="bf16"), *steps)
+    for a, b in zip(full, half, strict=True):
+        assert list(b.probs) == pytest.approx(list(a.probs), abs=0.01)

@@ -71,7 +71,7 @@ def test_the_tiny_generator_writes_a_fixed_greedy_solution(registry, problem):
 def test_the_tiny_world_runs_in_bf16(registry, problem):
     """dtype=bf16 (what ``auto`` picks on a GPU), run on the CPU: the implicit PRM's scores
     stay within 0.01 of fp32's (0.004 measured), and the generator samples from bf16 logits
-    (its greedy solution starts as in fp32, its log-probabilities are ones)."""
+    (its greedy solution starts as in fp32, every token log-probability at most 0)."""
     prm = registry.create("prm", "tiny", {"dtype": "bf16"}).instance
     (slip,) = prm.score([ScoreRequest(problem, slipped(problem))])
     assert list(slip.probs) == pytest.approx(SLIP_SCORES, abs=0.01)

@@ -54,10 +54,6 @@ class Installed:
         return found
 
     @property
-    def name(self) -> str:
-        return self.headers().get("Name") or self.folder.name.partition("-")[0]
-
-    @property
     def version(self) -> str | None:
         return self.headers().get("Version")
 

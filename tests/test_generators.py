@@ -255,23 +255,25 @@ def test_hf_contexts_are_encoded_in_one_call_as_each_alone(tiny_lm, registry_mod
     from prmh.plugins.tiny import WORLD
 
     asks = [request(prefix=p) for p in ("", "2 + 3 = 5.", " 5\n\nSo ", "ünïcode ✓ 12,345")]
+    messages = [{"role": "user", "content": asks[0].prompt}]  # every ask's prompt
     for options in ({"model": tiny_lm}, {"model": str(WORLD / "generator"), "chat_template": True}):
         generator = registry_module.create("generator", "hf", options).instance
         tokenizer, chat = generator.tokenizer, options.get("chat_template", False)
-        expected = []
-        for ask in asks:
-            messages = [{"role": "user", "content": ask.prompt}]
-            template = tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
+        template = tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+        expected = [
+            tokenizer.encode(
+                (template if chat else a.prompt) + a.prefix, add_special_tokens=not chat
             )
-            text = (template if chat else ask.prompt) + ask.prefix
-            expected.append(tokenizer.encode(text, add_special_tokens=not chat))
+            for a in asks
+        ]
         assert generator.contexts(asks) == expected
         if chat:
             alone = tokenizer.apply_chat_template(
                 messages, add_generation_prompt=True, return_dict=False
             )
-            assert generator.contexts([request()]) == [list(alone)]
+            assert generator.contexts(asks[:1]) == [list(alone)]
         assert generator.contexts([]) == []
 
 

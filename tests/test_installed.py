@@ -99,3 +99,18 @@ def test_this_environment_reads_as_importlib_metadata_reads_it():
     assert installed.entry_points("console_scripts") == reference_entry_points("console_scripts")
     texts = [d.read_text("direct_url.json") for d in installed.distributions("prmh")]
     assert texts == [d.read_text("direct_url.json") for d in metadata.distributions(name="prmh")]
+
+
+def test_a_zip_archive_on_sys_path_is_read_through_importlib_metadata(tmp_path, monkeypatch):
+    """Metadata inside a zip archive on sys.path (a zipapp, an egg) is found as importlib
+    finds it: prmh hands the lookup to importlib.metadata then."""
+    import zipfile
+
+    archive = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("zipped_plugin-3.2.dist-info/METADATA", "Name: zipped-plugin\nVersion: 3.2\n")
+        z.writestr("zipped_plugin-3.2.dist-info/entry_points.txt", "[prmh]\nzipped = os.path\n")
+    monkeypatch.setattr(sys, "path", [str(archive), *sys.path])
+    assert installed.version("zipped-plugin") == "3.2" == reference_version("zipped-plugin")
+    assert installed.entry_points("prmh") == reference_entry_points("prmh")
+    assert ("zipped", "os.path", "zipped-plugin", "3.2") in installed.entry_points("prmh")

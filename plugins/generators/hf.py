@@ -160,8 +160,8 @@ class HFGenerator:
         temperatures = [temperature_of(a, self.sampling) for a in asks]
         layout = _Layout(torch, contexts, cached, self.sampling.max_new_tokens, self.pad, self.room)
         step_ids, mask, step_pos = layout.ids, layout.mask, layout.positions
-        # each row's generator on the model's device: sampling a 152k vocabulary on the CPU
-        # takes 0.4 s a step at 128 rows, what a GPU decoding step takes dozens of times over
+        # each row's generator on the model's device: on the CPU, 128 rows of a 152k
+        # vocabulary take 0.4 s a step to sample, the time of dozens of GPU decoding steps
         generators = [torch.Generator(self.device).manual_seed(seed) for seed in seeds]
         done = _Rows(self.tokenizer, rows, self.decoding)
         ended, kept, top = done.ended, done.kept, max(a.top_logprobs for a in asks)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from prmh.records import process_started
+from prmh.liveness import process_started
 from prmh.store import Store
 
 STALE = 600.0  # seconds before another host's claim counts as abandoned

@@ -9,7 +9,8 @@ from typing import Any
 
 from prmh.errors import PrmhError
 from prmh.files import write_atomic
-from prmh.records import RECORD_SCHEMA_VERSION, owner_gone
+from prmh.liveness import owner_gone
+from prmh.records import RECORD_SCHEMA_VERSION
 
 
 def _latest(records: list[Path]) -> list[Path]:

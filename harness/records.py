@@ -9,7 +9,6 @@ run on the same results directory (or ``prmh show``) finds its process gone and 
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import secrets
@@ -20,6 +19,7 @@ from typing import Any
 
 from prmh._version import __version__
 from prmh.files import remove_orphans, write_atomic
+from prmh.liveness import mark_interrupted
 from prmh.masking import redact
 from prmh.provenance import provenance
 
@@ -68,53 +68,3 @@ class RunRecord:
             fields["error"] = redact(fields["error"])
         self.data.update(fields, status=status, finished=time.time())
         self.save()
-
-
-def process_started(pid: int) -> float | None:
-    """When process ``pid`` started (seconds since the epoch), None if there is none. Linux
-    reads /proc; elsewhere a live pid counts as started at 0 (so it is never taken as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return 0.0
-    try:
-        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime")
-        )
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return 0.0
-
-
-def owner_gone(record: dict[str, Any]) -> bool:
-    """Whether a "started" record's process on this machine has ended (or its pid now belongs
-    to a process that started after the run)."""
-    owner = record.get("owner") if isinstance(record.get("owner"), dict) else {}
-    if record.get("status") != "started" or owner.get("host") != platform.node():
-        return False
-    pid, started = owner.get("pid"), record.get("started")
-    if not isinstance(pid, int) or not isinstance(started, int | float):
-        return False
-    began = process_started(pid)
-    return began is None or began > started + 1.0
-
-
-def mark_interrupted(runs_dir: Path) -> list[str]:
-    """Mark the "started" records of dead processes "interrupted"; returns their run ids."""
-    marked = []
-    for path in sorted(runs_dir.glob("*.json")):
-        try:
-            text = path.read_text()
-            record = json.loads(text) if '"status": "started"' in text else None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue
-        if isinstance(record, dict) and owner_gone(record):
-            record.update(status="interrupted", error="the process ended without finishing")
-            write_atomic(path, record)
-            marked.append(path.stem)
-    return marked

@@ -95,3 +95,34 @@ def test_git_state_is_gits_own_head_and_dirty_flag(tmp_path):
     (tmp_path / "repo" / "pkg" / "a.py").write_text("x = 2\n")
     assert git("status", "--porcelain", "--untracked-files=no")
     assert provenance.git_state(tmp_path / "repo" / "pkg") == {**clean, "dirty": True}
+
+
+def test_finished_records_are_judged_by_their_last_bytes(tmp_path, monkeypatch):
+    """Every run looks through the results directory for records left "started" by a process
+    that died. A finished record in prmh's layout (``status`` its last line) is judged by its
+    last bytes, not read whole (a matrix's record holds ~100 KB of tables); a started one is
+    read and marked, in prmh's layout and in any other (a hand-written one-line JSON)."""
+    import platform
+    import subprocess
+    from pathlib import Path
+
+    from prmh import liveness
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True).stdout)  # fmt: skip
+    owner = {"host": platform.node(), "pid": dead}
+    big = {"tables": ["x" * 1000] * 100, "note": '"status": "started"'}
+    write_atomic(tmp_path / "done.json", {"status": "success", "owner": owner, "started": 0,
+                                          "metrics": big})  # fmt: skip
+    write_atomic(tmp_path / "ours.json", {"status": "started", "owner": owner, "started": 0,
+                                          "metrics": big})  # fmt: skip
+    (tmp_path / "theirs.json").write_text(
+        json.dumps({"status": "started", "owner": owner, "started": 0, "z": 1})
+    )
+    read = []
+    original = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda p, *a, **k: read.append(p.name) or original(p))
+    assert liveness.mark_interrupted(tmp_path) == ["ours", "theirs"]
+    assert "done.json" not in read and {"ours.json", "theirs.json"} <= set(read)
+    assert json.loads(original(tmp_path / "ours.json"))["status"] == "interrupted"
+    assert json.loads(original(tmp_path / "done.json"))["status"] == "success"

@@ -2,7 +2,7 @@
 ``*.egg-info`` folders in the directories on ``sys.path``, in path order, the first folder of a
 name winning. Read here without importing ``importlib.metadata``, which with the e-mail parser
 it loads costs ~25 ms of every command that builds the registry (an eighth of a cached re-run).
-Zip archives on ``sys.path`` are not searched (``importlib.metadata`` is used then)."""
+Where ``sys.path`` holds a zip archive or a legacy ``.egg``, ``importlib.metadata`` is used."""
 
 from __future__ import annotations
 
@@ -87,26 +87,26 @@ def _folders() -> Iterator[tuple[str, str, str]]:
                 yield normal(base), entry or ".", folder
 
 
-def _zipped() -> bool:
-    """A file on ``sys.path`` (a zip archive of modules, perhaps with metadata)."""
-    return any(os.path.isfile(e) for e in sys.path if e)
+def _elsewhere() -> bool:
+    """Metadata this module does not read may be on ``sys.path``: a file there (a zip archive
+    of modules) or a legacy ``.egg`` folder (its metadata in ``EGG-INFO``)."""
+    return any(e.endswith(".egg") or os.path.isfile(e) for e in sys.path if e)
 
 
-def distributions(name: str | None = None) -> list[Installed]:
-    """Every metadata folder of ``name`` in path order, or the first of each name."""
-    if name is not None:
-        wanted = normal(name)
-        return [Installed(Path(d, f)) for n, d, f in _folders() if n == wanted]
-    seen: dict[str, Installed] = {}
-    for n, d, f in _folders():
-        if n not in seen:
-            seen[n] = Installed(Path(d, f))
-    return list(seen.values())
+def distributions(name: str) -> list[Any]:
+    """Every installed distribution of ``name``, in path order: each has ``version`` and
+    ``read_text(filename)``."""
+    if _elsewhere():
+        from importlib.metadata import distributions as metadata_distributions
+
+        return list(metadata_distributions(name=name))
+    wanted = normal(name)
+    return [Installed(Path(d, f)) for n, d, f in _folders() if n == wanted]
 
 
 def versions(names: Sequence[str]) -> dict[str, str | None]:
     """Each name's first installed version (None when it is not installed), in one scan."""
-    if _zipped():
+    if _elsewhere():
         from importlib.metadata import PackageNotFoundError
         from importlib.metadata import version as metadata_version
 
@@ -135,19 +135,23 @@ def version(name: str) -> str | None:
 def entry_points(group: str) -> list[tuple[str, str, str, str]]:
     """(name, value, distribution, its version) of each entry point in ``group``, of the first
     distribution of each name."""
-    if _zipped():
+    if _elsewhere():
         from importlib.metadata import entry_points as metadata_entry_points
 
         points = metadata_entry_points(group=group)
         return [(p.name, p.value, *((p.dist.name, p.dist.version) if p.dist else ("?", "?")))
                 for p in points]  # fmt: skip
-    found = []
-    for dist in distributions():
+    found, seen = [], set()
+    for n, d, f in _folders():
+        if n in seen:
+            continue
+        seen.add(n)
+        dist = Installed(Path(d, f))
         points = dist.entry_points(group)
         if points:
             headers = dist.headers()
             name, number = headers.get("Name", "?"), headers.get("Version", "?")
-            found += [(n, value, name, number) for n, value in points]
+            found += [(point, value, name, number) for point, value in points]
     return found
 
 

@@ -101,16 +101,30 @@ def test_this_environment_reads_as_importlib_metadata_reads_it():
     assert texts == [d.read_text("direct_url.json") for d in metadata.distributions(name="prmh")]
 
 
-def test_a_zip_archive_on_sys_path_is_read_through_importlib_metadata(tmp_path, monkeypatch):
-    """Metadata inside a zip archive on sys.path (a zipapp, an egg) is found as importlib
-    finds it: prmh hands the lookup to importlib.metadata then."""
+@pytest.mark.parametrize("kind", ["zip", "egg"])
+def test_a_zip_archive_or_an_egg_on_sys_path_is_read_through_importlib_metadata(
+    tmp_path, monkeypatch, kind
+):
+    """Metadata in a zip archive on sys.path (a zipapp) or in a legacy egg folder's EGG-INFO
+    is found as importlib finds it: prmh hands the lookup to importlib.metadata then."""
     import zipfile
 
-    archive = tmp_path / "bundle.zip"
-    with zipfile.ZipFile(archive, "w") as z:
-        z.writestr("zipped_plugin-3.2.dist-info/METADATA", "Name: zipped-plugin\nVersion: 3.2\n")
-        z.writestr("zipped_plugin-3.2.dist-info/entry_points.txt", "[prmh]\nzipped = os.path\n")
-    monkeypatch.setattr(sys, "path", [str(archive), *sys.path])
-    assert installed.version("zipped-plugin") == "3.2" == reference_version("zipped-plugin")
+    files = {"PKG-INFO": "Name: packed-plugin\nVersion: 3.2\n",
+             "entry_points.txt": "[prmh]\npacked = os.path\n"}  # fmt: skip
+    if kind == "zip":
+        where = tmp_path / "bundle.zip"
+        with zipfile.ZipFile(where, "w") as z:
+            for name, text in files.items():
+                z.writestr(f"packed_plugin-3.2.dist-info/{name.replace('PKG-INFO', 'METADATA')}",
+                           text)  # fmt: skip
+    else:
+        where = tmp_path / "packed_plugin-3.2-py3.11.egg"
+        (where / "EGG-INFO").mkdir(parents=True)
+        for name, text in files.items():
+            (where / "EGG-INFO" / name).write_text(text)
+    monkeypatch.setattr(sys, "path", [str(where), *sys.path])
+    assert installed.version("packed-plugin") == "3.2" == reference_version("packed-plugin")
     assert installed.entry_points("prmh") == reference_entry_points("prmh")
-    assert ("zipped", "os.path", "zipped-plugin", "3.2") in installed.entry_points("prmh")
+    assert ("packed", "os.path", "packed-plugin", "3.2") in installed.entry_points("prmh")
+    (found,) = installed.distributions("packed-plugin")
+    assert found.version == "3.2"

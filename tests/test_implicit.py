@@ -59,6 +59,54 @@ def test_a_step_value_is_the_log_likelihood_ratio_up_to_the_step_end(registry, m
         assert scores.probs[k - 1] == pytest.approx(1 / (1 + math.exp(-(0.5 * q + 0.25))), 1e-5)
 
 
+def test_each_step_is_read_before_the_token_holding_its_last_character():
+    """The positions the recipe reads, by its definition (its docstring; a step's value is
+    the log ratios summed to its last token, Yuan et al. 2024): for each step end e, the first
+    token whose offsets reach e, minus one, never before the question's last token. Computed
+    here by scanning the offsets (as the recipe did before its binary search), on the tiny
+    world's Qwen BPE tokenizer (merges across steps, unicode, empty steps), and for offsets
+    that go back (overlapping byte pieces), against the binary search."""
+    import random
+
+    from transformers import AutoTokenizer
+
+    from prmh.plugins.prms.implicit import ImplicitRecipe, first_reaching
+    from prmh.plugins.tiny import WORLD
+
+    tokenizer = AutoTokenizer.from_pretrained(WORLD / "prm")
+    recipe = ImplicitRecipe(tokenizer, QUERY)
+    question = "Ava has 12 apples. How many?"
+    rng = random.Random(0)
+    words = ["12", "+", "7", "=", "19", "apples.", "ünï", "✓", "\n", " ", "The answer is 19."]
+    for _ in range(40):
+        steps = ["".join(rng.choice(words) for _ in range(rng.randint(0, 12))) for _ in range(6)]
+        prefix = QUERY.format(question=question)
+        text, ends = prefix, []
+        for k, step in enumerate(steps):
+            text += ("\n\n" if k else "") + step
+            ends.append(len(text) if step else 0)
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)[
+            "offset_mapping"
+        ]
+        start = next((i for i, (_, b) in enumerate(offsets) if b > len(prefix)), len(offsets))
+        start = max(start, 1)
+        expected = []
+        for end in ends:
+            if not end:
+                expected.append(expected[-1] if expected else start - 1)
+            else:
+                last = next(i for i, (_, b) in enumerate(offsets) if b >= end)
+                expected.append(max(last - 1, start - 1))
+        encoded = recipe.encode(question, steps)
+        assert (encoded.positions, encoded.start) == (expected, start)
+    for _ in range(200):
+        ends = [rng.randint(0, 30) for _ in range(rng.randint(1, 20))]
+        reach = [max(ends[: i + 1]) for i in range(len(ends))]
+        for end in range(32):
+            scanned = next((i for i, b in enumerate(ends) if b >= end), len(ends))
+            assert first_reaching(reach, end) == scanned
+
+
 def test_prefixes_score_as_in_the_full_pass_and_batching_does_not_matter(registry, models):
     prm = build(registry, models, max_tokens_per_batch=64)
     problems = ArithTask().problems(4)

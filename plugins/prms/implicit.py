@@ -14,6 +14,8 @@ A saved implicit PRM is a directory with the policy model, its tokenizer, the re
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,17 +61,29 @@ class ImplicitRecipe:
             text += (self.joiner if k else "") + step
             ends.append(len(text) if step else 0)
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
-        start = next((i for i, (a, b) in enumerate(offsets) if b > len(prefix)), len(ids))
-        start = max(start, 1)  # the first token has no prediction to read
+        ids = list(enc["input_ids"])
+        reach = list(itertools.accumulate((b for _, b in enc["offset_mapping"]), max))
+        start = max(first_reaching(reach, len(prefix) + 1), 1)  # token 0 has no prediction
         positions = []
         for end in ends:
             if not end:  # nothing said: the value so far
                 positions.append(positions[-1] if positions else start - 1)
                 continue
-            last = next(i for i, (a, b) in enumerate(offsets) if b >= end)
+            last = first_reaching(reach, end)
+            if last == len(reach):
+                raise PrmhError(
+                    "the tokenizer's offsets stop before a step's end (it drops characters); "
+                    "the implicit PRM needs a tokenizer that maps every character back."
+                )
             positions.append(max(last - 1, start - 1))
         return Encoded(ids, positions, start)
+
+
+def first_reaching(reach: list[int], end: int) -> int:
+    """The first token whose characters reach ``end`` (``reach``: each token's furthest end
+    so far, so sorted), or len(reach): a binary search, where scanning from the first token
+    for each step took O(tokens x steps), 0.13 s for a solution of 21k tokens in 50 steps."""
+    return bisect.bisect_left(reach, end)
 
 
 def check_vocabulary(tokenizer: Any, policy: Path, reference: Path) -> None:

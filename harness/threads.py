@@ -7,6 +7,8 @@ fight for the same cores and every parallel region waits for its slowest thread.
 - the thread count: ``--threads`` (``prmh.evaluate(threads=...)``), else ``PRMH_THREADS``, else
   ``OMP_NUM_THREADS``, else the CPUs this process may run on (``os.sched_getaffinity``: a
   container's or a job scheduler's CPU set, not the machine's);
+- ``RAYON_NUM_THREADS`` (unless set) to the same count: the pool a tokenizer's batch call
+  (a search round's contexts) runs on starts one thread per CPU otherwise;
 - ``OMP_WAIT_POLICY=PASSIVE`` (unless set) when other work already keeps the CPUs busy (over
   a quarter of their time in a 0.1 s sample of ``/proc/stat``): idle threads then sleep instead
   of spinning against it. On a quiet machine spinning is faster, so it is left on.
@@ -84,6 +86,8 @@ def configure(requested: int | None = None, before_torch: bool = False) -> int:
         if (busy_fraction() or 0.0) > 0.25:
             os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     os.environ["OMP_NUM_THREADS"] = str(count)
+    # the tokenizers library's batch calls run on a rayon pool, one thread per CPU unless told
+    os.environ.setdefault("RAYON_NUM_THREADS", str(count))
     torch = sys.modules.get("torch")
     if torch is not None and torch.get_num_threads() != count:
         torch.set_num_threads(count)

@@ -13,7 +13,7 @@ from prmh.errors import PrmhError
 
 @pytest.fixture(autouse=True)
 def clean(monkeypatch):
-    for name in ("PRMH_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY"):
+    for name in ("PRMH_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "RAYON_NUM_THREADS"):
         monkeypatch.setenv(name, "")  # so that teardown restores what was there
         monkeypatch.delenv(name)
     monkeypatch.setattr(threads, "_probed", [])
@@ -45,6 +45,31 @@ def test_idle_threads_sleep_only_on_a_busy_machine(monkeypatch):
     assert "OMP_WAIT_POLICY" not in os.environ
     threads.configure(before_torch=True)
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_tokenizer_batches_run_on_the_decided_threads():
+    """A tokenizer's batch call runs on a rayon pool (the tokenizers library), one thread per
+    CPU unless RAYON_NUM_THREADS says otherwise: with one thread decided, a batch adds one
+    pool thread to the process (counted in /proc/self/task), not one per CPU."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("transformers")
+    script = (
+        "import os\n"
+        "from prmh import threads\n"
+        "threads.configure()\n"
+        "from transformers import AutoTokenizer\n"
+        "from prmh.plugins.tiny import WORLD\n"
+        "tokenizer = AutoTokenizer.from_pretrained(WORLD / 'generator')\n"
+        "before = len(os.listdir('/proc/self/task'))\n"
+        "tokenizer(['twelve apples and seven more ' * 50] * 256)\n"
+        "print(len(os.listdir('/proc/self/task')) - before, os.environ['RAYON_NUM_THREADS'])\n"
+    )
+    env = {**os.environ, "PRMH_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env.pop("RAYON_NUM_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["1", "1"], out.stderr[-2000:]
 
 
 def test_a_busy_fraction_is_measured():

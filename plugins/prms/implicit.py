@@ -82,7 +82,7 @@ class ImplicitRecipe:
 def first_reaching(reach: list[int], end: int) -> int:
     """The first token whose characters reach ``end`` (``reach``: each token's furthest end
     so far, so sorted), or len(reach): a binary search, where scanning from the first token
-    for each step took O(tokens x steps), 0.13 s for a solution of 21k tokens in 50 steps."""
+    for each step took O(tokens x steps): 71 ms for a solution of 21k tokens in 50 steps."""
     return bisect.bisect_left(reach, end)
 
 

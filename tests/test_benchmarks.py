@@ -3,6 +3,7 @@ runs works), the beam search one and the step scoring one on two problems."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -23,7 +24,8 @@ def test_the_gpu_benchmark_runs_in_tiny_shapes(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "PRM scoring:" in done.stdout and "hf generation:" in done.stdout
-    assert (tmp_path / "results.json").is_file()
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert 0 < result["sampling_seconds"] < result["generate_seconds"]
 
 
 @pytest.mark.parametrize("world", ["random", "tiny"])

@@ -160,9 +160,11 @@ class HFGenerator:
         temperatures = [temperature_of(a, self.sampling) for a in asks]
         layout = _Layout(torch, contexts, cached, self.sampling.max_new_tokens, self.pad, self.room)
         step_ids, mask, step_pos = layout.ids, layout.mask, layout.positions
-        # each row's generator on the model's device: on the CPU, 128 rows of a 152k
-        # vocabulary take 0.4 s a step to sample, the time of dozens of GPU decoding steps
-        generators = [torch.Generator(self.device).manual_seed(seed) for seed in seeds]
+        # on a GPU each row's generator lives there: on the CPU, 128 rows of a 152k vocabulary
+        # take 0.4 s a step to sample, the time of dozens of GPU decoding steps (other
+        # accelerators sample on the CPU, as every device did before)
+        where = self.device if self.device.type == "cuda" else torch.device("cpu")
+        generators = [torch.Generator(where).manual_seed(seed) for seed in seeds]
         done = _Rows(self.tokenizer, rows, self.decoding)
         ended, kept, top = done.ended, done.kept, max(a.top_logprobs for a in asks)
         live, past = list(range(rows)), layout.past  # the original row of each batch row
@@ -175,7 +177,7 @@ class HFGenerator:
                     past, logits = self._forward(step_ids, mask[:, :width], step_pos, past)
                 at = [i for i, b in enumerate(live) if ended[b] is None]
                 picked = self._pick(
-                    logits[at].float(),
+                    logits[at].float().to(where),
                     [generators[live[i]] for i in at],
                     [temperatures[live[i]] for i in at],
                     top,

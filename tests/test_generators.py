@@ -388,15 +388,15 @@ class StandIn(JSONHandler):
             TOTAL.peak = max(TOTAL.peak, TOTAL.in_flight)
         try:
             time.sleep(server.delay)
-            if fail:
-                self.reply(500, {"error": "overloaded"})
-            elif body.get("model") != "tiny":
-                self.reply(404, {"error": f"model {body.get('model')} not found"})
-            else:
-                self.reply(200, self._complete(body))
-        finally:
+        finally:  # done before the reply: once it is sent, the client may send the next
             with TOTAL.lock:
                 TOTAL.in_flight -= 1
+        if fail:
+            self.reply(500, {"error": "overloaded"})
+        elif body.get("model") != "tiny":
+            self.reply(404, {"error": f"model {body.get('model')} not found"})
+        else:
+            self.reply(200, self._complete(body))
 
     def _complete(self, body):
         text = f"Step {body['seed'] % 97}: {len(body['prompt'])}\n\nThe answer is 5."

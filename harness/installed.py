@@ -46,6 +46,7 @@ class Installed:
                         if not line.strip():
                             break
                         key, _, value = line.partition(":")
+                        key = key.strip().capitalize()  # e-mail headers ignore case
                         if key in ("Name", "Version"):
                             found.setdefault(key, value.strip())
                 return found

@@ -39,12 +39,14 @@ def installs(tmp_path, monkeypatch):
         first / "legacy_plugin.egg-info": ("legacy-plugin", "0.3"),
         second / "fancy_lib_x-1.0.dist-info": ("fancy-lib-x", "1.0"),
         second / "other-4.dist-info": ("other", "4"),
+        second / "lower-5.dist-info": ("lower", "5"),
     }
     for folder, (name, number) in folders.items():
         folder.mkdir(parents=True)
         meta = "PKG-INFO" if folder.suffix == ".egg-info" else "METADATA"
+        header = "version" if name == "lower" else "Version"  # headers ignore case
         (folder / meta).write_text(
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: {number}\nSummary: x\n\n"
+            f"Metadata-Version: 2.1\nName: {name}\n{header}: {number}\nSummary: x\n\n"
             "Name: not-a-header\nVersion: 9\n"
         )
     (first / "Fancy_Lib.X-2.1rc1.dist-info" / "entry_points.txt").write_text(
@@ -83,7 +85,7 @@ def test_loaded_entry_points_are_importlib_metadatas(installs):
 
 
 def test_versions_and_folders_are_importlib_metadatas(installs):
-    names = ["fancy-lib-x", "Fancy.Lib_X", "rich", "legacy-plugin", "other", "nothing-here"]
+    names = ["fancy-lib-x", "Fancy.Lib_X", "rich", "legacy-plugin", "other", "lower", "nothing"]
     for name in names:
         assert installed.version(name) == reference_version(name), name
         found = [d.folder for d in installed.distributions(name)]

@@ -40,7 +40,6 @@ class Detokenizer:
     Rows of one batch share a ``Decoding`` (``decode``)."""
 
     def __init__(self, tokenizer: Any, decode: Decoding | None = None):
-        self.tokenizer = tokenizer
         self._decode = decode or Decoding(tokenizer)
         self.ids: list[int] = []
         self.pieces: list[str] = []

@@ -43,19 +43,48 @@ def resolve_checkpoint(model: str, revision: str | None) -> tuple[Path, str]:
     return local, local.name
 
 
+def resolved_dtype(device: str, dtype: str) -> str:
+    """The dtype's name once ``auto`` is resolved: bf16 on a GPU, fp32 on a CPU (torch is
+    imported only to learn where ``auto`` devices go)."""
+    if dtype != "auto":
+        return dtype
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return "bf16" if device.split(":")[0] == "cuda" else "fp32"
+
+
+def auto_precision(device: str, dtype: str) -> dict[str, str]:
+    """What a dtype of ``auto`` adds to a component's identity: the precision it resolved to
+    where that is not fp32, so bf16 results from a GPU never stand in for a CPU's fp32 ones
+    under the same options (and CPU runs keep the keys they always had)."""
+    chosen = resolved_dtype(device, dtype)
+    return {"dtype": chosen} if dtype == "auto" and chosen != "fp32" else {}
+
+
 def device_and_dtype(device: str, dtype: str) -> tuple[Any, Any]:
     """``auto`` picks CUDA when there is one; dtype ``auto`` is bf16 on GPU, fp32 on CPU."""
     import torch
 
-    chosen = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    )
-    if dtype == "auto":
-        return chosen, torch.bfloat16 if chosen.type == "cuda" else torch.float32
+    try:
+        chosen = torch.device(
+            ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        )
+    except (RuntimeError, ValueError):
+        raise PrmhError(
+            f"device {device!r} is not a torch device: use auto, cpu, cuda or cuda:N."
+        ) from None
+    if chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count():
+        raise PrmhError(
+            f"device {device!r}: this machine's torch sees {torch.cuda.device_count()} CUDA "
+            "GPU(s); use device=cpu (or auto, which picks a GPU where there is one)."
+        )
     named = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-    if dtype not in named:
+    name = resolved_dtype(chosen.type, dtype)
+    if name not in named:
         raise PrmhError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}.")
-    return chosen, named[dtype]
+    return chosen, named[name]
 
 
 def quiet_transformers() -> None:

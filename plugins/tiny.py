@@ -20,7 +20,10 @@ from prmh import hookimpl
 from prmh.errors import PrmhError
 
 WORLD = Path(__file__).parent / "tiny_world"
-GENERATOR_OPTIONS = {"temperature": 0.7, "max_new_tokens": 160, "batch_size": 128}
+# The tiny world runs on the CPU wherever it runs, so a bare `prmh eval` gives the README's
+# numbers on a GPU machine too (-G device=cuda -P device=cuda moves it, in bf16 by default).
+GENERATOR_OPTIONS = {"temperature": 0.7, "max_new_tokens": 160, "batch_size": 128, "device": "cpu"}
+PRM_OPTIONS = {"device": "cpu"}
 
 
 def _checkpoint(name: str, marker: str) -> Path:
@@ -67,7 +70,10 @@ class Shipped:
             _checkpoint(self.name, "config.json")
         factory, preset = self._target()
         args = {**preset, **options}
-        known = {"identity_extra": {"weights": self._fingerprint(args)}}
+        from prmh.plugins.hf_models import auto_precision
+
+        precision = auto_precision(args.get("device", "auto"), args.get("dtype", "auto"))
+        known = {"identity_extra": {"weights": self._fingerprint(args), **precision}}
         if self.kind == "prm":
             known["reuses_prefixes"] = args.get("prefix_cache_tokens", 65536) > 0
         return Deferred(lambda: factory(**args), known)
@@ -129,7 +135,7 @@ def prmh_register_generator(register):
         Shipped("generator", "generator", GENERATOR_OPTIONS),
         description="The tiny world's arith generator (4-layer Qwen2, shipped, CPU)",
         version="1",
-        speed_args=("prefix_cache_tokens",),
+        speed_args=("device", "prefix_cache_tokens"),
     )
 
 
@@ -137,14 +143,14 @@ def prmh_register_generator(register):
 def prmh_register_prm(register):
     register(
         "tiny",
-        Shipped("prm", "prm"),
+        Shipped("prm", "prm", PRM_OPTIONS),
         description="The tiny world's implicit PRM on arith (shipped, CPU)",
         version="1",
         speed_args=("device", "max_tokens_per_batch", "prefix_cache_tokens"),
     )
     register(
         "tiny-calibrated",
-        Shipped("prm", "prm-calibrated"),
+        Shipped("prm", "prm-calibrated", PRM_OPTIONS),
         description="The tiny PRM with calibrated quantiles (for bon-ias, beam-ias)",
         version="1",
         speed_args=("device", "max_tokens_per_batch", "prefix_cache_tokens"),

@@ -149,3 +149,38 @@ def test_a_fully_cached_run_loads_no_model(tmp_path):
     assert "TORCH False" in again.stdout
     tables = [o.stdout.split("compute per problem")[0].split("\n", 1)[1] for o in (first, again)]
     assert tables[0] == tables[1]
+
+
+def test_a_dtype_of_auto_keys_gpu_results_apart_from_cpu_ones(registry, monkeypatch):
+    """dtype=auto is bf16 on a GPU and fp32 on a CPU under the same options: a GPU's results
+    carry the precision in their identity (so they never stand in for a CPU's cached fp32
+    ones), CPU identities stay as they were, and the tiny world stays on the CPU unless moved
+    (its identity known before anything is built)."""
+    import torch
+
+    from prmh.plugins.hf_models import auto_precision, resolved_dtype
+
+    assert [resolved_dtype(d, "auto") for d in ("cpu", "cuda", "cuda:1")] == [
+        "fp32", "bf16", "bf16",
+    ]  # fmt: skip
+    assert resolved_dtype("cuda", "fp32") == "fp32" and auto_precision("cuda", "fp16") == {}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert auto_precision("auto", "auto") == {"dtype": "bf16"}
+    for kind in ("generator", "prm"):
+        here = registry.create(kind, "tiny")
+        moved = registry.create(kind, "tiny", {"device": "cuda"})
+        assert set(here.identity["extra"]) == {"weights"}  # pinned to the CPU: fp32
+        assert moved.identity["extra"] == {**here.identity["extra"], "dtype": "bf16"}
+        assert moved.identity["args"] == here.identity["args"]  # device is a speed option
+        assert moved.instance._built is None
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [("-G", "'gpu' is not a torch device"), ("-P", "'cuda:64': this machine's torch sees")],
+)
+def test_a_device_that_is_not_there_is_a_clear_error(cli, option, message):
+    device = "gpu" if option == "-G" else "cuda:64"
+    result = cli("eval", "--world", "tiny", "--limit", "2", "-n", "1", option, f"device={device}")
+    assert result.exit_code == 2 and message in result.output
+    assert "Traceback" not in result.output

@@ -54,6 +54,7 @@ class HFGenerator:
         prefix_cache_tokens: int = 65536,
     ):
         from prmh.plugins.hf_models import (
+            auto_precision,
             device_and_dtype,
             quiet_transformers,
             require_hf,
@@ -70,6 +71,7 @@ class HFGenerator:
         quiet_transformers()
         self.path, self.fingerprint = resolve_checkpoint(model, revision)
         self.device, dtype_ = device_and_dtype(device, dtype)
+        self.precision = auto_precision(device, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype_)
         if adapter:
@@ -96,7 +98,7 @@ class HFGenerator:
 
     @property
     def identity_extra(self) -> dict[str, Any]:
-        return {"weights": self.fingerprint}
+        return {"weights": self.fingerprint, **self.precision}
 
     def contexts(self, requests: Sequence[SampleRequest]) -> list[list[int]]:
         """Token ids each request's model continues: the (templated) prompt, then the prefix;

@@ -64,8 +64,9 @@ class RecipePRM:
 
     @property
     def identity_extra(self) -> dict[str, Any]:
-        """The weights' fingerprint, so retrained weights are never read from the cache."""
-        return {"weights": self.scorer.fingerprint}
+        """The weights' fingerprint, so retrained weights are never read from the cache, and
+        the precision a dtype of ``auto`` chose where it is not fp32."""
+        return {"weights": self.scorer.fingerprint, **getattr(self.scorer, "precision", {})}
 
     @property
     def reuses_prefixes(self) -> bool:

@@ -32,6 +32,7 @@ from typing import Any
 from prmh import ScoreRequest, StepScores
 from prmh.errors import PrmhError
 from prmh.plugins.hf_models import (
+    auto_precision,
     cache_keyword,
     cache_of,
     device_and_dtype,
@@ -85,6 +86,7 @@ class HFScorer:
         quiet_transformers()
         self.path, self.fingerprint = resolve_checkpoint(model, revision)
         self.device, self.dtype = device_and_dtype(device, dtype)
+        self.precision = auto_precision(device, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         if not self.tokenizer.is_fast:
             raise PrmhError(

@@ -22,6 +22,7 @@ from typing import Any
 
 from prmh.errors import PrmhError
 from prmh.plugins.hf_models import (
+    auto_precision,
     cache_of,
     device_and_dtype,
     quiet_transformers,
@@ -171,6 +172,7 @@ class ImplicitScorer:
         quiet_transformers()
         self.path, ref_path, self.fingerprint = checkpoints(model, reference, revision, scale, bias)
         self.device, self.dtype = device_and_dtype(device, dtype)
+        self.precision = auto_precision(device, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         check_vocabulary(self.tokenizer, self.path, ref_path)
         self.policy = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)

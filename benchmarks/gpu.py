@@ -3,10 +3,13 @@
 Random-weight models are built on the device in the shapes of Qwen2.5-Math-PRM-7B (a Qwen2.5-7B
 backbone and the two-layer classifier head) and Qwen2.5-1.5B (the generator), saved, and loaded
 through prmh's own components (``qwen-math-prm``, ``hf``) in bf16, so nothing is downloaded.
-It reports PRM scoring tokens/s and the share of the GPU's measured bf16 matmul peak (FLOPs
-counted as in benchmarks/prm_scoring.py), and generation tokens/s against ``generate()``.
+It reports PRM scoring tokens/s, its share of the GPU's measured bf16 matmul peak (FLOPs
+counted as in benchmarks/prm_scoring.py) and its padding at prmh's default token budget per
+batch and at others, and generation tokens/s against ``generate()``; each timed ``--repeats``
+times, interleaved. ``--profile`` writes torch.profiler's busiest operators of one generation
+call of each kind to OUT. ``benchmarks/on_gpu.sh`` runs it with the CUDA tests in one call.
 
-    python benchmarks/gpu.py                  # one H100: about 6 minutes, most of it saving
+    python benchmarks/gpu.py                  # one H200: 135 s (2026-11-28), a third saving
     python benchmarks/gpu.py --layers 8       # fewer layers of the same width: faster
     python benchmarks/gpu.py --tiny           # a CPU smoke test of the script itself
 """
@@ -27,6 +30,15 @@ GENERATOR_1_5B = dict(hidden_size=1536, intermediate_size=8960, num_hidden_layer
                       num_attention_heads=12, num_key_value_heads=2, vocab_size=151936)  # fmt: skip
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
             num_attention_heads=4, num_key_value_heads=2, vocab_size=512)  # fmt: skip
+
+
+BEGAN = time.perf_counter()
+
+
+def say(message: str) -> None:
+    """Progress with the seconds since the start, printed at once: a run cut off by its time
+    limit still shows where the time went."""
+    print(f"[{time.perf_counter() - BEGAN:6.1f} s] {message}", flush=True)
 
 
 def build(torch, shape, layers, tokenizer, device, dtype, directory: Path, head: bool) -> Path:
@@ -54,6 +66,7 @@ def build(torch, shape, layers, tokenizer, device, dtype, directory: Path, head:
         save_file({k: v.to(dtype) for k, v in extra.items()}, directory / "score.safetensors")
     tokenizer.save_pretrained(directory)
     del model
+    say(f"built and saved {directory.name} ({layers or shape['num_hidden_layers']} layers)")
     return directory
 
 
@@ -68,7 +81,7 @@ def solutions(count: int, rng: random.Random) -> list[tuple[str, list[str]]]:
 
 
 def score_prm(args, torch, device, dtype, tokenizer, tmp: Path) -> dict:
-    from prm_scoring import forward_flops
+    from prm_scoring import forward_flops, padding_share
 
     from prmh import Problem, ScoreRequest
     from prmh.registry import load_registry
@@ -80,25 +93,39 @@ def score_prm(args, torch, device, dtype, tokenizer, tmp: Path) -> dict:
                "prefix_cache_tokens": 0}  # fmt: skip
     prm = load_registry().create("prm", "qwen-math-prm", options).instance
     setup = time.perf_counter() - started
+    say(f"loaded the PRM through prmh (max_tokens_per_batch {prm.scorer.max_tokens_per_batch})")
     requests = [
         ScoreRequest(Problem(str(i), q, ""), tuple(s))
         for i, (q, s) in enumerate(solutions(args.solutions, random.Random(0)))
     ]
     prm.score(requests[:4])  # warm-up
+    lengths = [s.num_tokens for s in prm.score(requests)]
+    head = prm.scorer.model.score  # Linear(h, h), ReLU, Linear(h, 2) at each step
+    rows = [(head[0].out_features + 2) * len(r.steps) for r in requests]
+    flops = forward_flops(prm.scorer.backbone, lengths, rows)
+    timed: dict[int, list[float]] = {}
+    budgets = (prm.scorer.max_tokens_per_batch, *args.batch_tokens)  # prmh's default first
+    for _ in range(args.repeats):  # the budgets interleaved: warm-up hits none alone
+        for budget in budgets:
+            prm.scorer.max_tokens_per_batch = budget
+            timed.setdefault(budget, []).append(_score_timed(torch, device, prm, requests))
+            say(f"scored {len(requests)} solutions in {timed[budget][-1]:.2f} s "
+                f"(max_tokens_per_batch {budget})")  # fmt: skip
+    del prm
+    padding = {budget: padding_share(lengths, budget) for budget in timed}
+    return {"prm_tokens": sum(lengths), "prm_flops": flops, "prm_setup_seconds": setup,
+            "prm_seconds_by_batch_tokens": timed,
+            "prm_padding_by_batch_tokens": padding}  # fmt: skip
+
+
+def _score_timed(torch, device, prm, requests) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    scored = prm.score(requests)
+    prm.score(requests)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    lengths = [s.num_tokens for s in scored]
-    head = prm.scorer.model.score  # Linear(h, h), ReLU, Linear(h, 2) at each step
-    rows = [(head[0].out_features + 2) * len(s.probs) for s in scored]
-    flops = forward_flops(prm.scorer.backbone, lengths, rows)
-    del prm
-    return {"prm_tokens": sum(lengths), "prm_seconds": seconds, "prm_flops": flops,
-            "prm_setup_seconds": setup}  # fmt: skip
+    return time.perf_counter() - start
 
 
 def generate(args, torch, device, dtype, tokenizer, tmp: Path) -> dict:
@@ -112,26 +139,54 @@ def generate(args, torch, device, dtype, tokenizer, tmp: Path) -> dict:
     generator = load_registry().create("generator", "hf", options).instance
     problem = Problem("p", "What is 2 + 3?", "5")
     requests = [SampleRequest(problem, "Q: What is 2 + 3?\nA:", args.samples, 0)]
-    generator.sample([SampleRequest(problem, "warm up", 2, 1)])
-    picking = _timed(generator, "_pick")  # sampling each row's token (it ends in a sync)
-    start = time.perf_counter()
-    ours = sum(g.num_tokens for g in generator.sample(requests)[0])
-    ours_seconds = time.perf_counter() - start
     ids = torch.tensor(generator.contexts(requests[:1]) * args.samples, device=device)
-    start = time.perf_counter()
-    with torch.inference_mode():
-        out = generator.model.generate(
-            input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, top_k=0,
-            max_new_tokens=args.new_tokens, pad_token_id=generator.pad,
-            eos_token_id=sorted(generator.eos),
-        )  # fmt: skip
-    seconds = time.perf_counter() - start
     from decoding import tokens_until_end
 
-    theirs = tokens_until_end(torch, out[:, ids.shape[1] :], generator.eos)
-    return {"generated_tokens": ours, "generate_seconds": ours_seconds,
-            "sampling_seconds": picking[0], "reference_tokens": theirs,
-            "reference_seconds": seconds}  # fmt: skip
+    def ours() -> int:
+        return sum(g.num_tokens for g in generator.sample(requests)[0])
+
+    def theirs() -> int:
+        with torch.inference_mode():
+            out = generator.model.generate(
+                input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, top_k=0,
+                max_new_tokens=args.new_tokens, pad_token_id=generator.pad,
+                eos_token_id=sorted(generator.eos),
+            )  # fmt: skip
+        return tokens_until_end(torch, out[:, ids.shape[1] :], generator.eos)
+
+    generator.sample([SampleRequest(problem, "warm up", 2, 1)])
+    picking = _timed(generator, "_pick")  # sampling each row's token (it ends in a sync)
+    runs: dict[str, list[tuple[int, float]]] = {"hf": [], "generate()": []}
+    for _ in range(args.repeats):  # interleaved
+        for name, run in (("hf", ours), ("generate()", theirs)):
+            start = time.perf_counter()
+            tokens = run()
+            runs[name].append((tokens, time.perf_counter() - start))
+            say(f"{name}: {tokens} tokens in {runs[name][-1][1]:.2f} s")
+    if args.profile:
+        for name, run in (("hf", ours), ("generate", theirs)):
+            _profile(torch, device, run, Path(args.out or ".") / f"profile-{name}.txt")
+    spent = sum(seconds for _, seconds in runs["hf"])
+    return {"generation_runs": runs, "sampling_share": picking[0] / spent}
+
+
+def _profile(torch, device, run, path: Path) -> None:
+    """torch.profiler's busiest operators in one call of ``run`` (host time, and the GPU's
+    where there is one), written to ``path``; the host table's top lines printed."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    activities += [ProfilerActivity.CUDA] if device.type == "cuda" else []
+    with profile(activities=activities) as trace:
+        run()
+    averages = trace.key_averages()
+    tables = [averages.table(sort_by="self_cpu_time_total", row_limit=30)]
+    if device.type == "cuda":
+        tables.append(averages.table(sort_by="self_cuda_time_total", row_limit=30))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(tables))
+    say(f"profile of {path.stem}, busiest on the host:")
+    print("\n".join(tables[0].splitlines()[:14]), flush=True)
 
 
 def _timed(instance, name: str) -> list[float]:
@@ -156,6 +211,11 @@ def main() -> None:
     parser.add_argument("--solutions", type=int, default=256)
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--batch-tokens", type=int, nargs="*", default=[32768],
+                        help="other max_tokens_per_batch values to time the PRM at")  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=2, help="timed passes of each kind")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one generation call of each kind into OUT")  # fmt: skip
     parser.add_argument("--out", default=os.environ.get("OUT"), help="folder for results.json")
     args = parser.parse_args()
     import torch
@@ -170,22 +230,30 @@ def main() -> None:
     tokenizer = tiny_tokenizer(extra_tokens=["<extra_0>"])
     from prm_scoring import matmul_flops
 
-    peak = matmul_flops(torch, dtype, size=8192 if device.type == "cuda" else 512, device=device)
+    size = 8192 if device.type == "cuda" else 512
+    peak = matmul_flops(torch, dtype, size=size, device=device)
     with tempfile.TemporaryDirectory() as tmp:
         result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                   "matmul_peak_flops": peak}  # fmt: skip
         result |= score_prm(args, torch, device, dtype, tokenizer, Path(tmp))
         result |= generate(args, torch, device, dtype, tokenizer, Path(tmp))
-    share = result["prm_flops"] / result["prm_seconds"] / peak
+    # the peak again, on a GPU warmed by the work (the first reading met idle clocks): the
+    # larger of the two is the ceiling every share above is taken of
+    peak = result["matmul_peak_flops"] = max(
+        peak, matmul_flops(torch, dtype, size=size, device=device)
+    )
     print(f"{result['device']}: bf16 matmul peak {peak / 1e12:.1f} TFLOP/s" if args.dtype == "bf16"
           else f"{result['device']}: fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")  # fmt: skip
-    print(f"PRM scoring: {result['prm_tokens'] / result['prm_seconds']:,.0f} tokens/s, "
-          f"{100 * share:.1f}% of the matmul peak (target >= 50%)")  # fmt: skip
-    ours = result["generated_tokens"] / result["generate_seconds"]
-    theirs = result["reference_tokens"] / result["reference_seconds"]
-    sampling = result["sampling_seconds"] / result["generate_seconds"]
-    print(f"hf generation: {ours:,.0f} tokens/s; generate(): {theirs:,.0f} tokens/s "
-          f"({ours / theirs:.2f}x); sampling took {100 * sampling:.0f}% of it")  # fmt: skip
+    for budget, runs in result["prm_seconds_by_batch_tokens"].items():
+        shares = ", ".join(f"{100 * result['prm_flops'] / s / peak:.1f}%" for s in runs)
+        print(f"PRM scoring at max_tokens_per_batch {budget}: "
+              f"{result['prm_tokens'] / min(runs):,.0f} tokens/s, {shares} of the matmul peak "
+              f"(target >= 50%), {100 * result['prm_padding_by_batch_tokens'][budget]:.1f}% "
+              "padding")  # fmt: skip
+    rates = {name: max(t / s for t, s in runs) for name, runs in result["generation_runs"].items()}
+    print(f"hf generation: {rates['hf']:,.0f} tokens/s; generate(): {rates['generate()']:,.0f} "
+          f"tokens/s ({rates['hf'] / rates['generate()']:.2f}x, best of {args.repeats} each, "
+          f"interleaved); sampling took {100 * result['sampling_share']:.0f}% of it")  # fmt: skip
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "results.json").write_text(json.dumps(result, indent=1))

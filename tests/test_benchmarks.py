@@ -19,13 +19,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_gpu_benchmark_runs_in_tiny_shapes(tmp_path):
     command = [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--tiny", "--solutions", "4",
-               "--samples", "4", "--new-tokens", "8", "--out", str(tmp_path)]  # fmt: skip
+               "--samples", "4", "--new-tokens", "8", "--out", str(tmp_path),
+               "--profile"]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PRMH_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "PRM scoring:" in done.stdout and "hf generation:" in done.stdout
+    assert "PRM scoring at max_tokens_per_batch 8192:" in done.stdout
+    assert "hf generation:" in done.stdout
     result = json.loads((tmp_path / "results.json").read_text())
-    assert 0 < result["sampling_seconds"] < result["generate_seconds"]
+    assert 0 < result["sampling_share"] < 1
+    timed = result["prm_seconds_by_batch_tokens"]
+    assert list(timed) == ["8192", "32768"] and all(len(t) == 2 for t in timed.values())
+    assert all(len(r) == 2 for r in result["generation_runs"].values())
+    assert "aten::" in (tmp_path / "profile-hf.txt").read_text()
 
 
 @pytest.mark.parametrize("world", ["random", "tiny"])

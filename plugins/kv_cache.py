@@ -5,6 +5,8 @@
   token ids up to one of their step read positions (the new solution's second-to-last step, then
   the one before), so a recipe that appends a suffix after the last step, or whose last token
   merges with the next step's separator, still shares everything up to the read position.
+  Those prefixes are keyed by a hash chained over the steps' token runs (``prefix_keys``), so
+  indexing a solution costs its length once, not once per step.
 - ``KeptPrefixes`` (the hf generator): samples that stopped at a step's end with their KV
   caches, found by the text the next round continues; it reads only the tokens after what they
   share.
@@ -67,15 +69,17 @@ class PrefixCache(_ByTokens):
 
     def __init__(self, max_tokens: int):
         super().__init__(max_tokens)
-        self.index: dict[tuple[int, ...], tuple[int, ...]] = {}  # ids up to a read -> entry key
+        self.index: dict[tuple[int, int], tuple[int, ...]] = {}  # prefix key -> entry key
 
     def find(self, ids: Sequence[int], positions: Sequence[int]) -> tuple[Entry, int] | None:
         """The entry sharing the longest prefix up to one of this solution's earlier step
         reads, and how many tokens they share (at least up to that read)."""
+        ids = tuple(ids)
+        keys = prefix_keys(ids, positions)
         for p in sorted(set(positions[:-1]), reverse=True)[:LOOK_BACK]:
-            key = self.index.get(tuple(ids[: p + 1]))
+            key = self.index.get(keys[p])
             entry = self.entries.get(key) if key is not None else None
-            if entry is not None:
+            if entry is not None and entry.ids[: p + 1] == ids[: p + 1]:  # not a hash collision
                 self.entries.move_to_end(key)
                 return entry, p + 1
         return None
@@ -87,17 +91,29 @@ class PrefixCache(_ByTokens):
     def add(self, ids: Sequence[int], positions: Sequence[int], state: Any) -> None:
         key = tuple(ids)
         if key not in self.entries and len(key) <= self.max_tokens:
-            for p in positions:
-                self.index[key[: p + 1]] = key
+            self.index.update(dict.fromkeys(prefix_keys(key, positions).values(), key))
         self._keep(key, Entry(key, tuple(positions), state), len(key))
 
     def _size(self, value: Entry) -> int:
         return len(value.ids)
 
     def _forget(self, key: tuple[int, ...], value: Entry) -> None:
-        for p in value.positions:
-            if self.index.get(key[: p + 1]) == key:
-                del self.index[key[: p + 1]]
+        for prefix in prefix_keys(key, value.positions).values():
+            if self.index.get(prefix) is key:
+                del self.index[prefix]
+
+
+def prefix_keys(ids: tuple[int, ...], positions: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """A key for the tokens up to each read position p: (p + 1, a hash chained over the runs
+    of tokens between consecutive positions). Two solutions' keys at p agree when their tokens
+    up to p and their read positions below it do (a step search's solution and its extension);
+    a finder checks the tokens on a hit. O(tokens), where keying by the prefixes themselves took
+    O(steps x tokens) time and memory."""
+    keys, chained, start = {}, 0, 0
+    for p in sorted(set(positions)):
+        chained = hash((chained, ids[start : p + 1]))
+        keys[p], start = (p + 1, chained), p + 1
+    return keys
 
 
 class KeptPrefixes(_ByTokens):

@@ -6,10 +6,14 @@ Nothing here imports torch or transformers at module level.
 from __future__ import annotations
 
 import hashlib
+import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prmh.errors import PrmhError
+
+T = TypeVar("T")
 
 DTYPES = ("auto", "bf16", "fp16", "fp32")
 
@@ -85,6 +89,34 @@ def device_and_dtype(device: str, dtype: str) -> tuple[Any, Any]:
     if name not in named:
         raise PrmhError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}.")
     return chosen, named[name]
+
+
+def halved_on_oom(owner: Any, attribute: str, run: Callable[[], T], floor: int) -> T:
+    """``run()``; where CUDA runs out of memory, ``run()`` again with ``owner.<attribute>`` (a
+    batch's tokens or rows) halved, down to ``floor``, which it stays at for later calls. Each
+    row is computed apart from the others, so the results are the same (to float rounding) at
+    any batch size; the call's finished batches are computed again."""
+    import torch
+
+    while True:
+        try:
+            return run()
+        except torch.cuda.OutOfMemoryError:
+            size = getattr(owner, attribute)
+            if size <= floor:
+                raise PrmhError(
+                    f"out of GPU memory with {attribute}={size}: a smaller model, shorter "
+                    "solutions (max_length) or a model spread over GPUs (device_map=auto)."
+                ) from None
+        smaller = max(floor, size // 2)  # the failed call's tensors are freed by now
+        warnings.warn(
+            f"out of GPU memory at {attribute}={size}; going on at {smaller} (pass "
+            f"{attribute}={smaller} to start there)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        setattr(owner, attribute, smaller)
+        torch.cuda.empty_cache()
 
 
 def quiet_transformers() -> None:

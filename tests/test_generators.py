@@ -199,6 +199,33 @@ def test_hf_rows_of_one_context_share_its_first_pass_and_decode_as_transformers_
             assert sample.token_logprobs == pytest.approx(expected, **close)
 
 
+def test_hf_running_out_of_gpu_memory_halves_the_batch_and_goes_on(tiny_lm, registry_module):
+    """More rows than the (simulated) GPU holds raise CUDA's out-of-memory error: the generator
+    warns, halves ``batch_size`` until a batch fits, keeps it there, and gives the samples it
+    gives at that size from the start (each row draws from its own generator)."""
+    import torch
+
+    options = {"model": tiny_lm, "max_new_tokens": 10, "temperature": 1.0}
+    small = registry_module.create("generator", "hf", {**options, "batch_size": 2}).instance
+    hf = registry_module.create("generator", "hf", {**options, "batch_size": 8}).instance
+
+    def small_gpu(module, args, kwargs):
+        if kwargs["input_ids"].shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    hf.model.register_forward_pre_hook(small_gpu, with_kwargs=True)
+    asked = [request(n=3), request(n=4, seed=7)]
+    with pytest.warns(RuntimeWarning) as caught:
+        got = hf.sample(asked)
+    assert [str(w.message).split(" (")[0] for w in caught] == [
+        "out of GPU memory at batch_size=8; going on at 4",
+        "out of GPU memory at batch_size=4; going on at 2",
+    ]
+    assert hf.batch_size == 2
+    expected = small.sample(asked)
+    assert [[g.text for g in row] for row in got] == [[g.text for g in row] for row in expected]
+
+
 def test_hf_greedy_follows_the_model_argmax(tiny_lm, registry_module):
     import torch
     from transformers import AutoModelForCausalLM

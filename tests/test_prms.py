@@ -622,3 +622,45 @@ def test_each_recipe_scores_in_bf16_as_in_fp32(registry, checkpoints, recipe):
     half = score(build(registry, checkpoints, recipe, dtype="bf16"), *steps)
     for a, b in zip(full, half, strict=True):
         assert list(b.probs) == pytest.approx(list(a.probs), abs=0.01)
+
+
+@pytest.mark.parametrize("recipe", ["qwen-math-prm", "implicit"])
+def test_running_out_of_gpu_memory_halves_the_batch_and_goes_on(
+    registry, checkpoints, recipe, monkeypatch, tmp_path
+):
+    """A forward pass over more tokens than the (simulated) GPU holds raises CUDA's
+    out-of-memory error: the scorer warns, halves ``max_tokens_per_batch`` until its batches
+    fit, keeps it there, and gives the scores it gives at that budget from the start; where
+    even the floor does not fit, a clear error."""
+    if recipe == "implicit":
+        from prmh.testing import save_tiny_prm, tiny_tokenizer
+
+        lm = str(save_tiny_prm(tmp_path / "lm", "lm", tiny_tokenizer()))
+        options = {"model": lm, "reference": lm, "prefix_cache_tokens": 0}
+        make = lambda **extra: registry.create("prm", "implicit", {**options, **extra}).instance  # noqa: E731
+    else:
+        make = lambda **extra: build(registry, checkpoints, recipe, prefix_cache_tokens=0, **extra)  # noqa: E731
+    steps = [STEPS[:k] for k in range(1, 5)] * 3
+    fits = score(make(max_tokens_per_batch=512), *steps)
+    prm, capacity = make(max_tokens_per_batch=4096), [512]
+
+    def small_gpu(module, args, kwargs):
+        if kwargs["input_ids"].numel() > capacity[0]:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    models = {m for m in vars(prm.scorer).values() if isinstance(m, torch.nn.Module)}
+    for model in models:
+        model.register_forward_pre_hook(small_gpu, with_kwargs=True)
+    with pytest.warns(RuntimeWarning) as caught:
+        got = score(prm, *steps)
+    halved = [str(w.message).split(" (")[0] for w in caught]
+    assert halved == [
+        f"out of GPU memory at max_tokens_per_batch={n}; going on at {n // 2}"
+        for n in (4096, 2048, 1024)
+    ]
+    assert prm.scorer.max_tokens_per_batch == 512
+    for a, b in zip(got, fits, strict=True):
+        assert list(a.probs) == pytest.approx(list(b.probs), abs=1e-5)
+    capacity[0] = 10
+    with pytest.raises(PrmhError, match="out of GPU memory with max_tokens_per_batch=512"):
+        score(prm, *steps)

@@ -5,7 +5,8 @@ stop strings) costs O(n^2): 1.3 s per sample at 2,048 tokens. ``Detokenizer`` de
 few tokens of context around each new one, the incremental detokenisation of vLLM and
 text-generation-inference: the text a token adds is what decoding from the previous boundary
 gives beyond the previous piece, and a token that ends inside a character (decoded as U+FFFD)
-adds nothing until the next one completes it.
+adds nothing until the next one completes it. ``Rows`` keeps what each row of the hf
+generator's batch has decoded so far.
 """
 
 from __future__ import annotations
@@ -119,3 +120,21 @@ def exact_pieces(decode_prefix: Any, count: int) -> list[str]:
         pieces.append(text[common:])
         previous = text
     return pieces
+
+
+class Rows:
+    """What each row of a batch has decoded: token ids, their log-probabilities and
+    alternatives, its text so far, how it ended and (at a step's end) its KV for reuse."""
+
+    def __init__(self, tokenizer: Any, rows: int, decode: Decoding):
+        self.texts = [Detokenizer(tokenizer, decode) for _ in range(rows)]
+        self.tokens: list[list[int]] = [[] for _ in range(rows)]
+        self.logprobs: list[list[float]] = [[] for _ in range(rows)]
+        self.alternatives: list[list[list[tuple[int, float]]]] = [[] for _ in range(rows)]
+        self.ended: list[tuple[bool, str | None] | None] = [None] * rows
+        self.kept: list[tuple[list[int], list] | None] = [None] * rows
+
+    def add(self, b: int, token: int, logprob: float, best: list[tuple[int, float]]) -> None:
+        self.tokens[b].append(token)
+        self.logprobs[b].append(logprob)
+        self.alternatives[b].append(best)

@@ -29,8 +29,14 @@ from prmh.plugins.generators.common import (
     stops_of,
     temperature_of,
 )
-from prmh.plugins.generators.detokenize import Decoding, Detokenizer, token_pieces
-from prmh.plugins.hf_models import attends_everywhere, cache_keyword, cache_of, forward_takes
+from prmh.plugins.generators.detokenize import Decoding, Detokenizer, Rows, token_pieces
+from prmh.plugins.hf_models import (
+    attends_everywhere,
+    cache_keyword,
+    cache_of,
+    forward_takes,
+    halved_on_oom,
+)
 from prmh.plugins.kv_cache import KeptPrefixes, growing_cache, layers_of, left_padded
 
 
@@ -120,6 +126,11 @@ class HFGenerator:
         )
 
     def sample(self, requests: Sequence[SampleRequest]) -> list[list[Generation]]:
+        """Each request's samples; where the GPU runs out of memory, in batches of half the
+        rows (each row's draws are its own, so the samples are the same)."""
+        return halved_on_oom(self, "batch_size", functools.partial(self._sample, requests), 1)
+
+    def _sample(self, requests: Sequence[SampleRequest]) -> list[list[Generation]]:
         contexts = self.contexts(requests)
         cached = [
             self.kept.find(r, c) if self.kept else None
@@ -167,7 +178,7 @@ class HFGenerator:
         # accelerators sample on the CPU, as every device did before)
         where = self.device if self.device.type == "cuda" else torch.device("cpu")
         generators = [torch.Generator(where).manual_seed(seed) for seed in seeds]
-        done = _Rows(self.tokenizer, rows, self.decoding)
+        done = Rows(self.tokenizer, rows, self.decoding)
         ended, kept, top = done.ended, done.kept, max(a.top_logprobs for a in asks)
         live, past = list(range(rows)), layout.past  # the original row of each batch row
         with torch.inference_mode():
@@ -227,7 +238,7 @@ class HFGenerator:
         past.reorder_cache(expand.to(self.device))
         return past, logits[expand.to(logits.device)]
 
-    def _row(self, done: _Rows, b: int, ask: SampleRequest, seconds: float) -> Generation:
+    def _row(self, done: Rows, b: int, ask: SampleRequest, seconds: float) -> Generation:
         g = self._generation(
             done.tokens[b], done.logprobs[b], done.ended[b], ask.stop, seconds, done.texts[b]
         )
@@ -331,24 +342,6 @@ class HFGenerator:
             stop=stop,
             seconds=seconds,
         )
-
-
-class _Rows:
-    """What each row of a batch has decoded: token ids, their log-probabilities and
-    alternatives, its text so far, how it ended and (at a step's end) its KV for reuse."""
-
-    def __init__(self, tokenizer: Any, rows: int, decode: Decoding):
-        self.texts = [Detokenizer(tokenizer, decode) for _ in range(rows)]
-        self.tokens: list[list[int]] = [[] for _ in range(rows)]
-        self.logprobs: list[list[float]] = [[] for _ in range(rows)]
-        self.alternatives: list[list[list[tuple[int, float]]]] = [[] for _ in range(rows)]
-        self.ended: list[tuple[bool, str | None] | None] = [None] * rows
-        self.kept: list[tuple[list[int], list] | None] = [None] * rows
-
-    def add(self, b: int, token: int, logprob: float, best: list[tuple[int, float]]) -> None:
-        self.tokens[b].append(token)
-        self.logprobs[b].append(logprob)
-        self.alternatives[b].append(best)
 
 
 class _Layout:

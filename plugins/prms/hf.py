@@ -25,6 +25,7 @@ nearest kept one, and the result is flagged ``truncated``.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +37,7 @@ from prmh.plugins.hf_models import (
     cache_keyword,
     cache_of,
     device_and_dtype,
+    halved_on_oom,
     quiet_transformers,
     resolve_checkpoint,
 )
@@ -54,6 +56,7 @@ from prmh.plugins.prms.batching import Encoded, length_batches, pack
 from prmh.plugins.prms.heads import QUANTILE_LEVELS, head_model, load_head, to_quantiles
 
 HEADS = ("lm", "classifier", "value")
+OOM_FLOOR = 512  # tokens a batch below which halving it on running out of memory stops
 
 
 class HFScorer:
@@ -388,7 +391,9 @@ def score_requests(
     """Encode with the recipe, score in one pass each, and wrap as StepScores."""
     started = time.perf_counter()
     encoded = [recipe.encode(r.problem.question, list(r.steps)) for r in requests]
-    results = scorer.score(encoded, getattr(recipe, "good_bad", None))
+    good_bad = getattr(recipe, "good_bad", None)
+    run = functools.partial(scorer.score, encoded, good_bad)
+    results = halved_on_oom(scorer, "max_tokens_per_batch", run, OOM_FLOOR)
     return [
         to_step_scores(r, started, len(requests), scorer.quantile_levels, tail_tokens(scorer, e))
         for r, e in zip(results, encoded, strict=True)

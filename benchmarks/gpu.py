@@ -6,8 +6,9 @@ through prmh's own components (``qwen-math-prm``, ``hf``) in bf16, so nothing is
 It reports PRM scoring tokens/s, its share of the GPU's measured bf16 matmul peak (FLOPs
 counted as in benchmarks/prm_scoring.py) and its padding at prmh's default token budget per
 batch and at others, and generation tokens/s against ``generate()``; each timed ``--repeats``
-times, interleaved. ``--profile`` writes torch.profiler's busiest operators of one generation
-call of each kind to OUT. ``benchmarks/on_gpu.sh`` runs it with the CUDA tests in one call.
+times, interleaved. ``--profile`` writes torch.profiler's busiest operators of one scoring pass
+and one generation call of each kind to OUT. ``benchmarks/on_gpu.sh`` runs it with the CUDA
+tests in one call.
 
     python benchmarks/gpu.py                  # one H200: 135 s (2026-11-28), a third saving
     python benchmarks/gpu.py --layers 8       # fewer layers of the same width: faster
@@ -17,6 +18,7 @@ call of each kind to OUT. ``benchmarks/on_gpu.sh`` runs it with the CUDA tests i
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -111,6 +113,10 @@ def score_prm(args, torch, device, dtype, tokenizer, tmp: Path) -> dict:
             timed.setdefault(budget, []).append(_score_timed(torch, device, prm, requests))
             say(f"scored {len(requests)} solutions in {timed[budget][-1]:.2f} s "
                 f"(max_tokens_per_batch {budget})")  # fmt: skip
+    if args.profile:  # one pass at prmh's default budget
+        prm.scorer.max_tokens_per_batch = budgets[0]
+        run = functools.partial(prm.score, requests)
+        _profile(torch, device, run, Path(args.out or ".") / "profile-prm.txt")
     del prm
     padding = {budget: padding_share(lengths, budget) for budget in timed}
     return {"prm_tokens": sum(lengths), "prm_flops": flops, "prm_setup_seconds": setup,
@@ -215,7 +221,8 @@ def main() -> None:
                         help="other max_tokens_per_batch values to time the PRM at")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=2, help="timed passes of each kind")
     parser.add_argument("--profile", action="store_true",
-                        help="profile one generation call of each kind into OUT")  # fmt: skip
+                        help="profile one scoring pass and one generation call of each kind "
+                             "into OUT")  # fmt: skip
     parser.add_argument("--out", default=os.environ.get("OUT"), help="folder for results.json")
     args = parser.parse_args()
     import torch

@@ -8,7 +8,8 @@
 # the machine's own torch and transformers, runs the CUDA tests (tests/test_cuda.py and the
 # generators' cuda cases), a bare `prmh eval` (the tiny world stays on the CPU: its tables
 # should be the README's), the same eval moved to the GPU, and benchmarks/gpu.py in real model
-# shapes. Each step has its own time limit; logs and results.json land in $OUT.
+# shapes (with --profile: torch.profiler's busiest operators). Each step has its own time
+# limit; logs, results.json and the profiles land in $OUT (8 files, the most that come back).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/prmh-gpu}
@@ -32,5 +33,5 @@ step "${TESTS_S:-120}" tests python3 -m pytest -q -p no:cacheprovider -k cuda \
     tests/test_cuda.py tests/test_generators.py
 step "${GPU_S:-300}" gpu python3 benchmarks/gpu.py --out "$OUT" ${GPU_ARGS:---profile}
 TAIL=40 step "${EVAL_S:-70}" eval prmh eval
-step "${EVAL_S:-70}" eval-cuda prmh eval --search beam --search beam-ias \
+step "${EVAL_S:-70}" eval-cuda prmh eval --limit 20 --search beam --search beam-ias \
     -G device=cuda -P device=cuda

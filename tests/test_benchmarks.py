@@ -31,7 +31,7 @@ def test_the_gpu_benchmark_runs_in_tiny_shapes(tmp_path):
     timed = result["prm_seconds_by_batch_tokens"]
     assert list(timed) == ["8192", "32768"] and all(len(t) == 2 for t in timed.values())
     assert all(len(r) == 2 for r in result["generation_runs"].values())
-    assert "aten::" in (tmp_path / "profile-hf.txt").read_text()
+    assert all("aten::" in (tmp_path / f"profile-{k}.txt").read_text() for k in ("prm", "hf"))
 
 
 @pytest.mark.parametrize("world", ["random", "tiny"])

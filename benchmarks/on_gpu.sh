@@ -7,7 +7,7 @@
 # then run `bash benchmarks/on_gpu.sh` there with `.whl` carried. It installs the wheel beside
 # the machine's own torch and transformers, runs the CUDA tests (tests/test_cuda.py and the
 # generators' cuda cases), a bare `prmh eval` (the tiny world stays on the CPU: its tables
-# should be the README's), the same eval moved to the GPU, and benchmarks/gpu.py in real model
+# should be the README's), a beam and beam-IAS eval on the GPU, and benchmarks/gpu.py in real model
 # shapes (with --profile: torch.profiler's busiest operators). Each step has its own time
 # limit; logs, results.json and the profiles land in $OUT (8 files, the most that come back).
 set -uo pipefail

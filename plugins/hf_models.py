@@ -96,8 +96,10 @@ def halved_on_oom(owner: Any, attribute: str, run: Callable[[], T], floor: int) 
     batch's tokens or rows) halved, down to ``floor``, which it stays at for later calls. Each
     row is computed apart from the others, so the results are the same (to float rounding) at
     any batch size; the call's finished batches are computed again."""
-    import torch
-
+    try:
+        import torch
+    except ImportError:  # a model served elsewhere (a client with a tokenizer only)
+        return run()
     while True:
         try:
             return run()
@@ -105,8 +107,8 @@ def halved_on_oom(owner: Any, attribute: str, run: Callable[[], T], floor: int) 
             size = getattr(owner, attribute)
             if size <= floor:
                 raise PrmhError(
-                    f"out of GPU memory with {attribute}={size}: a smaller model, shorter "
-                    "solutions (max_length) or a model spread over GPUs (device_map=auto)."
+                    f"out of GPU memory even at {attribute}={size}: use a smaller model or a "
+                    "GPU with more memory free (a PRM can spread over GPUs: device_map=auto)."
                 ) from None
         smaller = max(floor, size // 2)  # the failed call's tensors are freed by now
         warnings.warn(

@@ -662,5 +662,5 @@ def test_running_out_of_gpu_memory_halves_the_batch_and_goes_on(
     for a, b in zip(got, fits, strict=True):
         assert list(a.probs) == pytest.approx(list(b.probs), abs=1e-5)
     capacity[0] = 10
-    with pytest.raises(PrmhError, match="out of GPU memory with max_tokens_per_batch=512"):
+    with pytest.raises(PrmhError, match="out of GPU memory even at max_tokens_per_batch=512"):
         score(prm, *steps)

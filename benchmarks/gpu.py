@@ -106,7 +106,8 @@ def score_prm(args, torch, device, dtype, tokenizer, tmp: Path) -> dict:
     rows = [(head[0].out_features + 2) * len(r.steps) for r in requests]
     flops = forward_flops(prm.scorer.backbone, lengths, rows)
     timed: dict[int, list[float]] = {}
-    budgets = (prm.scorer.max_tokens_per_batch, *args.batch_tokens)  # prmh's default first
+    default = prm.scorer.max_tokens_per_batch  # first: prmh's default for the device
+    budgets = (default, *(b for b in args.batch_tokens if b != default))
     for _ in range(args.repeats):  # the budgets interleaved: warm-up hits none alone
         for budget in budgets:
             prm.scorer.max_tokens_per_batch = budget
@@ -217,7 +218,7 @@ def main() -> None:
     parser.add_argument("--solutions", type=int, default=256)
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=256)
-    parser.add_argument("--batch-tokens", type=int, nargs="*", default=[32768],
+    parser.add_argument("--batch-tokens", type=int, nargs="*", default=[8192, 32768],
                         help="other max_tokens_per_batch values to time the PRM at")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=2, help="timed passes of each kind")
     parser.add_argument("--profile", action="store_true",

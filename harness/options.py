@@ -121,7 +121,7 @@ def check_options(
         param = params.get(key)
         if param is None:
             continue
-        hint = hints.get(key, inspect.Parameter.empty)
+        hint = hints.get(key, _annotation(param))
         if hint is inspect.Parameter.empty and param.default not in (None, param.empty):
             hint = type(param.default)
         try:
@@ -130,6 +130,12 @@ def check_options(
             shown = "***" if any(w in key.lower() for w in SECRET_WORDS) else repr(value)
             raise PrmhError(f"{what}: option {key!r} needs {e}, got {shown}.") from None
     return out
+
+
+def _annotation(param: inspect.Parameter) -> Any:
+    """A parameter's own annotation where it is a type (a signature built in code, as a
+    wrapper's added options are), not a postponed string."""
+    return param.empty if isinstance(param.annotation, str) else param.annotation
 
 
 def _type_name(hint: Any) -> str:

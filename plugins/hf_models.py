@@ -91,6 +91,17 @@ def device_and_dtype(device: str, dtype: str) -> tuple[Any, Any]:
     return chosen, named[name]
 
 
+def batch_tokens(value: int | str, device: Any) -> int:
+    """Padded tokens a forward pass reads: ``auto`` is 32,768 on a GPU (a 7B PRM in bf16 on an
+    H200 ran at 65% of the measured matmul peak there, 41% at 8,192: benchmarks/gpu.py) and
+    8,192 elsewhere (a CPU gains nothing from more); too many for the GPU halves it."""
+    if value == "auto":
+        return 32768 if getattr(device, "type", None) == "cuda" else 8192
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PrmhError(f"max_tokens_per_batch must be auto or at least 1, not {value!r}.")
+    return value
+
+
 def halved_on_oom(owner: Any, attribute: str, run: Callable[[], T], floor: int) -> T:
     """``run()``; where CUDA runs out of memory, ``run()`` again with ``owner.<attribute>`` (a
     batch's tokens or rows) halved, down to ``floor``, which it stays at for later calls. Each

@@ -664,3 +664,17 @@ def test_running_out_of_gpu_memory_halves_the_batch_and_goes_on(
     capacity[0] = 10
     with pytest.raises(PrmhError, match="out of GPU memory even at max_tokens_per_batch=512"):
         score(prm, *steps)
+
+
+def test_the_token_budget_of_auto_is_larger_on_a_gpu(registry, checkpoints):
+    """max_tokens_per_batch=auto: 32,768 padded tokens a pass on CUDA (benchmarks/gpu.py on an
+    H200: 65% of the bf16 peak against 41% at 8,192), 8,192 elsewhere; a number given as text
+    (a -P value) is a number."""
+    from prmh.plugins.hf_models import batch_tokens
+
+    assert batch_tokens("auto", torch.device("cuda")) == 32768
+    assert batch_tokens("auto", torch.device("cpu")) == batch_tokens("auto", None) == 8192
+    assert build(registry, checkpoints, "qwen-math-prm").scorer.max_tokens_per_batch == 8192
+    prm = registry.create("prm", "qwen-math-prm", {"model": checkpoints["classifier"],
+                                                   "max_tokens_per_batch": "64"})  # fmt: skip
+    assert prm.instance.scorer.max_tokens_per_batch == 64

@@ -2,14 +2,15 @@
 
 Every factory also takes the options all PRMs share (``COMMON``): revision, dtype (``auto`` is
 bf16 on GPU, fp32 on CPU), device, a PEFT ``adapter`` to apply, ``max_tokens_per_batch`` (padded
-tokens per forward pass), ``max_length`` (longer solutions are truncated from the left) and
-``prefix_cache_tokens`` (recently scored solutions kept with their KV caches, so that a step-level
-search's next round reads only the new step; 0 turns it off), ``calibrated`` (a PEFT adapter
-trained on the head converted to three quantiles, as the calibration release's and ``prmh
-calibrate``'s are), ``server`` (vLLM pooling servers that run the model: ``served_model``,
-``server_concurrency``, ``server_probabilities``) and ``vllm`` (vLLM offline on this machine,
-``gpu_memory_utilization``), both in ``prmh.plugins.prms.remote``; ``device_map`` (``auto``:
-one model spread over every GPU by accelerate, for 72B PRMs).
+tokens per forward pass; ``auto``: 32,768 on a GPU, 8,192 elsewhere), ``max_length`` (longer
+solutions are truncated from the left) and ``prefix_cache_tokens`` (recently scored solutions
+kept with their KV caches, so that a step-level search's next round reads only the new step; 0
+turns it off), ``calibrated`` (a PEFT adapter trained on the head converted to three quantiles,
+as the calibration release's and ``prmh calibrate``'s are), ``server`` (vLLM pooling servers
+that run the model: ``served_model``, ``server_concurrency``, ``server_probabilities``) and
+``vllm`` (vLLM offline on this machine, ``gpu_memory_utilization``), both in
+``prmh.plugins.prms.remote``; ``device_map`` (``auto``: one model spread over every GPU by
+accelerate, for 72B PRMs).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ COMMON = {
     "dtype": "auto",
     "device": "auto",
     "adapter": None,
-    "max_tokens_per_batch": 8192,
+    "max_tokens_per_batch": "auto",
     "max_length": None,
     "prefix_cache_tokens": 65536,
     "calibrated": None,
@@ -41,6 +42,7 @@ COMMON = {
     "gpu_memory_utilization": 0.4,
     "device_map": None,
 }
+COMMON_HINTS = {"max_tokens_per_batch": int | str}  # a number of tokens, or auto
 SERVER = (
     "server",
     "served_model",
@@ -82,8 +84,10 @@ def with_common_options(factory: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``COMMON`` to a factory's keyword options; it receives them as ``common``."""
     own = [p for p in inspect.signature(factory).parameters.values() if p.name != "common"]
     extra = [
-        inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in COMMON.items()
-    ]
+        inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v,
+                          annotation=COMMON_HINTS.get(k, inspect.Parameter.empty))
+        for k, v in COMMON.items()
+    ]  # fmt: skip
 
     @functools.wraps(factory)
     def wrapper(**options: Any) -> Any:

@@ -34,6 +34,7 @@ from prmh import ScoreRequest, StepScores
 from prmh.errors import PrmhError
 from prmh.plugins.hf_models import (
     auto_precision,
+    batch_tokens,
     cache_keyword,
     cache_of,
     device_and_dtype,
@@ -73,7 +74,7 @@ class HFScorer:
         adapter: str | None = None,
         head_key: str | None = None,
         positive_index: int | Sequence[int] = 1,
-        max_tokens_per_batch: int = 8192,
+        max_tokens_per_batch: int | str = "auto",
         max_length: int | None = None,
         prefix_cache_tokens: int = 65536,
         calibrated: str | None = None,
@@ -81,8 +82,6 @@ class HFScorer:
     ):
         if head not in HEADS:
             raise PrmhError(f"unknown PRM head {head!r}; heads are: {', '.join(HEADS)}.")
-        if max_tokens_per_batch < 1:
-            raise PrmhError("max_tokens_per_batch must be at least 1.")
         import torch
         from transformers import AutoTokenizer
 
@@ -101,7 +100,7 @@ class HFScorer:
             list(positive_index) if isinstance(positive_index, Sequence) else [positive_index]
         )
         self.quantile_levels: tuple[float, ...] | None = None
-        self.max_tokens_per_batch = max_tokens_per_batch
+        self.max_tokens_per_batch = batch_tokens(max_tokens_per_batch, self.device)
         self.prefixes = PrefixCache(prefix_cache_tokens) if prefix_cache_tokens > 0 else None
         self.calibrated = calibrated
         self.device_map = device_map  # a model spread over devices by accelerate ("auto")

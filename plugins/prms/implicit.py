@@ -23,6 +23,7 @@ from typing import Any
 from prmh.errors import PrmhError
 from prmh.plugins.hf_models import (
     auto_precision,
+    batch_tokens,
     cache_of,
     device_and_dtype,
     quiet_transformers,
@@ -149,7 +150,7 @@ class ImplicitScorer:
         dtype: str = "auto",
         device: str = "auto",
         adapter: str | None = None,
-        max_tokens_per_batch: int = 8192,
+        max_tokens_per_batch: int | str = "auto",
         max_length: int | None = None,
         prefix_cache_tokens: int = 65536,
         calibrated: str | None = None,
@@ -167,8 +168,6 @@ class ImplicitScorer:
                 "the implicit PRM takes no adapter; merge it into the policy model (its "
                 "calibration is three (scale, bias) pairs: prmh calibrate)."
             )
-        if max_tokens_per_batch < 1:
-            raise PrmhError("max_tokens_per_batch must be at least 1.")
         quiet_transformers()
         self.path, ref_path, self.fingerprint = checkpoints(model, reference, revision, scale, bias)
         self.device, self.dtype = device_and_dtype(device, dtype)
@@ -182,7 +181,7 @@ class ImplicitScorer:
         self.scale = torch.tensor(list(scale), dtype=torch.float32, device=self.device)
         self.bias = torch.tensor(list(bias), dtype=torch.float32, device=self.device)
         self.quantile_levels = QUANTILE_LEVELS if len(scale) > 1 else None
-        self.max_tokens_per_batch = max_tokens_per_batch
+        self.max_tokens_per_batch = batch_tokens(max_tokens_per_batch, self.device)
         self.prefixes = PrefixCache(prefix_cache_tokens) if prefix_cache_tokens > 0 else None
         limit = getattr(self.policy.config, "max_position_embeddings", None) or 4096
         self.max_length = min(max_length or limit, limit)

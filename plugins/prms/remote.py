@@ -40,14 +40,14 @@ class PooledScorer:
         positive_index: int | Sequence[int] = 1,
         probabilities: bool = True,
         revision: str | None = None,
-        max_tokens_per_batch: int = 8192,
+        max_tokens_per_batch: int | str = "auto",
         max_length: int | None = None,
         adapter: str | None = None,
         calibrated: str | None = None,
     ):
         from transformers import AutoTokenizer
 
-        from prmh.plugins.hf_models import quiet_transformers, resolve_checkpoint
+        from prmh.plugins.hf_models import batch_tokens, quiet_transformers, resolve_checkpoint
 
         if head not in ("lm", "classifier"):
             raise PrmhError("a PRM pooled by vLLM reads a classifier or lm head.")
@@ -59,7 +59,7 @@ class PooledScorer:
         self.head = head
         self.positive = [positive_index] if isinstance(positive_index, int) else positive_index
         self.probabilities = probabilities
-        self.max_tokens_per_batch = max_tokens_per_batch
+        self.max_tokens_per_batch = batch_tokens(max_tokens_per_batch, None)
         self.max_length = max_length or 10**9
         self.tag_id: int | None = None
         self.good_bad: tuple[int, int] | None = None

@@ -74,9 +74,10 @@ class PrefixCache(_ByTokens):
     def find(self, ids: Sequence[int], positions: Sequence[int]) -> tuple[Entry, int] | None:
         """The entry sharing the longest prefix up to one of this solution's earlier step
         reads, and how many tokens they share (at least up to that read)."""
-        ids = tuple(ids)
-        keys = prefix_keys(ids, positions)
-        for p in sorted(set(positions[:-1]), reverse=True)[:LOOK_BACK]:
+        tried = sorted(set(positions[:-1]), reverse=True)[:LOOK_BACK]
+        ids = tuple(ids[: tried[0] + 1]) if tried else ()
+        keys = prefix_keys(ids, [p for p in positions if p <= tried[0]]) if tried else {}
+        for p in tried:
             key = self.index.get(keys[p])
             entry = self.entries.get(key) if key is not None else None
             if entry is not None and entry.ids[: p + 1] == ids[: p + 1]:  # not a hash collision

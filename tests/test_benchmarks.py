@@ -62,3 +62,11 @@ def test_the_step_scoring_benchmark_matches_the_tables():
     assert {"best-of-n", "beam-ias"} <= set(rows)
     assert all(float(v.replace(",", "")) > 0 for v in rows["beam-ias"])
     assert done.stdout.count("per generated token:") == 2
+
+
+def test_the_prefix_cache_benchmark_runs():
+    """benchmarks/prefix_cache.py: both indexes find every extension (it asserts so)."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "prefix_cache.py")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count(" steps ") == 4

@@ -132,6 +132,23 @@ def halved_on_oom(owner: Any, attribute: str, run: Callable[[], T], floor: int) 
         torch.cuda.empty_cache()
 
 
+def pretrained(cls: Any, path: Any, attention: str = "auto", **options: Any) -> Any:
+    """``cls.from_pretrained(path, **options)`` with ``attention`` as transformers'
+    ``attn_implementation`` (``auto``: its default, sdpa where torch has it; ``eager``,
+    ``sdpa``, ``flash_attention_2`` where flash-attn is installed, ...): one that cannot run
+    here is a clear error."""
+    if attention == "auto":
+        return cls.from_pretrained(path, **options)
+    try:
+        return cls.from_pretrained(path, attn_implementation=attention, **options)
+    except (ImportError, ValueError) as e:
+        reason = " ".join(str(e).split())[:300]
+        raise PrmhError(
+            f"attention={attention!r} cannot run here ({reason}); use attention=auto, sdpa or "
+            "eager."
+        ) from None
+
+
 def quiet_transformers() -> None:
     """No load reports or progress bars from transformers: prmh reports what matters."""
     from huggingface_hub.utils import disable_progress_bars

@@ -135,7 +135,7 @@ def prmh_register_generator(register):
         Shipped("generator", "generator", GENERATOR_OPTIONS),
         description="The tiny world's arith generator (4-layer Qwen2, shipped, CPU)",
         version="1",
-        speed_args=("device", "prefix_cache_tokens"),
+        speed_args=("device", "prefix_cache_tokens", "attention"),
     )
 
 
@@ -146,12 +146,12 @@ def prmh_register_prm(register):
         Shipped("prm", "prm", PRM_OPTIONS),
         description="The tiny world's implicit PRM on arith (shipped, CPU)",
         version="1",
-        speed_args=("device", "max_tokens_per_batch", "prefix_cache_tokens"),
+        speed_args=("device", "max_tokens_per_batch", "prefix_cache_tokens", "attention"),
     )
     register(
         "tiny-calibrated",
         Shipped("prm", "prm-calibrated", PRM_OPTIONS),
         description="The tiny PRM with calibrated quantiles (for bon-ias, beam-ias)",
         version="1",
-        speed_args=("device", "max_tokens_per_batch", "prefix_cache_tokens"),
+        speed_args=("device", "max_tokens_per_batch", "prefix_cache_tokens", "attention"),
     )

@@ -226,6 +226,23 @@ def test_hf_running_out_of_gpu_memory_halves_the_batch_and_goes_on(tiny_lm, regi
     assert [[g.text for g in row] for row in got] == [[g.text for g in row] for row in expected]
 
 
+def test_hf_attention_is_an_option_that_keeps_the_samples(tiny_lm, registry_module):
+    """-G attention=eager (transformers' attn_implementation) decodes the samples the default
+    (sdpa) does, under the same cache keys."""
+    options = {"model": tiny_lm, "max_new_tokens": 12, "temperature": 1.0}
+    plain = registry_module.create("generator", "hf", options)
+    eager = registry_module.create("generator", "hf", {**options, "attention": "eager"})
+    assert eager.instance.model.config._attn_implementation == "eager"
+    assert eager.identity == plain.identity
+    asked = [request(n=3), request(n=2, seed=4, stop=(" ",))]
+    for x_row, y_row in zip(
+        eager.instance.sample(asked), plain.instance.sample(asked), strict=True
+    ):
+        for x, y in zip(x_row, y_row, strict=True):
+            assert x.text == y.text
+            assert x.token_logprobs == pytest.approx(y.token_logprobs, abs=1e-4)
+
+
 def test_hf_greedy_follows_the_model_argmax(tiny_lm, registry_module):
     import torch
     from transformers import AutoModelForCausalLM

@@ -678,3 +678,24 @@ def test_the_token_budget_of_auto_is_larger_on_a_gpu(registry, checkpoints):
     prm = registry.create("prm", "qwen-math-prm", {"model": checkpoints["classifier"],
                                                    "max_tokens_per_batch": "64"})  # fmt: skip
     assert prm.instance.scorer.max_tokens_per_batch == 64
+
+
+@pytest.mark.parametrize("recipe", ["qwen-math-prm", "math-shepherd"])
+def test_the_attention_implementation_is_an_option_that_keeps_the_scores(
+    registry, checkpoints, recipe
+):
+    """-P attention=eager / sdpa (transformers' attn_implementation; flash_attention_2 where
+    flash-attn is installed) loads the model with it: the same scores (1e-5) and the same cache
+    keys, since it changes only speed; one that cannot run here is a clear error."""
+    steps = (STEPS, STEPS[:2])
+    plain = registry.create("prm", recipe, {"model": checkpoints[RECIPES[recipe][0]]})
+    for attention in ("eager", "sdpa"):
+        chosen = registry.create(
+            "prm", recipe, {"model": checkpoints[RECIPES[recipe][0]], "attention": attention}
+        )
+        assert chosen.instance.scorer.backbone.config._attn_implementation == attention
+        assert chosen.identity == plain.identity
+        for a, b in zip(score(chosen.instance, *steps), score(plain.instance, *steps), strict=True):
+            assert list(a.probs) == pytest.approx(list(b.probs), abs=1e-5)
+    with pytest.raises(PrmhError, match="attention='no-such-kernel' cannot run here"):
+        build(registry, checkpoints, recipe, attention="no-such-kernel")

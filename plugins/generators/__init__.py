@@ -13,7 +13,7 @@ def prmh_register_generator(register):
         "prmh.plugins.generators.hf:HFGenerator",
         description="transformers sampling on CPU or GPU, with token log-probabilities",
         version="1",
-        speed_args=("device", "batch_size", "prefix_cache_tokens"),
+        speed_args=("device", "batch_size", "prefix_cache_tokens", "attention"),
     )
     register(
         "vllm",

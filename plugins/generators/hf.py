@@ -58,10 +58,12 @@ class HFGenerator:
         system_prompt: str | None = None,
         batch_size: int = 16,
         prefix_cache_tokens: int = 65536,
+        attention: str = "auto",
     ):
         from prmh.plugins.hf_models import (
             auto_precision,
             device_and_dtype,
+            pretrained,
             quiet_transformers,
             require_hf,
             resolve_checkpoint,
@@ -79,7 +81,7 @@ class HFGenerator:
         self.device, dtype_ = device_and_dtype(device, dtype)
         self.precision = auto_precision(device, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype_)
+        self.model = pretrained(AutoModelForCausalLM, self.path, attention, dtype=dtype_)
         if adapter:
             from peft import PeftModel
 

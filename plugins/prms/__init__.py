@@ -47,6 +47,7 @@ CHECKPOINT_OPTIONS = {
 }
 SPEED_ARGS = (
     "device",
+    "attention",
     "max_tokens_per_batch",
     "prefix_cache_tokens",
     "server",

@@ -41,6 +41,7 @@ COMMON = {
     "vllm": False,
     "gpu_memory_utilization": 0.4,
     "device_map": None,
+    "attention": "auto",
 }
 COMMON_HINTS = {"max_tokens_per_batch": int | str}  # a number of tokens, or auto
 SERVER = (
@@ -75,7 +76,7 @@ class RecipePRM:
         return getattr(self.scorer, "prefixes", None) is not None
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[StepScores]:
-        from prmh.plugins.prms.hf import score_requests
+        from prmh.plugins.prms.scoring import score_requests
 
         return score_requests(self.scorer, self.recipe, requests)
 

@@ -25,12 +25,9 @@ nearest kept one, and the result is flagged ``truncated``.
 
 from __future__ import annotations
 
-import functools
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from prmh import ScoreRequest, StepScores
 from prmh.errors import PrmhError
 from prmh.plugins.hf_models import (
     auto_precision,
@@ -38,7 +35,7 @@ from prmh.plugins.hf_models import (
     cache_keyword,
     cache_of,
     device_and_dtype,
-    halved_on_oom,
+    pretrained,
     quiet_transformers,
     resolve_checkpoint,
 )
@@ -51,13 +48,11 @@ from prmh.plugins.kv_cache import (
     run_tails,
     shared_groups,
     shared_prefix,
-    tail_tokens,
 )
 from prmh.plugins.prms.batching import Encoded, length_batches, pack
 from prmh.plugins.prms.heads import QUANTILE_LEVELS, head_model, load_head, to_quantiles
 
 HEADS = ("lm", "classifier", "value")
-OOM_FLOOR = 512  # tokens a batch below which halving it on running out of memory stops
 
 
 class HFScorer:
@@ -79,6 +74,7 @@ class HFScorer:
         prefix_cache_tokens: int = 65536,
         calibrated: str | None = None,
         device_map: str | None = None,
+        attention: str = "auto",
     ):
         if head not in HEADS:
             raise PrmhError(f"unknown PRM head {head!r}; heads are: {', '.join(HEADS)}.")
@@ -104,6 +100,7 @@ class HFScorer:
         self.prefixes = PrefixCache(prefix_cache_tokens) if prefix_cache_tokens > 0 else None
         self.calibrated = calibrated
         self.device_map = device_map  # a model spread over devices by accelerate ("auto")
+        self.attention = attention
         self._load(torch, model, head_key)
         if device_map:  # inputs go where the embeddings are
             self.device = self.backbone.get_input_embeddings().weight.device
@@ -119,10 +116,10 @@ class HFScorer:
 
         load = {"dtype": self.dtype, **({"device_map": self.device_map} if self.device_map else {})}
         if self.head == "lm":
-            self.model = AutoModelForCausalLM.from_pretrained(self.path, **load)
+            self.model = pretrained(AutoModelForCausalLM, self.path, self.attention, **load)
             self.backbone = self.model.get_decoder()
             return
-        self.backbone = AutoModel.from_pretrained(self.path, **load)
+        self.backbone = pretrained(AutoModel, self.path, self.attention, **load)
         key = (head_key or ("score" if self.head == "classifier" else "v_head.summary")).rstrip(".")
         hidden = self.backbone.config.hidden_size
         layer, quantiles = load_head(torch, self.path, model, hidden, self.head, key, self.positive)
@@ -358,42 +355,3 @@ def _crop(cache: Any, length: int) -> None:
     remove = cache.get_seq_length() - length
     if remove > 0:
         cache.crop(-remove)
-
-
-def to_step_scores(
-    result: tuple[list, bool, int],
-    started: float,
-    count: int,
-    levels: tuple[float, ...] | None = None,
-    tail: int | None = None,
-) -> StepScores:
-    """Wrap a scorer result; with quantile heads the probability is the median quantile."""
-    values, truncated, tokens = result
-    quantiles = None
-    if levels:
-        quantiles = tuple(tuple(v) for v in values)
-        values = [v[levels.index(0.5)] for v in values]
-    return StepScores(
-        tuple(values),
-        quantiles=quantiles,
-        quantile_levels=levels if quantiles is not None else None,
-        num_tokens=tokens,
-        truncated=truncated,
-        tail_tokens=None if truncated else tail,
-        seconds=(time.perf_counter() - started) / max(1, count),
-    )
-
-
-def score_requests(
-    scorer: HFScorer, recipe: Any, requests: Sequence[ScoreRequest]
-) -> list[StepScores]:
-    """Encode with the recipe, score in one pass each, and wrap as StepScores."""
-    started = time.perf_counter()
-    encoded = [recipe.encode(r.problem.question, list(r.steps)) for r in requests]
-    good_bad = getattr(recipe, "good_bad", None)
-    run = functools.partial(scorer.score, encoded, good_bad)
-    results = halved_on_oom(scorer, "max_tokens_per_batch", run, OOM_FLOOR)
-    return [
-        to_step_scores(r, started, len(requests), scorer.quantile_levels, tail_tokens(scorer, e))
-        for r, e in zip(results, encoded, strict=True)
-    ]

@@ -26,6 +26,7 @@ from prmh.plugins.hf_models import (
     batch_tokens,
     cache_of,
     device_and_dtype,
+    pretrained,
     quiet_transformers,
     resolve_checkpoint,
 )
@@ -155,6 +156,7 @@ class ImplicitScorer:
         prefix_cache_tokens: int = 65536,
         calibrated: str | None = None,
         device_map: str | None = None,
+        attention: str = "auto",
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -174,8 +176,8 @@ class ImplicitScorer:
         self.precision = auto_precision(device, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         check_vocabulary(self.tokenizer, self.path, ref_path)
-        self.policy = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)
-        self.reference = AutoModelForCausalLM.from_pretrained(ref_path, dtype=self.dtype)
+        self.policy = pretrained(AutoModelForCausalLM, self.path, attention, dtype=self.dtype)
+        self.reference = pretrained(AutoModelForCausalLM, ref_path, attention, dtype=self.dtype)
         for m in (self.policy, self.reference):
             m.to(self.device).eval()
         self.scale = torch.tensor(list(scale), dtype=torch.float32, device=self.device)

@@ -74,3 +74,18 @@ def test_a_step_search_eval_runs_on_cuda_and_is_kept_apart_from_the_cpu(cli):
     assert not any(computed[1].values()), computed[1]
     for what in ("generation", "score"):  # grades are keyed by content: texts may agree
         assert computed[2][what] == computed[0][what]
+
+
+@pytest.mark.parametrize("attention", ["eager", "flash_attention_2"])
+def test_each_attention_on_cuda_scores_as_sdpa(registry, checkpoints, attention):  # noqa: F811
+    """-P attention on the GPU: eager in fp32 to 1e-4 of sdpa; flash_attention_2 (where
+    flash-attn is installed; bf16 only) within 0.01 of sdpa in bf16, padded batches included."""
+    if attention == "flash_attention_2":
+        pytest.importorskip("flash_attn")
+    dtype, tolerance = ("fp32", 1e-4) if attention == "eager" else ("bf16", 0.01)
+    steps = (STEPS, STEPS[:2], STEPS[:3])
+    options = {"device": "cuda", "dtype": dtype, "prefix_cache_tokens": 0}
+    sdpa = score(build(registry, checkpoints, "qwen-math-prm", attention="sdpa", **options), *steps)
+    other = build(registry, checkpoints, "qwen-math-prm", attention=attention, **options)
+    for a, b in zip(score(other, *steps), sdpa, strict=True):
+        assert list(a.probs) == pytest.approx(list(b.probs), abs=tolerance)

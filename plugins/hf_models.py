@@ -92,13 +92,24 @@ def device_and_dtype(device: str, dtype: str) -> tuple[Any, Any]:
 
 
 def batch_tokens(value: int | str, device: Any) -> int:
-    """Padded tokens a forward pass reads: ``auto`` is 32,768 on a GPU (a 7B PRM in bf16 on an
-    H200 ran at 65% of the measured matmul peak there, 41% at 8,192: benchmarks/gpu.py) and
-    8,192 elsewhere (a CPU gains nothing from more); too many for the GPU halves it."""
+    """Padded tokens a PRM's forward pass reads: ``auto`` is 32,768 on a GPU (a 7B PRM in bf16
+    on an H200 ran at 65% of the measured matmul peak there, 41% at 8,192: benchmarks/gpu.py)
+    and 8,192 elsewhere (a CPU gains nothing from more); too many for the GPU halves it."""
+    return auto_size("max_tokens_per_batch", value, device, gpu=32768, cpu=8192)
+
+
+def batch_rows(value: int | str, device: Any) -> int:
+    """Rows the hf generator decodes at once: ``auto`` is 128 on a GPU (a decoding step there
+    costs about the same for 1 row as for dozens: 78 ms for 64 rows of a 1.5B model on an H200,
+    whose weights take 1 ms to read) and 16 elsewhere; too many for the GPU halves it."""
+    return auto_size("batch_size", value, device, gpu=128, cpu=16)
+
+
+def auto_size(name: str, value: int | str, device: Any, *, gpu: int, cpu: int) -> int:
     if value == "auto":
-        return 32768 if getattr(device, "type", None) == "cuda" else 8192
+        return gpu if getattr(device, "type", None) == "cuda" else cpu
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise PrmhError(f"max_tokens_per_batch must be auto or at least 1, not {value!r}.")
+        raise PrmhError(f"{name} must be auto or at least 1, not {value!r}.")
     return value
 
 

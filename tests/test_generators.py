@@ -226,6 +226,21 @@ def test_hf_running_out_of_gpu_memory_halves_the_batch_and_goes_on(tiny_lm, regi
     assert [[g.text for g in row] for row in got] == [[g.text for g in row] for row in expected]
 
 
+def test_hf_batch_size_of_auto_is_larger_on_a_gpu(tiny_lm, registry_module):
+    """batch_size=auto: 128 rows at once on CUDA (a GPU's decoding step costs about the same
+    for one row as for dozens), 16 elsewhere; a size below 1 is a clear error."""
+    import torch
+
+    from prmh.plugins.hf_models import batch_rows
+
+    assert batch_rows("auto", torch.device("cuda")) == 128
+    assert batch_rows("auto", torch.device("cpu")) == 16
+    hf = registry_module.create("generator", "hf", {"model": tiny_lm}).instance
+    assert hf.batch_size == 16
+    with pytest.raises(PrmhError, match="batch_size must be auto or at least 1, not 0"):
+        registry_module.create("generator", "hf", {"model": tiny_lm, "batch_size": 0})
+
+
 def test_hf_attention_is_an_option_that_keeps_the_samples(tiny_lm, registry_module):
     """-G attention=eager (transformers' attn_implementation) decodes the samples the default
     (sdpa) does, under the same cache keys."""

@@ -56,12 +56,13 @@ class HFGenerator:
         stop: str | list[str] | None = None,
         chat_template: bool = False,
         system_prompt: str | None = None,
-        batch_size: int = 16,
+        batch_size: int | str = "auto",
         prefix_cache_tokens: int = 65536,
         attention: str = "auto",
     ):
         from prmh.plugins.hf_models import (
             auto_precision,
+            batch_rows,
             device_and_dtype,
             pretrained,
             quiet_transformers,
@@ -74,8 +75,6 @@ class HFGenerator:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.sampling = Sampling(temperature, top_p, max_new_tokens, stops_of(stop))
-        if batch_size < 1:
-            raise PrmhError(f"batch_size must be at least 1, got {batch_size}.")
         quiet_transformers()
         self.path, self.fingerprint = resolve_checkpoint(model, revision)
         self.device, dtype_ = device_and_dtype(device, dtype)
@@ -90,7 +89,7 @@ class HFGenerator:
         if chat_template and not getattr(self.tokenizer, "chat_template", None):
             raise PrmhError(f"chat_template=true but {model!r} has no chat template.")
         self.chat_template, self.system_prompt = chat_template, system_prompt
-        self.batch_size = batch_size
+        self.batch_size = batch_rows(batch_size, self.device)
         self.kept = KeptPrefixes(prefix_cache_tokens) if prefix_cache_tokens > 0 else None
         eos = self.model.generation_config.eos_token_id
         self.eos = {*(eos if isinstance(eos, list) else [eos] if eos is not None else [])}

@@ -100,12 +100,13 @@ def batch_tokens(value: int | str, device: Any) -> int:
 
 def batch_rows(value: int | str, device: Any) -> int:
     """Rows the hf generator decodes at once: ``auto`` is 128 on a GPU (a decoding step there
-    costs about the same for 1 row as for dozens: 78 ms for 64 rows of a 1.5B model on an H200,
-    whose weights take 1 ms to read) and 16 elsewhere; too many for the GPU halves it."""
+    is bound by launching its kernels, not by its rows: 78 ms for 64 rows of a 1.5B model on an
+    H200, whose weights take ~1 ms to read) and 16 elsewhere; too many for the GPU halves it."""
     return auto_size("batch_size", value, device, gpu=128, cpu=16)
 
 
 def auto_size(name: str, value: int | str, device: Any, *, gpu: int, cpu: int) -> int:
+    """``value``, or for ``auto`` the size for ``device``: ``gpu`` on CUDA, else ``cpu``."""
     if value == "auto":
         return gpu if getattr(device, "type", None) == "cuda" else cpu
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

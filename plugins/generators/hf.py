@@ -190,8 +190,8 @@ class HFGenerator:
                     width = layout.width + step
                     past, logits = self._forward(step_ids, mask[:, :width], step_pos, past)
                 at = [i for i, b in enumerate(live) if ended[b] is None]
-                picked = self._pick(
-                    logits[at].float().to(where),
+                picked = self._pick(  # every row still going: no copy of the logits
+                    (logits if len(at) == len(live) else logits[at]).float().to(where),
                     [generators[live[i]] for i in at],
                     [temperatures[live[i]] for i in at],
                     top,

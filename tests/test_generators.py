@@ -279,28 +279,32 @@ def test_hf_greedy_follows_the_model_argmax(tiny_lm, registry_module):
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
-@pytest.mark.parametrize("top_p", [1.0, 0.8])
+@pytest.mark.parametrize(("top_p", "vocabulary"), [(1.0, 40), (0.8, 40), (1.0, 9000)])
 def test_hf_batched_sampling_draws_what_multinomial_draws_row_by_row(
-    tiny_lm, registry_module, top_p, device
+    tiny_lm, registry_module, top_p, vocabulary, device, monkeypatch
 ):
     """All rows sampled at once give each row's ``torch.multinomial`` draw from its own
     generator (the per-row sampling prmh did before, and ``generate()``'s sampling step), the
     greedy rows their argmax, and each token's log-probability after temperature; on the
     model's device, with generators there (on a GPU, sampling on the CPU would take longer
-    than the decoding step)."""
+    than the decoding step); on the CPU at a large vocabulary, with rows drawn on two threads."""
     import torch
+
+    from prmh.plugins.generators.sampling import PARALLEL_DRAWS
 
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU (benchmarks/gpu.py samples there on a lent machine)")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     hf = registry_module.create("generator", "hf", {"model": tiny_lm, "top_p": top_p}).instance
-    logits = torch.randn(6, 40, generator=torch.Generator().manual_seed(3)) * 4
+    logits = torch.randn(6, vocabulary, generator=torch.Generator().manual_seed(3)) * 4
     temperatures = [0.7, 0.0, 1.3, 0.7, 0.0, 0.2]
-    for draw in range(20):
+    for draw in range(20 if vocabulary < PARALLEL_DRAWS else 5):
         seeds = [1000 * draw + row for row in range(6)]
-        tokens, logprobs, _ = hf._pick(
-            logits.to(device), [torch.Generator(device).manual_seed(s) for s in seeds],
-            temperatures,
-        )  # fmt: skip
+        with torch.inference_mode():  # as decoding calls it
+            tokens, logprobs, _ = hf._pick(
+                logits.to(device), [torch.Generator(device).manual_seed(s) for s in seeds],
+                temperatures,
+            )  # fmt: skip
         for row, (t, seed) in enumerate(zip(temperatures, seeds, strict=True)):
             logp = torch.log_softmax(logits[row] / (t or 1.0), -1)
             if t == 0:
@@ -315,6 +319,8 @@ def test_hf_batched_sampling_draws_what_multinomial_draws_row_by_row(
                 expected = int(torch.multinomial(probs.to(device), 1, generator=generator))
             assert tokens[row] == expected
             assert logprobs[row] == pytest.approx(float(logp[expected]), abs=1e-6)
+    threaded = device == "cpu" and vocabulary >= PARALLEL_DRAWS
+    assert (hf.sampler.pool is not None) == threaded
 
 
 def test_hf_contexts_are_encoded_in_one_call_as_each_alone(tiny_lm, registry_module):

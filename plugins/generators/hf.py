@@ -30,6 +30,7 @@ from prmh.plugins.generators.common import (
     temperature_of,
 )
 from prmh.plugins.generators.detokenize import Decoding, Detokenizer, Rows, token_pieces
+from prmh.plugins.generators.sampling import RowSampler
 from prmh.plugins.hf_models import (
     attends_everywhere,
     cache_keyword,
@@ -75,6 +76,7 @@ class HFGenerator:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.sampling = Sampling(temperature, top_p, max_new_tokens, stops_of(stop))
+        self.sampler = RowSampler(torch, top_p)
         quiet_transformers()
         self.path, self.fingerprint = resolve_checkpoint(model, revision)
         self.device, dtype_ = device_and_dtype(device, dtype)
@@ -259,34 +261,8 @@ class HFGenerator:
     def _pick(
         self, logits: Any, generators: list[Any], temperatures: list[float], top: int = 0
     ) -> tuple[list[int], list[float], list[list[tuple[int, float]]]]:
-        """One token per row, all rows at once: what ``torch.multinomial`` draws from each
-        row's own generator (argmax of p / q with q ~ Exp(1), the same numbers it computes),
-        the argmax for greedy rows, each token's log-probability, and the ``top`` likeliest
-        (token, log-probability) pairs of each row."""
-        torch = self.torch
-        if not temperatures:
-            return [], [], []
-        t = torch.tensor(temperatures, device=logits.device)
-        greedy = t == 0
-        logp = torch.log_softmax(logits / torch.where(greedy, 1.0, t)[:, None], -1)
-        probs = logp.exp()
-        if self.sampling.top_p < 1:
-            ordered, order = probs.sort(-1, descending=True)
-            keep = ordered.cumsum(-1) - ordered < self.sampling.top_p  # smallest set reaching p
-            probs = torch.zeros_like(probs).scatter(-1, order, torch.where(keep, ordered, 0.0))
-        noise = torch.ones_like(probs)
-        for row, (generator, cold) in enumerate(zip(generators, greedy.tolist(), strict=True)):
-            if not cold:
-                noise[row].exponential_(1, generator=generator)
-        chosen = torch.where(greedy, logits.argmax(-1), (probs / noise).argmax(-1))
-        best: list[list[tuple[int, float]]] = [[] for _ in temperatures]
-        if top:
-            values, ids = logp.topk(min(top, logp.shape[-1]), -1)
-            best = [
-                list(zip(i, v, strict=True))
-                for i, v in zip(ids.tolist(), values.tolist(), strict=True)
-            ]
-        return chosen.tolist(), logp.gather(1, chosen[:, None])[:, 0].tolist(), best
+        """Each row's token, log-probability and alternatives (``RowSampler.pick``)."""
+        return self.sampler.pick(logits, generators, temperatures, top)
 
     def _ended(
         self,

@@ -1,4 +1,6 @@
-"""Decoding speed of the ``hf`` generator on the shipped tiny generator.
+"""Decoding speed of the ``hf`` generator on the shipped tiny generator (or, with
+``--vocabulary N``, a random 2-layer model with an N-entry vocabulary: 152064 is Qwen2.5's,
+where sampling each row from its own generator weighs most on a CPU).
 
 1. tokens/s of prmh's decoding loop against ``transformers``' ``generate()`` with the same
    prompts, batch, sampling and length (128 samples, 160 new tokens at most), median of
@@ -7,6 +9,7 @@
    stop-string check, for random token sequences of 128 / 512 / 2,048 tokens, in ms per sample.
 
     python benchmarks/decoding.py [--pairs 3] [--samples 128]
+    python benchmarks/decoding.py --vocabulary 152064 --samples 64 --new-tokens 48
 """
 
 from __future__ import annotations
@@ -15,15 +18,35 @@ import argparse
 import os
 import random
 import statistics
+import tempfile
 import time
 
 
-def _generator(batch: int):
+def _generator(batch: int, vocabulary: int, new_tokens: int, folder: str):
     from prmh.registry import load_registry
 
     registry = load_registry()
-    generator = registry.create("generator", "tiny", {"batch_size": batch}).instance.built()
-    return registry.create("task", "arith").instance, generator
+    task = registry.create("task", "arith").instance
+    if not vocabulary:
+        return task, registry.create("generator", "tiny", {"batch_size": batch}).instance.built()
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from prmh.testing import tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    config = AutoConfig.for_model(
+        "qwen2", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, vocab_size=vocabulary,
+        tie_word_embeddings=False, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    options = {"model": folder, "batch_size": batch, "max_new_tokens": new_tokens,
+               "temperature": 1.0, "device": "cpu"}  # fmt: skip
+    return task, registry.create("generator", "hf", options).instance
 
 
 def _requests(task, count: int):
@@ -74,7 +97,7 @@ def tokens_until_end(torch, new, eos) -> int:
 def _text_handling(generator, length: int, samples: int) -> float:
     """ms per sample to turn ``length`` random token ids into pieces and check a stop string
     after every token, as decoding does."""
-    from prmh.plugins.generators.hf import Detokenizer, token_pieces
+    from prmh.plugins.generators.detokenize import Detokenizer, token_pieces
 
     rng = random.Random(length)
     vocab = [i for i in range(len(generator.tokenizer)) if i not in generator.eos]
@@ -92,9 +115,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--samples", type=int, default=128)
+    parser.add_argument("--vocabulary", type=int, default=0, help="a random model's; 0: tiny")
+    parser.add_argument("--new-tokens", type=int, default=48, help="with --vocabulary")
     args = parser.parse_args()
     print(f"load: {os.getloadavg()[0]:.2f} (1-minute load average, {os.cpu_count()} CPUs)")
-    task, generator = _generator(args.samples)
+    folder = tempfile.TemporaryDirectory()
+    task, generator = _generator(args.samples, args.vocabulary, args.new_tokens, folder.name)
     requests = _requests(task, args.samples)
     ratios = []
     for pair in range(args.pairs):

@@ -70,3 +70,14 @@ def test_the_prefix_cache_benchmark_runs():
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count(" steps ") == 4
+
+
+def test_the_decoding_benchmark_runs_at_a_large_vocabulary():
+    """benchmarks/decoding.py --vocabulary: a random model with a vocabulary large enough for
+    the threaded draws, against generate(), on two rows."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "decoding.py"), "--vocabulary", "9000",
+               "--samples", "2", "--new-tokens", "4", "--pairs", "1"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PRMH_THREADS": "2"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "prmh / generate() tokens/s:" in done.stdout

@@ -101,23 +101,25 @@ def score_prm(args, torch, device, dtype, tokenizer, tmp: Path) -> dict:
         for i, (q, s) in enumerate(solutions(args.solutions, random.Random(0)))
     ]
     prm.score(requests[:4])  # warm-up
-    lengths = [s.num_tokens for s in prm.score(requests)]
-    head = prm.scorer.model.score  # Linear(h, h), ReLU, Linear(h, 2) at each step
-    rows = [(head[0].out_features + 2) * len(r.steps) for r in requests]
-    flops = forward_flops(prm.scorer.backbone, lengths, rows)
     timed: dict[int, list[float]] = {}
+    lengths: list[int] = []
     default = prm.scorer.max_tokens_per_batch  # first: prmh's default for the device
     budgets = (default, *(b for b in args.batch_tokens if b != default))
     for _ in range(args.repeats):  # the budgets interleaved: warm-up hits none alone
         for budget in budgets:
             prm.scorer.max_tokens_per_batch = budget
-            timed.setdefault(budget, []).append(_score_timed(torch, device, prm, requests))
+            seconds, scored = _score_timed(torch, device, prm, requests)
+            timed.setdefault(budget, []).append(seconds)
+            lengths = lengths or [s.num_tokens for s in scored]
             say(f"scored {len(requests)} solutions in {timed[budget][-1]:.2f} s "
                 f"(max_tokens_per_batch {budget})")  # fmt: skip
     if args.profile:  # one pass at prmh's default budget
         prm.scorer.max_tokens_per_batch = budgets[0]
         run = functools.partial(prm.score, requests)
         _profile(torch, device, run, Path(args.out or ".") / "profile-prm.txt")
+    head = prm.scorer.model.score  # Linear(h, h), ReLU, Linear(h, 2) at each step
+    rows = [(head[0].out_features + 2) * len(r.steps) for r in requests]
+    flops = forward_flops(prm.scorer.backbone, lengths, rows)
     del prm
     padding = {budget: padding_share(lengths, budget) for budget in timed}
     return {"prm_tokens": sum(lengths), "prm_flops": flops, "prm_setup_seconds": setup,
@@ -125,14 +127,14 @@ def score_prm(args, torch, device, dtype, tokenizer, tmp: Path) -> dict:
             "prm_padding_by_batch_tokens": padding}  # fmt: skip
 
 
-def _score_timed(torch, device, prm, requests) -> float:
+def _score_timed(torch, device, prm, requests) -> tuple[float, list]:
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    prm.score(requests)
+    scored = prm.score(requests)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, scored
 
 
 def generate(args, torch, device, dtype, tokenizer, tmp: Path) -> dict:

@@ -115,7 +115,9 @@ class StepScores:
 
 @dataclass(frozen=True)
 class Compute:
-    """What a search spent: tokens generated, tokens the PRM read, PRM calls, wall seconds."""
+    """What a search spent: tokens generated, tokens the PRM read, PRM calls, wall seconds;
+    each solution or beam it scored is charged its PRM call, the same one two equal beams
+    share included (what the search costs without prmh's cache)."""
 
     generated_tokens: int = 0
     prm_tokens: int = 0

@@ -432,6 +432,34 @@ def test_a_prm_that_reuses_prefixes_is_charged_for_the_new_step_only(registry, w
         assert other.prm_tokens == other_alone.num_tokens
 
 
+def test_equal_beams_are_each_charged_the_prm_call_scored_once(world):
+    """The compute of a ranking is what the search costs without prmh's cache (as the
+    releases' scripts score every beam): two beams that wrote the same steps are each charged
+    one PRM call, its tokens and its seconds, though the PRM read them once."""
+    from dataclasses import replace
+
+    from prmh.types import Generation
+
+    class Once:
+        def __init__(self, prm):
+            self.prm, self.read = prm, []
+
+        def score(self, requests):
+            self.read += requests
+            return [replace(x, seconds=0.5) for x in self.prm.score(requests)]
+
+    ctx, problems = world()
+    once = Once(ctx.prm.instance)
+    ctx = replace(ctx, prm=replace(ctx.prm, instance=once))
+    same = ctx.read(Generation("Ben starts with 3 apples.\n\nThe answer is 3.", True, 9))
+    other = ctx.read(Generation("Ben starts with 4 apples.\n\nThe answer is 4.", True, 9))
+    _, costs = ctx.rank([(problems[0], same), (problems[0], other), (problems[0], same)])
+    assert len(once.read) == 2
+    assert [c.prm_calls for c in costs] == [1, 1, 1]
+    assert [c.wall_seconds for c in costs] == [0.5, 0.5, 0.5]
+    assert costs[0].prm_tokens == costs[2].prm_tokens > 0
+
+
 def test_a_matrix_cell_equals_the_same_cell_run_alone(cli, tmp_path):
     """Cells of one table share the pools they read and the step scores their first ranking
     reads (``SearchContext.pool`` and ``rank`` keep them in the workspace); what each

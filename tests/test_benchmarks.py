@@ -1,5 +1,6 @@
 """Benchmarks run small: the GPU one in its tiny CPU mode (so the script a lent GPU machine
-runs works), the beam search one and the step scoring one on two problems."""
+runs works), the beam search one and the step scoring one on two problems, the matrix one on
+five."""
 
 from __future__ import annotations
 
@@ -81,3 +82,15 @@ def test_the_decoding_benchmark_runs_at_a_large_vocabulary():
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "prmh / generate() tokens/s:" in done.stdout
+
+
+def test_the_matrix_benchmark_prints_every_ratio_and_its_floor():
+    """benchmarks/matrix.py on five sim problems, one pair: the matrix, cached and
+    --recompute ratios and the floor under a cached re-run."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "matrix.py"), "--pairs", "1",
+               "--limit", "5"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for ratio in ("matrix / one cell", "cached re-run / first run", "--recompute re-run",
+                  "floor / first run"):  # fmt: skip
+        assert re.search(rf"{re.escape(ratio)}[^:]*: \d+\.\d\dx", done.stdout), done.stdout

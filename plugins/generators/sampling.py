@@ -34,7 +34,7 @@ class RowSampler:
             keep = ordered.cumsum(-1) - ordered < self.top_p  # smallest set reaching p
             probs = torch.zeros_like(probs).scatter(-1, order, torch.where(keep, ordered, 0.0))
         noise = torch.ones_like(probs)
-        self.draw(noise, generators, greedy.tolist())
+        self.draw(noise, generators, [x == 0 for x in temperatures])  # no device round trip
         chosen = torch.where(greedy, logits.argmax(-1), (probs / noise).argmax(-1))
         best: list[list[tuple[int, float]]] = [[] for _ in temperatures]
         if top:

@@ -51,7 +51,7 @@ def _components(args: argparse.Namespace, tmp: Path) -> dict:
 
     registry = load_registry()
     task = registry.create("task", "arith")
-    problems = task.instance.problems(2 * args.problems)  # the second half: the ceiling
+    problems = task.instance.problems(args.problems)
     if args.world == "tiny":  # its own step length and search depth (--steps, --step-tokens unused)
         return {
             "task": task,
@@ -87,8 +87,7 @@ def _run(args: argparse.Namespace, tmp: Path) -> tuple[list, list, list[tuple[fl
     from prmh.store import Store, ensure_results_dir
 
     c = _components(args, tmp)
-    generator, prm, search, doubled = c["generator"], c["prm"], c["search"], c["problems"]
-    problems = doubled[: args.problems]
+    generator, prm, search, problems = c["generator"], c["prm"], c["search"], c["problems"]
 
     def context(name: str) -> SearchContext:
         store = Store(ensure_results_dir(tmp / name))
@@ -121,10 +120,6 @@ def _run(args: argparse.Namespace, tmp: Path) -> tuple[list, list, list[tuple[fl
         for i, problem in enumerate(problems):
             single += search.run(context(f"single-{pair}-{i}"), [problem], args.budget, 0)
         pairs.append((batched_seconds, time.perf_counter() - start))
-    _forget(generator, prm)  # twice the problems batched: what each problem adds
-    start = time.perf_counter()
-    search.run(context("doubled"), doubled, args.budget, 0)
-    args.doubled_seconds = time.perf_counter() - start
     return batched, single, pairs
 
 
@@ -192,20 +187,12 @@ def main() -> None:
     print(f"pairs (one at a time / batched): {ratios}")
     speedup = statistics.median(s / b for b, s in pairs)
     print(f"speed-up: {speedup:.1f}x (target >= 3x); same results: {same}")
-    # What more problems add to a batched run is work done per row, batched or not (attention
-    # over each row's KV, sampling each row, copies): it bounds what batching can save.
-    single_seconds = statistics.median(s for _, s in pairs)
-    added = args.doubled_seconds - batched_seconds
-    bound = f"{single_seconds / added:.1f}x" if added > 0 else "any speed-up (too little)"
-    print(
-        f"{len(batched)} more problems in the batch add {added:.2f} s (work each row does, "
-        f"batched or not), so batching can at most reach {bound} here"
-    )
     # Both ways compute the same tokens: their matrix products alone bound what batching saves.
     from prm_scoring import matmul_flops
 
     flops = sum(2 * args.linear[name] * n for name, n in args.forward_tokens.items())
     floor = flops / matmul_flops(torch, torch.float32)
+    single_seconds = statistics.median(s for _, s in pairs)
     print(
         f"the decoder matrices alone at this machine's measured matmul peak: {floor:.2f} s, so "
         f"batching can at most reach {single_seconds / floor:.1f}x here"

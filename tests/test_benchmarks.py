@@ -47,7 +47,6 @@ def test_the_beam_search_benchmark_runs_and_both_ways_agree(world):
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "same results: True" in done.stdout and "at most reach" in done.stdout
-    assert "2 more problems in the batch add" in done.stdout
     finished = int(re.search(r"(\d+) finished solutions", done.stdout).group(1))
     if world == "tiny":
         assert finished > 0

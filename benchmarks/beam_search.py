@@ -157,6 +157,9 @@ def _same(batched: list, single: list) -> bool:
 def main() -> None:
     args = _arguments()
     warnings.filterwarnings("ignore")
+    from prmh.cli import tune_gc
+
+    tune_gc()  # the garbage collector as `prmh` commands set it
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:

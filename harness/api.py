@@ -87,16 +87,17 @@ def evaluate(
     PRMs in Ray actors, as ``--executor ray`` does. A plan that already finished in
     ``results_dir`` is read back from that run (``prmh.reuse``) unless ``recompute``."""
     from prmh.matrix import build_plan, check_config
-    from prmh.threads import configure
+    from prmh.threads import collector_tuned, configure
 
     configure(threads)
     config = check_config(config, "prmh.evaluate()")
     if results_dir is None:
         results_dir = config.get("results_dir")
     plan = build_plan({}, config)
-    record = run_plan(
-        plan, results_dir, ["prmh.evaluate"], progress, grading_timeout, shard, ray, recompute
-    )
+    with collector_tuned():  # as the CLI runs it; the caller's thresholds come back after
+        record = run_plan(
+            plan, results_dir, ["prmh.evaluate"], progress, grading_timeout, shard, ray, recompute
+        )
     return EvalResult(record)
 
 

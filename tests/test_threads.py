@@ -84,3 +84,28 @@ def test_a_busy_fraction_is_measured():
 def test_bad_threads_on_the_command_line(cli):
     result = cli("eval", "--threads", "0", "--limit", "2")
     assert result.exit_code == 2 and "--threads must be at least 1" in result.output
+
+
+def test_an_evaluation_from_python_tunes_the_collector_and_gives_it_back(tmp_path):
+    """``prmh.evaluate`` runs with the cycle collector as ``prmh`` commands set it
+    (``COLLECTOR``) and leaves the caller's thresholds as they were, on failure too."""
+    import gc
+
+    import prmh
+
+    seen = []
+    caller = (900, 11, 12)
+    before = gc.get_threshold()
+    gc.set_threshold(*caller)
+    try:
+        prmh.evaluate(
+            world="sim", limit=2, budget=[1], results_dir=str(tmp_path),
+            progress=lambda *args: seen.append(gc.get_threshold()),
+        )  # fmt: skip
+        assert seen and set(seen) == {threads.COLLECTOR}
+        assert gc.get_threshold() == caller
+        with pytest.raises(PrmhError):
+            prmh.evaluate(world="sim", limit=2, budget=[1], results_dir=str(tmp_path), shard="9")
+        assert gc.get_threshold() == caller
+    finally:
+        gc.set_threshold(*before)

@@ -25,11 +25,13 @@ def main() -> None:
 
 
 def tune_gc() -> None:
-    """The command's own process: what it builds (generations, scores, candidates, results)
-    lives until it ends and holds no cycles, so the cycle collector runs every 50,000
-    allocations instead of 700, and the objects of the modules imported so far are left out of
-    its full passes (``gc.freeze``). A 75-cell sim matrix spent 0.14 s of 1.6 in it, now 0.04."""
+    """The command's own process: the cycle collector at ``prmh.threads.COLLECTOR`` (every
+    50,000 allocations instead of 700), and the objects of the modules imported so far left
+    out of its full passes (``gc.freeze``). A 75-cell sim matrix spent 0.14 s of 1.6 in it,
+    now 0.04."""
     import gc
 
+    from prmh.threads import COLLECTOR
+
     gc.freeze()
-    gc.set_threshold(50_000, 10, 10)
+    gc.set_threshold(*COLLECTOR)

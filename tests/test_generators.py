@@ -323,6 +323,40 @@ def test_hf_batched_sampling_draws_what_multinomial_draws_row_by_row(
     assert (hf.sampler.pool is not None) == threaded
 
 
+def test_exponential_draws_are_torchs_bit_for_bit(monkeypatch):
+    """The CPU sampler's Exp(1) numbers from float64 uniforms equal ``Tensor.exponential_``'s
+    from the same generator (torch's CPU kernel: ``-1/lambda * log1p(-u)`` of a float64
+    uniform, cast to float32; aten/src/ATen/core/TransformationHelper.h, torch 2.13), bit for
+    bit over a million draws; a result next to a float32 rounding boundary is the C library's
+    ``log1p`` rounded, whatever the vectorised one gives."""
+    import math
+
+    import torch
+
+    from prmh.plugins.generators import sampling
+
+    for seed in range(8):
+        expected = torch.empty(4, 40_000)
+        generator = torch.Generator().manual_seed(seed)
+        for row in expected:
+            row.exponential_(1, generator=generator)
+        uniform = torch.empty(4, 40_000, dtype=torch.float64)
+        generator = torch.Generator().manual_seed(seed)
+        for row in uniform:
+            row.uniform_(generator=generator)
+        assert torch.equal(sampling.exponential_from(torch, uniform), expected)
+    # uniforms whose draws fall on float32 midpoints: each is computed with math.log1p
+    below = torch.tensor([0.01, 0.1, 0.5, 1.0, 1.25, 2.0], dtype=torch.float32)
+    above = torch.nextafter(below, torch.tensor(math.inf))
+    uniform = (-torch.expm1(-(below.double() + above.double()) / 2))[None]
+    asked, log1p, near = [], math.log1p, [-u for u in uniform[0].tolist()]
+    monkeypatch.setattr(sampling.math, "log1p", lambda x: asked.append(x) or log1p(x))
+    got = sampling.exponential_from(torch, uniform)[0].tolist()
+    monkeypatch.undo()
+    assert asked == near
+    assert got == [float(torch.tensor(-math.log1p(x), dtype=torch.float64).float()) for x in asked]
+
+
 def test_hf_contexts_are_encoded_in_one_call_as_each_alone(tiny_lm, registry_module):
     """A round's contexts in one tokenizer call: the ids of each encoded alone, and for a chat
     model the ids of transformers' own ``apply_chat_template(..., tokenize=True)`` (the usage

@@ -326,9 +326,10 @@ def test_hf_batched_sampling_draws_what_multinomial_draws_row_by_row(
 def test_exponential_draws_are_torchs_bit_for_bit(monkeypatch):
     """The CPU sampler's Exp(1) numbers from float64 uniforms equal ``Tensor.exponential_``'s
     from the same generator (torch's CPU kernel: ``-1/lambda * log1p(-u)`` of a float64
-    uniform, cast to float32; aten/src/ATen/core/TransformationHelper.h, torch 2.13), bit for
-    bit over a million draws; a result next to a float32 rounding boundary is the C library's
-    ``log1p`` rounded, whatever the vectorised one gives."""
+    uniform, cast to float32; pytorch/pytorch aten/src/ATen/core/TransformationHelper.h,
+    ``exponential``, commit 171c2a1e5a72), bit for bit over a million draws; a result next to
+    a float32 rounding boundary is the C library's ``log1p`` rounded, whatever the vectorised
+    one gives."""
     import math
 
     import torch

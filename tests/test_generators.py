@@ -358,6 +358,26 @@ def test_exponential_draws_are_torchs_bit_for_bit(monkeypatch):
     assert got == [float(torch.tensor(-math.log1p(x), dtype=torch.float64).float()) for x in asked]
 
 
+def test_the_sampler_draws_a_large_vocabulary_in_chunks_as_exponential_would(monkeypatch):
+    """Rows of a 150k vocabulary are drawn a few at a time on two threads: each drawn row holds
+    ``exponential_``'s numbers from its own generator, each greedy row is left as it was."""
+    import torch
+
+    from prmh.plugins.generators.sampling import RowSampler
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    cold = [row in (3, 10) for row in range(14)]
+    noise, expected = torch.ones(14, 150_000), torch.ones(14, 150_000)
+    with torch.inference_mode():
+        RowSampler(torch, 1.0).draw(
+            noise, [torch.Generator().manual_seed(row) for row in range(14)], cold
+        )
+    for row, skip in enumerate(cold):
+        if not skip:
+            expected[row].exponential_(1, generator=torch.Generator().manual_seed(row))
+    assert torch.equal(noise, expected)
+
+
 def test_hf_contexts_are_encoded_in_one_call_as_each_alone(tiny_lm, registry_module):
     """A round's contexts in one tokenizer call: the ids of each encoded alone, and for a chat
     model the ids of transformers' own ``apply_chat_template(..., tokenize=True)`` (the usage

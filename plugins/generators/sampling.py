@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 PARALLEL_DRAWS = 8192  # vocabulary entries from which rows are drawn on several threads
+CHUNK = 1 << 20  # entries drawn and turned into Exp(1) numbers at a time (8 MB of float64)
 
 
 class RowSampler:
@@ -48,28 +49,29 @@ class RowSampler:
 
     def draw(self, noise: Any, generators: list[Any], cold: list[bool]) -> None:
         """Each sampled row's Exp(1) draws, from its own generator. On the CPU each row draws
-        the float64 uniforms ``exponential_`` would draw and they are turned into its numbers
-        all rows at once (``exponential_from``: half the time of ``exponential_``, ~20 ns an
-        entry); at a large vocabulary the rows draw on torch's threads at once (64 rows of
-        152k entries: 185 ms a step in ``exponential_`` alone, 95 ms on two threads). Each row
-        still draws from its own generator alone, so the numbers are the same."""
+        the float64 uniforms ``exponential_`` would draw and a few rows' at a time (about a
+        million entries) become their numbers at once (``exponential_from``: 121 against 197
+        ms for 64 rows of 152k entries); at a large vocabulary the rows draw on torch's threads
+        at once. Each row still draws from its own generator alone: the numbers are the same."""
         torch = self.torch
         drawn = [(r, g) for r, (g, c) in enumerate(zip(generators, cold, strict=True)) if not c]
-        if not drawn:
-            return
         if noise.device.type != "cpu":
             for r, generator in drawn:
                 noise[r].exponential_(1, generator=generator)
             return
-        uniform = torch.empty((len(drawn), noise.shape[-1]), dtype=torch.float64)
-        rows = [(uniform[i], g) for i, (_, g) in enumerate(drawn)]
         threads = torch.get_num_threads()
-        if noise.shape[-1] < PARALLEL_DRAWS or threads < 2:
-            for row, generator in rows:
-                row.uniform_(generator=generator)
-        else:
-            self._threaded(rows, threads, uniform.is_inference())
-        noise[[r for r, _ in drawn]] = exponential_from(torch, uniform)
+        parallel = noise.shape[-1] >= PARALLEL_DRAWS and threads > 1
+        step = max(1, CHUNK // noise.shape[-1])
+        for start in range(0, len(drawn), step):
+            part = drawn[start : start + step]
+            uniform = torch.empty((len(part), noise.shape[-1]), dtype=torch.float64)
+            rows = [(uniform[i], g) for i, (_, g) in enumerate(part)]
+            if parallel:
+                self._threaded(rows, threads, uniform.is_inference())
+            else:
+                for row, generator in rows:
+                    row.uniform_(generator=generator)
+            noise[[r for r, _ in part]] = exponential_from(torch, uniform)
 
     def _threaded(self, rows: list[tuple[Any, Any]], threads: int, inference: bool) -> None:
         if self.pool is None:
@@ -87,17 +89,13 @@ class RowSampler:
 def exponential_from(torch: Any, uniform: Any) -> Any:
     """float32 Exp(1) draws from float64 uniforms (which it overwrites), as torch's CPU
     ``exponential_`` computes each: ``-log1p(-u)`` with the C library's ``log1p``, rounded to
-    float32. Vectorised, a few rows at a time; the vectorised ``log1p`` may differ from the C
-    library's in the last bits, which changes the float32 only next to a rounding midpoint
-    (the 29 bits a float32 drops within 4 of half): there, none in 18 million draws, it is
-    computed with ``math.log1p``."""
-    out = torch.empty(uniform.shape, dtype=torch.float32)
-    step = max(1, (1 << 20) // max(1, uniform.shape[-1]))
-    for start in range(0, uniform.shape[0], step):
-        x = uniform[start : start + step].neg_()
-        exact = torch.log1p(x).neg_()
-        out[start : start + step] = exact
-        dropped = exact.view(torch.int64).bitwise_and_((1 << 29) - 1).sub_(1 << 28).abs_()
-        for r, c in (dropped <= 4).nonzero().tolist():
-            out[start + r, c] = -math.log1p(float(x[r, c]))
+    float32. Vectorised; the vectorised ``log1p`` may differ from the C library's in the last
+    bits, which changes the float32 only next to a rounding midpoint (the 29 bits a float32
+    drops within 4 of half): there, none in 18 million draws, it is ``math.log1p``'s."""
+    x = uniform.neg_()
+    exact = torch.log1p(x).neg_()
+    out = exact.float()
+    dropped = exact.view(torch.int64).bitwise_and_((1 << 29) - 1).sub_(1 << 28).abs_()
+    for at in (dropped <= 4).nonzero().tolist():
+        out[tuple(at)] = -math.log1p(float(x[tuple(at)]))
     return out

@@ -164,7 +164,7 @@ def generate(args, torch, device, dtype, tokenizer, tmp: Path) -> dict:
         return tokens_until_end(torch, out[:, ids.shape[1] :], generator.eos)
 
     generator.sample([SampleRequest(problem, "warm up", 2, 1)])
-    picking = _timed(generator, "_pick")  # sampling each row's token (it ends in a sync)
+    picking = _timed(generator.sampler, "pick")  # sampling each row's token (it ends in a sync)
     runs: dict[str, list[tuple[int, float]]] = {"hf": [], "generate()": []}
     for _ in range(args.repeats):  # interleaved
         for name, run in (("hf", ours), ("generate()", theirs)):

@@ -301,7 +301,7 @@ def test_hf_batched_sampling_draws_what_multinomial_draws_row_by_row(
     for draw in range(20 if vocabulary < PARALLEL_DRAWS else 5):
         seeds = [1000 * draw + row for row in range(6)]
         with torch.inference_mode():  # as decoding calls it
-            tokens, logprobs, _ = hf._pick(
+            tokens, logprobs, _ = hf.sampler.pick(
                 logits.to(device), [torch.Generator(device).manual_seed(s) for s in seeds],
                 temperatures,
             )  # fmt: skip

@@ -192,7 +192,7 @@ class HFGenerator:
                     width = layout.width + step
                     past, logits = self._forward(step_ids, mask[:, :width], step_pos, past)
                 at = [i for i, b in enumerate(live) if ended[b] is None]
-                picked = self._pick(  # every row still going: no copy of the logits
+                picked = self.sampler.pick(  # every row still going: no copy of the logits
                     (logits if len(at) == len(live) else logits[at]).float().to(where),
                     [generators[live[i]] for i in at],
                     [temperatures[live[i]] for i in at],
@@ -257,12 +257,6 @@ class HFGenerator:
             tuple((decode([i]), lp) for i, lp in row) for row in alternatives[: len(g.tokens)]
         )
         return dataclasses.replace(g, top_logprobs=tops)
-
-    def _pick(
-        self, logits: Any, generators: list[Any], temperatures: list[float], top: int = 0
-    ) -> tuple[list[int], list[float], list[list[tuple[int, float]]]]:
-        """Each row's token, log-probability and alternatives (``RowSampler.pick``)."""
-        return self.sampler.pick(logits, generators, temperatures, top)
 
     def _ended(
         self,

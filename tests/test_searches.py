@@ -433,9 +433,12 @@ def test_a_prm_that_reuses_prefixes_is_charged_for_the_new_step_only(registry, w
 
 
 def test_equal_beams_are_each_charged_the_prm_call_scored_once(world):
-    """The compute of a ranking is what the search costs without prmh's cache (as the
-    releases' scripts score every beam): two beams that wrote the same steps are each charged
-    one PRM call, its tokens and its seconds, though the PRM read them once."""
+    """The compute of a ranking is what the search costs without prmh's cache: two beams that
+    wrote the same steps are each charged one PRM call, its tokens and its seconds, though the
+    PRM read them once. The releases score every active beam, repeats included, and drop
+    repeats only after scoring (huggingface/search-and-learn src/sal/search/beam_search.py at
+    6f81cac: one ``prm.score(prompts, completions)`` over all active beams, then
+    ``filter_duplicates``)."""
     from dataclasses import replace
 
     from prmh.types import Generation

@@ -19,9 +19,9 @@ class progress_bars:
     rate and time left."""
 
     def __enter__(self) -> Any:
-        from rich.console import Console
+        from prmh.report import literal_console
 
-        self.console = Console(stderr=True)
+        self.console = literal_console(stderr=True)
         if not self.console.is_terminal:
             try:
                 sys.stderr.fileno()
@@ -40,10 +40,16 @@ class progress_bars:
         self.bars.update(self.tasks[stage], completed=done, total=total)
 
     def _start(self) -> Any:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
-        bars = Progress(
-            "[progress.description]{task.description}",
+        bars = Progress(  # a stage's name holds the user's specs: shown as written
+            TextColumn("{task.description}", style="progress.description", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),

@@ -14,6 +14,13 @@ from rich.table import Table
 from rich.text import Text
 
 
+def literal_console(**options: Any) -> Console:
+    """A console that prints text as it is: names, paths, titles and plugins' messages are
+    never read as rich markup (``[/x]`` would raise), emoji codes (``:smile:``) or highlighted;
+    styles come from ``Text``."""
+    return Console(markup=False, emoji=False, highlight=False, **options)
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 

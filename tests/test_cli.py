@@ -418,6 +418,30 @@ def test_progress_bars_on_a_terminal_start_on_the_first_report(monkeypatch, caps
     assert bars.bars.finished and not bars.bars.live.is_started
 
 
+def test_a_stage_name_is_shown_as_written_on_a_terminal(monkeypatch):
+    """A stage's name holds the user's specs (a model path): its bar shows it as written, where
+    rich markup raised on ``[/x]`` and turned ``:smile:`` into an emoji."""
+    from prmh.progress import progress_bars
+
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    bars = progress_bars()
+    report = bars.__enter__()
+    stage = "score prm:model=/runs/[/bold]:smile:"
+    report(stage, 1, 2)
+    bars.__exit__(None, None, None)
+    assert bars.bars.columns[0].render(bars.bars.tasks[0]).plain == stage
+
+
+def test_paths_print_as_written(cli, tmp_path):
+    """A results directory named with rich markup and an emoji code: the run's tables and the
+    record's path print, the path as written (rich read ``[/bold]`` as a closing tag and raised
+    after the run had finished)."""
+    where = tmp_path / "x[/bold]y:smile:"
+    result = cli("eval", "--limit", "5", "-n", "2", "--prm", "oracle", "--results-dir", str(where))
+    assert result.exit_code == 0, result.output
+    assert f"record: {where}/runs/" in result.output
+
+
 def test_every_long_command_reports_progress_in_logs(tmp_path):
     """rollout, label and the analyses print the same plain progress lines as eval when their
     output is not a terminal (train and calibrate report optimiser steps the same way)."""

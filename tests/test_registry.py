@@ -175,6 +175,22 @@ def test_broken_plugins_are_reported_and_do_not_break_the_rest(tmp_path, monkeyp
         registry.get("prm", "nope")
 
 
+def test_a_plugins_error_prints_as_written(tmp_path, monkeypatch, cli):
+    """``prmh plugins`` shows a broken plugin's error as the plugin raised it: rich markup in
+    it (``[/red]``) raised instead, and ``:smile:`` became an emoji."""
+    message = "no model at /models/[/red]:smile:"
+    make_dist(
+        tmp_path,
+        "prmh-loud",
+        {"loud": "loud_plugin"},
+        {"loud_plugin": f"raise RuntimeError({message!r})\n"},
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = cli("plugins")
+    assert result.exit_code == 0, result.output
+    assert f"plugin loud (prmh-loud) failed to load: RuntimeError: {message}" in result.output
+
+
 def test_duplicate_name_names_both_plugins(tmp_path, monkeypatch):
     make_dist(
         tmp_path,

@@ -96,10 +96,10 @@ def unescape(text: str) -> str:
 def console(width: int = 220) -> Any:
     """A console for results: the terminal's, or ``width`` columns when piped, so each table
     row stays on one line."""
-    from rich.console import Console
+    from prmh.report import literal_console
 
-    terminal = Console()
-    return terminal if terminal.is_terminal else Console(width=width)
+    terminal = literal_console()
+    return terminal if terminal.is_terminal else literal_console(width=width)
 
 
 def print_json(data: Any) -> None:
@@ -111,11 +111,14 @@ def emit(record: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(record)
         return
+    from rich.text import Text
+
     from prmh.report import print_record
 
     out = console()
     print_record(record, out)
-    out.print(f"[dim]record: {record.get('results_dir', '.')}/runs/{record['run_id']}.json")
+    where = f"{record.get('results_dir', '.')}/runs/{record['run_id']}.json"
+    out.print(Text(f"record: {where}", style="dim"))
 
 
 def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:

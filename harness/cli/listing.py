@@ -83,12 +83,11 @@ def _show_component(entry: Any, as_json: bool) -> None:
 
 
 def _print_failures(registry: Any, out: Any) -> None:
+    from rich.text import Text
+
     for failure in registry.failures:
-        out.print(
-            f"[red]plugin {failure.plugin} ({failure.distribution}) failed to load:[/red] "
-            f"{failure.error}",
-            highlight=False,
-        )
+        said = f"plugin {failure.plugin} ({failure.distribution}) failed to load:"
+        out.print(Text.assemble((said, "red"), " ", failure.error))
 
 
 @cli.command("plugins")

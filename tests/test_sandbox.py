@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from system_tools import unavailable
 
 from prmh import sandbox
 from prmh.sandbox import Limits, run_tests
@@ -151,7 +152,7 @@ def test_the_network_namespace_closes_the_network_below_python(mechanism):
 
 def test_bwrap_hides_home_directories(tmp_path):
     if "bwrap" not in _mechanisms():
-        pytest.skip("bwrap is not installed here (apt install bubblewrap)")
+        unavailable("bwrap is missing or cannot make namespaces (apt-get install bubblewrap)")
     secret = Path.home() / ".prmh-sandbox-secret"
     secret.write_text("s3cret")
     try:

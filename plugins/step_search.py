@@ -86,6 +86,13 @@ class StepSearch:
         states = [ProblemState(p) for p in problems]
         self.step_end = self.separator or getattr(ctx, "separator", "\n\n")
         self._check_separator(ctx)
+        if budget % min(self.width, budget):
+            kept = budget // self.width
+            ctx.warn(
+                f"N={budget} is not a multiple of the width {self.width}: after the first step "
+                f"at most {kept} beam(s) of {self.width} children, {kept * self.width} samples "
+                "a round (the releases take N as a multiple of the width)"
+            )
         for round_ in range(self.max_steps):
             work = [(s, b, n) for s in states for b, n in self.expansions(ctx, s, budget, round_)]
             if not work:

@@ -311,6 +311,36 @@ def test_a_search_ending_steps_elsewhere_than_the_splitter_says_so(cli):
         assert json.loads(fine.output)["metrics"]["tables"][0]["warnings"] == []
 
 
+def test_a_budget_that_is_not_a_multiple_of_the_width_says_what_it_spends(cli):
+    """The releases take N as a multiple of the width (search-and-learn refuses other N for
+    DVTS: huggingface/search-and-learn src/sal/config.py at 6f81cac; the calibrated release's
+    K_max = N/M_max). prmh keeps N // M beams of M children, so N=6 at width 4 samples 4 a
+    round after the first: the table says so. N=2 (below the width: M=N) and N=4 do not warn."""
+    args = [
+        "eval",
+        "--search",
+        "beam",
+        "--search",
+        "dvts",
+        "--prm",
+        "oracle",
+        "--limit",
+        "3",
+        "--json",
+    ]
+    result = cli(*args, "-n", "6", "-n", "4", "-n", "2")
+    assert result.exit_code == 0, result.output
+    (table,) = json.loads(result.output)["metrics"]["tables"]
+    spent = "N=6 is not a multiple of the width 4: after the first step at most 1 beam(s) of 4"
+    assert sorted(w.split(":")[0] for w in table["warnings"]) == [
+        "beam with oracle",
+        "dvts with oracle",
+    ]
+    assert all(spent in w and "4 samples a round" in w for w in table["warnings"])
+    fine = cli(*args, "-n", "4", "-n", "2")
+    assert json.loads(fine.output)["metrics"]["tables"][0]["warnings"] == []
+
+
 # ------------------------------------------------- every budget of a cell in one call
 
 

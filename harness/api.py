@@ -152,10 +152,8 @@ def _run(
     prepared = prepare(plan, registry)
     config = prepared.resolved_config()
     if split:
-        index, count = split
-        problems = [ps[index::count] for ps in prepared.problems]
-        prepared = dataclasses.replace(prepared, problems=problems)
-        config["shard"] = f"{index}/{count}"
+        prepared = _sharded(prepared, *split)
+        config["shard"] = "/".join(map(str, split))
     key = reuse.plan_key(config, prepared.problems, grading_timeout)
     with open_run(config, results_dir, argv, progress) as run:
         run.record.data["plan_key"] = key
@@ -166,6 +164,19 @@ def _run(
             reuse.remember(run.store, key, run.run_id)
         run.metrics = metrics
     return run.record.data
+
+
+def _sharded(prepared: Any, index: int, count: int) -> Any:
+    """``prepared`` with problems I, I+N, I+2N, ... of each task; every task must keep one."""
+    problems = [ps[index::count] for ps in prepared.problems]
+    for spec, whole, part in zip(prepared.plan.task, prepared.problems, problems, strict=True):
+        if not part:
+            raise PrmhError(
+                f"--shard {index}/{count} holds no problem of task {spec.label!r}, which has "
+                f"{len(whole)}: use at most {min(map(len, prepared.problems))} shards, or shard "
+                "that task in a run of its own."
+            )
+    return dataclasses.replace(prepared, problems=problems)
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -7,10 +7,13 @@ code it runs; the library itself never prints.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from prmh.errors import PrmhError
 
 
 class progress_bars:
@@ -27,7 +30,7 @@ class progress_bars:
                 sys.stderr.fileno()
             except (AttributeError, OSError, ValueError):  # captured in-process (a test runner)
                 return lambda *args: None
-            return _ProgressLines(float(os.environ.get("PRMH_PROGRESS_SECONDS", "30")))
+            return _ProgressLines(_every())
         self.bars: Any = None
         self.tasks: dict[str, Any] = {}
         return self.update
@@ -62,6 +65,21 @@ class progress_bars:
     def __exit__(self, *exc: Any) -> None:
         if getattr(self, "bars", None) is not None:
             self.bars.stop()
+
+
+def _every() -> float:
+    """``PRMH_PROGRESS_SECONDS``: seconds between a stage's progress lines in logs (30)."""
+    text = os.environ.get("PRMH_PROGRESS_SECONDS", "30")
+    try:
+        every = float(text)
+    except ValueError:
+        every = math.nan
+    if not 0 <= every < math.inf:
+        raise PrmhError(
+            f"PRMH_PROGRESS_SECONDS must be a number of seconds >= 0, got {text!r}; unset it "
+            "for a progress line every 30 s (0: one for every report)."
+        )
+    return every
 
 
 class _ProgressLines:

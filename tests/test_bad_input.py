@@ -105,6 +105,7 @@ CASES = [
     ([*E, "--grading-timeout", "nan"], "--grading-timeout must be a positive, finite"),
     ([*E, "--grading-timeout", "inf"], "--grading-timeout must be a positive, finite"),
     ([*E, "--grading-timeout", "soon"], "Invalid value for '--grading-timeout'"),
+    ([*E, "--shard", "3/4"], "--shard 3/4 holds no problem of task 'arith', which has 2: use at"),
     # component options
     ([*E, "-P", "nosie=1"], "has no option 'nosie'"),
     ([*E, "-P", "noise"], "expected key=value"),

@@ -397,6 +397,19 @@ def test_progress_is_plain_lines_in_logs(tmp_path):
     fresh = [*args[:-1], str(tmp_path / "again")]
     chatty = subprocess.run(fresh, capture_output=True, text=True, env=often, timeout=120)
     assert len(chatty.stderr.splitlines()) > len(lines)
+    for bad in ("soon", "-1", "nan", "inf"):  # a traceback once; now one line, nothing written
+        refused = subprocess.run(
+            [*args[:-1], str(tmp_path / bad)],
+            capture_output=True,
+            text=True,
+            env={**env, "PRMH_PROGRESS_SECONDS": bad},
+            timeout=120,
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert f"PRMH_PROGRESS_SECONDS must be a number of seconds >= 0, got '{bad}'" in (
+            refused.stderr
+        )
+        assert "Traceback" not in refused.stderr and not (tmp_path / bad / "runs").exists()
 
 
 def test_progress_bars_on_a_terminal_start_on_the_first_report(monkeypatch, capsys):

@@ -206,6 +206,14 @@ CASES = [
     ),
     # rollouts, labels, analyses
     (["rollout", "--out", "{dir}/r.jsonl", "-k", "0"], "at least 1"),
+    # output files in a folder that is missing: refused before any work (was a traceback at the
+    # end, after the rollouts or the figure were computed)
+    (["rollout", "--out", "{dir}/missing/r.jsonl"], "/missing' (No such file or directory)"),
+    (["label", "--out", "{dir}/missing/l.jsonl"], "/missing' (No such file or directory)"),
+    (["export", "{run}", "--out", "{dir}/missing/x.csv"], "/missing' (No such file or directory)"),
+    (["view", "{run}", "--out", "{dir}/missing/x.html"], "/missing' (No such file or directory)"),
+    (["plot", "{run}", "--kind", "scaling", "--out", "{dir}/missing/x.png"], "cannot write in"),
+    (["export", "{run}", "--format", "jsonl", "--out", "{dir}/x.csv"], "names a .csv file but"),
     (["rollout", "--out", "{dir}/r.jsonl", "--generator", "nope"], "unknown generator 'nope'"),
     (["label", "--out", "{dir}/l.jsonl", "--labeler", "nope"], "unknown labeler 'nope'"),
     (["label", "--out", "{dir}/l.jsonl", "-L", "n=x"], "option 'n' needs a whole number"),

@@ -137,6 +137,19 @@ def test_export_at_each_level(cli, run, level, fmt, tmp_path):
     assert len(rows) == len(expected)
 
 
+def test_export_takes_the_format_from_the_files_suffix(cli, run, tmp_path):
+    """``--out x.parquet`` without --format writes Parquet (it wrote CSV into x.parquet)."""
+    import pandas as pd
+
+    results, first, _ = run
+    for fmt in ("parquet", "jsonl"):
+        out = tmp_path / f"x.{fmt}"
+        done = cli("export", first.run_id, "--results-dir", str(results), "--out", str(out))
+        assert done.exit_code == 0 and f"(problem level, {fmt})" in done.output
+    assert list(pd.read_parquet(tmp_path / "x.parquet").columns) == list(LEVELS["problem"])
+    json.loads((tmp_path / "x.jsonl").read_text().splitlines()[0])
+
+
 def test_export_refuses_what_it_cannot_do(cli, run, tmp_path):
     results, first, _ = run
     binary = cli("export", first.run_id, "--results-dir", str(results), "--format", "parquet")

@@ -36,6 +36,29 @@ results_dir_option = click.option(
 )
 
 
+def _writable(ctx: click.Context, param: click.Parameter, path: Path | None) -> Path | None:
+    """An output file whose folder exists and takes a new file, checked (by making and removing
+    one) before the command works, so that a long command does not fail at its end."""
+    import tempfile
+
+    if path is not None:
+        try:
+            with tempfile.TemporaryFile(dir=path.parent):
+                pass
+        except OSError as e:
+            raise click.BadParameter(
+                f"cannot write in {str(path.parent)!r} ({e.strerror}): choose a folder that "
+                "exists and that you can write."
+            ) from None
+    return path
+
+
+def out_option(help: str, required: bool = False) -> Decorator:
+    """``--out FILE``, its folder checked before the command runs (``_writable``)."""
+    kind = click.Path(dir_okay=False, path_type=Path)
+    return click.option("--out", type=kind, required=required, callback=_writable, help=help)
+
+
 def json_option(what: str = "the run record") -> Decorator:
     return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")
 

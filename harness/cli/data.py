@@ -9,7 +9,14 @@ from typing import Any
 
 import click
 
-from prmh.cli.common import kv_option, opened, results_dir_option, seed_option, stack
+from prmh.cli.common import (
+    kv_option,
+    opened,
+    out_option,
+    results_dir_option,
+    seed_option,
+    stack,
+)
 from prmh.cli.group import cli
 from prmh.errors import PrmhError
 
@@ -37,12 +44,7 @@ def source_options(samples: int) -> Any:
     )
 
 
-out_option = click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="Where to write the result.",
-)
+result_out = out_option("Where to write the result.", required=True)
 
 
 def source(options: dict[str, Any]) -> Any:
@@ -57,7 +59,7 @@ def source(options: dict[str, Any]) -> Any:
 @cli.command("rollout")
 @source_options(samples=4)
 @results_dir_option
-@out_option
+@result_out
 @click.option(
     "-k", "--rollouts", type=int, default=8, show_default=True, help="Continuations per prefix."
 )
@@ -85,7 +87,7 @@ def rollout_command(rollouts: int, out: Path, **options: Any) -> None:
 @cli.command("label")
 @source_options(samples=4)
 @results_dir_option
-@out_option
+@result_out
 @click.option("--labeler", "labeler", default="mc-hard", show_default=True)
 @kv_option("-L", "labeler_args", "labeler")
 @click.option(

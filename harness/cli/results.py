@@ -8,9 +8,11 @@ from pathlib import Path
 
 import click
 
-from prmh.cli.common import results_dir_option
+from prmh.cli.common import out_option, results_dir_option
 from prmh.cli.group import cli
 from prmh.errors import PrmhError
+
+FORMATS = ("csv", "jsonl", "parquet")
 
 
 @cli.command("export")
@@ -18,9 +20,9 @@ from prmh.errors import PrmhError
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["csv", "jsonl", "parquet"]),
-    default="csv",
-    show_default=True,
+    type=click.Choice(FORMATS),
+    default=None,
+    help="[--out's suffix (.csv, .jsonl, .parquet), else csv]",
 )
 @click.option(
     "--level",
@@ -29,12 +31,7 @@ from prmh.errors import PrmhError
     show_default=True,
     help="One row per cell, per problem of a cell, per candidate, or per scored step.",
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The file to write [standard output; Parquet needs a file].",
-)
+@out_option("The file to write [standard output; Parquet needs a file].")
 @results_dir_option
 def export_command(
     run: str, fmt: str, level: str, out: Path | None, results_dir: Path | None
@@ -44,6 +41,7 @@ def export_command(
     from prmh.files import write_bytes_atomic
     from prmh.results import load_run
 
+    fmt = _format(fmt, out)
     data = load_run(run, results_dir).export(level, fmt)
     if out is None:
         if fmt == "parquet":
@@ -55,14 +53,22 @@ def export_command(
     click.echo(f"wrote {out} ({level} level, {fmt})", err=True)
 
 
+def _format(fmt: str | None, out: Path | None) -> str:
+    """The export format: as given, else named by ``out``'s suffix, else csv; a format that
+    contradicts the suffix (CSV in ``x.parquet``) is refused."""
+    named = out.suffix.lower().lstrip(".") if out is not None else ""
+    named = named if named in FORMATS else None
+    if fmt is not None and named not in (None, fmt):
+        raise PrmhError(
+            f"--out {str(out)!r} names a .{named} file but --format is {fmt}: drop --format "
+            f"(the suffix decides) or name the file .{fmt}."
+        )
+    return fmt or named or "csv"
+
+
 @cli.command("view")
 @click.argument("run", default="latest")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The page to write [RESULTS_DIR/runs/RUN.html].",
-)
+@out_option("The page to write [RESULTS_DIR/runs/RUN.html].")
 @click.option("--serve", is_flag=True, help="Also serve it on localhost until Ctrl-C.")
 @click.option("--port", type=int, default=8000, show_default=True, help="With --serve (0: any).")
 @results_dir_option
@@ -96,12 +102,7 @@ def view_command(
     help="scaling (accuracy vs budget), compute (accuracy vs tokens and PRM calls), "
     "reliability (from `prmh analyze calibration`), correlation, processbench.",
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="The figure: .pdf, .svg or .png (300 dpi).",
-)
+@out_option("The figure: .pdf, .svg or .png (300 dpi).", required=True)
 @results_dir_option
 def plot_command(runs: tuple[str, ...], kind: str, out: Path, results_dir: Path | None) -> None:
     """Draw a paper figure from one or more runs (ids, unique prefixes, "latest" or record

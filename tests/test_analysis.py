@@ -18,6 +18,7 @@ from prmh.analysis import (
     processbench_scores,
     quantile_coverage,
 )
+from prmh.errors import PrmhError
 
 
 def test_processbench_metrics_by_hand():
@@ -41,6 +42,8 @@ def test_calibration_metrics_by_hand():
     assert r["brier"] == pytest.approx((0.05**2 + 0.15**2 + 0.05**2 + 0.35**2) / 4)
     assert [d["count"] for d in r["diagram"]] == [1, 1, 1, 1]
     assert calibration_scores([0.5] * 4, [0.5] * 4)["ece"] == 0.0
+    with pytest.raises(PrmhError, match="at least 1 bin"):  # was an ECE of 0.0 from no bin
+        calibration_scores([0.9, 0.1], [0.0, 1.0], bins=0)
     coverage = quantile_coverage([[0.1, 0.5, 0.9]] * 4, [0.0, 0.3, 0.6, 1.0], (0.1, 0.5, 0.9))
     assert coverage == {"0.1": 0.25, "0.5": 0.5, "0.9": 0.75}
 

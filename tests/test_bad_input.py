@@ -214,6 +214,9 @@ CASES = [
     (["view", "{run}", "--out", "{dir}/missing/x.html"], "/missing' (No such file or directory)"),
     (["plot", "{run}", "--kind", "scaling", "--out", "{dir}/missing/x.png"], "cannot write in"),
     (["export", "{run}", "--format", "jsonl", "--out", "{dir}/x.csv"], "names a .csv file but"),
+    (["analyze", "correlation", "--prm", "oracle", "--plot", "{dir}/missing/x.png"], "/missing'"),
+    # zero bins reported an expected calibration error of 0.0 (perfect) from no bin at all
+    (["analyze", "calibration", "--rollouts", "{dir}/empty.jsonl", "--bins", "0"], "x>=1"),
     (["rollout", "--out", "{dir}/r.jsonl", "--generator", "nope"], "unknown generator 'nope'"),
     (["label", "--out", "{dir}/l.jsonl", "--labeler", "nope"], "unknown labeler 'nope'"),
     (["label", "--out", "{dir}/l.jsonl", "-L", "n=x"], "option 'n' needs a whole number"),

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from prmh.errors import PrmhError
 from prmh.metrics import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED
 
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -51,6 +52,8 @@ def calibration_scores(
     """Expected calibration error (equal-width bins, weighted by bin size), Brier score (mean
     squared difference to the observed success rate) and the reliability diagram's points,
     each with its count and a 95% interval of its observed rate."""
+    if bins < 1:  # no bin would report an error of 0: perfect calibration
+        raise PrmhError(f"calibration needs at least 1 bin, got {bins}.")
     p = np.asarray(predicted, dtype=float)
     y = np.asarray(observed, dtype=float)
     which = np.minimum((p * bins).astype(int), bins - 1)

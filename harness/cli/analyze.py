@@ -15,6 +15,7 @@ from prmh.cli.common import (
     json_option,
     kv_option,
     opened,
+    out_option,
     print_json,
     print_table,
     results_dir_option,
@@ -34,12 +35,7 @@ prm_options = stack(
     ),
     kv_option("-P", "prm_args", "PRM", each=True),
     results_dir_option,
-    click.option(
-        "--plot",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Where to write the plot (PNG) [RESULTS_DIR/runs/RUN.png].",
-    ),
+    out_option("Where to write the plot (PNG) [RESULTS_DIR/runs/RUN.png].", flag="--plot"),
     json_option("the metrics"),
 )
 
@@ -143,7 +139,7 @@ def processbench_command(
     required=True,
     help="A `prmh rollout` file: success rates of step prefixes.",
 )
-@click.option("--bins", type=int, default=10, show_default=True)
+@click.option("--bins", type=click.IntRange(min=1), default=10, show_default=True)
 def calibration_command(prm_specs, prm_args, results_dir, plot, as_json, rollouts, bins) -> None:
     """How well PRM scores match rollout success rates: expected calibration error, Brier
     score, a reliability diagram and, for quantile PRMs, each quantile's coverage."""

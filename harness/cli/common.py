@@ -53,10 +53,10 @@ def _writable(ctx: click.Context, param: click.Parameter, path: Path | None) -> 
     return path
 
 
-def out_option(help: str, required: bool = False) -> Decorator:
-    """``--out FILE``, its folder checked before the command runs (``_writable``)."""
+def out_option(help: str, required: bool = False, flag: str = "--out") -> Decorator:
+    """An output file's option, its folder checked before the command runs (``_writable``)."""
     kind = click.Path(dir_okay=False, path_type=Path)
-    return click.option("--out", type=kind, required=required, callback=_writable, help=help)
+    return click.option(flag, type=kind, required=required, callback=_writable, help=help)
 
 
 def json_option(what: str = "the run record") -> Decorator:

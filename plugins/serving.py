@@ -23,6 +23,8 @@ from typing import Any
 from prmh.errors import PrmhError
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+# One JSON answer at most: a 32k-token completion with its log-probabilities is a few MB.
+MAX_ANSWER_BYTES = 256 << 20
 
 
 class Balancer:
@@ -93,7 +95,7 @@ class Fleet:
             try:
                 request = urllib.request.Request(f"{url}/{path}", data, headers)
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read())
+                    return json.loads(self._read(response, url))
             except urllib.error.HTTPError as e:
                 detail = e.read()[:300].decode(errors="replace")
                 if e.code not in RETRY_STATUS:
@@ -117,6 +119,24 @@ class Fleet:
             f"no answer after {self.retries + 1} attempts; last error: {last_error}. "
             "Check that the servers in base_url are up."
         )
+
+
+    def _read(self, response: Any, url: str) -> bytes:
+        """An answer's body, read within ``timeout`` seconds in all (the socket's timeout bounds
+        each read only: a server sending a byte now and then would hold a worker for ever) and
+        refused past ``MAX_ANSWER_BYTES`` (memory stays bounded whatever a server sends)."""
+        deadline, chunks, size = time.monotonic() + self.timeout, [], 0
+        while chunk := response.read1(1 << 16):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise PrmhError(
+                    f"{url} sent an answer of more than {MAX_ANSWER_BYTES >> 20} MB; "
+                    "no completion or score is that large: check the server."
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the answer took more than {self.timeout} s to arrive")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 def retry_after(value: str | None) -> float:

@@ -115,6 +115,41 @@ def test_retry_after_reads_seconds_and_dates():
     assert retry_after(email.utils.formatdate(time.time() - 30, usegmt=True)) == 0.0
 
 
+class Hostile(JSONHandler):
+    """A server whose answer is ``size`` bytes of JSON, sent a byte every ``drip`` seconds
+    (0: at once)."""
+
+    def do_POST(self):
+        self.body()
+        data = b'{"x": "' + b"a" * (self.server.size - 10) + b'"}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        for i in range(0, len(data), 1 if self.server.drip else len(data)):
+            self.wfile.write(data[i : i + (1 if self.server.drip else len(data))])
+            self.wfile.flush()
+            time.sleep(self.server.drip)
+
+
+def test_a_servers_answer_is_bounded_in_size_and_time(monkeypatch):
+    """Whatever a server sends, a worker reads at most MAX_ANSWER_BYTES and waits at most about
+    ``timeout`` seconds for the whole answer (urllib's timeout bounds each socket read: a byte
+    every 0.2 s held a worker for ever, and a huge answer was read whole into memory)."""
+    import prmh.plugins.serving as module
+
+    monkeypatch.setattr(module, "MAX_ANSWER_BYTES", 4096)
+    with serving(Hostile, size=10_000, drip=0.0) as (_, url):
+        with pytest.raises(PrmhError, match="sent an answer of more than"):
+            module.Fleet(url, retries=0).post("completions", {})
+    with serving(Hostile, size=1_000, drip=0.0) as (_, url):
+        assert module.Fleet(url, retries=0).post("completions", {})["x"] == "a" * 990
+    with serving(Hostile, size=1_000, drip=0.2) as (_, url):
+        started = time.monotonic()
+        with pytest.raises(PrmhError, match=r"TimeoutError.*more than 1\.0 s"):
+            module.Fleet(url, retries=0, timeout=1.0).post("completions", {})
+        assert time.monotonic() - started < 3
+
+
 def test_an_unknown_endpoint_is_refused():
     with pytest.raises(PrmhError, match="endpoint must be completions or chat"):
         OpenAIGenerator("m", endpoint="responses")

@@ -29,6 +29,7 @@ import zlib
 from typing import Any
 
 from prmh.errors import PrmhError
+from prmh.files import parse_json
 
 MAX_TESTS_BYTES = 64 << 20
 
@@ -65,7 +66,7 @@ def _private_cases(text: str) -> list[dict[str, Any]]:
     if not text:
         return []
     try:
-        return json.loads(text)
+        return parse_json(text)
     except ValueError:
         pass
     try:
@@ -79,20 +80,20 @@ def _private_cases(text: str) -> list[dict[str, Any]]:
         raise ValueError(f"private_test_cases is neither JSON nor packed JSON ({e})") from e
     if not isinstance(value, str | bytes):
         raise ValueError("private_test_cases did not unpack to JSON text")
-    return json.loads(value)
+    return parse_json(value)
 
 
 def livecodebench(row: dict[str, Any], **limits: float) -> str:
-    cases = json.loads(row.get("public_test_cases") or "[]")
+    cases = parse_json(row.get("public_test_cases") or "[]")
     cases += _private_cases(row.get("private_test_cases") or "")
     if not cases:
         raise ValueError("no test cases")
     metadata = row.get("metadata") or "{}"
-    metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
+    metadata = parse_json(metadata) if isinstance(metadata, str) else metadata
     if cases[0].get("testtype") == "functional":
         tests = [
             {
-                "input": json.dumps([json.loads(line) for line in str(c["input"]).split("\n")]),
+                "input": json.dumps([parse_json(line) for line in str(c["input"]).split("\n")]),
                 "output": str(c["output"]),
             }
             for c in cases

@@ -1,10 +1,12 @@
 """Atomic file writes: a reader, or a kill at any moment, sees the old file or the new one,
-never a part; and the clean-up of temporary files a killed write left behind."""
+never a part; the clean-up of temporary files a killed write left behind; and JSON that may
+come from a stranger, read with bounds."""
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +32,30 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+MAX_JSON_FILE_BYTES = 64 << 20  # a run record is ~100 KB for a large matrix
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads``, where nesting too deep for Python's decoder (``[[[...]]]`` 100,000 deep
+    raised RecursionError) is the ``json.JSONDecodeError`` callers already handle."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", "", 0) from None
+
+
+def read_json(path: Path, limit: int = MAX_JSON_FILE_BYTES) -> Any:
+    """A JSON file that may come from a stranger (a board's records, a shared run): a regular
+    file, not a device or pipe that never ends (a symlink to /dev/zero), of at most ``limit``
+    bytes. ``ValueError`` says what is wrong; reading raises ``OSError``."""
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError("not a regular file")
+    if info.st_size > limit:
+        raise ValueError(f"{info.st_size:,} bytes, more than the {limit:,} it may have")
+    return parse_json(path.read_bytes())
 
 
 def _umask() -> int:

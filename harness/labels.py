@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
+from prmh.files import parse_json
 
 FORMATS = ("math-shepherd", "unprm", "stepwise")
 TAG = "ки"
@@ -206,14 +207,14 @@ def _text_rows(path: Path) -> list[tuple[str, Any]]:
         ) from None
     if text.lstrip().startswith("["):
         try:
-            return [(f"item {i + 1}", r) for i, r in enumerate(json.loads(text))]
+            return [(f"item {i + 1}", r) for i, r in enumerate(parse_json(text))]
         except json.JSONDecodeError as e:
             raise PrmhError(f"{path}: not valid JSON at line {e.lineno}: {e.msg}.") from e
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             try:
-                rows.append((f"line {number}", json.loads(line)))
+                rows.append((f"line {number}", parse_json(line)))
             except json.JSONDecodeError as e:
                 raise PrmhError(f"{path} line {number}: not valid JSON: {e.msg}.") from e
     return rows

@@ -25,7 +25,7 @@ from prmh import record_schema
 from prmh.board_rules import PINNED, comparability, differences, rank, to_toml
 from prmh.board_sections import gather, reproduction_problems
 from prmh.errors import PrmhError
-from prmh.files import remove_orphans, write_text_atomic
+from prmh.files import read_json, remove_orphans, write_text_atomic
 from prmh.records import RECORD_SCHEMA_VERSION
 
 BOARD_FILE = "board.toml"
@@ -133,10 +133,10 @@ def load_board(root: Path, name: str) -> Board:
 
 def read_record(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(Path(path).read_text())
+        data = read_json(Path(path))
     except FileNotFoundError:
         raise PrmhError(f"no run record at {str(path)!r}.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:
         raise PrmhError(f"{str(path)!r} is not a readable JSON run record: {e}.") from None
     if not isinstance(data, dict):
         raise PrmhError(f"{str(path)!r} is not a run record.")

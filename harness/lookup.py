@@ -3,12 +3,11 @@ or a record's path."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
-from prmh.files import write_atomic
+from prmh.files import read_json, write_atomic
 from prmh.liveness import owner_gone
 from prmh.records import RECORD_SCHEMA_VERSION
 
@@ -23,8 +22,8 @@ def _latest(records: list[Path]) -> list[Path]:
 
     def started(path: Path) -> float:
         try:
-            return float(json.loads(path.read_text()).get("started") or 0.0)
-        except (OSError, ValueError, AttributeError):
+            return float(read_json(path).get("started") or 0.0)
+        except (OSError, ValueError, AttributeError, TypeError):
             return 0.0
 
     return [max(same, key=started)]
@@ -52,9 +51,9 @@ def find_record(results_dir: Path, run: str) -> dict[str, Any]:
             raise PrmhError(f"run {run!r} is ambiguous: {names}. Give more of the id.")
         path = matches[0]
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise PrmhError(f"cannot read run record {str(path)!r}: {e}") from e
+        data = read_json(path)
+    except (OSError, ValueError) as e:
+        raise PrmhError(f"cannot read run record {str(path)!r}: {e}") from None
     from prmh import record_schema
 
     malformed = record_schema.problems(data)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
-from prmh.files import write_bytes_atomic
+from prmh.files import parse_json, write_bytes_atomic
 from prmh.samples_check import what_is_wrong
 from prmh.types import Problem, SearchResult, StepScores
 
@@ -172,7 +172,7 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
         with gzip.open(path, "rt", encoding="utf-8") as f:
             for text in f:
                 if text.strip():
-                    line = json.loads(text)
+                    line = parse_json(text)
                     cells = isinstance(line, dict) and line.get("t") == "cells"
                     lines += _per_problem(line, last) if cells else [line]
     except PrmhError as e:  # what _per_problem found

@@ -23,6 +23,7 @@ from typing import Any
 from prmh.answers import extractor
 from prmh.code_tests import converter
 from prmh.errors import PrmhError
+from prmh.files import parse_json
 from prmh.types import Problem
 
 REQUIRED = ("name", "description", "version", "dataset", "split", "grader", "answer", "prompt")
@@ -68,7 +69,7 @@ def read_rows(path: Path) -> Iterable[tuple[str, dict[str, Any]]]:
     text = path.read_text()
     if suffix == ".json":
         try:
-            data = json.loads(text)
+            data = parse_json(text)
         except json.JSONDecodeError as e:
             raise PrmhError(f"{path}: not valid JSON at line {e.lineno}: {e.msg}.") from e
         if isinstance(data, dict) and isinstance(data.get("data"), list):
@@ -82,7 +83,7 @@ def read_rows(path: Path) -> Iterable[tuple[str, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            yield f"line {number}", json.loads(line)
+            yield f"line {number}", parse_json(line)
         except json.JSONDecodeError as e:
             raise PrmhError(f"{path} line {number}: not valid JSON: {e.msg}.") from e
 

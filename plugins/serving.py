@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from prmh.errors import PrmhError
+from prmh.files import parse_json
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 # One JSON answer at most: a 32k-token completion with its log-probabilities is a few MB.
@@ -95,7 +96,7 @@ class Fleet:
             try:
                 request = urllib.request.Request(f"{url}/{path}", data, headers)
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(self._read(response, url))
+                    return parse_json(self._read(response, url))
             except urllib.error.HTTPError as e:
                 detail = e.read()[:300].decode(errors="replace")
                 if e.code not in RETRY_STATUS:
@@ -119,7 +120,6 @@ class Fleet:
             f"no answer after {self.retries + 1} attempts; last error: {last_error}. "
             "Check that the servers in base_url are up."
         )
-
 
     def _read(self, response: Any, url: str) -> bytes:
         """An answer's body, read within ``timeout`` seconds in all (the socket's timeout bounds

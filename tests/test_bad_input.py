@@ -31,6 +31,8 @@ def _files(tmp: Path) -> dict[str, bytes | str]:
         "binary.jsonl": BINARY,
         "empty.jsonl": "",
         "not_json.jsonl": "{nope\n",
+        "deep.jsonl": "[" * 100_000 + "]" * 100_000 + "\n",  # deeper than json's decoder goes
+        "deep.json": "[" * 100_000 + "]" * 100_000,
         "wrong_fields.jsonl": '{"a": 1}\n',
         "steps_labels.jsonl": '{"prompt": "q", "completions": ["a"], "labels": [true, false]}\n',
         "bad_label.jsonl": '{"prompt": "q", "completions": ["a"], "labels": ["maybe"]}\n',
@@ -184,6 +186,9 @@ CASES = [
     (["train", "--data", "{dir}/x.parquet", "--model", "m", "--out", "{dir}/o"], "Parquet"),
     (["train", "--data", "{dir}/empty.jsonl", "--model", "m", "--out", "{dir}/o"], "holds no"),
     (["train", "--data", "{dir}/not_json.jsonl", "--model", "m", "--out", "{dir}/o"], "not valid"),
+    (["train", "--data", "{dir}/deep.jsonl", "--model", "m", "--out", "{dir}/o"], "too deeply"),
+    (["show", "{dir}/deep.json"], "nested too deeply"),
+    (["analyze", "calibration", "--prm", "oracle", "--rollouts", "{dir}/deep.jsonl"], "deeply"),
     (["train", "--data", "{dir}/wrong_fields.jsonl", "--model", "m", "--out", "{dir}/o"], "tell"),
     (
         ["train", "--data", "{dir}/steps_labels.jsonl", "--model", "m", "--out", "{dir}/o"],

@@ -503,6 +503,41 @@ def test_malformed_records_are_refused_and_the_board_still_builds(
     assert snapshot(board) == before
 
 
+@pytest.mark.parametrize(
+    ("make", "reason", "given"),  # given: what a command says of such a file named to it
+    [
+        # a MemoryError; named to a command, a path that is no regular file is no record's
+        (lambda path: path.symlink_to("/dev/zero"), "not a regular file", "no run"),
+        (lambda path: path.write_text("[" * 100_000 + "]" * 100_000), "nested too deeply", None),
+        (lambda path: path.write_bytes(b" " * (64 << 20) + b"{}"), "than the 67,108,864", None),
+    ],
+    ids=["symlink to /dev/zero", "deep nesting", "64 MB"],
+)
+def test_a_hostile_record_file_is_refused_with_bounded_memory(
+    cli, runs, board, make, reason, given
+):
+    """A record a pull request slips into the board (or submits): a symlink to an endless
+    device, JSON nested deeper than Python's decoder goes (RecursionError), a file larger than
+    any record. Building, checking or adding refuses it by name; nothing is written."""
+    _, paths = runs
+    assert cli("leaderboard", "add", "demo", str(paths[0])).exit_code == 0
+    before = snapshot(board)
+    hostile = board / "records" / "hostile.json"
+    make(hostile)
+    built = cli("leaderboard", "build", "demo")
+    assert built.exit_code == 2 and reason in built.output and "hostile.json" in built.output
+    hostile.unlink()
+    assert snapshot(board) == before
+    submitted = board.parent.parent / "submitted.json"
+    make(submitted)
+    for command in (("check", str(submitted), "--board", "demo"), ("add", "demo", str(submitted))):
+        refused = cli("leaderboard", *command)
+        assert refused.exit_code == 2 and (given or reason) in refused.output, refused.output
+    shown = cli("show", str(submitted))
+    assert shown.exit_code == 2 and (given or reason) in shown.output, shown.output
+    assert snapshot(board) == before
+
+
 def test_a_killed_build_leaves_every_page_whole(cli, runs, board):
     """SIGKILL `prmh leaderboard build` at 20 moments: each page is the old or the new one."""
     import signal

@@ -10,6 +10,7 @@ from typing import Any
 from prmh.analysis.measures import calibration_scores, quantile_coverage
 from prmh.engine import Workspace
 from prmh.errors import PrmhError
+from prmh.files import parse_json
 from prmh.registry import Component
 
 LEVELS = (0.1, 0.5, 0.9)
@@ -25,7 +26,7 @@ def read_rollouts(path: Path) -> list[dict[str, Any]]:
         raise PrmhError(f"cannot read rollouts {str(path)!r}: {e}.") from None
     if text.lstrip().startswith("["):
         try:
-            rows = json.loads(text)
+            rows = parse_json(text)
         except json.JSONDecodeError as e:
             raise PrmhError(f"{path}: not valid JSON at line {e.lineno}: {e.msg}.") from e
     else:
@@ -33,7 +34,7 @@ def read_rollouts(path: Path) -> list[dict[str, Any]]:
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    rows.append(parse_json(line))
                 except json.JSONDecodeError as e:
                     raise PrmhError(f"{path} line {number}: not valid JSON: {e.msg}.") from e
     release = {"question", "reasoning_prefix", "success_prob"}

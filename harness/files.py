@@ -46,6 +46,17 @@ def parse_json(text: str | bytes) -> Any:
         raise json.JSONDecodeError("nested too deeply", "", 0) from None
 
 
+def parse_toml(text: str) -> dict[str, Any]:
+    """``tomllib.loads``, where nesting too deep for its parser (``x = [[[...]]]`` 5,000 deep
+    raised RecursionError) is the ``TOMLDecodeError`` callers already handle."""
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise tomllib.TOMLDecodeError("nested too deeply") from None
+
+
 def read_json(path: Path, limit: int = MAX_JSON_FILE_BYTES) -> Any:
     """A JSON file that may come from a stranger (a board's records, a shared run): a regular
     file, not a device or pipe that never ends (a symlink to /dev/zero), of at most ``limit``

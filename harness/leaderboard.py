@@ -25,7 +25,7 @@ from prmh import record_schema
 from prmh.board_rules import PINNED, comparability, differences, rank, to_toml
 from prmh.board_sections import gather, reproduction_problems
 from prmh.errors import PrmhError
-from prmh.files import read_json, remove_orphans, write_text_atomic
+from prmh.files import parse_toml, read_json, remove_orphans, write_text_atomic
 from prmh.records import RECORD_SCHEMA_VERSION
 
 BOARD_FILE = "board.toml"
@@ -104,7 +104,7 @@ def create_board(
 def load_board(root: Path, name: str) -> Board:
     path = board_path(root, name)
     try:
-        data = tomllib.loads((path / BOARD_FILE).read_text())
+        data = parse_toml((path / BOARD_FILE).read_text())
     except FileNotFoundError:
         raise PrmhError(
             f"no board {name!r} in {str(root)!r}; create it with `prmh leaderboard new {name}`."

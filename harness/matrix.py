@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
+from prmh.files import parse_toml
 from prmh.masking import redact
 
 LIST_KEYS = ("task", "generator", "prm", "splitter", "agg", "selector", "search", "budget", "seed")
@@ -69,7 +70,7 @@ DEFAULT_WORLD = "tiny"
 
 def parse_value(text: str) -> Any:
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        return parse_toml(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
 
@@ -153,7 +154,7 @@ class EvalPlan:
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a TOML config; unknown keys and malformed files are errors that say where."""
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        data = parse_toml(Path(path).read_text(encoding="utf-8"))
     except OSError as e:
         raise PrmhError(f"cannot read config {str(path)!r}: {e.strerror}.") from e
     except UnicodeDecodeError as e:

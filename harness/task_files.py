@@ -23,7 +23,7 @@ from typing import Any
 from prmh.answers import extractor
 from prmh.code_tests import converter
 from prmh.errors import PrmhError
-from prmh.files import parse_json
+from prmh.files import parse_json, parse_toml
 from prmh.types import Problem
 
 REQUIRED = ("name", "description", "version", "dataset", "split", "grader", "answer", "prompt")
@@ -32,7 +32,7 @@ REQUIRED = ("name", "description", "version", "dataset", "split", "grader", "ans
 def load_definition(text: str, origin: str) -> dict[str, Any]:
     """Parse and check a task file."""
     try:
-        definition = tomllib.loads(text)
+        definition = parse_toml(text)
     except tomllib.TOMLDecodeError as e:
         raise PrmhError(f"task file {origin} is not valid TOML: {e}.") from e
     missing = [k for k in REQUIRED if k not in definition]

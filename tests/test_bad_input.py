@@ -22,6 +22,7 @@ def _files(tmp: Path) -> dict[str, bytes | str]:
         "binary.toml": BINARY,
         "latin1.toml": 'prm = ["caf\xe9"]\n'.encode("latin-1"),
         "invalid.toml": 'prm = ["oracle"\n',
+        "deep.toml": "x = " + "[" * 5_000 + "]" * 5_000 + "\n",  # deeper than tomllib goes
         "unknown_key.toml": "colour = 1\n",
         "world_list.toml": "world = [1]\n",
         "results_int.toml": "results_dir = 5\n",
@@ -139,6 +140,9 @@ CASES = [
     ([*E, "--config", "{dir}/binary.toml"], "is not UTF-8 text"),
     ([*E, "--config", "{dir}/latin1.toml"], "is not UTF-8 text"),
     ([*E, "--config", "{dir}/invalid.toml"], "is not valid TOML"),
+    ([*E, "--config", "{dir}/deep.toml"], "is not valid TOML: nested too deeply"),
+    ([*E, "--task", "{dir}/deep.toml"], "is not valid TOML: nested too deeply"),
+    ([*E, "-P", "noise=" + "[" * 5_000 + "]" * 5_000], "option 'noise' needs a finite number"),
     ([*E, "--config", "{dir}/unknown_key.toml"], "unknown key(s) colour"),
     ([*E, "--config", "{dir}/world_list.toml"], "world must be text"),
     ([*E, "--config", "{dir}/results_int.toml"], "results_dir must be text"),

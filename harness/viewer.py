@@ -11,7 +11,6 @@ the run has one, with the steps on which two PRMs disagree marked.
 
 from __future__ import annotations
 
-import functools
 import html
 import http.server
 import json
@@ -69,12 +68,36 @@ def write_page(run: RunResults, out: Path) -> Path:
     return out
 
 
+class _OnePage(http.server.BaseHTTPRequestHandler):
+    """The page at / and /NAME and nothing else (not the records beside it), to requests
+    naming this server as their host (a page elsewhere cannot rebind its own domain to it)."""
+
+    page, name, hosts = b"", "", frozenset[str]()
+
+    def do_GET(self) -> None:
+        if self.headers.get("Host") not in self.hosts:
+            self.send_error(403, "unknown host")
+        elif self.path.split("?", 1)[0] not in ("/", f"/{self.name}"):
+            self.send_error(404)
+        else:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(self.page)))
+            self.end_headers()
+            self.wfile.write(self.page)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 def serve(path: Path, port: int = 8000, ready: Any = None) -> None:
-    """Serve ``path``'s folder on localhost until interrupted; ``ready(url)`` is called first."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(path.parent))
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    """Serve the page at ``path`` on localhost until interrupted; ``ready(url)`` is called
+    first."""
+    handler = type("Page", (_OnePage,), {"page": path.read_bytes(), "name": path.name})
     with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
-        url = f"http://127.0.0.1:{server.server_address[1]}/{path.name}"
+        port = server.server_address[1]
+        handler.hosts = frozenset({f"127.0.0.1:{port}", f"localhost:{port}"})
+        url = f"http://127.0.0.1:{port}/{path.name}"
         if ready is not None:
             ready(url)
         server.serve_forever()

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -115,6 +116,17 @@ def test_view_serves_on_localhost(page):
         assert url, "no URL printed"
         with urllib.request.urlopen(url, timeout=10) as response:
             assert response.status == 200 and b'id="data"' in response.read()
+        # only the page: not the records and per-sample files beside it (the folder was
+        # served, listing included), and not to a page that rebound its domain to this port
+        record = next((results / "runs").glob("*.json")).name
+        for path, host, status in [(f"/{record}", None, 404), ("/runs/", None, 404),
+                                   ("/served.html", "evil.example:80", 403)]:  # fmt: skip
+            request = urllib.request.Request(url.rsplit("/", 1)[0] + path)
+            if host:
+                request.add_header("Host", host)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == status
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -1,6 +1,6 @@
 """Atomic file writes: a reader, or a kill at any moment, sees the old file or the new one,
-never a part; the clean-up of temporary files a killed write left behind; and JSON that may
-come from a stranger, read with bounds."""
+never a part; the clean-up of temporary files a killed write left behind; and JSON or TOML
+that may come from a stranger, parsed with bounds."""
 
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ class Fleet:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     return parse_json(self._read(response, url))
             except urllib.error.HTTPError as e:
-                detail = e.read()[:300].decode(errors="replace")
+                detail = e.read1(300).decode(errors="replace")  # not a whole hostile body
                 if e.code not in RETRY_STATUS:
                     raise PrmhError(f"{url} refused the request (HTTP {e.code}): {detail}") from e
                 last_error = f"HTTP {e.code} from {url}: {detail}"

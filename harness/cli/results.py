@@ -34,7 +34,7 @@ FORMATS = ("csv", "jsonl", "parquet")
 @out_option("The file to write [standard output; Parquet needs a file].")
 @results_dir_option
 def export_command(
-    run: str, fmt: str, level: str, out: Path | None, results_dir: Path | None
+    run: str, fmt: str | None, level: str, out: Path | None, results_dir: Path | None
 ) -> None:
     """Export a run's per-sample results (RUN: an id, a unique prefix, "latest" or a record's
     path). Columns are listed in the README ("Per-sample results")."""

@@ -4,6 +4,7 @@ prmh checkout (if it is one) and how prmh was installed."""
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -34,7 +35,12 @@ def library_versions() -> dict[str, str | None]:
 
 def git_state(path: Path) -> dict[str, Any]:
     """The revision and dirty flag of the git checkout holding ``path``, if it is in one (one
-    ``git status``: its branch header names the commit)."""
+    ``git status``: its branch header names the commit). Outside any checkout (prmh installed
+    from a wheel) no git process is started."""
+    if "GIT_DIR" not in os.environ and not any(
+        (p / ".git").exists() for p in (path, *path.parents)
+    ):
+        return {"revision": None, "dirty": None}
     try:
         status = subprocess.run(
             [

@@ -70,10 +70,18 @@ def test_records_are_json_with_their_first_levels_one_key_per_line(tmp_path):
     ]
 
 
-def test_git_state_is_gits_own_head_and_dirty_flag(tmp_path):
+def test_git_state_is_gits_own_head_and_dirty_flag(tmp_path, monkeypatch):
     """The revision ``git rev-parse HEAD`` names and ``git status --porcelain`` (tracked files)
-    non-empty as the dirty flag; outside a checkout, neither."""
+    non-empty as the dirty flag; outside a checkout, neither, and no git process started."""
     import subprocess
+
+    def no_git(*args, **kwargs):
+        raise AssertionError("git started outside a checkout")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(provenance.subprocess, "run", no_git)
+        patched.delenv("GIT_DIR", raising=False)
+        assert provenance.git_state(tmp_path) == {"revision": None, "dirty": None}
 
     def git(*args: str) -> str:
         env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",

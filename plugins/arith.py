@@ -206,7 +206,7 @@ class ArithTask:
         return list(self.generate(self.split, self.seed, self.min_ops, self.max_ops, limit))
 
     def prompt(self, problem: Problem) -> str:
-        return self.template.format(question=problem.question)
+        return self.template.replace("{question}", problem.question)
 
     def extract_answer(self, text: str) -> str | None:
         answer = the_answer_is(text)

@@ -320,3 +320,21 @@ def test_the_command_line_trains_and_calibrates_an_implicit_prm(cli, models, tmp
     assert result.exit_code == 0, result.output
     bad = cli("train", "--data", str(data), "--model", policy, "--reference", policy, "--out", "x")
     assert bad.exit_code == 2 and "--head implicit" in bad.output
+
+
+def test_a_query_template_may_hold_braces():
+    """``{question}`` is the template's only placeholder: LaTeX braces in it (``\\boxed{}``)
+    are text (``str.format`` read them as fields and raised IndexError), and a format spec
+    is no way to make the prompt a gigabyte."""
+    from transformers import AutoTokenizer
+
+    from prmh.plugins.prms.implicit import ImplicitRecipe
+    from prmh.plugins.tiny import WORLD
+
+    tokenizer = AutoTokenizer.from_pretrained(WORLD / "prm")
+    template = "Problem: {question}\nPut the answer in \\boxed{}.\nSolution:\n"
+    encoded = ImplicitRecipe(tokenizer, template).encode("1 + 1?", ["1 + 1 = 2.", "2"])
+    text = tokenizer.decode(encoded.ids)
+    assert "Problem: 1 + 1?\nPut the answer in \\boxed{}.\nSolution:\n1 + 1 = 2." in text
+    with pytest.raises(PrmhError, match="must contain"):
+        ImplicitRecipe(tokenizer, "{question:>99999999999}")

@@ -56,7 +56,7 @@ class ImplicitRecipe:
         self.tokenizer, self.query_template, self.joiner = tokenizer, query_template, joiner
 
     def encode(self, question: str, steps: Sequence[str]) -> Encoded:
-        prefix = self.query_template.format(question=question)
+        prefix = self.query_template.replace("{question}", question)
         if not prefix:
             raise PrmhError("the implicit PRM needs text before the solution (query_template).")
         text, ends = prefix, []

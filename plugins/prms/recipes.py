@@ -113,7 +113,7 @@ class TaggedRecipe:
             solution += step.rstrip() if self.strip_steps else step
             marks.append((len(solution) + a, len(solution) + b))
             solution += self.suffix
-        query = self.query_template.format(question=question)
+        query = self.query_template.replace("{question}", question)
         if self.chat:
             messages = [
                 {"role": "user", "content": query},
@@ -129,8 +129,8 @@ class TaggedRecipe:
                 raise PrmhError("the chat template changed the solution text; cannot find steps.")
         else:
             head, _, tail = self.template.partition("{solution}")
-            prefix = head.format(question=query)
-            text = prefix + solution + tail.format(question=query)
+            prefix = head.replace("{question}", query)
+            text = prefix + solution + tail.replace("{question}", query)
             offset = len(prefix)
         return text, [(offset + s, offset + e) for s, e in marks]
 
@@ -270,7 +270,7 @@ class SeparatorRecipe:
         self.encode(PROBE_QUESTION, PROBE_STEPS)
 
     def encode(self, question: str, steps: Sequence[str]) -> Encoded:
-        text = self.template.format(question=question)
+        text = self.template.replace("{question}", question)
         spans = []
         for piece in ("", *steps):
             text += piece + self.separator

@@ -16,6 +16,7 @@ request.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -119,6 +120,8 @@ def start(address: str | None) -> bool:
         raise PrmhError("--executor ray needs Ray: pip install 'prmh[ray]'.") from e
     if ray.is_initialized():
         return False
+    if address:
+        _check_reachable(address)
     try:
         ray.init(
             address=address,
@@ -129,6 +132,22 @@ def start(address: str | None) -> bool:
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise PrmhError(f"cannot reach the Ray cluster at {address!r}: {e}") from e
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """An address naming a host and port (``host:port``, ``ray://host:port``) must take a TCP
+    connection within 10 s: Ray itself retries an unreachable one for minutes, printing as it
+    goes. Other addresses (``auto``, ``local``) are Ray's to resolve."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as e:
+        raise PrmhError(
+            f"cannot reach the Ray cluster at {address!r} ({e.strerror or e}): start one there "
+            "(`ray start --head`) or fix --ray-address."
+        ) from None
 
 
 def stop() -> None:

@@ -108,6 +108,8 @@ CASES = [
     ([*E, "--grading-timeout", "nan"], "--grading-timeout must be a positive, finite"),
     ([*E, "--grading-timeout", "inf"], "--grading-timeout must be a positive, finite"),
     ([*E, "--grading-timeout", "soon"], "Invalid value for '--grading-timeout'"),
+    # Ray retried an unreachable cluster for minutes, printing as it went
+    ([*E, "--executor", "ray", "--ray-address", "127.0.0.1:1"], "(Connection refused): start"),
     ([*E, "--shard", "3/4"], "--shard 3/4 holds no problem of task 'arith', which has 2: use at"),
     # component options
     ([*E, "-P", "nosie=1"], "has no option 'nosie'"),

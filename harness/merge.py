@@ -11,7 +11,6 @@ Sources are opened read-only; an older store version is upgraded in a temporary 
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
+from prmh.files import parse_json
 from prmh.store import DB_NAME, SCHEMA_VERSION, Store, ensure_results_dir
 
 CHUNK = 2000
@@ -86,7 +86,7 @@ def _same(a: str, b: str) -> bool:
     if a == b:
         return True
     try:
-        x, y = json.loads(a), json.loads(b)
+        x, y = parse_json(a), parse_json(b)
     except ValueError:
         return False
     if isinstance(x, dict) and isinstance(y, dict):

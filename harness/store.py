@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
+from prmh.files import parse_json
 
 SCHEMA_VERSION = 2  # 2: generations packed (prmh.packing); version 1 stores are migrated
 DB_NAME = "store.sqlite"
@@ -119,7 +120,7 @@ class Store:
             )
             for k, v in rows.fetchall():
                 try:
-                    value = json.loads(v)
+                    value = parse_json(v)
                     found[k] = parse(value) if parse is not None else value
                 except (ValueError, TypeError, KeyError, AttributeError):
                     damaged.append(k)

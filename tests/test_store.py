@@ -82,6 +82,9 @@ def test_results_dir_that_is_a_file(tmp_path):
         ("score", "null"),
         ("grade", '{"correct": "yes"}'),
         ("vote key", "42"),
+        # nested deeper than json's decoder goes (a merged store from elsewhere): it raised
+        # RecursionError, a traceback in every run that read the entry
+        ("score", "[" * 100_000 + "]" * 100_000),
     ],
 )
 def test_a_damaged_entry_is_reported_and_computed_again(cli, kind, value):

@@ -11,7 +11,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from prmh.files import write_atomic
+from prmh.files import parse_json, write_atomic
 
 
 def process_started(pid: int) -> float | None:
@@ -54,7 +54,7 @@ def mark_interrupted(runs_dir: Path) -> list[str]:
     for path in sorted(runs_dir.glob("*.json")):
         try:
             text = _started_text(path)
-            record = json.loads(text) if text is not None else None
+            record = parse_json(text) if text is not None else None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             continue
         if isinstance(record, dict) and owner_gone(record):

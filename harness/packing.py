@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from prmh.files import parse_json
 from prmh.types import Generation
 
 
@@ -106,7 +107,7 @@ def migrate(db: sqlite3.Connection, version: int) -> int:
         updates = []
         for key, text in rows:
             try:
-                packed = pack_generation(unpack_generation(json.loads(text)))
+                packed = pack_generation(unpack_generation(parse_json(text)))
             except (ValueError, TypeError, KeyError, AttributeError):
                 continue  # damaged: left for the reader to report and recompute
             updates.append((json.dumps(packed, separators=(",", ":")), key))

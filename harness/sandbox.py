@@ -228,7 +228,7 @@ def _results(lines: list[str], n: int, died: str) -> list[TestRun]:
         try:
             item = json.loads(line)
             results.append(TestRun(str(item["status"]), item.get("output"), item.get("detail")))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # nested past json's depth
             results.append(TestRun("crash", detail="unreadable runner output"))
     status = "crash" if not died or died.startswith("crash") else died  # timeout, output limit
     missing = TestRun(status, detail=died or "no result")

@@ -497,3 +497,15 @@ def test_latest_is_the_last_run_started_even_within_one_second(cli):
         (runs / f"{run_id}.json").write_text(json.dumps({**record, "run_id": run_id,
                                                          "started": started}))  # fmt: skip
     assert find_record(cli.results_dir, "latest")["run_id"] == "20260101-000000-000000"
+
+
+def test_a_record_nested_past_jsons_depth_does_not_stop_later_commands(cli):
+    """Every command looks for records of dead runs in runs/; one nested deeper than json's
+    decoder goes (merged in from elsewhere) raised RecursionError in all of them. It is left
+    alone, like any record that is not JSON."""
+    assert cli("eval", "--limit", "2", "-n", "1").exit_code == 0
+    odd = cli.results_dir / "runs" / "20200101-000000-abcdef.json"
+    odd.write_text('{"status": "started", "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    again = cli("eval", "--limit", "3", "-n", "1")
+    assert again.exit_code == 0, again.output
+    assert odd.read_text().startswith('{"status": "started"')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -699,3 +700,22 @@ def test_the_attention_implementation_is_an_option_that_keeps_the_scores(
             assert list(a.probs) == pytest.approx(list(b.probs), abs=1e-5)
     with pytest.raises(PrmhError, match="attention='no-such-kernel' cannot run here"):
         build(registry, checkpoints, recipe, attention="no-such-kernel")
+
+
+@pytest.mark.parametrize(
+    ("index", "reason"),
+    [
+        ("{nope", "is not a weight index (JSONDecodeError"),
+        ("[" * 100_000 + "]" * 100_000, "is not a weight index (JSONDecodeError: nested too"),
+        ('{"weight_map": 5}', "is not a weight index (AttributeError"),
+        ('{"weight_map": {"head.weight": "model-2.safetensors"}}', "that are not there"),
+    ],
+)
+def test_a_broken_weight_index_is_named(tmp_path, index, reason):
+    """A downloaded checkpoint's ``*.index.json`` that is not JSON, nested past json's depth,
+    shaped otherwise or naming missing shards: one error naming the file (a traceback before)."""
+    from prmh.plugins.prms.heads import read_tensors
+
+    (tmp_path / "model.safetensors.index.json").write_text(index)
+    with pytest.raises(PrmhError, match=re.escape(reason)):
+        read_tensors(tmp_path, "head.")

@@ -16,12 +16,12 @@ quantile (0.1, 0.5, 0.9), every output starting as the original PRM's score:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
+from prmh.files import parse_json
 
 QUANTILE_LEVELS = (0.1, 0.5, 0.9)
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -33,7 +33,15 @@ def read_tensors(directory: Path, prefix: str) -> dict[str, Any]:
 
     files: list[Path] = []
     for index in directory.glob("*.index.json"):
-        files += [directory / f for f in set(json.loads(index.read_text())["weight_map"].values())]
+        try:
+            names = set(parse_json(index.read_text())["weight_map"].values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise PrmhError(f"{index} is not a weight index ({type(e).__name__}: {e}).") from None
+        shards = [directory / f for f in sorted(f for f in names if isinstance(f, str))]
+        missing = [p.name for p in shards if not p.is_file()]
+        if missing:
+            raise PrmhError(f"{index} names weight files that are not there: {missing[:3]}.")
+        files += shards
     files += [directory / f for f in WEIGHT_FILES if (directory / f).is_file()]
     files += sorted(p for p in directory.glob("*.safetensors") if p not in files)
     found: dict[str, Any] = {}

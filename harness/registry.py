@@ -176,7 +176,8 @@ class Registry:
             )
             names = self.names(kind)
             if len(names) <= 12:  # few enough to name them all
-                hint += f" The {kind}s: {', '.join(names)}"
+                plural = kind + ("es" if kind.endswith(("s", "ch")) else "s")
+                hint += f" The {plural}: {', '.join(names)}"
                 hint += " (or an importable module:function)." if kind == "grader" else "."
             raise PrmhError(
                 f"unknown {kind} {name!r}.{hint} See all with `prmh list {kind}`.{failed}"

@@ -36,6 +36,7 @@ def _files(tmp: Path) -> dict[str, bytes | str]:
         "deep.json": "[" * 100_000 + "]" * 100_000,
         "wrong_fields.jsonl": '{"a": 1}\n',
         "steps_labels.jsonl": '{"prompt": "q", "completions": ["a"], "labels": [true, false]}\n',
+        "labels.jsonl": '{"prompt": "q", "completions": ["a"], "labels": [true]}\n',
         "bad_label.jsonl": '{"prompt": "q", "completions": ["a"], "labels": ["maybe"]}\n',
         "x.parquet": b"PAR1" + BINARY,
         "list.json": "[1, 2]",
@@ -193,6 +194,29 @@ CASES = [
     (["train", "--data", "{dir}/empty.jsonl", "--model", "m", "--out", "{dir}/o"], "holds no"),
     (["train", "--data", "{dir}/not_json.jsonl", "--model", "m", "--out", "{dir}/o"], "not valid"),
     (["train", "--data", "{dir}/deep.jsonl", "--model", "m", "--out", "{dir}/o"], "too deeply"),
+    # numbers no trainer can use: a traceback from the optimiser or peft, or (--beta nan) a
+    # model of nan saved as if trained
+    *[
+        (
+            [
+                "train",
+                "--data",
+                "{dir}/labels.jsonl",
+                "--model",
+                "m",
+                "--out",
+                "{dir}/o",
+                *option,
+            ],
+            message,
+        )
+        for option, message in [
+            (["--lr", "nan"], "--lr must be a number > 0, got nan"),
+            (["--epochs", "-1"], "--epochs must be a number > 0, got -1.0"),
+            (["--lora-r", "0"], "--lora-r must be at least 1, got 0"),
+            (["--head", "implicit", "--beta", "nan"], "--beta must be a number > 0, got nan"),
+        ]
+    ],
     (["show", "{dir}/deep.json"], "nested too deeply"),
     (["analyze", "calibration", "--prm", "oracle", "--rollouts", "{dir}/deep.jsonl"], "deeply"),
     (["train", "--data", "{dir}/wrong_fields.jsonl", "--model", "m", "--out", "{dir}/o"], "tell"),

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
+
+from prmh.errors import PrmhError
+
+# settings as the command line names them, where it names them otherwise
+FLAGS = {"learning_rate": "--lr"}
 
 
 @dataclass(frozen=True)
@@ -36,3 +42,19 @@ class TrainConfig:
     lora_layers: str = "all"  # or "quarter": every fourth layer (3, 7, ...), as in calibration
     device: str = "auto"
     dtype: str = "auto"
+
+    def __post_init__(self) -> None:
+        """Numbers no trainer can train with are refused before any model is loaded (a nan
+        learning rate was a traceback from the optimiser, a nan beta a saved model of nan)."""
+        least = {"batch_size": 1, "grad_accum": 1, "lora_r": 1, "max_length": 1, "save_every": 0}
+        wrong = [(k, f"at least {n}") for k, n in least.items() if getattr(self, k) < n]
+        if self.max_steps is not None and self.max_steps < 0:  # 0: save untrained (a baseline)
+            wrong.append(("max_steps", "at least 0"))
+        positive = ("epochs", "learning_rate", "beta", "lora_alpha")
+        wrong += [(k, "a number > 0") for k in positive if not 0 < getattr(self, k) < math.inf]
+        if not 0 <= self.warmup <= 1:
+            wrong.append(("warmup", "in [0, 1]"))
+        if wrong:
+            name, rule = wrong[0]
+            flag = FLAGS.get(name, "--" + name.replace("_", "-"))
+            raise PrmhError(f"{flag} must be {rule}, got {getattr(self, name)}.")

@@ -89,8 +89,6 @@ def train(
 
 def _check(config: TrainConfig, items: list[LabelledSolution]) -> None:
     """Refuse a configuration that cannot train, before any model is loaded."""
-    if config.batch_size < 1 or config.grad_accum < 1 or config.learning_rate <= 0:
-        raise PrmhError("batch_size and grad_accum must be at least 1 and the learning rate > 0.")
     if not items:
         raise PrmhError("no labelled solutions to train on.")
     if config.head not in ("value", "lm", "implicit"):

@@ -247,6 +247,7 @@ CASES = [
     (["label", "--out", "{dir}/missing/l.jsonl"], "/missing' (No such file or directory)"),
     (["export", "{run}", "--out", "{dir}/missing/x.csv"], "/missing' (No such file or directory)"),
     (["view", "{run}", "--out", "{dir}/missing/x.html"], "/missing' (No such file or directory)"),
+    (["view", "{run}", "--serve", "--port", "99999"], "99999 is not in the range 0<=x<=65535"),
     (["plot", "{run}", "--kind", "scaling", "--out", "{dir}/missing/x.png"], "cannot write in"),
     (["export", "{run}", "--format", "jsonl", "--out", "{dir}/x.csv"], "names a .csv file but"),
     (["analyze", "correlation", "--prm", "oracle", "--plot", "{dir}/missing/x.png"], "/missing'"),

@@ -70,7 +70,13 @@ def _format(fmt: str | None, out: Path | None) -> str:
 @click.argument("run", default="latest")
 @out_option("The page to write [RESULTS_DIR/runs/RUN.html].")
 @click.option("--serve", is_flag=True, help="Also serve it on localhost until Ctrl-C.")
-@click.option("--port", type=int, default=8000, show_default=True, help="With --serve (0: any).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="With --serve (0: any).",
+)
 @results_dir_option
 def view_command(
     run: str, out: Path | None, serve: bool, port: int, results_dir: Path | None

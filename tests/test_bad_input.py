@@ -248,6 +248,9 @@ CASES = [
     (["export", "{run}", "--out", "{dir}/missing/x.csv"], "/missing' (No such file or directory)"),
     (["view", "{run}", "--out", "{dir}/missing/x.html"], "/missing' (No such file or directory)"),
     (["view", "{run}", "--serve", "--port", "99999"], "99999 is not in the range 0<=x<=65535"),
+    # a board naming no real search could take no run; --limit 0 trained on every problem
+    (["leaderboard", "new", "b2", "--task", "arith", "--search", "beem"], "unknown search 'beem'"),
+    (["train-generator", "--model", "m", "--out", "{dir}/g", "--limit", "0"], "0 is not in the"),
     (["plot", "{run}", "--kind", "scaling", "--out", "{dir}/missing/x.png"], "cannot write in"),
     (["export", "{run}", "--format", "jsonl", "--out", "{dir}/x.csv"], "names a .csv file but"),
     (["analyze", "correlation", "--prm", "oracle", "--plot", "{dir}/missing/x.png"], "/missing'"),

@@ -72,6 +72,8 @@ def leaderboard_new(
 
     registry = load_registry()
     entry = registry.get("task", task_name)
+    for search in searches or []:  # a board naming no real search could take no run
+        registry.get("search", search.partition(":")[0])
     grader = get_grader(entry.create().instance.grader, registry)
     board = create_board(
         root,

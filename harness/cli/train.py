@@ -176,7 +176,7 @@ def calibrate_command(
 @cli.command("train-generator")
 @click.option("--task", "task", default="arith", show_default=True)
 @kv_option("-T", "task_args", "task")
-@click.option("--limit", type=int, default=None, help="Use the first N problems.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use the first N problems.")
 @click.option("--model", "base", required=True, help="Base causal LM (directory or Hub id).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--lora/--full", default=False, show_default=True)

@@ -509,3 +509,20 @@ def test_a_record_nested_past_jsons_depth_does_not_stop_later_commands(cli):
     again = cli("eval", "--limit", "3", "-n", "1")
     assert again.exit_code == 0, again.output
     assert odd.read_text().startswith('{"status": "started"')
+
+
+def test_an_ascii_only_terminal_gets_the_tables(tmp_path):
+    """Where stdout takes ASCII alone (PYTHONIOENCODING=ascii, some logs), the tables print
+    with ASCII boxes and "?" for the rest ("×", "·"): it was a UnicodeEncodeError traceback
+    after the run had finished."""
+    import os
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "prmh", "eval", "--limit", "2", "-n", "1"]
+    env = {**os.environ, "PRMH_WORLD": "sim", "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run(
+        [*args, "--results-dir", str(tmp_path / "r")], capture_output=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    assert b"arith ? sim: accuracy" in done.stdout and b"oracle ? mean ? argmax" in done.stdout

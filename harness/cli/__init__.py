@@ -21,6 +21,9 @@ __all__ = ["BUILT_IN", "PrmhGroup", "UserError", "cli", "main", "tune_gc"]
 def main() -> None:
     """Console-script entry point."""
     tune_gc()
+    for stream in (sys.stdout, sys.stderr):  # an ASCII terminal or log: "×" is printed as "?"
+        if hasattr(stream, "reconfigure"):  # (it raised UnicodeEncodeError after the run)
+            stream.reconfigure(errors="replace")
     sys.exit(cli.main(prog_name="prmh"))
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,9 @@ class RunResults:
         return pd.DataFrame(self.rows(level), columns=list(LEVELS[level]))
 
     def export(self, level: str, fmt: str) -> bytes:
-        """One level as CSV, JSON lines or Parquet bytes."""
+        """One level as CSV, JSON lines or Parquet bytes. CSV is for spreadsheets: text they
+        would run as a formula gets a leading ``'`` (``_csv_value``); JSON lines and Parquet
+        hold every value as it is."""
         if fmt not in FORMATS:
             raise PrmhError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}.")
         rows = self.rows(level)
@@ -158,7 +161,7 @@ class RunResults:
             return "".join(json.dumps(r, sort_keys=False) + "\n" for r in rows).encode()
         if fmt == "csv":
             out = io.StringIO()
-            writer = csv.DictWriter(out, fieldnames=list(LEVELS[level]), lineterminator="\n")
+            writer = csv.DictWriter(out, fieldnames=list(LEVELS[level]))  # RFC 4180: CRLF
             writer.writeheader()
             for row in rows:
                 writer.writerow({k: _csv_value(v) for k, v in row.items()})
@@ -171,8 +174,19 @@ class RunResults:
         return buffer.getvalue()
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a formula
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _csv_value(value: Any) -> Any:
-    return json.dumps(value) if isinstance(value, list | dict) else value
+    """A CSV cell: lists and dicts as JSON; text a spreadsheet would run as a formula (model
+    text beginning ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, e.g.
+    ``=HYPERLINK(...)``) behind a ``'``, which spreadsheets show as text (OWASP's CSV
+    injection advice); a signed number such as ``-3`` stays as it is."""
+    text = json.dumps(value) if isinstance(value, list | dict) else value
+    if isinstance(text, str) and text.startswith(FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def _verdict(grades: dict, task: str, answer: str | None, gold: str) -> tuple[bool, str]:

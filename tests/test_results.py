@@ -281,3 +281,27 @@ def test_a_damaged_per_sample_file_is_refused_with_the_way_out(cli, damage):
     again = cli("eval", "--world", "sim", "--limit", "3", "-n", "2", "--recompute")
     assert again.exit_code == 0, again.output
     assert cli("export", "latest", "--out", str(path.parent / "y.csv")).exit_code == 0
+
+
+def test_csv_export_keeps_model_text_from_running_as_a_formula(run):
+    """Model text beginning with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is a
+    formula to Excel, LibreOffice and Google Sheets (``=HYPERLINK(...)`` fetches a URL when the
+    file is opened). OWASP's CSV injection advice (owasp.org/www-community/attacks/CSV_Injection):
+    prefix such a cell with ``'``. Numbers (``-3``, ``+2.5e3``) stay as they are; JSON lines
+    keep the text as it is. A carriage return inside a cell is quoted (RFC 4180 line ends; with
+    ``\n`` ones it was left bare, and a reader split the row there)."""
+    results, first, _ = run
+    data = prmh.load_run(first.run_id, results)
+    hostile = ["=HYPERLINK(\"http://x\",\"y\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)",
+               "\t=1", "\r=1", "-3", "+2.5e3", "safe = 1", "one\rtwo"]  # fmt: skip
+    lines = [dict(line) for line in data.lines]
+    solution = next(line for line in lines if line["t"] == "solution")
+    solution["steps"] = hostile
+    scored = next(x for x in lines if x["t"] == "scores" and x["solution"] == solution["id"])
+    scored["probs"] = [0.5] * len(hostile)
+    edited = prmh.results.RunResults(data.record, lines)
+    rows = csv.DictReader(io.StringIO(edited.export("step", "csv").decode()))
+    cells = [r["text"] for r in rows if r["solution_id"] == str(solution["id"])][: len(hostile)]
+    assert cells == ["'" + t for t in hostile[:6]] + ["-3", "+2.5e3", "safe = 1", "one\rtwo"]
+    raw = [json.loads(x) for x in edited.export("step", "jsonl").decode().splitlines()]
+    assert [r["text"] for r in raw if r["solution_id"] == solution["id"]][:10] == hostile

@@ -223,6 +223,11 @@ def load_run(run: str = "latest", results_dir: str | Path | None = None) -> RunR
     runs = results_path(results_dir) / "runs"
     if Path(run).suffix == ".json" and Path(run).is_file():
         runs = Path(run).parent
+    if name and (not isinstance(name, str) or Path(name).name != name):  # ../../x, a list
+        raise PrmhError(
+            f"run {record['run_id']}'s record names its per-sample file {name!r}, not a file "
+            "in its runs folder: the record was edited. Run its command again."
+        )
     if not name or not (runs / name).is_file():
         raise PrmhError(
             f"run {record['run_id']} has no per-sample results (made by an older prmh, or not "

@@ -30,7 +30,9 @@ import hashlib
 import io
 import json
 import operator
+import os
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -170,12 +172,12 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
     last: dict[str, tuple] = {}  # a search cell -> its latest budget, problems, candidates
     try:
         with gzip.open(path, "rt", encoding="utf-8") as f:
-            for text in f:
+            for text in _bounded(f):
                 if text.strip():
                     line = parse_json(text)
                     cells = isinstance(line, dict) and line.get("t") == "cells"
                     lines += _per_problem(line, last) if cells else [line]
-    except PrmhError as e:  # what _per_problem found
+    except PrmhError as e:  # what _per_problem or _bounded found
         wrong: str | None = str(e)
     except (OSError, EOFError, ValueError, LookupError, TypeError, AttributeError, zlib.error) as e:
         wrong = f"{type(e).__name__}: {str(e)[:200]!r}"
@@ -188,6 +190,35 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
             "and writes the file anew."
         )
     return lines
+
+
+MAX_LINE_CHARS = 64 << 20  # prmh's longest: a cells line, ~25 characters a candidate
+
+
+def _bounded(f: io.TextIOBase) -> Iterator[str]:
+    """The lines of a per-sample file that may come from a stranger, read within bounds: a
+    line of at most ``MAX_LINE_CHARS``, and in all at most an eighth of this machine's memory
+    (parsed, JSON takes several times its text): a small gzip bomb that expands to one
+    endless line, or to more than the rows could fit in, is refused (``PrmhError``) before
+    it fills the memory."""
+    left = most = _memory_bytes() // 8
+    while text := f.readline(MAX_LINE_CHARS + 1):
+        if len(text) > MAX_LINE_CHARS:
+            raise PrmhError(f"a line longer than {MAX_LINE_CHARS:,} characters")
+        left -= len(text)
+        if left < 0:
+            raise PrmhError(
+                f"it expands to more than {most:,} characters, an eighth of this machine's "
+                "memory, more than its rows would fit in"
+            )
+        yield text
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # not on this system: 16 GiB
+        return 16 << 30
 
 
 def _per_problem(cells: dict[str, Any], last: dict[str, tuple]) -> list[dict]:

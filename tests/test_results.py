@@ -236,6 +236,7 @@ DAMAGE = {
     "truncated": (None, "EOFError"),
     "not gzip": (None, "BadGzipFile"),
     "not JSON": (lambda lines: "{not json\n", "JSONDecodeError"),
+    "one endless line": (None, "a line longer than 67,108,864 characters"),
     "a list": (lambda lines: [[1, 2], *lines], "not an entry of a known type"),
     "no budget": (lambda lines: [{**_first(lines, "cells"), "budget": None}], "budget"),
     "choice out of range": (
@@ -267,6 +268,9 @@ def test_a_damaged_per_sample_file_is_refused_with_the_way_out(cli, damage):
     edit, expected = DAMAGE[damage]
     if damage == "truncated":
         path.write_bytes(path.read_bytes()[:100])
+    elif damage == "one endless line":  # 65 MB of one line in a 64 KB file: not read whole
+        with gzip.open(path, "wb", compresslevel=1) as f:
+            f.write(b"[" + b" " * (65 << 20))
     elif damage == "not gzip":
         path.write_bytes(b"no gzip here")
     else:
@@ -305,3 +309,31 @@ def test_csv_export_keeps_model_text_from_running_as_a_formula(run):
     assert cells == ["'" + t for t in hostile[:6]] + ["-3", "+2.5e3", "safe = 1", "one\rtwo"]
     raw = [json.loads(x) for x in edited.export("step", "jsonl").decode().splitlines()]
     assert [r["text"] for r in raw if r["solution_id"] == solution["id"]][:10] == hostile
+
+
+def test_a_per_sample_file_larger_than_memory_allows_is_refused(run, monkeypatch):
+    """A small gzip bomb of many lines (deflate expands ~1,000 times) is refused once its
+    text passes an eighth of the machine's memory, before the rows fill it."""
+    from prmh import samples
+    from prmh.errors import PrmhError
+
+    results, first, _ = run
+    path = results / "runs" / first.record["metrics"]["samples"]
+    assert samples.read_samples(path)
+    monkeypatch.setattr(samples, "_memory_bytes", lambda: 8 * 10_000)
+    with pytest.raises(PrmhError, match="expands to more than 10,000 characters, an eighth"):
+        samples.read_samples(path)
+
+
+@pytest.mark.parametrize("name", ["../../secret.samples.jsonl.gz", "/etc/passwd", ["x"]])
+def test_a_record_naming_a_per_sample_file_elsewhere_is_refused(cli, name):
+    """A record (perhaps a stranger's) whose per-sample file is a path out of its runs folder,
+    or not a name at all: refused with what is wrong, nothing read from that path."""
+    done = cli("eval", "--world", "sim", "--limit", "2", "-n", "1", "--json")
+    record_path = next((cli.results_dir / "runs").glob("*.json"))
+    record = json.loads(record_path.read_text())
+    record["metrics"]["samples"] = name
+    record_path.write_text(json.dumps(record))
+    refused = cli("export", "latest", "--out", str(cli.results_dir / "x.csv"))
+    assert done.exit_code == 0 and refused.exit_code == 2, refused.output
+    assert "names its per-sample file" in refused.output and "Traceback" not in refused.output

@@ -61,12 +61,23 @@ def read_json(path: Path, limit: int = MAX_JSON_FILE_BYTES) -> Any:
     """A JSON file that may come from a stranger (a board's records, a shared run): a regular
     file, not a device or pipe that never ends (a symlink to /dev/zero), of at most ``limit``
     bytes. ``ValueError`` says what is wrong; reading raises ``OSError``."""
-    info = path.stat()
-    if not stat.S_ISREG(info.st_mode):
-        raise ValueError("not a regular file")
-    if info.st_size > limit:
-        raise ValueError(f"{info.st_size:,} bytes, more than the {limit:,} it may have")
-    return parse_json(path.read_bytes())
+    return parse_json(read_bounded(path, limit))
+
+
+def read_bounded(path: Path, limit: int = MAX_JSON_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (``read_json``), read once: a
+    file that grows while it is read is refused too."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a pipe's open does not wait for a writer
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        data = f.read(limit + 1) if info.st_size <= limit else b""
+    if info.st_size > limit or len(data) > limit:
+        raise ValueError(
+            f"{max(info.st_size, len(data)):,} bytes, more than the {limit:,} it may have"
+        )
+    return data
 
 
 def _umask() -> int:

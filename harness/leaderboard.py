@@ -25,7 +25,14 @@ from prmh import record_schema
 from prmh.board_rules import PINNED, comparability, differences, rank, to_toml
 from prmh.board_sections import gather, reproduction_problems
 from prmh.errors import PrmhError
-from prmh.files import parse_toml, read_json, remove_orphans, write_text_atomic
+from prmh.files import (
+    parse_json,
+    parse_toml,
+    read_bounded,
+    remove_orphans,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from prmh.records import RECORD_SCHEMA_VERSION
 
 BOARD_FILE = "board.toml"
@@ -131,16 +138,18 @@ def load_board(root: Path, name: str) -> Board:
         raise PrmhError(f"{path / BOARD_FILE} is missing or has a bad {e}.") from e
 
 
-def read_record(path: Path) -> dict[str, Any]:
+def read_record(path: Path) -> tuple[dict[str, Any], bytes]:
+    """A record and its bytes, read once (what was checked is what is copied)."""
     try:
-        data = read_json(Path(path))
+        raw = read_bounded(Path(path))
+        data = parse_json(raw)
     except FileNotFoundError:
         raise PrmhError(f"no run record at {str(path)!r}.") from None
     except (OSError, ValueError) as e:
         raise PrmhError(f"{str(path)!r} is not a readable JSON run record: {e}.") from None
     if not isinstance(data, dict):
         raise PrmhError(f"{str(path)!r} is not a run record.")
-    return data
+    return data, raw
 
 
 def board_tables(board: Board, record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -265,9 +274,7 @@ def check_record(
     for other in accepted:
         if other.get("run_id") == record.get("run_id"):
             problems.append(f"run {record.get('run_id')} is already on the board")
-        elif other.get("config") == record.get("config") and other.get("metrics") == record.get(
-            "metrics"
-        ):
+        elif all(other.get(k) == record.get(k) for k in ("config", "metrics")):
             problems.append(f"it duplicates run {other.get('run_id')} already on the board")
     return problems
 
@@ -277,7 +284,7 @@ def accepted_records(board: Board) -> list[dict[str, Any]]:
     with its name, before anything is written."""
     records = []
     for path in sorted(board.records_dir.glob("*.json")):
-        record = read_record(path)
+        record = read_record(path)[0]
         malformed = record_schema.problems(record)
         if malformed:
             raise PrmhError(f"{path} is not a valid run record: {'; '.join(malformed)}.")
@@ -288,22 +295,21 @@ def accepted_records(board: Board) -> list[dict[str, Any]]:
 def add_records(board: Board, paths: list[Path]) -> list[str]:
     """Accept records only if every one passes; otherwise change nothing. Returns run ids."""
     accepted = accepted_records(board)
-    incoming = [(Path(p), read_record(Path(p))) for p in paths]
-    pinned = pins(board, accepted + [r for _, r in incoming])
+    incoming = [(Path(p), *read_record(Path(p))) for p in paths]
+    pinned = pins(board, accepted + [r for _, r, _ in incoming])
     reasons = []
-    for path, record in incoming:
+    for path, record, _ in incoming:
         problems = check_record(board, record, accepted, pinned)
         if problems:
             reasons.append(f"{path}: " + "; ".join(problems))
         accepted.append(record)  # also catches the same run given twice
     if reasons:
         raise PrmhError("rejected, the board is unchanged:\n  " + "\n  ".join(reasons))
-    for path, record in incoming:
-        target = board.records_dir / f"{record['run_id']}.json"
-        write_text_atomic(target, Path(path).read_text())
+    for _, record, raw in incoming:
+        write_bytes_atomic(board.records_dir / f"{record['run_id']}.json", raw)
     if pinned != board.pinned:
         write_pins(board, pinned)
-    return [record["run_id"] for _, record in incoming]
+    return [record["run_id"] for _, record, _ in incoming]
 
 
 def rows(board: Board) -> list[dict[str, Any]]:

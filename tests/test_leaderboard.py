@@ -4,6 +4,7 @@ page in a real headless browser (Debian's chromium, installed here when missing)
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -510,8 +511,9 @@ def test_malformed_records_are_refused_and_the_board_still_builds(
         (lambda path: path.symlink_to("/dev/zero"), "not a regular file", "no run"),
         (lambda path: path.write_text("[" * 100_000 + "]" * 100_000), "nested too deeply", None),
         (lambda path: path.write_bytes(b" " * (64 << 20) + b"{}"), "than the 67,108,864", None),
+        (lambda path: os.mkfifo(path), "not a regular file", "no run"),  # open() would wait
     ],
-    ids=["symlink to /dev/zero", "deep nesting", "64 MB"],
+    ids=["symlink to /dev/zero", "deep nesting", "64 MB", "named pipe"],
 )
 def test_a_hostile_record_file_is_refused_with_bounded_memory(
     cli, runs, board, make, reason, given
@@ -536,6 +538,27 @@ def test_a_hostile_record_file_is_refused_with_bounded_memory(
     shown = cli("show", str(submitted))
     assert shown.exit_code == 2 and (given or reason) in shown.output, shown.output
     assert snapshot(board) == before
+
+
+def test_the_record_added_is_the_one_checked(cli, runs, board, monkeypatch):
+    """A record file rewritten while `leaderboard add` checks it (a submitter's swap): the
+    board keeps the bytes that passed the checks; it read the file again to copy it."""
+    import prmh.leaderboard
+
+    _, paths = runs
+    original = paths[0].read_bytes()
+    check = prmh.leaderboard.check_record
+
+    def swapped(board, record, *rest):
+        paths[0].write_text(json.dumps({**record, "metrics": {"tables": "forged"}}))
+        return check(board, record, *rest)
+
+    monkeypatch.setattr(prmh.leaderboard, "check_record", swapped)
+    try:
+        assert cli("leaderboard", "add", "demo", str(paths[0])).exit_code == 0
+        assert (board / "records" / f"{paths[0].stem}.json").read_bytes() == original
+    finally:
+        paths[0].write_bytes(original)
 
 
 def test_a_killed_build_leaves_every_page_whole(cli, runs, board):

@@ -107,7 +107,7 @@ def leaderboard_check(
     accepted = accepted_records(board)
     failed = False
     for path in _record_paths(runs, results_dir):
-        record = read_record(path)
+        record, _ = read_record(path)
         problems = check_record(board, record, accepted)
         if problems:
             failed = True

@@ -11,6 +11,7 @@ Sources are opened read-only; an older store version is upgraded in a temporary 
 
 from __future__ import annotations
 
+import filecmp
 import shutil
 import sqlite3
 import tempfile
@@ -105,24 +106,35 @@ def _merge_runs(source: Path, target: Path, report: dict[str, Any]) -> None:
             shutil.copyfile(file, partial)
             partial.replace(destination)  # killed mid-copy: no half record under the name
             report["runs_copied"] += 1
-        elif destination.read_bytes() != file.read_bytes():
+        elif not filecmp.cmp(destination, file, shallow=False):  # in chunks: any size
             report["run_conflicts"].append(file.name)
+
+
+def _apart(sources: list[str], into: str) -> None:
+    """Sources are only read: the target may be neither one of them nor inside one (``--into
+    r1/runs`` wrote a store and a runs folder into r1's runs), checked before it is made."""
+    target = Path(into).resolve()
+    for name in sources:
+        source = Path(name).resolve()
+        if target == source:
+            raise PrmhError(f"{name!r} is the target itself; merge other directories into it.")
+        if source in target.parents:
+            raise PrmhError(
+                f"the target {into!r} is inside the source {name!r}, which merging only "
+                "reads; give a target outside it."
+            )
 
 
 def merge(sources: list[str], into: str) -> dict[str, Any]:
     """Merge the results directories ``sources`` into ``into`` (created when missing);
     returns what was added, what was there already and every conflict."""
+    _apart(sources, into)
     target_root = ensure_results_dir(into)
     report: dict[str, Any] = {
         "added": {}, "present": 0, "conflicts": [], "runs_copied": 0, "run_conflicts": [],
     }  # fmt: skip
     with tempfile.TemporaryDirectory() as scratch:
-        connections = []
-        for name in sources:
-            directory = Path(name)
-            if directory.resolve() == target_root.resolve():
-                raise PrmhError(f"{name!r} is the target itself; merge other directories into it.")
-            connections.append((directory, _source(directory, Path(scratch))))
+        connections = [(Path(name), _source(Path(name), Path(scratch))) for name in sources]
         target = Store(target_root)
         try:
             for directory, db in connections:

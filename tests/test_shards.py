@@ -99,14 +99,18 @@ def test_an_older_store_merges_through_an_upgraded_copy(cli, tmp_path):
         (["eval", "--shard", "1/0"], "0 <= I < N"),
         (["merge", "{tmp}/nothing", "--into", "{tmp}/m"], "holds no prmh store"),
         (["merge", "{tmp}/m", "--into", "{tmp}/m"], "is the target itself"),
+        (["merge", "{tmp}/m", "--into", "{tmp}/m/runs"], "is inside the source"),
+        (["merge", "{tmp}/m", "--into", "{tmp}/m/new/deeper"], "is inside the source"),
     ],
 )
 def test_bad_shards_and_merges_are_one_clear_message(cli, tmp_path, args, message):
     (tmp_path / "nothing").mkdir()
     (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "runs").mkdir()
     result = cli(*(a.replace("{tmp}", str(tmp_path)) for a in args))
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in (tmp_path / "m").rglob("*")) == ["runs"]  # nothing made
 
 
 def test_the_python_api_takes_a_shard(tmp_path):

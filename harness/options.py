@@ -27,6 +27,13 @@ class OptionTypeError(ValueError):
     """A value that does not fit the type; the message says what it needed."""
 
 
+class AtLeast(typing.NamedTuple):
+    """The least value a number option takes, checked with its type before anything is built:
+    ``max_length: Annotated[int, AtLeast(1)] | None``."""
+
+    low: float
+
+
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -80,6 +87,19 @@ def convert(value: Any, hint: Any) -> Any:
     if hint in SCALARS:
         return SCALARS[hint](value)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        lows = [m.low for m in hint.__metadata__ if isinstance(m, AtLeast)]
+        if not lows:
+            return convert(value, args[0])
+        named = {int: "a whole number", float: "a finite number"}.get(args[0], "a value")
+        needs = OptionTypeError(named + "".join(f" of at least {low:g}" for low in lows))
+        try:
+            value = convert(value, args[0])
+        except OptionTypeError:
+            raise needs from None
+        if any(value < low for low in lows):
+            raise needs
+        return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -104,7 +124,7 @@ def convert(value: Any, hint: Any) -> Any:
 def _hints(factory: Callable[..., Any]) -> dict[str, Any]:
     target = factory.__init__ if inspect.isclass(factory) else factory
     try:
-        return typing.get_type_hints(target)
+        return typing.get_type_hints(target, include_extras=True)
     except Exception:  # an annotation that cannot be resolved is not checked
         return {}
 
@@ -143,6 +163,12 @@ def _type_name(hint: Any) -> str:
         return "any"
     if isinstance(hint, type):
         return hint.__name__
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        lows = "".join(f" >= {m.low:g}" for m in hint.__metadata__ if isinstance(m, AtLeast))
+        return _type_name(args[0]) + lows
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join("None" if a is type(None) else _type_name(a) for a in args)
     return str(hint).replace("typing.", "").replace("collections.abc.", "")
 
 

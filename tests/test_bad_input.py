@@ -81,6 +81,8 @@ def _files(tmp: Path) -> dict[str, bytes | str]:
     }
 
 
+TINY = ["eval", "--world", "tiny"]
+AT_LEAST_1 = "a whole number of at least 1"
 E = ["eval", "--limit", "2", "-n", "1"]
 CASES = [
     # unknown names
@@ -121,6 +123,12 @@ CASES = [
     ([*E, "-P", "noise=inf"], "option 'noise' needs a finite number"),
     ([*E, "-P", "noise=-inf"], "option 'noise' needs a finite number"),
     ([*E, "-P", "noise=[1]"], "option 'noise' needs a finite number"),
+    # the model's PRMs: max_length=abc was a TypeError traceback; -3 failed after generating
+    *(
+        ([*TINY, "-P", f"max_length={v}"], f"'max_length' needs {AT_LEAST_1}")
+        for v in ("abc", 0, -3)
+    ),
+    ([*TINY, "-P", "prefix_cache_tokens=-1"], "needs a whole number of at least 0"),
     ([*E, "-P", "quantiles=maybe"], "option 'quantiles' needs true or false"),
     ([*E, "-P", "quantiles=2"], "option 'quantiles' needs true or false"),
     ([*E, "--prm", "oracle:confidence=x"], "option 'confidence' needs a finite number"),

@@ -18,10 +18,11 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from prmh import ScoreRequest, StepScores
 from prmh.errors import PrmhError
+from prmh.options import AtLeast
 
 QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 
@@ -43,7 +44,12 @@ COMMON = {
     "device_map": None,
     "attention": "auto",
 }
-COMMON_HINTS = {"max_tokens_per_batch": int | str}  # a number of tokens, or auto
+COMMON_HINTS = {
+    "max_tokens_per_batch": int | str,  # a number of tokens, or auto
+    "max_length": Annotated[int, AtLeast(1)] | None,  # None: the model's
+    "prefix_cache_tokens": Annotated[int, AtLeast(0)],
+    "server_concurrency": Annotated[int, AtLeast(1)],
+}
 SERVER = (
     "server",
     "served_model",

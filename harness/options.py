@@ -20,7 +20,7 @@ from prmh.errors import PrmhError
 
 TRUE = ("true", "yes", "on", "1")
 FALSE = ("false", "no", "off", "0")
-SECRET_WORDS = ("key", "token", "secret", "password")
+SECRET_WORDS = {"key", "apikey", "token", "secret", "password"}  # a word of an option's name
 
 
 class OptionTypeError(ValueError):
@@ -122,7 +122,9 @@ def convert(value: Any, hint: Any) -> Any:
 
 
 def _hints(factory: Callable[..., Any]) -> dict[str, Any]:
-    target = factory.__init__ if inspect.isclass(factory) else factory
+    """The factory's resolved annotations; a wrapper's (``__wrapped__``) are its target's."""
+    target = inspect.unwrap(factory)
+    target = target.__init__ if inspect.isclass(target) else target
     try:
         return typing.get_type_hints(target, include_extras=True)
     except Exception:  # an annotation that cannot be resolved is not checked
@@ -134,6 +136,8 @@ def check_options(
 ) -> dict[str, Any]:
     """The user's ``args`` converted to the factory's parameter types; ``what`` names the
     component in errors (``prm 'oracle'``)."""
+    if not args:
+        return {}
     params = inspect.signature(factory).parameters
     hints = _hints(factory)
     out = dict(args)
@@ -147,7 +151,8 @@ def check_options(
         try:
             out[key] = convert(value, hint)
         except OptionTypeError as e:
-            shown = "***" if any(w in key.lower() for w in SECRET_WORDS) else repr(value)
+            secret = SECRET_WORDS & set(key.lower().replace("-", "_").split("_"))
+            shown = "***" if secret else repr(value)  # api_key, hf_token; not max_new_tokens
             raise PrmhError(f"{what}: option {key!r} needs {e}, got {shown}.") from None
     return out
 

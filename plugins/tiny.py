@@ -92,6 +92,10 @@ class Shipped:
         return checkpoints(args["model"], args["reference"], args.get("revision"), scale, bias)[2]
 
     @property
+    def __wrapped__(self) -> Any:  # whose annotations type the options (prmh.options)
+        return self._target()[0]
+
+    @property
     def __signature__(self) -> inspect.Signature:
         factory, preset = self._target()
         signature = inspect.signature(factory)

@@ -129,6 +129,9 @@ CASES = [
         for v in ("abc", 0, -3)
     ),
     ([*TINY, "-P", "prefix_cache_tokens=-1"], "needs a whole number of at least 0"),
+    # the tiny world's options were typed by their defaults only: scale=abc was a traceback
+    ([*TINY, "-P", "scale=abc"], "option 'scale' needs a finite number, got 'abc'"),
+    ([*TINY, "-G", "max_new_tokens=x"], "option 'max_new_tokens' needs a whole number, got 'x'"),
     ([*E, "-P", "quantiles=maybe"], "option 'quantiles' needs true or false"),
     ([*E, "-P", "quantiles=2"], "option 'quantiles' needs true or false"),
     ([*E, "--prm", "oracle:confidence=x"], "option 'confidence' needs a finite number"),

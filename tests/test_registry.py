@@ -87,6 +87,13 @@ def test_boolean_options_take_what_users_type(registry, spelling):
         ("search", "beam", {"width": 2.5}, "'width' needs a whole number"),
         ("prm", "value-head", {"separator": True}, "'separator' needs text"),
         ("generator", "openai", {"api_key": ["sk-1"], "model": "m"}, "got ***"),
+        # a word of the name, not a part of one: max_new_tokens was hidden as a secret
+        (
+            "generator",
+            "hf",
+            {"max_new_tokens": "x", "model": "m"},
+            "'max_new_tokens' needs a whole number, got 'x'",
+        ),
     ],
 )
 def test_option_values_are_checked_against_their_types(registry, kind, name, options, needs):

@@ -45,6 +45,9 @@ COMMON = {
     "attention": "auto",
 }
 COMMON_HINTS = {
+    **dict.fromkeys(("revision", "adapter", "calibrated", "served_model"), str | None),
+    "device_map": str | None,
+    "server": str | list[str] | None,
     "max_tokens_per_batch": int | str,  # a number of tokens, or auto
     "max_length": Annotated[int, AtLeast(1)] | None,  # None: the model's
     "prefix_cache_tokens": Annotated[int, AtLeast(0)],

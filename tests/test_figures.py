@@ -100,3 +100,30 @@ def test_the_readme_figures_regenerate(tmp_path):
         svg = (tmp_path / f"{kind}.svg").read_text()
         assert svg.startswith("<?xml") and "<svg" in svg and svg.count("<path") > 10, kind
         assert (ROOT / "docs" / "figures" / f"{kind}.svg").is_file(), f"README lacks {kind}"
+
+
+def test_labels_from_a_record_are_drawn_as_text(cli, evaluation, tmp_path):
+    """A record's task and PRM labels are text, whoever wrote them: ``$\\foo{x}$`` was parsed as
+    matplotlib mathtext (a ParseFatalException traceback; matplotlib's ``text.parse_math``,
+    lib/matplotlib/mpl-data/matplotlibrc), and a label beginning with ``_`` was left out of
+    the legend (matplotlib's Axes.legend documentation: such labels are ignored)."""
+    import json
+    import re
+
+    record = json.loads(next((evaluation / "runs").glob("*.json")).read_text())
+    for table in record["metrics"]["tables"]:
+        table["task"] = "cost $\\foo{x}$ and"
+        for row in table["rows"]:
+            row["label"] = "_" + row.get("label", row.get("prm", ""))
+    path = tmp_path / "stranger.json"
+    path.write_text(json.dumps(record))
+    for kind in ("scaling", "compute"):
+        out = tmp_path / f"{kind}.svg"
+        done = cli("plot", str(path), "--kind", kind, "--out", str(out))
+        assert done.exit_code == 0, done.output
+        svg = out.read_text()
+        assert "<!-- cost $\\foo{x}$ and × " in svg
+        legend = {x.split(" · ")[0] for x in re.findall(r"<!-- (.*) -->", svg)}
+        drawn = [r for t in record["metrics"]["tables"] for r in t["rows"]]
+        drawn = [r for r in drawn if kind == "scaling" or r["kind"] != "reference"]
+        assert {" " + r["label"] for r in drawn} <= legend, legend

@@ -63,6 +63,14 @@ def _tables(records: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def _shown(label: str) -> str:
+    """A record's text as it is written: ``$`` escaped (mathtext would parse ``$\\x$``, and
+    fail on what it does not know), and a space before a leading ``_`` (matplotlib leaves
+    such labels out of the legend)."""
+    label = label.replace("$", "\\$")
+    return " " + label if label.startswith("_") else label
+
+
 def _row_label(row: dict[str, Any]) -> str:
     return row.get("label") or " · ".join(row[k] for k in ("prm", "agg", "selector"))
 
@@ -81,7 +89,7 @@ def _colors(plt: Any, tables: list[tuple[str, dict[str, Any]]]) -> dict[str, Any
 
 def _band(axis: Any, xs: list, cells: list[dict[str, Any]], label: str, **style: Any) -> None:
     ys = [100 * c["mean"] for c in cells]
-    line = axis.plot(xs, ys, markersize=3, label=label, **{"marker": "o", **style})[0]
+    line = axis.plot(xs, ys, markersize=3, label=_shown(label), **{"marker": "o", **style})[0]
     lows, highs = [100 * c["low"] for c in cells], [100 * c["high"] for c in cells]
     axis.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.08, linewidth=0)
 
@@ -113,7 +121,7 @@ def _scaling(plt: Any, records: list[dict[str, Any]]) -> Any:
             axis.set_xscale("log", base=2)
             axis.set_xlabel("budget N (samples or beams per problem, log2)")
             axis.set_ylabel("accuracy (%, 95% interval)")
-            axis.set_title(f"{title}: {search}", fontsize=9)
+            axis.set_title(_shown(f"{title}: {search}"), fontsize=9)
     fig.tight_layout()
     _legend(fig, axes[0][0])
     return fig
@@ -143,7 +151,7 @@ def _compute(plt: Any, records: list[dict[str, Any]]) -> Any:
             axis.set_xscale("log")
             axis.set_xlabel(xlabel)
             axis.set_ylabel("accuracy (%, 95% interval)")
-            axis.set_title(f"{title}: accuracy against compute", fontsize=9)
+            axis.set_title(_shown(f"{title}: accuracy against compute"), fontsize=9)
     fig.tight_layout()
     _legend(fig, axes[0][0])
     return fig
@@ -165,7 +173,7 @@ def _reliability(plt: Any, records: list[dict[str, Any]]) -> Any:
             xs, ys = [p["predicted"] for p in d], [p["observed"] for p in d]
             err = [[y - p.get("low", y) for y, p in zip(ys, d, strict=True)],
                    [p.get("high", y) - y for y, p in zip(ys, d, strict=True)]]  # fmt: skip
-            label = f"{entry['prm']} (ECE {entry['ece']:.3f}, Brier {entry['brier']:.3f})"
+            label = _shown(f"{entry['prm']} (ECE {entry['ece']:.3f}, Brier {entry['brier']:.3f})")
             axis.errorbar(xs, ys, yerr=err, marker="o", markersize=3, capsize=2, label=label)
             for x, y, p in zip(xs, ys, d, strict=True):
                 axis.annotate(str(p["count"]), (x, y), fontsize=6, xytext=(3, -9),
@@ -187,7 +195,7 @@ def _correlation(plt: Any, records: list[dict[str, Any]]) -> Any:
                 cuts = sorted(int(t) for t in by_cut if t != "full")
                 cells = [by_cut[str(t)]["correctness"] for t in cuts]
                 line = axis.plot(cuts, [c["r"] for c in cells], marker="o", markersize=3,
-                                 label=f"{label} · {agg}")[0]  # fmt: skip
+                                 label=_shown(f"{label} · {agg}"))[0]  # fmt: skip
                 axis.fill_between(cuts, [c["low"] for c in cells], [c["high"] for c in cells],
                                   color=line.get_color(), alpha=0.15, linewidth=0)  # fmt: skip
     axis.set_xscale("log", base=2)
@@ -203,9 +211,9 @@ def _processbench(plt: Any, records: list[dict[str, Any]]) -> Any:
     for record in _analyses(records, "processbench"):
         for label, result in record["metrics"]["processbench"].items():
             for subset, entry in result["tasks"].items():
-                sweep = entry["sweep"]
+                sweep, shown = entry["sweep"], _shown(f"{label} · {subset}")
                 axis.plot([r["threshold"] for r in sweep], [100 * r["f1"] for r in sweep],
-                          marker="o", markersize=3, label=f"{label} · {subset}")  # fmt: skip
+                          marker="o", markersize=3, label=shown)  # fmt: skip
     axis.set_xlabel("threshold (a step scored below it is the first error)")
     axis.set_ylabel("ProcessBench F1 (%)")
     fig.tight_layout()

@@ -1,5 +1,7 @@
 """Credentials never reach a run record, a table or an error message: ``redact`` masks them in
-``key=value`` text, in URLs (``scheme://user:KEY@host``) and in dicts keyed by such names."""
+``key=value`` text, in URLs (``scheme://user:KEY@host``) and in dicts keyed by such names. And
+text from a record, a model or a stranger's file never reaches a terminal as control codes:
+``visible`` writes them out."""
 
 from __future__ import annotations
 
@@ -21,3 +23,16 @@ def redact(value: Any) -> Any:
         value = URL_CREDENTIALS.sub(r"\1***@", value)
         return SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}***", value)
     return value
+
+
+# C0 but newline and tab, DEL, C1, and the bidirectional overrides that reorder what is shown
+_CONTROL = [*range(0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0), 0x200E, 0x200F,
+            *range(0x202A, 0x202F), *range(0x2066, 0x206A)]  # fmt: skip
+_SHOWN = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in _CONTROL}
+
+
+def visible(text: str) -> str:
+    """``text`` with control codes written out (``\\x1b``, ``\\u202e``): an escape sequence
+    in a record or a model's answer (``\\x1b]0;title\\x07``, ``\\x1b[2J``) would retitle,
+    recolour or clear the terminal that prints it."""
+    return text.translate(_SHOWN)

@@ -7,18 +7,36 @@ distinguishable from it at this sample size.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console, Group
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
+
+from prmh.masking import visible
+
+
+class _LiteralConsole(Console):
+    """Text written out (``visible``) before rich lays it out: a string when it becomes text
+    (so widths are right), and whatever reaches the output, but rich's own control codes."""
+
+    def render_str(self, text: str, **options: Any) -> Text:
+        return super().render_str(visible(text), **options)
+
+    def render(self, renderable: Any, options: Any = None) -> Iterator[Segment]:
+        for segment in super().render(renderable, options):
+            text = segment.text if segment.control else visible(segment.text)
+            yield segment if text == segment.text else Segment(text, segment.style)
 
 
 def literal_console(**options: Any) -> Console:
     """A console that prints text as it is: names, paths, titles and plugins' messages are
-    never read as rich markup (``[/x]`` would raise), emoji codes (``:smile:``) or highlighted;
-    styles come from ``Text``."""
-    return Console(markup=False, emoji=False, highlight=False, **options)
+    never read as rich markup (``[/x]`` would raise), emoji codes (``:smile:``) or highlighted,
+    and control codes in them are written out (``\\x1b``: a stranger's record cannot clear or
+    retitle the terminal); styles come from ``Text``."""
+    return _LiteralConsole(markup=False, emoji=False, highlight=False, **options)
 
 
 def _pct(x: float) -> str:

@@ -526,3 +526,30 @@ def test_an_ascii_only_terminal_gets_the_tables(tmp_path):
     )
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
     assert b"arith ? sim: accuracy" in done.stdout and b"oracle ? mean ? argmax" in done.stdout
+
+
+ESCAPES = "ar\x1b[2J\x1b]0;owned\x07ith\u202e\x9b31m"  # clear, retitle, reorder, C1 CSI
+WRITTEN = "ar\\x1b[2J\\x1b]0;owned\\x07ith\\u202e\\x9b31m"
+
+
+def test_control_codes_from_a_record_never_reach_the_terminal(cli, tmp_path):
+    """A stranger's record whose task and PRM names hold terminal escape sequences (clear the
+    screen, set the window title, the bidirectional override that reorders what is shown, a
+    C1 control): ``prmh show``, on a terminal with colour, writes them out as ``\\x1b`` and
+    ``\\u202e``, with rich's own colour codes intact; they reached the terminal as they were
+    (ECMA-48 control functions; Unicode's bidirectional algorithm, UAX #9)."""
+    import json
+
+    from prmh.report import literal_console, print_record
+
+    done = cli("eval", "--world", "sim", "--limit", "4", "-n", "1", "--json")
+    record = json.loads(done.output)
+    record["metrics"]["tables"][0]["task"] = ESCAPES
+    next(r for r in record["metrics"]["tables"][0]["rows"] if r["kind"] == "prm")["prm"] = ESCAPES
+    console = literal_console(force_terminal=True, color_system="standard", width=300)
+    with console.capture() as captured:
+        print_record(record, console)
+    shown = captured.get()
+    assert shown.count(WRITTEN) == 3 and "\x1b[1m" in shown  # rich's bold: codes of its own
+    assert not any(c in shown.replace("\x1b[", "") for c in "\x07\x9b\u202e")
+    assert "\x1b[2J" not in shown and "\x1b]0;" not in shown

@@ -591,3 +591,18 @@ def test_the_page_names_the_rows_it_does_not_plot():
     assert _unplotted(rows[:MAX_PLOTTED]) == ""
     note = _unplotted(rows)
     assert f"first {MAX_PLOTTED} rows" in note and "p10 · min · argmax, p11 · min · argmax" in note
+
+
+def test_a_records_control_codes_are_written_out_by_check(cli, runs, board, tmp_path):
+    """`leaderboard check` says why a record is rejected, quoting what the record holds (its
+    task version): terminal escape sequences there are written out (``\\x1b``), not sent to
+    the maintainer's terminal (ECMA-48: ESC [ 2 J clears the screen, ESC ] 0 ; sets the title)."""
+    _, paths = runs
+    record = json.loads(paths[0].read_text())
+    for task in record["config"]["task"]:
+        task["version"] = "1\x1b[2J\x1b]0;owned\x07"
+    path = tmp_path / "stranger.json"
+    path.write_text(json.dumps(record))
+    checked = cli("leaderboard", "check", str(path), "--board", "demo")
+    assert checked.exit_code == 2 and "version 1\\x1b[2J\\x1b]0;owned\\x07 is not" in checked.output
+    assert "\x1b" not in checked.output and "\x07" not in checked.output

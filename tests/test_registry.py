@@ -198,6 +198,29 @@ def test_a_plugins_error_prints_as_written(tmp_path, monkeypatch, cli):
     assert f"plugin loud (prmh-loud) failed to load: RuntimeError: {message}" in result.output
 
 
+def test_control_codes_in_an_error_are_written_out(tmp_path, monkeypatch, cli):
+    """A plugin's error quoting what a model or server said, escape sequences and all (ESC [ 2 J
+    clears the screen, ESC ] 0 ; retitles the window: ECMA-48): the one error line writes them
+    out (``\\x1b``), where they reached the terminal as they were."""
+    source = """
+        from prmh import hookimpl
+        from prmh.errors import PrmhError
+
+        def broken(**options):
+            raise PrmhError("the server said: \\x1b[2J\\x1b]0;owned\\x07 go away")
+
+        @hookimpl
+        def prmh_register_prm(register):
+            register("noisy", broken)
+    """
+    make_dist(tmp_path, "prmh-noisy", {"noisy": "noisy_plugin"}, {"noisy_plugin": source})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = cli("eval", "--world", "sim", "--prm", "noisy", "--limit", "2", "-n", "1")
+    assert result.exit_code == 2, result.output
+    assert "the server said: \\x1b[2J\\x1b]0;owned\\x07 go away" in result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+
+
 def test_duplicate_name_names_both_plugins(tmp_path, monkeypatch):
     make_dist(
         tmp_path,

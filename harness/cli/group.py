@@ -62,9 +62,9 @@ class PrmhGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PrmhError as e:
-            from prmh.masking import redact
+            from prmh.masking import redact, visible
 
-            raise UserError(redact(str(e))) from None
+            raise UserError(visible(redact(str(e)))) from None
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any

@@ -102,6 +102,7 @@ def leaderboard_check(
 ) -> None:
     """Check that runs (record paths or run ids) can join a board; nothing is written."""
     from prmh.leaderboard import accepted_records, check_record, load_board, read_record
+    from prmh.masking import visible
 
     board = load_board(root, board_name)
     accepted = accepted_records(board)
@@ -111,7 +112,7 @@ def leaderboard_check(
         problems = check_record(board, record, accepted)
         if problems:
             failed = True
-            click.echo(f"{path}: rejected: " + "; ".join(problems))
+            click.echo(visible(f"{path}: rejected: " + "; ".join(problems)))  # a record's text
         else:
             dirty = (record.get("git") or {}).get("dirty") is not False
             click.echo(f"{path}: ok" + (" (flagged: dirty or unknown tree)" if dirty else ""))

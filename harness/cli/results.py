@@ -134,6 +134,7 @@ def merge_command(sources: tuple[str, ...], into: str) -> None:
     machines) into one: entries are unioned, run records copied; an entry stored with another
     value under the same key is reported and never overwritten. Then the unsharded `prmh eval`
     on the merged directory computes nothing and prints the whole table."""
+    from prmh.masking import visible
     from prmh.merge import merge
 
     report = merge(list(sources), into)
@@ -143,14 +144,11 @@ def merge_command(sources: tuple[str, ...], into: str) -> None:
         f"entries were there already; {report['runs_copied']} run files copied"
     )
     conflicts = report["conflicts"]
-    for c in conflicts[:10]:
-        click.echo(
-            f"conflict: {c['kind']} {c['key'][:16]} differs (kept run {c['kept_run']}, "
-            f"not run {c['other_run']})",
-            err=True,
-        )
+    for c in conflicts[:10]:  # what a stranger's store holds: written out
+        said = f"{c['kind']} {c['key'][:16]} differs (kept run {c['kept_run']}, not run "
+        click.echo(visible(f"conflict: {said}{c['other_run']})"), err=True)
     for name in report["run_conflicts"][:10]:
-        click.echo(f"conflict: runs/{name} differs; kept the target's", err=True)
+        click.echo(visible(f"conflict: runs/{name} differs; kept the target's"), err=True)
     if conflicts or report["run_conflicts"]:
         total = len(conflicts) + len(report["run_conflicts"])
         click.echo(

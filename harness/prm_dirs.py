@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
-from prmh.files import parse_json
+from prmh.files import read_json
 
 PRM_CONFIG_FILE = "prmh_prm.json"
 
@@ -27,8 +27,8 @@ def write_prm_config(directory: str | Path, recipe: str, options: Mapping[str, A
 def read_prm_config(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / PRM_CONFIG_FILE
     try:
-        data = parse_json(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        data = read_json(path)
+    except (OSError, ValueError) as e:
         raise PrmhError(f"cannot read {str(path)!r}: {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("recipe"), str):
         raise PrmhError(f'{str(path)!r} must hold {{"recipe": NAME, "options": {{...}}}}.')

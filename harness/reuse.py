@@ -21,7 +21,7 @@ from typing import Any
 
 from prmh._version import __version__
 from prmh.engine.workspace import problem_fingerprint
-from prmh.files import parse_json, write_bytes_atomic
+from prmh.files import read_json, write_bytes_atomic
 from prmh.samples import samples_path
 from prmh.store import Store, content_key
 from prmh.types import Problem
@@ -74,7 +74,7 @@ def finished_run(store: Store, runs: Path, key: str) -> dict[str, Any] | None:
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
         return None
     try:
-        record = parse_json((runs / f"{run_id}.json").read_text())
+        record = read_json(runs / f"{run_id}.json")
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict) or record.get("run_id") != run_id:

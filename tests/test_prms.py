@@ -709,11 +709,15 @@ def test_the_attention_implementation_is_an_option_that_keeps_the_scores(
         ("[" * 100_000 + "]" * 100_000, "is not a weight index (JSONDecodeError: nested too"),
         ('{"weight_map": 5}', "is not a weight index (AttributeError"),
         ('{"weight_map": {"head.weight": "model-2.safetensors"}}', "that are not there"),
+        ('{"weight_map": {"head.weight": "../other/x.safetensors"}}', "outside its folder"),
+        ('{"weight_map": {"head.weight": "/etc/x.safetensors"}}', "outside its folder"),
+        ('{"weight_map": {"head.weight": 3}}', "outside its folder: [3]"),
     ],
 )
 def test_a_broken_weight_index_is_named(tmp_path, index, reason):
     """A downloaded checkpoint's ``*.index.json`` that is not JSON, nested past json's depth,
-    shaped otherwise or naming missing shards: one error naming the file (a traceback before)."""
+    shaped otherwise, naming missing shards or files outside the checkpoint's folder (which
+    were read): one error naming the file (a traceback before)."""
     from prmh.plugins.prms.heads import read_tensors
 
     (tmp_path / "model.safetensors.index.json").write_text(index)

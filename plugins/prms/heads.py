@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
-from prmh.files import parse_json
+from prmh.files import read_json
 
 QUANTILE_LEVELS = (0.1, 0.5, 0.9)
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -34,10 +34,13 @@ def read_tensors(directory: Path, prefix: str) -> dict[str, Any]:
     files: list[Path] = []
     for index in directory.glob("*.index.json"):
         try:
-            names = set(parse_json(index.read_text())["weight_map"].values())
+            names = set(read_json(index)["weight_map"].values())
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise PrmhError(f"{index} is not a weight index ({type(e).__name__}: {e}).") from None
-        shards = [directory / f for f in sorted(f for f in names if isinstance(f, str))]
+        outside = [f for f in names if not isinstance(f, str) or Path(f).name != f]
+        if outside:
+            raise PrmhError(f"{index} names weight files outside its folder: {outside[:3]}.")
+        shards = [directory / f for f in sorted(names)]
         missing = [p.name for p in shards if not p.is_file()]
         if missing:
             raise PrmhError(f"{index} names weight files that are not there: {missing[:3]}.")

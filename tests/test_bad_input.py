@@ -259,6 +259,16 @@ CASES = [
     (["export", "{run}", "--out", "{dir}/missing/x.csv"], "/missing' (No such file or directory)"),
     (["view", "{run}", "--out", "{dir}/missing/x.html"], "/missing' (No such file or directory)"),
     (["view", "{run}", "--serve", "--port", "99999"], "99999 is not in the range 0<=x<=65535"),
+    # an output over a file prmh keeps: the store became a CSV, the record a page
+    (["export", "{run}", "--out", "{dir}/results/store.sqlite"], "is a results directory's store"),
+    (["export", "{run}", "--out", "{dir}/results/store.sqlite-wal"], "directory's store"),
+    (["view", "{run}", "--out", "{run}"], "is where a run's record or per-sample results are kept"),
+    (["export", "{run}", "--out", "{dir}/results/runs/new.json"], "where a run's record"),
+    (["rollout", "--out", "{dir}/x.samples.jsonl.gz"], "per-sample results are kept"),
+    (
+        ["export", "{run}", "--out", "{dir}/leaderboards/demo/records/x.json"],
+        "leaderboard's record",
+    ),
     # a board naming no real search could take no run; --limit 0 trained on every problem
     (["leaderboard", "new", "b2", "--task", "arith", "--search", "beem"], "unknown search 'beem'"),
     (["train-generator", "--model", "m", "--out", "{dir}/g", "--limit", "0"], "0 is not in the"),

@@ -42,6 +42,11 @@ def _writable(ctx: click.Context, param: click.Parameter, path: Path | None) -> 
     import tempfile
 
     if path is not None:
+        own = _prmh_own(path)
+        if own:
+            raise click.BadParameter(
+                f"{str(path)!r} is {own}, which writing there would destroy: choose another file."
+            )
         try:
             with tempfile.TemporaryFile(dir=path.parent):
                 pass
@@ -51,6 +56,28 @@ def _writable(ctx: click.Context, param: click.Parameter, path: Path | None) -> 
                 "exists and that you can write."
             ) from None
     return path
+
+
+def _prmh_own(path: Path) -> str | None:
+    """What ``path`` is if it is a file prmh keeps (a store, a run's record or per-sample file,
+    a board's record): no command's output may replace it (``export --out store.sqlite`` did)."""
+    from prmh.samples import SUFFIX
+    from prmh.store import DB_NAME
+
+    resolved = path.resolve()  # a link to the store is the store
+    name, folder = resolved.name, resolved.parent
+    if name.startswith(DB_NAME):  # the store and its -wal, -shm, -journal
+        return "a results directory's store"
+    results = folder.name == "runs" and (folder.parent / DB_NAME).is_file()
+    if name.endswith(SUFFIX) or (name.endswith(".json") and results):
+        return "where a run's record or per-sample results are kept"
+    if (
+        name.endswith(".json")
+        and folder.name == "records"
+        and (folder.parent / "board.toml").is_file()
+    ):
+        return "a leaderboard's record"
+    return None
 
 
 def out_option(help: str, required: bool = False, flag: str = "--out") -> Decorator:

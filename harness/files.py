@@ -5,6 +5,7 @@ that may come from a stranger, parsed with bounds."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import tempfile
@@ -35,6 +36,25 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 
 MAX_JSON_FILE_BYTES = 64 << 20  # a run record is ~100 KB for a large matrix
+
+
+def strict_json(value: Any, **options: Any) -> str:
+    """``json.dumps`` as strict JSON: a nan or infinite number (a plugin aggregator's score) is
+    null, where Python writes ``NaN``, which ``JSON.parse``, jq and most readers refuse."""
+    try:
+        return json.dumps(value, allow_nan=False, **options)
+    except ValueError:  # rare: walk the value only then
+        return json.dumps(_finite(value), allow_nan=False, **options)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def parse_json(text: str | bytes) -> Any:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
+from prmh.files import strict_json
 from prmh.samples import COMPUTE, read_samples
 
 CELL = ("task", "generator", "prm", "splitter", "agg", "selector", "search", "budget", "seed")
@@ -158,7 +159,7 @@ class RunResults:
             raise PrmhError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}.")
         rows = self.rows(level)
         if fmt == "jsonl":
-            return "".join(json.dumps(r, sort_keys=False) + "\n" for r in rows).encode()
+            return "".join(strict_json(r) + "\n" for r in rows).encode()  # nan: null
         if fmt == "csv":
             out = io.StringIO()
             writer = csv.DictWriter(out, fieldnames=list(LEVELS[level]))  # RFC 4180: CRLF

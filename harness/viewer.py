@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import html
 import http.server
-import json
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from prmh.files import write_text_atomic
+from prmh.files import strict_json, write_text_atomic
 from prmh.results import RunResults
 
 TEMPLATE = "viewer.html"
@@ -57,7 +56,7 @@ def page_data(run: RunResults) -> dict[str, Any]:
 def render(run: RunResults) -> str:
     """The page as one string."""
     template = files("prmh").joinpath(TEMPLATE).read_text()
-    data = json.dumps(page_data(run), separators=(",", ":"), sort_keys=True)
+    data = strict_json(page_data(run), separators=(",", ":"), sort_keys=True)  # JSON.parse
     data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     title = html.escape(f"prmh run {run.record['run_id']}")
     return template.replace("__TITLE__", title).replace("__DATA__", data)

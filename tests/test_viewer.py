@@ -101,6 +101,68 @@ def test_hostile_text_stays_text():
     assert json.loads(data)["problems"]["t|p"] == [evil, evil]  # the text itself, intact
 
 
+def _with_a_nan_score(results):
+    """The page of the fixture's run with its first candidate's score nan (an aggregator
+    plugin's) and one table cell's interval nan (an empty estimate)."""
+    import prmh
+
+    run = prmh.load_run("latest", results)
+    cell = next(line for line in run.lines if line["t"] == "cell" and line["candidates"])
+    cell["candidates"][0][1] = float("nan")
+    run.record["metrics"]["tables"][0]["rows"][2]["cells"][0]["low"] = float("nan")
+    return run, cell
+
+
+def test_a_nan_score_is_strict_json_null():
+    """Python writes nan as ``NaN``, which ``JSON.parse`` refuses (ECMA-404 has no such
+    number): the page stayed blank. The page's data and the JSON lines export hold null
+    (Python's json documentation, "Infinite and NaN Number Values")."""
+    pytest.importorskip("pandas")
+    from click.testing import CliRunner
+
+    from prmh.cli import cli
+    from prmh.viewer import render
+
+    def refuse(token):
+        raise ValueError(f"not strict JSON: {token}")
+
+    with CliRunner().isolated_filesystem() as where:
+        args = ["eval", "--world", "sim", "--limit", "3", "-n", "2", "--results-dir", where]
+        assert CliRunner().invoke(cli, args).exit_code == 0
+        run, cell = _with_a_nan_score(Path(where))
+    html = render(run)
+    exported = [
+        json.loads(x, parse_constant=refuse)
+        for x in run.export("candidate", "jsonl").decode().splitlines()
+    ]
+    assert any(r["score"] is None for r in exported)
+    data = json.loads(re.search(r'id="data">(.*?)</script>', html, re.S).group(1),
+                      parse_constant=refuse)  # fmt: skip
+    cells = [c for c in data["cells"] if c[9] and c[9][0][0] == cell["candidates"][0][0]]
+    assert any(c[9][0][1] is None for c in cells)
+
+
+def test_a_nan_score_shows_as_a_dash(page, chromium, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from prmh.viewer import render
+
+    results, _ = page
+    html = render(_with_a_nan_score(results)[0])
+    out = tmp_path / "nan.html"
+    out.write_text(html)
+    chromium.get(out.as_uri())
+    assert not [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
+    assert chromium.find_element(By.ID, "title").text.startswith("prmh run ")
+    shown = chromium.find_element(By.ID, "cell-0-2-0")  # oracle · min, N=1: its first cell
+    assert "[–-" in shown.text
+    shown.click()
+    chromium.find_element(By.ID, "problem-0").click()
+    tags = [t.text for t in chromium.find_elements(By.CSS_SELECTOR, "#detail .cand .tag")]
+    assert "score –" in tags, tags
+    assert not [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
+
+
 def test_view_serves_on_localhost(page):
     results, _ = page
     args = [sys.executable, "-m", "prmh", "view", "--results-dir", str(results), "--serve",

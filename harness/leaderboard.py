@@ -30,6 +30,7 @@ from prmh.files import (
     parse_toml,
     read_bounded,
     remove_orphans,
+    strict_json,
     write_bytes_atomic,
     write_text_atomic,
 )
@@ -389,7 +390,7 @@ def build(board: Board) -> list[Path]:
     }
     written = []
     for name, text in (
-        ("board.json", json.dumps(data, indent=1, sort_keys=True) + "\n"),
+        ("board.json", strict_json(data, indent=1, sort_keys=True) + "\n"),  # nan: null
         ("README.md", render_markdown(data, columns)),
         ("index.html", render_html(data, columns)),
     ):

@@ -361,6 +361,18 @@ def test_calibration_runs_join_the_board_and_its_pages(cli, runs, board, tmp_pat
     assert "[Calibration](#calibration)" in readme and "## Calibration" in readme
     assert "ece" in readme.split("## Calibration")[1]
     assert f"(records/{json.loads(paths[0].read_text())['run_id']}.json)" in readme
+    # a record's nan (Python writes NaN, which JSON.parse and jq refuse): board.json says null
+    copy = board / "records" / record.name
+    data = json.loads(copy.read_text())
+    data["metrics"]["calibration"][0]["brier"] = float("nan")
+    copy.write_text(json.dumps(data))
+    assert cli("leaderboard", "build", "demo").exit_code == 0
+
+    def refuse(token):
+        raise ValueError(token)
+
+    built = json.loads((board / "board.json").read_text(), parse_constant=refuse)
+    assert [c["brier"] is None for c in built["calibration"]] == [True, False]
 
 
 def test_reproductions_join_the_board_and_its_pages(cli, runs, board):

@@ -553,3 +553,20 @@ def test_control_codes_from_a_record_never_reach_the_terminal(cli, tmp_path):
     assert shown.count(WRITTEN) == 3 and "\x1b[1m" in shown  # rich's bold: codes of its own
     assert not any(c in shown.replace("\x1b[", "") for c in "\x07\x9b\u202e")
     assert "\x1b[2J" not in shown and "\x1b]0;" not in shown
+
+
+def test_json_output_is_strict(capsys):
+    """``--json`` prints strict JSON: Python's ``NaN`` (an undefined correlation) broke jq and
+    ``JSON.parse`` (RFC 8259 has no such number); it is null."""
+    import json
+
+    from prmh.cli.common import print_json
+
+    print_json({"r": float("nan"), "n": 3, "inf": [float("inf")]})
+
+    def refuse(token):
+        raise ValueError(token)
+
+    assert json.loads(capsys.readouterr().out, parse_constant=refuse) == {
+        "r": None, "n": 3, "inf": [None]
+    }  # fmt: skip

@@ -4,7 +4,6 @@ component options), the command line as received, consoles and printing."""
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -153,7 +152,11 @@ def console(width: int = 220) -> Any:
 
 
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=1, sort_keys=True))
+    """``--json`` output: strict JSON for jq and ``JSON.parse`` (a nan, say an undefined
+    correlation, is null; a run record's file keeps Python's NaN, which prmh reads back)."""
+    from prmh.files import strict_json
+
+    click.echo(strict_json(data, indent=1, sort_keys=True))
 
 
 def emit(record: dict[str, Any], as_json: bool) -> None:

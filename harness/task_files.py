@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +27,7 @@ from prmh.errors import PrmhError
 from prmh.files import parse_json, parse_toml
 from prmh.types import Problem
 
+PLACEHOLDER = re.compile(r"\{([^{}]+)\}")  # a field name: any text without braces
 REQUIRED = ("name", "description", "version", "dataset", "split", "grader", "answer", "prompt")
 
 
@@ -188,11 +190,11 @@ class FileTask:
             ) from None
 
     def prompt(self, problem: Problem) -> str:
-        """The template with ``{question}`` and any ``{metadata field}`` filled in."""
-        text = self.template.replace("{question}", problem.question)
-        for key, value in problem.metadata.items():
-            text = text.replace("{" + key + "}", str(value))
-        return text
+        """The template with ``{question}`` and any ``{metadata field}`` filled in, in one pass:
+        a question holding ``{level}`` (LaTeX braces) keeps it, where filling one field after
+        another put the level into the question."""
+        values = {**{k: str(v) for k, v in problem.metadata.items()}, "question": problem.question}
+        return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), self.template)
 
 
 def factory(definition: dict[str, Any]) -> Any:

@@ -219,3 +219,26 @@ def test_a_procedural_task_draws_only_the_problems_a_limit_asks_for(world):
         whole = module.generate(split, 0, 2, 5)
         assert module.generate(split, 0, 2, 5, 37) == whole[:37]
         assert module.generate(split, 0, 2, 5, 10**6) == whole
+
+
+def test_the_prompt_fills_its_fields_in_one_pass(tmp_path):
+    """A template's ``{question}`` and metadata fields (the calibration release's MATH tasks
+    keep ``level`` and ``type``) are filled in one pass: a question that itself holds
+    ``{type}`` (LaTeX such as ``\\text{type}``) keeps it, where filling one field after another
+    wrote the metadata into the question."""
+    from prmh.task_files import factory, load_definition
+
+    definition = load_definition(
+        'name = "t"\ndescription = "d"\nversion = "1"\ndataset = "local"\nsplit = "test"\n'
+        'grader = "math"\nanswer = ["boxed"]\nprompt = "[{type}, level {level}] {question} {x}"\n'
+        '[fields]\nquestion = "q"\nanswer = "a"\n[metadata]\nlevel = "level"\ntype = "type"\n',
+        "t.toml",
+    )
+    row = {"q": "Find \\text{type} of {level} and {question}", "a": "1", "level": 5,
+           "type": "Algebra"}  # fmt: skip
+    (tmp_path / "d.jsonl").write_text(json.dumps(row) + "\n")
+    task = factory(definition)(data=str(tmp_path / "d.jsonl"))
+    (problem,) = task.problems()
+    assert task.prompt(problem) == (
+        "[Algebra, level 5] Find \\text{type} of {level} and {question} {x}"
+    )

@@ -153,8 +153,8 @@ class RunResults:
 
     def export(self, level: str, fmt: str) -> bytes:
         """One level as CSV, JSON lines or Parquet bytes. CSV is for spreadsheets: text they
-        would run as a formula gets a leading ``'`` (``_csv_value``); JSON lines and Parquet
-        hold every value as it is."""
+        would run as a formula gets a leading ``'`` (``_csv_value``); JSON lines are strict JSON
+        (a nan score is null); Parquet holds every value as it is."""
         if fmt not in FORMATS:
             raise PrmhError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}.")
         rows = self.rows(level)

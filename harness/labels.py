@@ -99,13 +99,15 @@ def from_record(row: Any, fmt: str, where: str) -> LabelledSolution:
             return item
         soft = _read_labels(row["soft_label"], len(item.steps), where)
         return LabelledSolution(item.question, item.steps, soft)
-    steps = row["completions"]
-    if not isinstance(steps, list):
-        raise PrmhError(f"{where}: 'completions' must be a list of steps.")
+    steps, prompt = row["completions"], row["prompt"]
+    if not isinstance(steps, list) or not all(isinstance(x, str) for x in steps):
+        raise PrmhError(
+            f"{where}: 'completions' must be a list of steps (text), not {steps!r:.60}."
+        )
+    if not isinstance(prompt, str):
+        raise PrmhError(f"{where}: 'prompt' must be the question's text, not {prompt!r:.60}.")
     labels = _read_labels(row["label"] if fmt == "unprm" else row["labels"], len(steps), where)
-    return LabelledSolution(
-        str(row["prompt"]), tuple(map(str, steps)), labels, str(row.get("answer", ""))
-    )
+    return LabelledSolution(prompt, tuple(steps), labels, str(row.get("answer", "")))
 
 
 def _read_labels(labels: Any, count: int, where: str) -> tuple[float, ...]:
@@ -188,7 +190,10 @@ def read_labels(source: str | Path, fmt: str | None = None) -> list[LabelledSolu
         rows = _text_rows(path)
     if not rows:
         raise PrmhError(f"{source} holds no labelled solutions.")
-    kind = fmt or detect_format(rows[0][1])
+    where, first = rows[0]
+    if not isinstance(first, dict):  # [1, 2] or null: no format to tell
+        raise PrmhError(f"{source} {where}: expected an object, got {first!r:.60}.")
+    kind = fmt or detect_format(first)
     return [from_record(row, kind, f"{source} {where}") for where, row in rows]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 
 import pytest
 
@@ -252,6 +253,17 @@ def test_malformed_label_files(tmp_path):
     bad.write_text('{"prompt": "q"}\n')
     with pytest.raises(PrmhError, match="cannot tell the label format"):
         read_labels(bad)
+    # each was a TypeError traceback or trained on a question made up from a number
+    for text, message in [
+        ("[1, 2]", "item 1: expected an object, got 1."),
+        ("null\n", "line 1: expected an object, got None."),
+        ('{"prompt": 5, "completions": ["a"], "labels": [true]}', "'prompt' must be the ques"),
+        ('{"prompt": null, "completions": ["a"], "labels": [true]}', "not None"),
+        ('{"prompt": "q", "completions": [3], "labels": [true]}', "list of steps (text), not [3]"),
+    ]:
+        bad.write_text(text)
+        with pytest.raises(PrmhError, match=re.escape(message)):
+            read_labels(bad)
 
 
 def test_a_killed_label_run_leaves_no_half_file_and_resumes(tmp_path):

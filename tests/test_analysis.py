@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import textwrap
 
 import numpy as np
@@ -327,3 +328,31 @@ def test_truncations_keep_the_steps_a_confidence_splitter_read(cli):
     last = report["correlations"]["last"]
     assert last["400"]["full_score"]["r"] == pytest.approx(1.0)  # the whole solution
     assert last["6"]["full_score"]["r"] != pytest.approx(1.0)  # a cut one: other steps
+
+
+def test_rollout_rows_of_the_wrong_shape_are_named(tmp_path):
+    """Rollout rows with the right fields but values of the wrong kind (steps a number, values
+    text, a rate outside [0, 1]; the release's success_prob text) were TypeError tracebacks or
+    calibrated against nonsense: each is one message naming the row."""
+    from prmh.analysis.calibration import read_rollouts
+    from prmh.errors import PrmhError
+
+    good = {"question": "q", "steps": ["a", "b"], "correct": True,
+            "values": [{"k": 0, "rate": 0.5, "weighted": 0.5}]}  # fmt: skip
+    path = tmp_path / "r.jsonl"
+    for change, message in [
+        ({"steps": 5}, "row 2: 'steps' is not a list of text"),
+        ({"values": "x"}, "row 2: 'values' is not a list of"),
+        ({"values": [{"k": 0, "rate": 1.5, "weighted": 0.5}]}, "row 2: 'values' is not"),
+        ({"values": [{"k": "a", "rate": 0.5}]}, "row 2: 'values' is not"),
+        ({"question": None}, "row 2: 'question' is not text"),
+    ]:
+        path.write_text(json.dumps(good) + "\n" + json.dumps({**good, **change}) + "\n")
+        with pytest.raises(PrmhError, match=re.escape(message)):
+            read_rollouts(path)
+    path.write_text(json.dumps(good) + "\n")
+    assert read_rollouts(path) == [good]
+    release = [{"question": "q", "reasoning_prefix": "", "success_prob": "high"}]
+    path.write_text(json.dumps(release))
+    with pytest.raises(PrmhError, match="row 1: 'success_prob' is not a number in"):
+        read_rollouts(path)

@@ -39,15 +39,50 @@ def read_rollouts(path: Path) -> list[dict[str, Any]]:
                     raise PrmhError(f"{path} line {number}: not valid JSON: {e.msg}.") from e
     release = {"question", "reasoning_prefix", "success_prob"}
     if rows and all(isinstance(r, dict) and release <= set(r) for r in rows):
-        return from_calibration_release(rows)
-    if not rows or not all(
+        wrong = next(((i, w) for i, r in enumerate(rows) if (w := _release_row(r))), None)
+        if wrong is None:
+            return from_calibration_release(rows)
+    elif not rows or not all(
         isinstance(r, dict) and {"question", "steps", "values"} <= set(r) for r in rows
     ):
         raise PrmhError(
             f"{path} is not a `prmh rollout` file (question, steps, values) nor the "
             "calibration release's data (question, reasoning_prefix, success_prob)."
         )
+    else:
+        wrong = next(((i, w) for i, r in enumerate(rows) if (w := _rollout_row(r))), None)
+    if wrong is not None:
+        raise PrmhError(f"{path} row {wrong[0] + 1}: {wrong[1]}.")
     return rows
+
+
+def _rate(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and 0.0 <= x <= 1.0
+
+
+def _rollout_row(r: dict[str, Any]) -> str | None:
+    """What is wrong with a ``prmh rollout`` row, if anything."""
+    if not isinstance(r["question"], str):
+        return "'question' is not text"
+    if not isinstance(r["steps"], list) or not all(isinstance(s, str) for s in r["steps"]):
+        return "'steps' is not a list of text"
+    values = r["values"]
+    if not isinstance(values, list) or not all(
+        isinstance(v, dict) and isinstance(v.get("k"), int) and v["k"] >= 0
+        and _rate(v.get("rate")) and _rate(v.get("weighted", 0.0))
+        for v in values
+    ):  # fmt: skip
+        return "'values' is not a list of {k: a step count, rate and weighted in [0, 1]}"
+    return None
+
+
+def _release_row(r: dict[str, Any]) -> str | None:
+    """What is wrong with a row of the calibration release's data, if anything."""
+    if not isinstance(r["reasoning_prefix"], str | None):
+        return "'reasoning_prefix' is not text"
+    if not _rate(r["success_prob"]):
+        return "'success_prob' is not a number in [0, 1]"
+    return None
 
 
 def from_calibration_release(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -164,6 +164,9 @@ class FileTask:
                     f"{key} from it; fields it needs: {_field_names(self.definition)})."
                 )
             values[key] = row[field]
+        wrong = _wrong_kind(values)
+        if wrong:
+            raise PrmhError(f"{source} {where}: {wrong} (task {self.name}).")
         answer = str(values.get("answer", ""))
         if self.extract_gold and answer:
             answer = self.extract_gold(answer) or answer
@@ -195,6 +198,18 @@ class FileTask:
         another put the level into the question."""
         values = {**{k: str(v) for k, v in problem.metadata.items()}, "question": problem.question}
         return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), self.template)
+
+
+def _wrong_kind(values: dict[str, Any]) -> str | None:
+    """A question that is not text, or an answer or id that is neither text nor a number
+    (null became the question "None", a list the answer "[1]")."""
+    if not isinstance(values["question"], str):
+        return f"the question is {values['question']!r:.40}, not text"
+    for key in ("answer", "id"):
+        value = values.get(key, "")
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            return f"the {key} is {value!r:.40}, not text or a number"
+    return None
 
 
 def factory(definition: dict[str, Any]) -> Any:

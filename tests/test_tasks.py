@@ -151,6 +151,10 @@ def test_processbench_keeps_steps_and_label_as_metadata(registry, tmp_path):
         ('{"question": "Q", "answer": "1"}\n{"answer": "2"}\n', "line 2: missing field 'question'"),
         ('{"question": "Q", "answer": "1"}\n{"question": \n', "line 2: not valid JSON"),
         ('["a list"]\n', "line 1: expected an object with fields"),
+        # these became the question "None" and the answer "[1]"
+        ('{"question": null, "answer": "1"}\n', "line 1: the question is None, not text"),
+        ('{"question": "Q", "answer": [1]}\n', r"line 1: the answer is \[1\], not text or a"),
+        ('{"question": "Q", "answer": null}\n', "line 1: the answer is None, not text or a"),
     ],
 )
 def test_malformed_data_files_name_the_line_and_field(registry, tmp_path, content, message):

@@ -318,6 +318,10 @@ def test_one_components_options_are_listed(cli):
     assert all(len(line) <= 130 for line in cli("list").output.splitlines())
     unknown = cli("list", "prm", "oracel")
     assert unknown.exit_code == 2 and "Close matches: oracle" in unknown.output
+    # the tiny world's PRM: the recipe's documentation, not the internal preset class's
+    tiny = cli("list", "prm", "tiny").output
+    assert "An implicit PRM: sigmoid" in tiny and "shipped checkpoint preset" not in tiny
+    assert "max_length              int >= 1 | None" in tiny
 
 
 def test_a_directory_without_prmh_prm_json_says_how_to_name_the_recipe(cli, tmp_path):

@@ -71,7 +71,8 @@ def _show_component(entry: Any, as_json: bool) -> None:
     out = console(120)
     out.print(Text(f"{entry.kind} {entry.name} (plugin {entry.plugin})", style="bold"))
     out.print(Text(entry.description))
-    doc = inspect.getdoc(factory.__init__ if inspect.isclass(factory) else factory)
+    target = inspect.unwrap(factory)  # a shipped preset's doc is its factory's
+    doc = inspect.getdoc(target.__init__ if inspect.isclass(target) else target)
     if doc and not doc.startswith("Initialize self"):
         out.print(Text(doc, style="dim"))
     table = Table(header_style="bold", box=None)

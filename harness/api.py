@@ -126,6 +126,7 @@ def run_plan(
         return _run(plan, registry, results_dir, argv, progress, grading_timeout, split, recompute)
     from prmh import executors
 
+    executors.check_sizes(ray.get("actors", 1), ray.get("gpus", 0))  # before Ray starts
     started = executors.start(ray.get("address"))
     try:
         registry = executors.RayRegistry(load_registry(), ray.get("actors", 1), ray.get("gpus", 0))

@@ -16,6 +16,7 @@ request.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 from collections.abc import Sequence
 from typing import Any
@@ -82,6 +83,15 @@ class PRMProxy(Proxy):
         return self._serve(requests)
 
 
+def check_sizes(actors: int, gpus: float) -> None:
+    """Actors per model and GPUs per actor a Ray cluster can grant (nan and inf are not)."""
+    if actors < 1 or not 0 <= gpus < math.inf:
+        raise PrmhError(
+            f"--ray-actors must be at least 1 and --ray-gpus a number of at least 0, not "
+            f"{actors} and {gpus}."
+        )
+
+
 class RayRegistry:
     """A registry whose generators and PRMs are proxies to Ray actors; options are checked
     here, the components are built in the actors."""
@@ -89,8 +99,7 @@ class RayRegistry:
     def __init__(self, inner: Any, actors: int = 1, gpus: float = 0.0, threads: int = 1):
         import ray
 
-        if actors < 1 or gpus < 0:
-            raise PrmhError("--ray-actors must be at least 1 and --ray-gpus at least 0.")
+        check_sizes(actors, gpus)
         self._inner, self._actors, self._threads = inner, actors, threads
         # no CPU reserved: the actors wait on the engine, and each runs one thread
         self._remote = ray.remote(num_cpus=0, num_gpus=gpus)(ComponentWorker)

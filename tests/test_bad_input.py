@@ -113,6 +113,9 @@ CASES = [
     ([*E, "--grading-timeout", "soon"], "Invalid value for '--grading-timeout'"),
     # Ray retried an unreachable cluster for minutes, printing as it went
     ([*E, "--executor", "ray", "--ray-address", "127.0.0.1:1"], "(Connection refused): start"),
+    # nan GPUs passed the check (nan < 0 is false) and Ray raised after starting
+    ([*E, "--executor", "ray", "--ray-gpus", "nan"], "--ray-gpus a number of at least 0, not"),
+    ([*E, "--executor", "ray", "--ray-actors", "0"], "--ray-actors must be at least 1"),
     ([*E, "--shard", "3/4"], "--shard 3/4 holds no problem of task 'arith', which has 2: use at"),
     # component options
     ([*E, "-P", "nosie=1"], "has no option 'nosie'"),

@@ -286,6 +286,10 @@ CASES = [
     (["analyze", "correlation", "--prm", "oracle", "--thresholds", "0,5"], "positive token"),
     (["analyze", "correlation", "--prm", "oracle", "--thresholds", "a"], "whole numbers"),
     (["analyze", "correlation", "--prm", "nope"], "unknown prm 'nope'"),
+    # checked after the data was loaded, if at all: nan flagged no step, 0 samples scored none
+    (["analyze", "processbench", "--prm", "oracle", "--threshold", "nan"], "in [0, 1], not nan"),
+    (["analyze", "processbench", "--prm", "oracle", "--threshold", "1.5"], "in [0, 1], not 1.5"),
+    (["analyze", "processbench", "--prm", "oracle", "--limit", "0"], "--limit must be at least 1"),
 ]
 
 

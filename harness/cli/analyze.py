@@ -98,6 +98,10 @@ def processbench_command(
 
     if pick_on is not None and pick_on not in tasks:
         raise PrmhError(f"--pick-on {pick_on!r} is not one of the --task subsets.")
+    if not 0.0 <= threshold <= 1.0:  # nan too: no step is below it
+        raise PrmhError(f"--threshold is a step score in [0, 1], not {threshold}.")
+    if limit is not None and limit < 1:
+        raise PrmhError(f"--limit must be at least 1, not {limit}.")
     prms = build_prms(prm_specs, prm_args)
     data = processbench_data(list(tasks), task_args, limit)
 

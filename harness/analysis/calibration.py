@@ -39,21 +39,20 @@ def read_rollouts(path: Path) -> list[dict[str, Any]]:
                     raise PrmhError(f"{path} line {number}: not valid JSON: {e.msg}.") from e
     release = {"question", "reasoning_prefix", "success_prob"}
     if rows and all(isinstance(r, dict) and release <= set(r) for r in rows):
-        wrong = next(((i, w) for i, r in enumerate(rows) if (w := _release_row(r))), None)
-        if wrong is None:
-            return from_calibration_release(rows)
-    elif not rows or not all(
+        check, convert = _release_row, from_calibration_release
+    elif rows and all(
         isinstance(r, dict) and {"question", "steps", "values"} <= set(r) for r in rows
     ):
+        check, convert = _rollout_row, list
+    else:
         raise PrmhError(
             f"{path} is not a `prmh rollout` file (question, steps, values) nor the "
             "calibration release's data (question, reasoning_prefix, success_prob)."
         )
-    else:
-        wrong = next(((i, w) for i, r in enumerate(rows) if (w := _rollout_row(r))), None)
-    if wrong is not None:
-        raise PrmhError(f"{path} row {wrong[0] + 1}: {wrong[1]}.")
-    return rows
+    for i, row in enumerate(rows):
+        if wrong := check(row):
+            raise PrmhError(f"{path} row {i + 1}: {wrong}.")
+    return convert(rows)
 
 
 def _rate(x: Any) -> bool:

@@ -268,6 +268,8 @@ CASES = [
     (["view", "{run}", "--out", "{run}"], "is where a run's record or per-sample results are kept"),
     (["export", "{run}", "--out", "{dir}/results/runs/new.json"], "where a run's record"),
     (["rollout", "--out", "{dir}/x.samples.jsonl.gz"], "per-sample results are kept"),
+    # an empty --out is the current folder: the rollouts were computed, then os.replace failed
+    (["rollout", "--out", ""], "'.' is a folder: name a file in it"),
     (
         ["export", "{run}", "--out", "{dir}/leaderboards/demo/records/x.json"],
         "leaderboard's record",

@@ -41,6 +41,8 @@ def _writable(ctx: click.Context, param: click.Parameter, path: Path | None) -> 
     import tempfile
 
     if path is not None:
+        if not path.name:  # "" is ".", which click takes for a file: os.replace onto it failed
+            raise click.BadParameter(f"{str(path)!r} is a folder: name a file in it.")
         own = _prmh_own(path)
         if own:
             raise click.BadParameter(

@@ -37,6 +37,9 @@ def _files(tmp: Path) -> dict[str, bytes | str]:
         "wrong_fields.jsonl": '{"a": 1}\n',
         "steps_labels.jsonl": '{"prompt": "q", "completions": ["a"], "labels": [true, false]}\n',
         "labels.jsonl": '{"prompt": "q", "completions": ["a"], "labels": [true]}\n',
+        "rollouts.jsonl": json.dumps(
+            {"question": "q", "steps": ["a"], "values": [{"k": 0, "rate": 0.5, "weighted": 0.5}]}
+        ),
         "bad_label.jsonl": '{"prompt": "q", "completions": ["a"], "labels": ["maybe"]}\n',
         "x.parquet": b"PAR1" + BINARY,
         "list.json": "[1, 2]",
@@ -233,6 +236,11 @@ CASES = [
     ],
     (["show", "{dir}/deep.json"], "nested too deeply"),
     (["analyze", "calibration", "--prm", "oracle", "--rollouts", "{dir}/deep.jsonl"], "deeply"),
+    # a simulated PRM has no head to convert: an AttributeError traceback
+    (
+        ["calibrate", "--prm", "oracle", "--rollouts", "{dir}/rollouts.jsonl", "--out", "{dir}/c"],
+        "converts a released PRM's classifier or lm head; 'oracle' has none",
+    ),
     (["train", "--data", "{dir}/wrong_fields.jsonl", "--model", "m", "--out", "{dir}/o"], "tell"),
     (
         ["train", "--data", "{dir}/steps_labels.jsonl", "--model", "m", "--out", "{dir}/o"],

@@ -158,14 +158,15 @@ def calibrate_command(
     a released PRM's classifier or lm head becomes three quantile outputs and a LoRA adapter is
     saved, as the calibration release does. The result outputs quantiles."""
     from prmh.analysis.calibration import read_rollouts
-    from prmh.plugins.training import calibrate, calibration_items
+    from prmh.plugins.training import calibrate, calibration_items, calibration_target
     from prmh.progress import training_bar
 
     items = calibration_items(read_rollouts(rollouts))
+    config = _config(options)
+    target = calibration_target(prm_dir, prm_args)  # refused before a run opens
     given = {"rollouts": rollouts, "prm": prm_dir, "prm_args": prm_args, **options}
     with opened("calibrate", {**given, "out": out}) as run, training_bar() as on_step:
-        config = _config(options)
-        summary = run.metrics = calibrate(prm_dir, items, out, config, on_step, prm_args)
+        summary = run.metrics = calibrate(target, items, out, config, on_step)
     losses = summary["losses"]
     click.echo(
         f"calibrated on {len(items)} prefix sets; wql {losses[0]:.4f} -> "

@@ -21,6 +21,7 @@ __all__ = [
     "TrainConfig",
     "calibrate",
     "calibration_items",
+    "calibration_target",
     "train",
     "train_generator",
 ]
@@ -40,39 +41,50 @@ def calibration_items(rows: list[dict[str, Any]]) -> list[LabelledSolution]:
     return items
 
 
+def calibration_target(prm_dir: str | Path, prm_args: dict[str, Any] | None = None) -> Any:
+    """What ``calibrate`` fits, checked before any run opens: a PRM directory ``train`` saved
+    (its path), or a released PRM's component (built, its model loaded) with a classifier or
+    lm head to convert; anything else is refused."""
+    from prmh.prm_dirs import read_prm_config
+
+    path = Path(prm_dir)
+    if (path / "prmh_prm.json").is_file():
+        recipe = read_prm_config(path)["recipe"]
+        if recipe == "implicit" or (
+            recipe == "value-head" and (path / "value_head.safetensors").is_file()
+        ):
+            return path
+        if recipe == "value-head":
+            raise PrmhError(f"{path} is not a value-head or implicit PRM saved by `prmh train`.")
+    from prmh.plugins.training.released import convertible
+    from prmh.registry import load_registry
+
+    return convertible(load_registry().create("prm", str(prm_dir), prm_args or {}))
+
+
 def calibrate(
-    prm_dir: str | Path,
+    target: Any,
     items: list[LabelledSolution],
     out: Path,
     config: TrainConfig,
     on_step: OnStep | None = None,
-    prm_args: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Fit a quantile PRM (wql, quantiles 0.1/0.5/0.9) from the PRM ``prm_dir``: a value head
-    saved by ``train`` becomes three heads that all start as the original (LoRA on
+    """Fit a quantile PRM (wql, quantiles 0.1/0.5/0.9) from ``target`` (``calibration_target``):
+    a value head saved by ``train`` becomes three heads that all start as the original (LoRA on
     ``config.lora_layers``); an implicit PRM keeps its two models and fits three (scale, bias)
-    pairs; any other PRM (a released checkpoint's recipe, with ``prm_args``) gets its
-    classifier or lm head converted and a calibrated adapter (``training.released``).
-    ``config`` gives the optimiser settings; the head, loss and layout come from the PRM."""
+    pairs; a released checkpoint's PRM gets its classifier or lm head converted and a
+    calibrated adapter (``training.released``). ``config`` gives the optimiser settings; the
+    head, loss and layout come from the PRM."""
     from dataclasses import replace
 
     from prmh.prm_dirs import read_prm_config
 
-    if not (Path(prm_dir) / "prmh_prm.json").is_file() or (
-        read_prm_config(prm_dir)["recipe"] not in ("value-head", "implicit")
-    ):
+    if not isinstance(target, Path):
         from prmh.plugins.training.released import calibrate_released
-        from prmh.registry import load_registry
 
-        component = load_registry().create("prm", str(prm_dir), prm_args or {})
-        return calibrate_released(component, items, out, config, on_step)
-    prm_dir = Path(prm_dir)
-    saved = read_prm_config(prm_dir)
+        return calibrate_released(target, items, out, config, on_step)
+    saved = read_prm_config(target)
     implicit = saved["recipe"] == "implicit"
-    if not implicit and (
-        saved["recipe"] != "value-head" or not (prm_dir / "value_head.safetensors").is_file()
-    ):
-        raise PrmhError(f"{prm_dir} is not a value-head or implicit PRM saved by `prmh train`.")
     options = saved.get("options", {})
     config = replace(
         config,
@@ -83,8 +95,8 @@ def calibrate(
         query_template=options.get("query_template", "{question}"),
         joiner=options.get("joiner", "\n"),
         step_suffix=options.get("step_suffix"),
-        init_head=str(prm_dir if implicit else prm_dir / "value_head.safetensors"),
-        reference=str(prm_dir / options["reference"]) if implicit else None,
+        init_head=str(target if implicit else target / "value_head.safetensors"),
+        reference=str(target / options["reference"]) if implicit else None,
         freeze_backbone=implicit,
     )
-    return train(items, str(prm_dir), out, config, on_step=on_step)
+    return train(items, str(target), out, config, on_step=on_step)

@@ -23,6 +23,21 @@ from prmh.plugins.training.config import TrainConfig
 from prmh.plugins.training.loop import OnStep, examples_of, optimise, step_labels, summary
 
 
+def convertible(component: Any) -> Any:
+    """``component`` if it is a released PRM whose classifier or lm head ``calibrate_released``
+    can convert (a simulated PRM has none: it raised AttributeError after a run had opened)."""
+    from prmh.plugins.prms.hf import HFScorer
+
+    scorer = getattr(component.instance, "scorer", None)
+    if not isinstance(scorer, HFScorer) or scorer.head == "value" or scorer.calibrated:
+        raise PrmhError(
+            f"prmh calibrate converts a released PRM's classifier or lm head; "
+            f"{component.entry.name!r} has none (a value-head PRM prmh trained is calibrated "
+            "from its directory)."
+        )
+    return component
+
+
 def calibrate_released(
     component: Any,
     items: list[LabelledSolution],
@@ -34,16 +49,10 @@ def calibrate_released(
     transformers recipe with a classifier or lm head) and save it in ``out``."""
     import torch
 
-    from prmh.plugins.prms.hf import HFScorer
     from prmh.prm_dirs import write_prm_config
 
-    scorer, recipe = getattr(component.instance, "scorer", None), component.instance.recipe
-    if not isinstance(scorer, HFScorer) or scorer.head == "value" or scorer.calibrated:
-        raise PrmhError(
-            f"prmh calibrate converts a released PRM's classifier or lm head; "
-            f"{component.entry.name!r} has none (a value-head PRM prmh trained is calibrated "
-            "from its directory)."
-        )
+    convertible(component)
+    scorer, recipe = component.instance.scorer, component.instance.recipe
     torch.manual_seed(config.seed)
     targets = _convert(torch, scorer, getattr(recipe, "good_bad", None))
     model = _lora(scorer.model, targets, config)

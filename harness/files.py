@@ -21,7 +21,13 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader, or a kill at any moment, sees the old file
-    or the new one, never a part (a temporary file in the same folder, then a rename)."""
+    or the new one, never a part (a temporary file in the same folder, then a rename). A
+    device or pipe (``/dev/stdout``, ``/dev/null``) is written into: renaming over it replaced
+    the device node itself where /dev is writable (as root, in a container)."""
+    if is_special(path):
+        with open(path, "wb") as f:
+            f.write(data)
+        return
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # as open() would make it, not mkstemp's 0600
@@ -33,6 +39,16 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def is_special(path: Path) -> bool:
+    """Whether ``path`` (through links) is a device, pipe or socket: written into, never
+    replaced."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 MAX_JSON_FILE_BYTES = 64 << 20  # a run record is ~100 KB for a large matrix

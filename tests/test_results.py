@@ -337,3 +337,24 @@ def test_a_record_naming_a_per_sample_file_elsewhere_is_refused(cli, name):
     refused = cli("export", "latest", "--out", str(cli.results_dir / "x.csv"))
     assert done.exit_code == 0 and refused.exit_code == 2, refused.output
     assert "names its per-sample file" in refused.output and "Traceback" not in refused.output
+
+
+def test_an_output_that_is_a_pipe_or_device_is_written_into(cli, tmp_path):
+    """``--out /dev/stdout`` or a named pipe is written into. The atomic write renamed its
+    temporary file over the target, which replaced the pipe, or as root (a container) the
+    device node itself: ``export --out /dev/null`` left /dev/null a regular file. (Shown on a
+    named pipe here: a test must not risk /dev.)"""
+    import os
+    import stat
+
+    assert cli("eval", "--world", "sim", "--limit", "2", "-n", "1").exit_code == 0
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # the writer's open finds a reader
+    try:
+        done = cli("export", "latest", "--out", str(pipe), "--format", "csv")
+        assert done.exit_code == 0, done.output
+        assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+        assert os.read(reader, 1 << 16).decode().startswith("task,generator,prm,")
+    finally:
+        os.close(reader)

@@ -38,7 +38,10 @@ results_dir_option = click.option(
 def _writable(ctx: click.Context, param: click.Parameter, path: Path | None) -> Path | None:
     """An output file whose folder exists and takes a new file, checked (by making and removing
     one) before the command works, so that a long command does not fail at its end."""
+    import os
     import tempfile
+
+    from prmh.files import is_special
 
     if path is not None:
         if not path.name:  # "" is ".", which click takes for a file: os.replace onto it failed
@@ -48,6 +51,10 @@ def _writable(ctx: click.Context, param: click.Parameter, path: Path | None) -> 
             raise click.BadParameter(
                 f"{str(path)!r} is {own}, which writing there would destroy: choose another file."
             )
+        if is_special(path):  # /dev/stdout: written into (prmh.files)
+            if not os.access(path, os.W_OK):
+                raise click.BadParameter(f"cannot write {str(path)!r}: permission denied.")
+            return path
         try:
             with tempfile.TemporaryFile(dir=path.parent):
                 pass

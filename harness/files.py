@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from prmh.errors import PrmhError
+
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (``write_bytes_atomic``)."""
@@ -23,11 +25,19 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader, or a kill at any moment, sees the old file
     or the new one, never a part (a temporary file in the same folder, then a rename). A
     device or pipe (``/dev/stdout``, ``/dev/null``) is written into: renaming over it replaced
-    the device node itself where /dev is writable (as root, in a container)."""
-    if is_special(path):
-        with open(path, "wb") as f:
-            f.write(data)
-        return
+    the device node itself where /dev is writable (as root, in a container). A write that
+    fails (a full disk) is a ``PrmhError`` naming the file."""
+    try:
+        if is_special(path):
+            with open(path, "wb") as f:
+                f.write(data)
+        else:
+            _replace(path, data)
+    except OSError as e:  # a full disk, a folder made read-only meanwhile
+        raise PrmhError(f"cannot write {str(path)!r}: {e.strerror or e}.") from e
+
+
+def _replace(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # as open() would make it, not mkstemp's 0600

@@ -21,6 +21,7 @@ from typing import Any
 
 from prmh._version import __version__
 from prmh.engine.workspace import problem_fingerprint
+from prmh.errors import PrmhError
 from prmh.files import read_json, write_bytes_atomic
 from prmh.samples import samples_path
 from prmh.store import Store, content_key
@@ -114,7 +115,7 @@ def reused_metrics(
         if metrics.get("samples_sha256") not in (None, hashlib.sha256(data).hexdigest()):
             return None
         write_bytes_atomic(target, data)
-    except OSError:
+    except (OSError, PrmhError):  # unreadable, or the copy cannot be written
         return None
     stored = dict(metrics["cache"]["from_store"])
     for kind, n in metrics["cache"]["computed"].items():

@@ -358,3 +358,24 @@ def test_an_output_that_is_a_pipe_or_device_is_written_into(cli, tmp_path):
         assert os.read(reader, 1 << 16).decode().startswith("task,generator,prm,")
     finally:
         os.close(reader)
+
+
+def test_a_full_disk_is_one_message_naming_the_file(cli, tmp_path, monkeypatch):
+    """A write that fails (ENOSPC on a full disk, simulated at fsync) was an OSError traceback
+    at the end of the command; it is one line naming the file, and no temporary file stays."""
+    import errno
+    import os
+
+    import prmh.files
+
+    assert cli("eval", "--world", "sim", "--limit", "2", "-n", "1").exit_code == 0
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(prmh.files.os, "fsync", full)
+    out = tmp_path / "x.csv"
+    done = cli("export", "latest", "--out", str(out))
+    assert done.exit_code == 2 and "Traceback" not in done.output
+    assert f"cannot write {str(out)!r}: No space left on device." in done.output
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

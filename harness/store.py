@@ -11,6 +11,7 @@ reported, deleted and computed again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -83,6 +84,8 @@ class Store:
 
                 version = upgrade(self.db, SCHEMA_VERSION)
         except sqlite3.DatabaseError as e:
+            if "locked" in str(e):  # another process writing past the 60 s timeout
+                raise _unwritable(self.path, e) from e
             raise PrmhError(
                 f"cannot open the store {str(self.path)!r}: {e}. If the file is not a prmh "
                 "store, choose another --results-dir."
@@ -151,7 +154,7 @@ class Store:
             self.db.executemany(f"{verb} INTO entries VALUES (?, ?, ?, ?, ?)", rows)
 
     def transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+        return _Transaction(self.db, self.path)
 
     def count(self, kind: str | None = None) -> int:
         if kind is None:
@@ -163,11 +166,34 @@ class Store:
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
+    """One write transaction; SQLite's own failures (a full disk, a store locked past the
+    timeout) become one ``PrmhError`` naming the store, where they were tracebacks."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path):
+        self.db, self.path = db, path
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise _unwritable(self.path, e) from e
 
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type: Any, exc: BaseException | None, _: Any) -> None:
+        if exc_type is None:
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                raise _unwritable(self.path, e) from e
+            return
+        with contextlib.suppress(sqlite3.OperationalError):  # SQLite may have rolled back
+            self.db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError):
+            raise _unwritable(self.path, exc) from exc
+
+
+def _unwritable(path: Path, e: sqlite3.Error) -> PrmhError:
+    return PrmhError(
+        f"the store {str(path)!r} cannot be written ({e}): free disk space, or stop the "
+        "process that holds it; what was stored before is kept, and the same command resumes "
+        "from it."
+    )

@@ -118,3 +118,38 @@ def test_a_damaged_entry_is_reported_and_computed_again(cli, kind, value):
     assert accuracy(again.output) == accuracy(first.output)
     shown = cli("eval", "--limit", "5", "-n", "2", "--recompute")
     assert shown.exit_code == 0 and "damaged entries" not in shown.output  # repaired for good
+
+
+def test_a_full_disk_or_a_held_store_is_one_message(cli, tmp_path, monkeypatch):
+    """SQLite's "database or disk is full" (SQLITE_FULL, reached here with ``PRAGMA
+    max_page_count``, sqlite.org/pragma.html#pragma_max_page_count) and "database is locked"
+    past the timeout were tracebacks from the middle of a run: each is one message naming the
+    store, exit status 2, and what was stored before stays."""
+    results = tmp_path / "r"
+    assert cli("eval", "--world", "sim", "--limit", "2", "-n", "1", "--results-dir",
+               str(results)).exit_code == 0  # fmt: skip
+    store = Store(results)
+    before = store.count()
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.close()
+    opened = Store.__init__
+
+    def nearly_full(self, root):
+        opened(self, root)
+        self.db.execute(f"PRAGMA max_page_count = {pages}")
+
+    monkeypatch.setattr(Store, "__init__", nearly_full)
+    full = cli("eval", "--world", "sim", "--limit", "40", "-n", "4", "--results-dir", str(results))
+    assert full.exit_code == 2 and "Traceback" not in full.output, full.output
+    assert "cannot be written (database or disk is full): free disk space" in full.output
+    monkeypatch.undo()
+    assert Store(results).count() >= before
+    locked = Store(results)
+    locked.db.execute("PRAGMA busy_timeout = 10")  # not the 60 s the store waits
+    holder = sqlite3.connect(results / "store.sqlite", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing, past the timeout
+    try:
+        with pytest.raises(PrmhError, match="cannot be written \\(database is locked\\)"):
+            locked.put_many("generation", {"k": 1})
+    finally:
+        holder.execute("ROLLBACK")

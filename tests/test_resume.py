@@ -94,3 +94,28 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert _strip_wall_time(resumed["metrics"]["tables"]) == _strip_wall_time(
         fresh["metrics"]["tables"]
     )
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path):
+    """Ctrl-C (SIGINT) mid-run: one line saying finished work is stored and the same command
+    resumes, exit status 130 (128 + SIGINT, as a shell reports it), the record says
+    interrupted. Click printed "Aborted!" with status 1."""
+    results = tmp_path / "r"
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "prmh", *ARGS, "--results-dir", str(results), "-G", "delay=0.01"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(results.glob("runs/*.json")):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted: finished work is in the store, and the same command resumes" in err
+    assert "Traceback" not in err and "Aborted!" not in err
+    (record,) = (results / "runs").glob("*.json")
+    assert json.loads(record.read_text())["status"] == "interrupted"

@@ -65,6 +65,12 @@ class PrmhGroup(click.Group):
             from prmh.masking import redact, visible
 
             raise UserError(visible(redact(str(e)))) from None
+        except KeyboardInterrupt:  # click said "Aborted!" with status 1
+            click.echo(
+                "interrupted: finished work is in the store, and the same command resumes from it.",
+                err=True,
+            )
+            raise click.exceptions.Exit(130) from None  # 128 + SIGINT, as shells report it
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any

@@ -230,9 +230,17 @@ def load_run(run: str = "latest", results_dir: str | Path | None = None) -> RunR
             "in its runs folder: the record was edited. Run its command again."
         )
     if not name or not (runs / name).is_file():
-        raise PrmhError(
-            f"run {record['run_id']} has no per-sample results (made by an older prmh, or not "
-            "an evaluation). Run its command again: everything comes from the store, and the "
-            "new run keeps them."
-        )
+        raise PrmhError(f"run {record['run_id']} has no per-sample results: {_why_none(record)}")
     return RunResults(record, read_samples(runs / name))
+
+
+def _why_none(record: dict[str, Any]) -> str:
+    """Why a run has no per-sample results, and the way out."""
+    status = record.get("status")
+    if status == "started":  # find_record marked a run whose process is gone
+        return "it is still running; they are written when it finishes."
+    again = "run its command again: it resumes from the store, and the new run keeps them."
+    ended = {"interrupted": "it was interrupted", "error": "it ended in an error"}
+    if status in ended:
+        return f"{ended[status]} before writing them; {again}"
+    return f"made by an older prmh, or not an evaluation; {again}"

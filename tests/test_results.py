@@ -379,3 +379,27 @@ def test_a_full_disk_is_one_message_naming_the_file(cli, tmp_path, monkeypatch):
     assert done.exit_code == 2 and "Traceback" not in done.output
     assert f"cannot write {str(out)!r}: No space left on device." in done.output
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_run_without_per_sample_results_says_why(cli, tmp_path):
+    """export, view and plot on a run still going said it was "made by an older prmh" and to
+    run its command again; an interrupted run says to resume it."""
+    import os
+    import platform
+
+    assert cli("eval", "--world", "sim", "--limit", "2", "-n", "1").exit_code == 0
+    (path,) = (cli.results_dir / "runs").glob("*.json")
+    record = json.loads(path.read_text())
+    record.update(status="started", owner={"host": platform.node(), "pid": os.getpid()})
+    del record["metrics"]
+    path.write_text(json.dumps(record))
+    for command in (["export", "latest", "--out", str(tmp_path / "x.csv")],
+                    ["view", "latest", "--out", str(tmp_path / "x.html")]):  # fmt: skip
+        refused = cli(*command)
+        assert refused.exit_code == 2 and "it is still running; they are written" in refused.output
+    plotted = cli("plot", "latest", "--kind", "scaling", "--out", str(tmp_path / "x.png"))
+    assert plotted.exit_code == 2 and "is still running: its tables come" in plotted.output
+    record.update(status="interrupted")
+    path.write_text(json.dumps(record))
+    refused = cli("export", "latest", "--out", str(tmp_path / "x.csv"))
+    assert "it was interrupted before writing them; run its command again" in refused.output

@@ -59,6 +59,9 @@ def _tables(records: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
             prefix = f"{record['run_id']}: " if len(records) > 1 else ""
             out.append((f"{prefix}{table['task']} × {table['generator']}", table))
     if not out:
+        running = [r["run_id"] for r in records if r.get("status") == "started"]
+        if running:
+            raise PrmhError(f"run {running[0]} is still running: its tables come when it ends.")
         raise PrmhError("these runs hold no evaluation tables (run `prmh eval` first).")
     return out
 

@@ -237,7 +237,7 @@ def load_run(run: str = "latest", results_dir: str | Path | None = None) -> RunR
 def _why_none(record: dict[str, Any]) -> str:
     """Why a run has no per-sample results, and the way out."""
     status = record.get("status")
-    if status == "started":  # find_record marked a run whose process is gone
+    if status == "started":  # alive: find_record marks a dead run's record interrupted
         return "it is still running; they are written when it finishes."
     again = "run its command again: it resumes from the store, and the new run keeps them."
     ended = {"interrupted": "it was interrupted", "error": "it ended in an error"}

@@ -84,7 +84,7 @@ class Store:
 
                 version = upgrade(self.db, SCHEMA_VERSION)
         except sqlite3.DatabaseError as e:
-            if "locked" in str(e):  # another process writing past the 60 s timeout
+            if _environmental(e):  # another process writing past the 60 s timeout, a full disk
                 raise _unwritable(self.path, e) from e
             raise PrmhError(
                 f"cannot open the store {str(self.path)!r}: {e}. If the file is not a prmh "
@@ -173,22 +173,32 @@ class _Transaction:
         self.db, self.path = db, path
 
     def __enter__(self) -> None:
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            raise _unwritable(self.path, e) from e
+        self._execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, _: Any) -> None:
         if exc_type is None:
-            try:
-                self.db.execute("COMMIT")
-            except sqlite3.OperationalError as e:
-                raise _unwritable(self.path, e) from e
+            self._execute("COMMIT")
             return
         with contextlib.suppress(sqlite3.OperationalError):  # SQLite may have rolled back
             self.db.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.OperationalError):
+        if isinstance(exc, sqlite3.OperationalError) and _environmental(exc):
             raise _unwritable(self.path, exc) from exc
+
+    def _execute(self, sql: str) -> None:
+        try:
+            self.db.execute(sql)
+        except sqlite3.OperationalError as e:
+            if _environmental(e):
+                raise _unwritable(self.path, e) from e
+            raise
+
+
+UNWRITABLE = ("SQLITE_FULL", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_IOERR")
+
+
+def _environmental(e: sqlite3.Error) -> bool:
+    """A failure of the disk or of another process, not of prmh's SQL (those stay bugs)."""
+    return getattr(e, "sqlite_errorname", "").startswith(UNWRITABLE)
 
 
 def _unwritable(path: Path, e: sqlite3.Error) -> PrmhError:

@@ -14,20 +14,16 @@ problems, separate them.
 
 from __future__ import annotations
 
-import json
-import re
-import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prmh import record_schema
-from prmh.board_rules import PINNED, comparability, differences, rank, to_toml
+from prmh.board_file import Board, write_pins
+from prmh.board_rules import PINNED, comparability, differences, rank
 from prmh.board_sections import gather, reproduction_problems
 from prmh.errors import PrmhError
 from prmh.files import (
     parse_json,
-    parse_toml,
     read_bounded,
     remove_orphans,
     strict_json,
@@ -36,107 +32,7 @@ from prmh.files import (
 )
 from prmh.records import RECORD_SCHEMA_VERSION
 
-BOARD_FILE = "board.toml"
-NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 PROVENANCE = ("run_id", "argv", "config", "prmh_version", "libraries", "git", "started", "finished")
-
-
-@dataclass(frozen=True)
-class Board:
-    name: str
-    title: str
-    task: str
-    task_version: str
-    grader: str
-    grader_version: str
-    searches: tuple[str, ...]
-    budgets: tuple[int, ...]
-    rank_by: tuple[str, int]
-    path: Path
-    about: str = "prm"
-    pinned: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def records_dir(self) -> Path:
-        return self.path / "records"
-
-
-def board_path(root: Path, name: str) -> Path:
-    if not NAME.fullmatch(name):
-        raise PrmhError(f"board name {name!r} must be lower-case letters, digits, '.', '_' or '-'.")
-    return root / name
-
-
-def create_board(
-    root: Path,
-    name: str,
-    *,
-    task: str,
-    task_version: str,
-    grader: str,
-    grader_version: str,
-    searches: list[str],
-    budgets: list[int],
-    title: str | None = None,
-    about: str = "prm",
-) -> Board:
-    """Write a new board definition; an existing board is never overwritten."""
-    if about not in ("prm", "generator"):
-        raise PrmhError(f"a board is about 'prm' or 'generator', not {about!r}.")
-    path = board_path(root, name)
-    if (path / BOARD_FILE).exists():
-        raise PrmhError(f"board {name!r} already exists in {str(path)!r}.")
-    if not searches or not budgets or any(b < 1 for b in budgets):
-        raise PrmhError("a board needs at least one search and budgets of at least 1.")
-    budgets = sorted(set(budgets))
-    lines = [
-        f"# The {name} leaderboard: what counts. Rebuild with `prmh leaderboard build {name}`.",
-        f"title = {json.dumps(title or name)}",
-        f"task = {json.dumps(task)}",
-        f"task_version = {json.dumps(task_version)}",
-        f"grader = {json.dumps(grader)}",
-        f"grader_version = {json.dumps(grader_version)}",
-        f"searches = {json.dumps(searches)}",
-        f"budgets = {json.dumps(budgets)}",
-        "# the column that ranks rows: [search, budget]",
-        f"rank_by = [{json.dumps(searches[0])}, {budgets[-1]}]",
-        "# what rows compare: 'prm' (the generator is pinned too) or 'generator'",
-        f"about = {json.dumps(about)}",
-        "# [pinned] (problems, seeds, task_args, generator) is set by the first accepted run",
-    ]
-    (path / "records").mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path / BOARD_FILE, "\n".join(lines) + "\n")
-    return load_board(root, name)
-
-
-def load_board(root: Path, name: str) -> Board:
-    path = board_path(root, name)
-    try:
-        data = parse_toml((path / BOARD_FILE).read_text())
-    except FileNotFoundError:
-        raise PrmhError(
-            f"no board {name!r} in {str(root)!r}; create it with `prmh leaderboard new {name}`."
-        ) from None
-    except tomllib.TOMLDecodeError as e:
-        raise PrmhError(f"{path / BOARD_FILE} is not valid TOML: {e}.") from e
-    try:
-        search, budget = data["rank_by"]
-        return Board(
-            name=name,
-            title=str(data.get("title", name)),
-            task=str(data["task"]),
-            task_version=str(data["task_version"]),
-            grader=str(data["grader"]),
-            grader_version=str(data["grader_version"]),
-            searches=tuple(data["searches"]),
-            budgets=tuple(int(b) for b in data["budgets"]),
-            rank_by=(str(search), int(budget)),
-            path=path,
-            about=str(data.get("about", "prm")),
-            pinned={k: v for k, v in dict(data.get("pinned", {})).items() if k in PINNED},
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise PrmhError(f"{path / BOARD_FILE} is missing or has a bad {e}.") from e
 
 
 def read_record(path: Path) -> tuple[dict[str, Any], bytes]:
@@ -192,14 +88,6 @@ def pins(board: Board, records: list[dict[str, Any]]) -> dict[str, Any]:
         values = comparability(board_tables(board, first), first, board.task)
         out.update({k: v for k, v in values.items() if k not in out and v not in (None, [])})
     return out
-
-
-def write_pins(board: Board, pinned: dict[str, Any]) -> None:
-    """Rewrite board.toml's ``[pinned]`` table (the last table of the file)."""
-    text = (board.path / BOARD_FILE).read_text()
-    head = text.split("\n[pinned]\n", 1)[0].rstrip("\n")
-    lines = [f"{k} = {to_toml(pinned[k])}" for k in PINNED if k in pinned]
-    write_text_atomic(board.path / BOARD_FILE, head + "\n\n[pinned]\n" + "\n".join(lines) + "\n")
 
 
 def _record_problems(record: dict[str, Any]) -> list[str]:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from prmh.leaderboard import load_board, rows
+from prmh.board_file import load_board
+from prmh.leaderboard import rows
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
@@ -618,3 +619,28 @@ def test_a_records_control_codes_are_written_out_by_check(cli, runs, board, tmp_
     checked = cli("leaderboard", "check", str(path), "--board", "demo")
     assert checked.exit_code == 2 and "version 1\\x1b[2J\\x1b]0;owned\\x07 is not" in checked.output
     assert "\x1b" not in checked.output and "\x07" not in checked.output
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("budgets = [1, 4, 16]", 'budgets = ["x"]'), "budgets is ['x'], not a list of whole"),
+        (("budgets = [1, 4, 16]", "budgets = []"), "budgets is [], not a list of whole numbers"),
+        (('searches = ["best-of-n", "beam"]', "searches = 5"), "searches is 5, not a list"),
+        (("rank_by = [", 'rank_by = ["nope", 99]\nx = ['), "rank_by is ['nope', 99], not [one of"),
+        (('task = "arith"', "task = [5]"), "task is [5], not text"),
+        (('about = "prm"', 'about = "x"'), "about is 'x', not 'prm' or 'generator'"),
+        (('task = "arith"\n', ""), "it lacks task"),
+    ],
+)
+def test_a_board_file_edited_by_hand_is_checked(cli, board, edit, message):
+    """board.toml is meant to be edited (its comments say how): a value of the wrong kind was
+    "is missing or has a bad invalid literal for int()", or taken (a rank_by naming no shown
+    column, an empty budget list). Each is one message naming the field and the file."""
+    path = board / "board.toml"
+    text = path.read_text()
+    assert edit[0] in text, text
+    path.write_text(text.replace(edit[0], edit[1], 1))
+    built = cli("leaderboard", "build", "demo")
+    assert built.exit_code == 2 and "Traceback" not in built.output
+    assert f"board.toml: {message}" in built.output and "Fix the file" in built.output

@@ -66,8 +66,8 @@ def leaderboard_new(
 ) -> None:
     """Create a board; the task's version and grader are the installed ones. Problems, seeds,
     task options and generator are pinned by the first run added."""
+    from prmh.board_file import create_board
     from prmh.grading import get_grader
-    from prmh.leaderboard import create_board
     from prmh.registry import load_registry
 
     registry = load_registry()
@@ -101,7 +101,8 @@ def leaderboard_check(
     runs: tuple[str, ...], board_name: str, results_dir: Path | None, root: Path
 ) -> None:
     """Check that runs (record paths or run ids) can join a board; nothing is written."""
-    from prmh.leaderboard import accepted_records, check_record, load_board, read_record
+    from prmh.board_file import load_board
+    from prmh.leaderboard import accepted_records, check_record, read_record
     from prmh.masking import visible
 
     board = load_board(root, board_name)
@@ -127,7 +128,8 @@ def leaderboard_check(
 @_root_option
 def leaderboard_add(name: str, runs: tuple[str, ...], results_dir: Path | None, root: Path) -> None:
     """Add runs to a board (all or none), then rebuild it."""
-    from prmh.leaderboard import add_records, build, load_board
+    from prmh.board_file import load_board
+    from prmh.leaderboard import add_records, build
 
     board = load_board(root, name)
     added = add_records(board, _record_paths(runs, results_dir))
@@ -140,7 +142,8 @@ def leaderboard_add(name: str, runs: tuple[str, ...], results_dir: Path | None, 
 @_root_option
 def leaderboard_build(name: str, root: Path) -> None:
     """Rebuild a board's README.md, index.html and board.json from its records alone."""
-    from prmh.leaderboard import build, load_board
+    from prmh.board_file import load_board
+    from prmh.leaderboard import build
 
     for path in build(load_board(root, name)):
         click.echo(f"wrote {path}")

@@ -213,6 +213,10 @@ def print_record(record: dict[str, Any], console: Console) -> None:
     )
     if record.get("error"):
         console.print(Text(f"error: {record['error']}", style="red"))
+    if status == "started":  # a dead run's record reads "interrupted" (prmh.liveness)
+        owner = record.get("owner") or {}
+        where = f" (pid {owner.get('pid')} on {owner.get('host')})" if owner else ""
+        console.print(Text(f"still running{where}: its results come when it ends", style="yellow"))
     metrics = record.get("metrics")
     if metrics and "tables" in metrics:
         console.print(render_metrics(metrics))

@@ -383,7 +383,7 @@ def test_a_full_disk_is_one_message_naming_the_file(cli, tmp_path, monkeypatch):
 
 def test_a_run_without_per_sample_results_says_why(cli, tmp_path):
     """export, view and plot on a run still going said it was "made by an older prmh" and to
-    run its command again; an interrupted run says to resume it."""
+    run its command again (show said "started" alone); an interrupted run says to resume it."""
     import os
     import platform
 
@@ -399,6 +399,8 @@ def test_a_run_without_per_sample_results_says_why(cli, tmp_path):
         assert refused.exit_code == 2 and "it is still running; they are written" in refused.output
     plotted = cli("plot", "latest", "--kind", "scaling", "--out", str(tmp_path / "x.png"))
     assert plotted.exit_code == 2 and "is still running: its tables come" in plotted.output
+    shown = cli("show", "latest")
+    assert f"still running (pid {os.getpid()} on {platform.node()})" in shown.output
     record.update(status="interrupted")
     path.write_text(json.dumps(record))
     refused = cli("export", "latest", "--out", str(tmp_path / "x.csv"))

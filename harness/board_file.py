@@ -18,6 +18,7 @@ from prmh.files import parse_toml, write_text_atomic
 
 BOARD_FILE = "board.toml"
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+TEXT = ("task", "task_version", "grader", "grader_version")  # names and versions, as text
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ def create_board(
 
 
 def load_board(root: Path, name: str) -> Board:
+    """The board ``name`` under ``root``, its file checked (``_wrong``)."""
     path = board_path(root, name)
     try:
         data = parse_toml((path / BOARD_FILE).read_text())
@@ -115,9 +117,6 @@ def load_board(root: Path, name: str) -> Board:
         about=data.get("about", "prm"),
         pinned={k: v for k, v in data.get("pinned", {}).items() if k in PINNED},
     )
-
-
-TEXT = ("task", "task_version", "grader", "grader_version")
 
 
 def _wrong(data: dict[str, Any]) -> str | None:

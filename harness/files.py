@@ -110,14 +110,22 @@ def read_json(path: Path, limit: int = MAX_JSON_FILE_BYTES) -> Any:
     return parse_json(read_bounded(path, limit))
 
 
+def open_regular(path: Path) -> Any:
+    """``path`` opened for binary reading if it is a regular file; ``ValueError`` for a pipe
+    (whose open would wait for a writer for ever) or a device (``/dev/zero`` never ends)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        f.close()
+        raise ValueError("not a regular file")
+    return f
+
+
 def read_bounded(path: Path, limit: int = MAX_JSON_FILE_BYTES) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes (``read_json``), read once: a
     file that grows while it is read is refused too."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a pipe's open does not wait for a writer
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError("not a regular file")
+    with open_regular(path) as f:
+        info = os.fstat(f.fileno())
         data = f.read(limit + 1) if info.st_size <= limit else b""
     if info.st_size > limit or len(data) > limit:
         raise ValueError(

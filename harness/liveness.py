@@ -5,13 +5,12 @@ opens the results directory."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
 from typing import Any
 
-from prmh.files import parse_json, write_atomic
+from prmh.files import open_regular, parse_json, read_bounded, write_atomic
 
 
 def process_started(pid: int) -> float | None:
@@ -55,7 +54,7 @@ def mark_interrupted(runs_dir: Path) -> list[str]:
         try:
             text = _started_text(path)
             record = parse_json(text) if text is not None else None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        except (OSError, ValueError):  # unreadable, not regular, too large, not JSON
             continue
         if isinstance(record, dict) and owner_gone(record):
             record.update(status="interrupted", error="the process ended without finishing")
@@ -71,10 +70,10 @@ def _started_text(path: Path) -> str | None:
     """A record's text if it may be a "started" one, else None. prmh writes ``status`` as a
     record's last top-level line, so its last bytes tell (a finished run's 100 KB of tables
     are not read: every command looks at every record); a file laid out otherwise is read."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:  # a pipe or device in runs/ is no record (and never ends)
         f.seek(max(0, f.seek(0, os.SEEK_END) - TAIL))
         tail = f.read()
     if b'\n "status": ' in tail and b'\n "status": "started"' not in tail:
         return None
-    text = path.read_text()
+    text = read_bounded(path).decode()
     return text if '"status": "started"' in text else None

@@ -36,7 +36,8 @@ def find_record(results_dir: Path, run: str) -> dict[str, Any]:
     if candidate.suffix == ".json" and candidate.is_file():
         path = candidate
     else:
-        records = sorted(runs.glob("*.json")) if runs.is_dir() else []
+        # a pipe or device named *.json is no record: "latest" is the latest real one
+        records = sorted(p for p in runs.glob("*.json") if p.is_file()) if runs.is_dir() else []
         if run == "latest":
             matches = _latest(records)
         else:

@@ -119,3 +119,23 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
     assert "Traceback" not in err and "Aborted!" not in err
     (record,) = (results / "runs").glob("*.json")
     assert json.loads(record.read_text())["status"] == "interrupted"
+
+
+def test_a_pipe_or_device_among_the_records_is_passed_over(tmp_path):
+    """A runs folder from elsewhere (unpacked, copied) holding a named pipe or a link to
+    /dev/zero named like a record: every command's scan for dead runs opened the pipe and
+    waited for a writer for ever, or read /dev/zero to the end of memory; `latest` chose them.
+    They are passed over (read bounded, regular files only)."""
+    import os
+
+    results = tmp_path / "r"
+    args = [PYTHON, "-m", "prmh", "eval", "--world", "sim", "--limit", "2", "-n", "1",
+            "--results-dir", str(results)]  # fmt: skip
+    assert subprocess.run(args, capture_output=True, timeout=120).returncode == 0
+    os.mkfifo(results / "runs" / "zzzz.json")
+    (results / "runs" / "zzzy.json").symlink_to("/dev/zero")
+    again = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    shown = subprocess.run([PYTHON, "-m", "prmh", "show", "latest", "--results-dir",
+                            str(results)], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert shown.returncode == 0 and "success" in shown.stdout, shown.stderr

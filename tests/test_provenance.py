@@ -112,7 +112,6 @@ def test_finished_records_are_judged_by_their_last_bytes(tmp_path, monkeypatch):
     read and marked, in prmh's layout and in any other (a hand-written one-line JSON)."""
     import platform
     import subprocess
-    from pathlib import Path
 
     from prmh import liveness
 
@@ -128,9 +127,9 @@ def test_finished_records_are_judged_by_their_last_bytes(tmp_path, monkeypatch):
         json.dumps({"status": "started", "owner": owner, "started": 0, "z": 1})
     )
     read = []
-    original = Path.read_text
-    monkeypatch.setattr(Path, "read_text", lambda p, *a, **k: read.append(p.name) or original(p))
+    whole = liveness.read_bounded  # how a record is read whole (bounded: a stranger's folder)
+    monkeypatch.setattr(liveness, "read_bounded", lambda p: read.append(p.name) or whole(p))
     assert liveness.mark_interrupted(tmp_path) == ["ours", "theirs"]
     assert "done.json" not in read and {"ours.json", "theirs.json"} <= set(read)
-    assert json.loads(original(tmp_path / "ours.json"))["status"] == "interrupted"
-    assert json.loads(original(tmp_path / "done.json"))["status"] == "success"
+    assert json.loads((tmp_path / "ours.json").read_text())["status"] == "interrupted"
+    assert json.loads((tmp_path / "done.json").read_text())["status"] == "success"

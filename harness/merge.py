@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
-from prmh.files import parse_json
+from prmh.files import MAX_JSON_FILE_BYTES, parse_json
 from prmh.store import DB_NAME, SCHEMA_VERSION, Store, ensure_results_dir
 
 CHUNK = 2000
@@ -57,7 +57,14 @@ def _source(directory: Path, scratch: Path) -> sqlite3.Connection:
 
 
 def _merge_entries(source: sqlite3.Connection, target: Store, report: dict[str, Any]) -> None:
-    rows = source.execute("SELECT kind, key, value, run_id, created FROM entries")
+    bounded = "length(CAST(value AS BLOB)) <= ? AND length(key) <= 1024 AND length(kind) <= 64"
+    limit = (MAX_JSON_FILE_BYTES,)
+    report["oversized"] += source.execute(
+        f"SELECT COUNT(*) FROM entries WHERE NOT ({bounded})", limit
+    ).fetchone()[0]
+    rows = source.execute(
+        f"SELECT kind, key, value, run_id, created FROM entries WHERE {bounded}", limit
+    )  # no prmh entry comes near; a stranger's store may hold one as large as the disk
     while chunk := rows.fetchmany(CHUNK):
         found: dict[tuple[str, str], tuple[str, str]] = {}
         for kind in {r[0] for r in chunk}:
@@ -132,6 +139,7 @@ def merge(sources: list[str], into: str) -> dict[str, Any]:
     target_root = ensure_results_dir(into)
     report: dict[str, Any] = {
         "added": {}, "present": 0, "conflicts": [], "runs_copied": 0, "run_conflicts": [],
+        "oversized": 0,
     }  # fmt: skip
     with tempfile.TemporaryDirectory() as scratch:
         connections = [(Path(name), _source(Path(name), Path(scratch))) for name in sources]

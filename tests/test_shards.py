@@ -119,3 +119,24 @@ def test_the_python_api_takes_a_shard(tmp_path):
     result = prmh.evaluate(world="sim", limit=6, shard="1/3", results_dir=tmp_path)
     (table,) = result.tables
     assert table["problems"] == 2 and result.record["config"]["shard"] == "1/3"
+
+
+def test_entries_larger_than_prmh_writes_are_left_out_of_a_merge(cli, tmp_path, monkeypatch):
+    """A stranger's store may hold an entry as large as their disk: merge read each chunk of
+    rows whole. Entries over the bound (64 MB, no prmh entry comes near; lowered here) or with
+    keys over 1,024 characters are left out and counted; the rest is merged."""
+    import prmh.merge
+
+    evaluate(cli, tmp_path / "theirs")
+    db = sqlite3.connect(tmp_path / "theirs" / "store.sqlite")
+    db.execute("INSERT INTO entries VALUES ('generation', 'huge', ?, 'r', 0)", ("x" * 5000,))
+    db.execute("INSERT INTO entries VALUES ('generation', ?, '1', 'r', 0)", ("k" * 2000,))
+    db.commit()
+    db.close()
+    monkeypatch.setattr(prmh.merge, "MAX_JSON_FILE_BYTES", 4096)
+    merged = cli("merge", str(tmp_path / "theirs"), "--into", str(tmp_path / "ours"))
+    assert merged.exit_code == 0, merged.output
+    assert "left out 2 entries larger than any prmh writes" in merged.output
+    ours = sqlite3.connect(tmp_path / "ours" / "store.sqlite")
+    assert ours.execute("SELECT COUNT(*) FROM entries WHERE key = 'huge'").fetchone() == (0,)
+    assert ours.execute("SELECT COUNT(*) FROM entries WHERE kind = 'generation'").fetchone()[0]

@@ -143,6 +143,12 @@ def merge_command(sources: tuple[str, ...], into: str) -> None:
         f"merged {len(sources)} directories into {into}: added {added}; {report['present']} "
         f"entries were there already; {report['runs_copied']} run files copied"
     )
+    if report["oversized"]:
+        click.echo(
+            f"left out {report['oversized']} entries larger than any prmh writes (64 MB, or keys "
+            "over 1,024 characters): not prmh's",
+            err=True,
+        )
     conflicts = report["conflicts"]
     for c in conflicts[:10]:  # what a stranger's store holds: written out
         said = f"{c['kind']} {c['key'][:16]} differs (kept run {c['kept_run']}, not run "

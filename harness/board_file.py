@@ -14,7 +14,7 @@ from typing import Any
 
 from prmh.board_rules import PINNED, to_toml
 from prmh.errors import PrmhError
-from prmh.files import parse_toml, write_text_atomic
+from prmh.files import parse_toml, read_bounded, write_text_atomic
 
 BOARD_FILE = "board.toml"
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -93,13 +93,15 @@ def load_board(root: Path, name: str) -> Board:
     """The board ``name`` under ``root``, its file checked (``_wrong``)."""
     path = board_path(root, name)
     try:
-        data = parse_toml((path / BOARD_FILE).read_text())
+        data = parse_toml(read_bounded(path / BOARD_FILE, 1 << 20).decode())  # ~1 KB written
     except FileNotFoundError:
         raise PrmhError(
             f"no board {name!r} in {str(root)!r}; create it with `prmh leaderboard new {name}`."
         ) from None
     except tomllib.TOMLDecodeError as e:
         raise PrmhError(f"{path / BOARD_FILE} is not valid TOML: {e}.") from e
+    except (OSError, ValueError) as e:  # not a regular file, over 1 MB, not UTF-8
+        raise PrmhError(f"cannot read {path / BOARD_FILE} as a board file: {e}.") from e
     wrong = _wrong(data)
     if wrong:
         raise PrmhError(

@@ -644,3 +644,17 @@ def test_a_board_file_edited_by_hand_is_checked(cli, board, edit, message):
     built = cli("leaderboard", "build", "demo")
     assert built.exit_code == 2 and "Traceback" not in built.output
     assert f"board.toml: {message}" in built.output and "Fix the file" in built.output
+
+
+def test_a_board_file_that_is_no_file_is_refused(cli, board):
+    """board.toml replaced by a link to /dev/zero (read whole: memory) or by bytes that are
+    not UTF-8 (a UnicodeDecodeError traceback): one message naming the file."""
+    path = board / "board.toml"
+    path.unlink()
+    path.symlink_to("/dev/zero")
+    built = cli("leaderboard", "build", "demo")
+    assert built.exit_code == 2 and "board.toml as a board file: not a regular file" in built.output
+    path.unlink()
+    path.write_bytes(b"\xff\xfe")
+    built = cli("leaderboard", "build", "demo")
+    assert built.exit_code == 2 and "as a board file: 'utf-8' codec can't decode" in built.output

@@ -747,3 +747,25 @@ def test_step_searches_on_tiny_local_models(cli, tiny_lm, tmp_path):
     ]
     assert [c["search"].split(":")[0] for c in row["cells"]] == ["beam", "dvts", "beam-ias"]
     assert all(c["compute"]["generated_tokens"] > 0 for c in row["cells"])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"logprobs": "x"},  # AttributeError: str has no get
+        {"logprobs": {"tokens": [1, 2], "token_logprobs": [-0.5, -0.5]}},  # "".join: TypeError
+        {"logprobs": {"tokens": "ab", "token_logprobs": [-0.5, -0.5]}},
+        {"logprobs": {"tokens": ["a", "b"], "token_logprobs": ["high", -0.5]}},
+    ],
+)
+def test_a_completion_of_another_shape_is_one_message(change):
+    """A server's answer whose logprobs or usage are of another kind (a buggy or a stranger's
+    server; the OpenAI API reference gives lists of text and numbers) was a traceback, or a
+    Generation holding text where numbers belong: one ``PrmhError`` quoting the answer."""
+    sampling = Sampling(temperature=0.5, max_new_tokens=32)
+    body = {"choices": [{"text": "ab", "finish_reason": "length", **change}]}
+    with pytest.raises(PrmhError, match="logprobs or usage of another shape"):
+        parse_completion(body, request(), sampling, 0.1)
+    usage = {"choices": [{"text": "ab"}], "usage": {"completion_tokens": "many"}}
+    with pytest.raises(PrmhError, match="completion_tokens 'many'"):
+        parse_completion(usage, request(), sampling, 0.1)

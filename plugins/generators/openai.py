@@ -69,7 +69,9 @@ def build_payload(
 def parse_completion(
     body: dict[str, Any], request: SampleRequest, sampling: Sampling, seconds: float
 ) -> Generation:
-    """A Generation from a /completions or /chat/completions response body."""
+    """A Generation from a /completions or /chat/completions response body. A body of another
+    shape (a server's bug, or a stranger's server) is one ``PrmhError`` quoting it, where a
+    wrong kind of value in its logprobs or usage was a traceback."""
     try:
         choice = body["choices"][0]
         chat = "message" in choice
@@ -80,6 +82,24 @@ def parse_completion(
         raise PrmhError(
             f"the server's completion has no choices[0].text or .message.content: {body!r:.200}"
         ) from e
+    try:
+        return _generation(body, choice, chat, text, request, sampling, seconds)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+        raise PrmhError(
+            f"the server's completion has logprobs or usage of another shape "
+            f"({type(e).__name__}: {e}): {body!r:.200}"
+        ) from e
+
+
+def _generation(
+    body: dict[str, Any],
+    choice: dict[str, Any],
+    chat: bool,
+    text: str,
+    request: SampleRequest,
+    sampling: Sampling,
+    seconds: float,
+) -> Generation:
     lp = choice.get("logprobs") or {}
     tops: list | None = None
     if chat:  # content: [{token, logprob, top_logprobs: [{token, logprob}]}]
@@ -93,8 +113,11 @@ def parse_completion(
         tokens, logprobs = lp.get("tokens"), lp.get("token_logprobs")
         if request.top_logprobs and lp.get("top_logprobs"):
             tops = [list((d or {}).items()) for d in lp["top_logprobs"]]
+    _check(tokens, logprobs, tops)
     usage = body.get("usage") or {}
     count = usage.get("completion_tokens") or (len(tokens) if tokens else 0)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"completion_tokens {count!r:.40}")
     return server_generation(
         text=text,
         tokens=tokens,
@@ -107,6 +130,26 @@ def parse_completion(
         seconds=seconds,
         top_logprobs=tops,
     )
+
+
+def _check(tokens: Any, logprobs: Any, tops: Any) -> None:
+    """Tokens are text and log-probabilities numbers (null where a server gives none)."""
+    if tokens is not None and not _each(tokens, lambda t: isinstance(t, str)):
+        raise TypeError("tokens that are not a list of text")
+    if logprobs is not None and not _each(logprobs, _logprob):
+        raise TypeError("log-probabilities that are not a list of numbers")
+    if tops is not None and not all(
+        isinstance(t, str) and _logprob(x) for alternatives in tops for t, x in alternatives
+    ):
+        raise TypeError("top log-probabilities that are not (text, number) pairs")
+
+
+def _each(values: Any, test: Any) -> bool:
+    return isinstance(values, list) and all(test(x) for x in values)
+
+
+def _logprob(x: Any) -> bool:
+    return x is None or (isinstance(x, int | float) and not isinstance(x, bool))
 
 
 class OpenAIGenerator:

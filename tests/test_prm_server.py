@@ -185,3 +185,26 @@ def test_vllm_offline_requests_and_answers_without_vllm(tmp_path, monkeypatch):
     for a, b in zip(local, offline, strict=True):
         assert a == pytest.approx(b, abs=1e-6)
     assert seen["model"] == str(checkpoint)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("x", "rows are not lists of numbers"),
+        ([["a", 0.5]], "rows are not lists of numbers"),
+        ([[]], "rows are not lists of numbers"),
+        ([[0.1, 0.9]], "have 2 values; positive_index 5 is not one of them"),
+    ],
+)
+def test_a_servers_rows_of_another_shape_are_one_message(rows, message):
+    """What a pooling server answers for a solution's step tags (vLLM's pooling API gives a
+    list of numbers per tag) but in another shape, or narrower than ``positive_index`` reads:
+    a TypeError, ValueError or IndexError traceback before; one ``PrmhError`` now."""
+    from types import SimpleNamespace
+
+    from prmh.plugins.prms.remote import step_values
+
+    scorer = SimpleNamespace(tag_id=7, probabilities=True, head="classifier", positive=[5])
+    enc = SimpleNamespace(ids=[1, 2, 7], positions=[2])
+    with pytest.raises(PrmhError, match=message):
+        step_values(scorer, enc, rows)

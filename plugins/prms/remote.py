@@ -115,6 +115,10 @@ def step_values(scorer: PooledScorer, enc: Encoded, rows: list[list[float]]) -> 
     """Each step's score from the rows pooled at every step tag of ``enc`` (a tag in the
     question gives a row the recipe does not read)."""
     tags = [i for i, t in enumerate(enc.ids) if t == scorer.tag_id]
+    if not isinstance(rows, list) or not all(
+        isinstance(r, list) and r and all(_number(x) for x in r) for r in rows
+    ):
+        raise PrmhError(f"the server's rows are not lists of numbers: {rows!r:.200}")
     if len(rows) != len(tags):
         raise PrmhError(
             f"vLLM returned {len(rows)} rows for {len(tags)} step tags; is it pooling with "
@@ -128,8 +132,18 @@ def step_values(scorer: PooledScorer, enc: Encoded, rows: list[list[float]]) -> 
             top = max(row)
             total = sum(math.exp(x - top) for x in row)
             row = [math.exp(x - top) / total for x in row]
-        out.append(row[0] if scorer.head == "lm" else sum(row[i] for i in scorer.positive))
+        wanted = [0] if scorer.head == "lm" else scorer.positive
+        if max(wanted) >= len(row):
+            raise PrmhError(
+                f"the server's rows have {len(row)} values; positive_index {max(wanted)} is "
+                "not one of them (set -P positive_index)."
+            )
+        out.append(sum(row[i] for i in wanted))
     return out
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 class RemoteScorer(PooledScorer):

@@ -221,6 +221,36 @@ def test_control_codes_in_an_error_are_written_out(tmp_path, monkeypatch, cli):
     assert "\x1b" not in result.output and "\x07" not in result.output
 
 
+def test_a_plugins_bug_prints_its_traceback_with_control_codes_written_out(tmp_path):
+    """A plugin's own exception (a bug: not a ``PrmhError``) keeps its traceback, but a
+    message quoting a model's answer, escape sequences and all, no longer reaches the
+    terminal as control codes (ECMA-48: ESC [ 2 J clears the screen)."""
+    import os
+    import subprocess
+    import sys
+
+    source = """
+        from prmh import hookimpl
+
+        def broken(**options):
+            raise RuntimeError("the model said: \\x1b[2J\\x1b]0;owned\\x07")
+
+        @hookimpl
+        def prmh_register_prm(register):
+            register("buggy", broken)
+    """
+    make_dist(tmp_path, "prmh-buggy", {"buggy": "buggy_plugin"}, {"buggy_plugin": source})
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "prmh", "eval", "--world", "sim", "--prm", "buggy", "--limit",
+         "2", "-n", "1", "--results-dir", str(tmp_path / "r")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1 and "Traceback (most recent call last)" in done.stderr
+    assert "RuntimeError: the model said: \\x1b[2J\\x1b]0;owned\\x07" in done.stderr
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+
+
 def test_duplicate_name_names_both_plugins(tmp_path, monkeypatch):
     make_dist(
         tmp_path,

@@ -24,7 +24,18 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):  # an ASCII terminal or log: "×" is printed as "?"
         if hasattr(stream, "reconfigure"):  # (it raised UnicodeEncodeError after the run)
             stream.reconfigure(errors="replace")
+    sys.excepthook = _visible_traceback
     sys.exit(cli.main(prog_name="prmh"))
+
+
+def _visible_traceback(kind: type, error: BaseException, trace: object) -> None:
+    """A bug's traceback (prmh's or a plugin's), its text written out (``prmh.masking.visible``):
+    a plugin's message quoting a model's answer reached the terminal with its control codes."""
+    import traceback
+
+    from prmh.masking import visible
+
+    sys.stderr.write(visible("".join(traceback.format_exception(kind, error, trace))))
 
 
 def tune_gc() -> None:

@@ -198,22 +198,29 @@ def test_a_plugins_error_prints_as_written(tmp_path, monkeypatch, cli):
     assert f"plugin loud (prmh-loud) failed to load: RuntimeError: {message}" in result.output
 
 
-def test_control_codes_in_an_error_are_written_out(tmp_path, monkeypatch, cli):
-    """A plugin's error quoting what a model or server said, escape sequences and all (ESC [ 2 J
-    clears the screen, ESC ] 0 ; retitles the window: ECMA-48): the one error line writes them
-    out (``\\x1b``), where they reached the terminal as they were."""
-    source = """
+def raising_prm(root: Path, name: str, error: str) -> None:
+    """A plugin distribution whose PRM ``name`` raises ``error`` (an expression) when built."""
+    source = f"""
         from prmh import hookimpl
         from prmh.errors import PrmhError
 
         def broken(**options):
-            raise PrmhError("the server said: \\x1b[2J\\x1b]0;owned\\x07 go away")
+            raise {error}
 
         @hookimpl
         def prmh_register_prm(register):
-            register("noisy", broken)
+            register({name!r}, broken)
     """
-    make_dist(tmp_path, "prmh-noisy", {"noisy": "noisy_plugin"}, {"noisy_plugin": source})
+    make_dist(root, f"prmh-{name}", {name: f"{name}_plugin"}, {f"{name}_plugin": source})
+
+
+def test_control_codes_in_an_error_are_written_out(tmp_path, monkeypatch, cli):
+    """A plugin's error quoting what a model or server said, escape sequences and all (ESC [ 2 J
+    clears the screen, ESC ] 0 ; retitles the window: ECMA-48): the one error line writes them
+    out (``\\x1b``), where they reached the terminal as they were."""
+    raising_prm(
+        tmp_path, "noisy", 'PrmhError("the server said: \\x1b[2J\\x1b]0;owned\\x07 go away")'
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     result = cli("eval", "--world", "sim", "--prm", "noisy", "--limit", "2", "-n", "1")
     assert result.exit_code == 2, result.output
@@ -229,17 +236,7 @@ def test_a_plugins_bug_prints_its_traceback_with_control_codes_written_out(tmp_p
     import subprocess
     import sys
 
-    source = """
-        from prmh import hookimpl
-
-        def broken(**options):
-            raise RuntimeError("the model said: \\x1b[2J\\x1b]0;owned\\x07")
-
-        @hookimpl
-        def prmh_register_prm(register):
-            register("buggy", broken)
-    """
-    make_dist(tmp_path, "prmh-buggy", {"buggy": "buggy_plugin"}, {"buggy_plugin": source})
+    raising_prm(tmp_path, "buggy", 'RuntimeError("the model said: \\x1b[2J\\x1b]0;owned\\x07")')
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     done = subprocess.run(
         [sys.executable, "-m", "prmh", "eval", "--world", "sim", "--prm", "buggy", "--limit",

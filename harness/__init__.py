@@ -6,6 +6,8 @@ Importing prmh is cheap: no model library is imported until a component needs it
 
 from __future__ import annotations
 
+import os
+
 import pluggy
 
 from prmh._version import __version__
@@ -34,7 +36,7 @@ def evaluate(**config: object) -> object:
     return run(**config)  # type: ignore[arg-type]
 
 
-def load_run(run: str = "latest", results_dir: object = None) -> object:
+def load_run(run: str | os.PathLike[str] = "latest", results_dir: object = None) -> object:
     """A run's per-sample results (``.rows(level)``, ``.to_pandas(level)``); see
     ``prmh.results.load_run``."""
     from prmh.results import load_run as load

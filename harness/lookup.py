@@ -32,6 +32,10 @@ def _latest(records: list[Path]) -> list[Path]:
 def find_record(results_dir: Path, run: str) -> dict[str, Any]:
     """Load a record by run id (or a unique prefix of one), by path, or "latest"."""
     runs = results_dir / "runs"
+    if not run.strip():  # every id starts with "": the one run, whichever it is
+        raise PrmhError(
+            "no run named: give a run id (or the start of one), 'latest' or a record's path."
+        )
     candidate = Path(run)
     if candidate.suffix == ".json" and candidate.is_file():
         path = candidate

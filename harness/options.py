@@ -33,6 +33,43 @@ class AtLeast(typing.NamedTuple):
 
     low: float
 
+    def admits(self, value: float) -> bool:
+        return value >= self.low
+
+    def words(self) -> tuple[str, str]:
+        return f"at least {self.low:g}", f">= {self.low:g}"
+
+
+class AtMost(typing.NamedTuple):
+    """The largest value a number option takes: ``Annotated[float, Above(0), AtMost(1)]``."""
+
+    high: float
+
+    def admits(self, value: float) -> bool:
+        return value <= self.high
+
+    def words(self) -> tuple[str, str]:
+        return f"at most {self.high:g}", f"<= {self.high:g}"
+
+
+class Above(typing.NamedTuple):
+    """A bound the option's value must exceed: ``gpu_memory_utilization`` is above 0."""
+
+    low: float
+
+    def admits(self, value: float) -> bool:
+        return value > self.low
+
+    def words(self) -> tuple[str, str]:
+        return f"above {self.low:g}", f"> {self.low:g}"
+
+
+BOUNDS = (AtLeast, AtMost, Above)
+
+
+def _bounds(hint: Any) -> list[Any]:
+    return [m for m in hint.__metadata__ if isinstance(m, BOUNDS)]
+
 
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
@@ -88,16 +125,17 @@ def convert(value: Any, hint: Any) -> Any:
         return SCALARS[hint](value)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Annotated:
-        lows = [m.low for m in hint.__metadata__ if isinstance(m, AtLeast)]
-        if not lows:
+        bounds = _bounds(hint)
+        if not bounds:
             return convert(value, args[0])
         named = {int: "a whole number", float: "a finite number"}.get(args[0], "a value")
-        needs = OptionTypeError(named + "".join(f" of at least {low:g}" for low in lows))
+        limits = " and ".join(b.words()[0] for b in bounds)
+        needs = OptionTypeError(f"{named} {'of ' * limits.startswith('at ')}{limits}")
         try:
             value = convert(value, args[0])
         except OptionTypeError:
             raise needs from None
-        if any(value < low for low in lows):
+        if not all(b.admits(value) for b in bounds):
             raise needs
         return value
     if origin in (typing.Union, types.UnionType):
@@ -170,8 +208,7 @@ def _type_name(hint: Any) -> str:
         return hint.__name__
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Annotated:
-        lows = "".join(f" >= {m.low:g}" for m in hint.__metadata__ if isinstance(m, AtLeast))
-        return _type_name(args[0]) + lows
+        return " ".join([_type_name(args[0]), *(b.words()[1] for b in _bounds(hint))])
     if origin in (typing.Union, types.UnionType):
         return " | ".join("None" if a is type(None) else _type_name(a) for a in args)
     return str(hint).replace("typing.", "").replace("collections.abc.", "")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,11 +215,19 @@ def _cells(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def load_run(run: str = "latest", results_dir: str | Path | None = None) -> RunResults:
+def load_run(
+    run: str | os.PathLike[str] = "latest", results_dir: str | os.PathLike[str] | None = None
+) -> RunResults:
     """A run's per-sample results, by run id (or a unique prefix), "latest" or record path."""
     from prmh.lookup import find_record
     from prmh.store import results_path
 
+    run = os.fspath(run) if isinstance(run, os.PathLike) else run
+    if not isinstance(run, str) or not isinstance(results_dir, str | os.PathLike | None):
+        raise PrmhError(
+            f"load_run takes a run id, 'latest' or a record's path as text, and a results "
+            f"directory as a path, not {run!r} and {results_dir!r}."
+        )
     record = find_record(results_path(results_dir), run)
     name = (record.get("metrics") or {}).get("samples")
     runs = results_path(results_dir) / "runs"

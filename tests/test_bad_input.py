@@ -135,6 +135,16 @@ CASES = [
         for v in ("abc", 0, -3)
     ),
     ([*TINY, "-P", "prefix_cache_tokens=-1"], "needs a whole number of at least 0"),
+    # vLLM's share of GPU memory was taken as given (2, 0) until vLLM loaded, minutes later
+    *(
+        ([*E, "--generator", f"vllm:model=m,{o}"], f"'{o.split('=')[0]}' needs {n}")
+        for o, n in [
+            ("gpu_memory_utilization=2", "a finite number above 0 and at most 1"),
+            ("tensor_parallel_size=0", AT_LEAST_1),
+            ("max_model_len=0", AT_LEAST_1),
+        ]
+    ),
+    ([*TINY, "-P", "vllm=true", "-P", "gpu_memory_utilization=0"], "above 0 and at most 1"),
     # the tiny world's options were typed by their defaults only: scale=abc was a traceback
     ([*TINY, "-P", "scale=abc"], "option 'scale' needs a finite number, got 'abc'"),
     ([*TINY, "-G", "max_new_tokens=x"], "option 'max_new_tokens' needs a whole number, got 'x'"),
@@ -179,6 +189,7 @@ CASES = [
     ([*E, "--prm", "{dir}/prm_binary"], "cannot read"),
     # show
     (["show", "nosuchrun"], "no run 'nosuchrun'"),
+    (["show", ""], "no run named: give a run id"),  # "" began every id: the one run was shown
     (["show", "{dir}/list.json"], "is not a valid run record"),
     (["show", "{dir}/binary.json"], "cannot read run record"),
     (["show", "{dir}/not_json.json"], "cannot read run record"),

@@ -405,3 +405,17 @@ def test_a_run_without_per_sample_results_says_why(cli, tmp_path):
     path.write_text(json.dumps(record))
     refused = cli("export", "latest", "--out", str(tmp_path / "x.csv"))
     assert "it was interrupted before writing them; run its command again" in refused.output
+
+
+def test_a_run_is_named_by_text_or_path(run):
+    """``load_run(123)`` was a TypeError from deep in pathlib, and an empty id matched every run
+    (the one run of a results directory, whichever it was)."""
+    results, first, _ = run
+    record = results / "runs" / f"{first.run_id}.json"
+    assert prmh.load_run(record).record["run_id"] == first.run_id  # a Path, as well as text
+    for bad in [(123,), (first.run_id, 5), (None,)]:
+        with pytest.raises(prmh.PrmhError, match="load_run takes a run id"):
+            prmh.load_run(*bad)
+    for empty in ("", "  "):
+        with pytest.raises(prmh.PrmhError, match="no run named: give a run id"):
+            prmh.load_run(empty, results)

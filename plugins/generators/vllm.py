@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from prmh import Generation, SampleRequest
 from prmh.errors import PrmhError
+from prmh.options import Above, AtLeast, AtMost
 from prmh.plugins.generators.common import (
     Sampling,
     flatten,
@@ -82,9 +83,9 @@ class VLLMGenerator:
         model: str,
         revision: str | None = None,
         dtype: str = "auto",
-        tensor_parallel_size: int = 1,
-        gpu_memory_utilization: float = 0.9,
-        max_model_len: int | None = None,
+        tensor_parallel_size: Annotated[int, AtLeast(1)] = 1,
+        gpu_memory_utilization: Annotated[float, Above(0), AtMost(1)] = 0.9,
+        max_model_len: Annotated[int, AtLeast(1)] | None = None,
         temperature: float = 0.7,
         top_p: float = 1.0,
         max_new_tokens: int = 1024,

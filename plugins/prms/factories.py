@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 from prmh import ScoreRequest, StepScores
 from prmh.errors import PrmhError
-from prmh.options import AtLeast
+from prmh.options import Above, AtLeast, AtMost
 
 QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 
@@ -52,6 +52,7 @@ COMMON_HINTS = {
     "max_length": Annotated[int, AtLeast(1)] | None,  # None: the model's
     "prefix_cache_tokens": Annotated[int, AtLeast(0)],
     "server_concurrency": Annotated[int, AtLeast(1)],
+    "gpu_memory_utilization": Annotated[float, Above(0), AtMost(1)],  # vLLM's share of the GPU
 }
 SERVER = (
     "server",

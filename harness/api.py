@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,6 +90,7 @@ def evaluate(
     from prmh.matrix import build_plan, check_config
     from prmh.threads import collector_tuned, configure
 
+    _check_arguments(results_dir, grading_timeout, progress, threads, shard, ray, recompute)
     configure(threads)
     config = check_config(config, "prmh.evaluate()")
     if results_dir is None:
@@ -99,6 +101,42 @@ def evaluate(
             plan, results_dir, ["prmh.evaluate"], progress, grading_timeout, shard, ray, recompute
         )
     return EvalResult(record)
+
+
+RAY_KEYS: dict[str, tuple[type, ...]] = {
+    "address": (str, type(None)), "actors": (int,), "gpus": (int, float)
+}  # fmt: skip
+
+
+def _check_arguments(
+    results_dir: Any, timeout: Any, progress: Any, threads: Any, shard: Any, ray: Any, again: Any
+) -> None:
+    """``evaluate``'s own keywords, each of the type it names: a wrong one was a TypeError or
+    AttributeError from deep inside the run (``shard=3``, ``ray="x"``), or was taken as true
+    (``recompute="no"``)."""
+
+    def number(x: Any, kinds: tuple[type, ...] = (int, float)) -> bool:  # True is no number
+        return isinstance(x, kinds) and not isinstance(x, bool)
+
+    ray_ok = ray is None or (
+        isinstance(ray, dict)
+        and set(ray) <= set(RAY_KEYS)
+        and all(number(v, RAY_KEYS[k]) for k, v in ray.items())
+    )
+    checks = [
+        ("results_dir", "a path or None", isinstance(results_dir, str | os.PathLike | None)),
+        ("grading_timeout", "a number of seconds", number(timeout)),
+        ("progress", "a function (stage, done, total) or None",
+         progress is None or callable(progress)),
+        ("threads", "a whole number or None", threads is None or number(threads, (int,))),
+        ("shard", "text, 'I/N', or None", shard is None or isinstance(shard, str)),
+        ("recompute", "True or False", isinstance(again, bool)),
+        ("ray", f"a dict of {', '.join(RAY_KEYS)} or None", ray_ok),
+    ]  # fmt: skip
+    values = (results_dir, timeout, progress, threads, shard, again, ray)
+    for (name, needs, ok), value in zip(checks, values, strict=True):
+        if not ok:
+            raise PrmhError(f"prmh.evaluate(): {name} must be {needs}, not {value!r}.")
 
 
 def run_plan(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -374,6 +375,31 @@ def test_the_python_api_runs_an_evaluation_and_returns_its_tables(tmp_path):
 
     with pytest.raises(PrmhError, match="unknown key"):
         prmh.evaluate(colour="red")
+
+
+@pytest.mark.parametrize(
+    "keyword, message",
+    [
+        ({"results_dir": 5}, "results_dir must be a path or None, not 5"),
+        ({"grading_timeout": "x"}, "grading_timeout must be a number of seconds, not 'x'"),
+        ({"shard": 3}, "shard must be text, 'I/N', or None, not 3"),
+        ({"progress": 5}, "progress must be a function (stage, done, total) or None"),
+        ({"threads": 2.5}, "threads must be a whole number or None, not 2.5"),
+        ({"recompute": "no"}, "recompute must be True or False, not 'no'"),
+        ({"ray": "x"}, "ray must be a dict of address, actors, gpus or None"),
+        ({"ray": {"actors": "2"}}, "ray must be a dict"),
+        ({"ray": {"nodes": 2}}, "ray must be a dict"),
+    ],
+)
+def test_the_python_api_names_a_keyword_of_the_wrong_type(tmp_path, keyword, message):
+    """Each was a TypeError or AttributeError from deep in the run (``shard=3``: 'int' object
+    has no attribute 'partition'), or taken as given (``recompute="no"`` recomputed), before
+    anything was stored."""
+    import prmh
+
+    with pytest.raises(prmh.PrmhError, match=re.escape(f"prmh.evaluate(): {message}")):
+        prmh.evaluate(world="sim", limit=2, **{"results_dir": tmp_path, **keyword})
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_cached_rerun_says_whose_seconds_the_compute_table_shows(cli):

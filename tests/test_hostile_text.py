@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prmh.answers import the_answer_is
+from prmh.answers import boxed, the_answer_is
 from prmh.mathgrade import _UNITS, canonical, normalize
 from prmh.plugins.graders import _canonical_numeric, grade_numeric
 
@@ -29,6 +29,31 @@ def old_the_answer_is(text):
     matches = [m for m in OLD_ANSWER_IS.findall(text) if m.strip(": \t.")]
     answer = matches[-1].strip().rstrip(".") if matches else None
     return answer if answer and len(answer) <= 1000 else None
+
+
+def old_boxed(text):
+    """The old rule: from each box, last first, a character scan to where it closes (a scan
+    per box: hours on 100,000 unclosed boxes)."""
+    starts = [m.end() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
+    for start in reversed(starts):
+        depth, i = 1, start
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        if depth == 0:
+            answer = text[start : i - 1].strip()
+            return answer if answer and len(answer) <= 1000 else None
+    return None
+
+
+BOX_PIECES = ["\\boxed{", "\\fbox {", "{", "}", "x", " ", "\\boxed", "1"]
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(BOX_PIECES), max_size=12))
+def test_boxed_matches_the_old_scan(pieces):
+    text = "".join(pieces)
+    assert boxed(text) == old_boxed(text)
 
 
 PIECES = ["The answer is", "the final answer is", " ", "\n", ":", "$", ".", "5", "x", "\t", "42"]
@@ -63,6 +88,10 @@ HOSTILE = [
     ("numeric", "1e5000"),
     ("numeric", "1e99999999"),
     ("numeric", "-1E-99999999"),
+    ("boxed", "\\boxed{" * 100_000),  # a model repeating itself: hours before
+    ("boxed", "\\boxed{" * 50_000 + "7" + "}" * 50_000),
+    ("answer", "The answer is $1$ x " * 160_000),  # one line, 3.2 MB: 23 s before
+    ("answer", "The answer is The answer is " * 50_000 + "$ 7"),
 ]
 
 
@@ -72,18 +101,21 @@ def _run_hostile(cases):
         "normalize": normalize,
         "canonical": canonical,
         "numeric": _canonical_numeric,
+        "boxed": boxed,
     }
     return [functions[kind](text) for kind, text in cases]
 
 
 def test_hostile_text_finishes_at_once():
     """Each case took seconds to forever before (9 s, 37 s, 3.7 s x 8 per two units, a
-    traceback, a hang); all of them together must finish well within 20 s here."""
+    traceback, a hang, hours for 100,000 boxes, 23 s for markers along one line); all of them
+    together must finish well within 20 s here."""
     with mp.get_context("spawn").Pool(1) as pool:
         out = pool.apply_async(_run_hostile, (HOSTILE,)).get(timeout=20)
     assert out[0] is None and out[1] is None
     assert out[7] == "1e5000" and out[8] == "1e99999999"
     assert grade_numeric("1e5000", "1e5000") and not grade_numeric("1e5000", "1e5001")
+    assert out[10] is None and out[11] == "7" and out[12] is None and out[13] == "7"
 
 
 @pytest.mark.parametrize(

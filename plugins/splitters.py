@@ -207,11 +207,13 @@ class RandomSplitter:
 
 
 def _words(text: str) -> list[str]:
-    """The text as pieces that each end a word (white space kept with the word after it)."""
-    pieces = re.findall(r"\s*\S+", text)
-    tail = text[len("".join(pieces)) :]
-    if tail and pieces:
-        pieces[-1] += tail
+    """The text as pieces that each end a word (white space kept with the word after it).
+    The trailing white space is cut off first: the pattern tried at each of its positions in
+    turn, a quadratic scan (a model's 100,000 closing newlines took minutes)."""
+    body = text.rstrip()
+    pieces = re.findall(r"\s*\S+", body)
+    if pieces:
+        pieces[-1] += text[len(body) :]
     return pieces or ([text] if text else [])
 
 

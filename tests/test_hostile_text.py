@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from prmh.answers import boxed, the_answer_is
 from prmh.mathgrade import _UNITS, canonical, normalize
 from prmh.plugins.graders import _canonical_numeric, grade_numeric
+from prmh.plugins.splitters import _words
 
 # The patterns prmh used before (cubic and exponential), kept as references for small inputs.
 OLD_ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is[:\s]*\$?([^\n$]+?)\$?\s*\.?\s*$", re.M)
@@ -56,6 +57,23 @@ def test_boxed_matches_the_old_scan(pieces):
     assert boxed(text) == old_boxed(text)
 
 
+def old_words(text):
+    """The random splitter's words as found before: the pattern at each position of trailing
+    white space in turn (quadratic)."""
+    pieces = re.findall(r"\s*\S+", text)
+    tail = text[len("".join(pieces)) :]
+    if tail and pieces:
+        pieces[-1] += tail
+    return pieces or ([text] if text else [])
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(["a", "bc", " ", "\n", "\t", "x y"]), max_size=10))
+def test_words_match_the_old_pattern(pieces):
+    text = "".join(pieces)
+    assert _words(text) == old_words(text) and "".join(_words(text)) == text
+
+
 PIECES = ["The answer is", "the final answer is", " ", "\n", ":", "$", ".", "5", "x", "\t", "42"]
 
 
@@ -92,6 +110,7 @@ HOSTILE = [
     ("boxed", "\\boxed{" * 50_000 + "7" + "}" * 50_000),
     ("answer", "The answer is $1$ x " * 160_000),  # one line, 3.2 MB: 23 s before
     ("answer", "The answer is The answer is " * 50_000 + "$ 7"),
+    ("words", "7" + "\n" * 200_000),  # the random splitter's cuts: minutes before
 ]
 
 
@@ -102,6 +121,7 @@ def _run_hostile(cases):
         "canonical": canonical,
         "numeric": _canonical_numeric,
         "boxed": boxed,
+        "words": _words,
     }
     return [functions[kind](text) for kind, text in cases]
 
@@ -116,6 +136,7 @@ def test_hostile_text_finishes_at_once():
     assert out[7] == "1e5000" and out[8] == "1e99999999"
     assert grade_numeric("1e5000", "1e5000") and not grade_numeric("1e5000", "1e5001")
     assert out[10] is None and out[11] == "7" and out[12] is None and out[13] == "7"
+    assert out[14] == ["7" + "\n" * 200_000]
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from prmh.analysis.correlation import truncate
 from prmh.answers import boxed, the_answer_is
 from prmh.mathgrade import _UNITS, canonical, normalize
 from prmh.plugins.graders import _canonical_numeric, grade_numeric
@@ -74,6 +75,17 @@ def test_words_match_the_old_pattern(pieces):
     assert _words(text) == old_words(text) and "".join(_words(text)) == text
 
 
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(
+    st.lists(st.sampled_from(["a", "bc", " ", "\n", ".", "x y", "!"]), max_size=10),
+    st.integers(1, 6),
+)
+def test_truncation_matches_the_old_pattern(pieces, threshold):
+    text = "".join(pieces)
+    old = "".join(re.findall(r"\s*(?:\w+|[^\w\s])", text)[:threshold])
+    assert truncate(text, threshold, None) == old
+
+
 PIECES = ["The answer is", "the final answer is", " ", "\n", ":", "$", ".", "5", "x", "\t", "42"]
 
 
@@ -111,6 +123,7 @@ HOSTILE = [
     ("answer", "The answer is $1$ x " * 160_000),  # one line, 3.2 MB: 23 s before
     ("answer", "The answer is The answer is " * 50_000 + "$ 7"),
     ("words", "7" + "\n" * 200_000),  # the random splitter's cuts: minutes before
+    ("truncate", "7" + " " * 200_000),  # the correlation analysis's cuts: minutes before
 ]
 
 
@@ -122,6 +135,7 @@ def _run_hostile(cases):
         "numeric": _canonical_numeric,
         "boxed": boxed,
         "words": _words,
+        "truncate": lambda text: truncate(text, 64, None),
     }
     return [functions[kind](text) for kind, text in cases]
 
@@ -136,7 +150,7 @@ def test_hostile_text_finishes_at_once():
     assert out[7] == "1e5000" and out[8] == "1e99999999"
     assert grade_numeric("1e5000", "1e5000") and not grade_numeric("1e5000", "1e5001")
     assert out[10] is None and out[11] == "7" and out[12] is None and out[13] == "7"
-    assert out[14] == ["7" + "\n" * 200_000]
+    assert out[14] == ["7" + "\n" * 200_000] and out[15] == "7"
 
 
 @pytest.mark.parametrize(

@@ -4,12 +4,15 @@ interval over problems) with correctness and with the full solution's score."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
 from prmh.analysis.measures import pearson_interval
 from prmh.errors import PrmhError
 from prmh.registry import Component
+
+_WORD = re.compile(r"\s*(?:\w+|[^\w\s])")  # a word or a mark, the space before it kept
 
 AGGREGATIONS = ("mean", "min", "last", "whole")
 
@@ -28,8 +31,10 @@ def parse_thresholds(text: str) -> list[int]:
 def truncate(text: str, threshold: int, tokenizer: Any) -> str:
     """The first ``threshold`` tokens of ``text`` (the PRM's tokenizer; words and punctuation
     marks for PRMs without one)."""
-    if tokenizer is None:
-        return "".join(re.findall(r"\s*(?:\w+|[^\w\s])", text)[:threshold])
+    if tokenizer is None:  # trailing white space holds no token: the pattern at each of its
+        # positions was a quadratic scan (40,000 spaces: 23 s)
+        words = itertools.islice(_WORD.finditer(text.rstrip()), threshold)
+        return "".join(word.group() for word in words)
     ids = tokenizer.encode(text, add_special_tokens=False)
     return tokenizer.decode(ids[:threshold], skip_special_tokens=True)
 

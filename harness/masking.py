@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")  # scheme://user:key@
+# scheme://user:key@; a scheme's length is bounded, or "a.a.a..." (each "a" a scheme's
+# possible start, each read to the end) was a quadratic scan: 40 KB 0.4 s, 4 MB an hour
+URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]{0,63}://)[^/\s@]+@")
 SECRET = re.compile(r"(api_key|token|secret|password)(\s*[=:]\s*)([^,\s]+)", re.I)
 
 

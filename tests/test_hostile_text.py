@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from prmh.analysis.correlation import truncate
 from prmh.answers import boxed, the_answer_is
+from prmh.masking import redact
 from prmh.mathgrade import _UNITS, canonical, normalize
 from prmh.plugins.graders import _canonical_numeric, grade_numeric
 from prmh.plugins.splitters import _words
@@ -86,6 +87,21 @@ def test_truncation_matches_the_old_pattern(pieces, threshold):
     assert truncate(text, threshold, None) == old
 
 
+OLD_URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.sampled_from(["https", "a", ".", "+", "://", "u:k", "@", "/", " ", "x1"]), max_size=10
+    )
+)
+def test_url_credentials_are_masked_as_before(pieces):
+    """Schemes of up to 64 characters, as the unbounded pattern found them."""
+    text = "".join(pieces)
+    assert redact(text) == redact(OLD_URL_CREDENTIALS.sub(r"\1***@", text))
+
+
 PIECES = ["The answer is", "the final answer is", " ", "\n", ":", "$", ".", "5", "x", "\t", "42"]
 
 
@@ -124,6 +140,7 @@ HOSTILE = [
     ("answer", "The answer is The answer is " * 50_000 + "$ 7"),
     ("words", "7" + "\n" * 200_000),  # the random splitter's cuts: minutes before
     ("truncate", "7" + " " * 200_000),  # the correlation analysis's cuts: minutes before
+    ("redact", "a." * 200_000),  # an error message quoting such text: 40 s before
 ]
 
 
@@ -136,6 +153,7 @@ def _run_hostile(cases):
         "boxed": boxed,
         "words": _words,
         "truncate": lambda text: truncate(text, 64, None),
+        "redact": redact,
     }
     return [functions[kind](text) for kind, text in cases]
 
@@ -151,6 +169,7 @@ def test_hostile_text_finishes_at_once():
     assert grade_numeric("1e5000", "1e5000") and not grade_numeric("1e5000", "1e5001")
     assert out[10] is None and out[11] == "7" and out[12] is None and out[13] == "7"
     assert out[14] == ["7" + "\n" * 200_000] and out[15] == "7"
+    assert out[16] == "a." * 200_000
 
 
 @pytest.mark.parametrize(

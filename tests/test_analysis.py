@@ -36,6 +36,37 @@ def test_processbench_metrics_by_hand():
     assert math.isnan(processbench_scores([[0.9], [0.1]], [0, -1], 0.5)["f1"])  # both 0
 
 
+def test_processbench_matches_the_official_evaluation():
+    """QwenLM/ProcessBench, code/run_eval_prm_trl.py at 04d347e7282ce12124be7b0a9cc2fa4d7c562d53:
+    a step is wrong where the argmax of its two class probabilities is class 0
+    (``find_first_zero``); ``match`` is prediction == label; per subset acc1 (erroneous) and
+    acc2 (correct) are means of ``match``, F1 = 2 acc1 acc2 / (acc1 + acc2), and the headline
+    is ``np.mean`` of the subsets' F1. Derived here from random scores, no tie at 0.5."""
+    from prmh.analysis.processbench import _average
+
+    rng = np.random.default_rng(7)
+    per_task, official = {}, []
+    for subset in range(4):
+        n = 30 + 10 * subset
+        probs = [list(rng.choice([0.1, 0.3, 0.7, 0.9], size=rng.integers(1, 6))) for _ in range(n)]
+        labels = [int(rng.integers(-1, len(p))) for p in probs]
+        predicted = []
+        for p in probs:
+            classes = np.argmax(np.stack([1 - np.array(p), np.array(p)], axis=1), axis=1)
+            zeros = np.nonzero(classes == 0)[0]
+            predicted.append(int(zeros[0]) if zeros.size else -1)
+        match = [a == b for a, b in zip(predicted, labels, strict=True)]
+        acc1 = np.mean([m for m, y in zip(match, labels, strict=True) if y != -1]) * 100
+        acc2 = np.mean([m for m, y in zip(match, labels, strict=True) if y == -1]) * 100
+        official.append(2 * acc1 * acc2 / (acc1 + acc2))
+        ours = processbench_scores(probs, labels, 0.5)
+        assert 100 * ours["error_accuracy"] == pytest.approx(acc1)
+        assert 100 * ours["correct_accuracy"] == pytest.approx(acc2)
+        assert 100 * ours["f1"] == pytest.approx(official[-1])
+        per_task[subset] = {"fixed": ours}
+    assert 100 * _average(per_task, "fixed") == pytest.approx(np.mean(official))
+
+
 def test_calibration_metrics_by_hand():
     r = calibration_scores([0.05, 0.15, 0.95, 0.85], [0.0, 0.0, 1.0, 0.5], bins=10)
     # bins 0, 1, 9, 8, one point each: ECE = mean |p - y|
@@ -132,9 +163,15 @@ def test_processbench_from_the_command_line(cli, keyword_prm, tmp_path):
     fixed = metrics["tasks"]["processbench-math"]["fixed"]
     assert (fixed["error_accuracy"], fixed["correct_accuracy"], fixed["f1"]) == (1.0, 1.0, 1.0)
     assert 0.1 < metrics["picked_threshold"] <= 0.9
+    subsets = [metrics["tasks"][t]["fixed"]["f1"] for t in metrics["tasks"]]
+    assert metrics["average_f1"] == pytest.approx(sum(subsets) / 2)
     assert plot.read_bytes()[:4] == b"\x89PNG"
     records = list((cli.results_dir / "runs").glob("*.json"))
     assert json.loads(records[0].read_text())["metrics"]["processbench"]["keyword"]
+    table = cli("analyze", "processbench", "--prm", "keyword", "--task", "processbench-gsm8k",
+                "--task", "processbench-math", "-T", f"data={data}").output  # fmt: skip
+    average = next(line for line in table.splitlines() if "keyword · average" in line)
+    assert f"{100 * metrics['average_f1']:.1f}" in average
     bad = cli("analyze", "processbench", "--prm", "keyword", "--task", "arith")
     assert bad.exit_code == 2 and "has no ProcessBench samples" in bad.output
 

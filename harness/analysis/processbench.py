@@ -66,5 +66,16 @@ def processbench(
             picked = max(per_task[pick_on]["sweep"], key=_by_f1)["threshold"]
             for entry in per_task.values():
                 entry["picked"] = next(r for r in entry["sweep"] if r["threshold"] == picked)
-        results[label] = {"tasks": per_task, "picked_threshold": picked}
+        results[label] = {
+            "tasks": per_task,
+            "picked_threshold": picked,
+            "average_f1": _average(per_task, "fixed"),
+            "average_f1_picked": _average(per_task, "picked") if pick_on else None,
+        }
     return results
+
+
+def _average(per_task: dict[str, Any], which: str) -> float:
+    """The mean F1 over the subsets, ProcessBench's headline number; nan if a subset's F1 is."""
+    scores = [entry[which]["f1"] for entry in per_task.values()]
+    return math.fsum(scores) / len(scores)

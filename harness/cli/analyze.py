@@ -113,18 +113,21 @@ def processbench_command(
     if as_json:
         print_json(results)
         return
-    rows = [
-        [
-            f"{label} · {name}",
-            str(e["fixed"]["erroneous"] + e["fixed"]["correct"]),
-            _pct(e["fixed"]["error_accuracy"]),
-            _pct(e["fixed"]["correct_accuracy"]),
-            _f1(e["fixed"]["f1"]),
-            _f1(e["picked"]["f1"]) if "picked" in e else "-",
-        ]
-        for label, result in results.items()
-        for name, e in result["tasks"].items()
-    ]
+    rows = []
+    for label, result in results.items():
+        for name, e in result["tasks"].items():
+            rows.append([
+                f"{label} · {name}",
+                str(e["fixed"]["erroneous"] + e["fixed"]["correct"]),
+                _pct(e["fixed"]["error_accuracy"]),
+                _pct(e["fixed"]["correct_accuracy"]),
+                _f1(e["fixed"]["f1"]),
+                _f1(e["picked"]["f1"]) if "picked" in e else "-",
+            ])  # fmt: skip
+        if len(data) > 1:  # ProcessBench's headline number: F1 averaged over the subsets
+            picked = result["average_f1_picked"]
+            rows.append([f"{label} · average", "", "", "", _f1(result["average_f1"]),
+                         "-" if picked is None else _f1(picked)])  # fmt: skip
     print_table(
         f"ProcessBench at threshold {threshold}"
         + (f"; picked on {pick_on}" if pick_on else "")

@@ -223,6 +223,35 @@ def test_weighted_vote_and_pqm_combine(registry):
     assert select(registry, "weighted-vote", cands(("7", 0.4, (1,)), ("8", 0.4, (1,)))) == 0
 
 
+def test_selectors_pick_as_search_and_learn_does(registry):
+    """huggingface/search-and-learn at 6f81cac, src/sal/utils/math.py: ``compute_naive_pred``
+    takes the first of the highest scores (a stable sort, descending), ``find_majority_answer``
+    the first of the most frequent answers, ``find_answer_with_largest_sum`` the answer whose
+    scores sum highest (the first seen on ties); src/sal/utils/score.py scores a solution by
+    its last step. Derived here over random tables with tied scores and counts; every
+    candidate has an answer (sal votes a missing one as the answer "", prmh leaves it out)."""
+    import random
+
+    rng = random.Random(3)
+    for _ in range(300):
+        answers = [rng.choice("1234") for _ in range(rng.randint(1, 8))]
+        scores = [rng.choice((0.1, 0.25, 0.5, 0.75)) for _ in answers]
+        table = cands(*((a, s, (0.9, s)) for a, s in zip(answers, scores, strict=True)))
+        naive = sorted(zip(answers, scores, strict=True), key=lambda x: x[1], reverse=True)[0][0]
+        counts = {a: answers.count(a) for a in dict.fromkeys(answers)}
+        frequent = next(a for a, c in counts.items() if c == max(counts.values()))
+        sums = {a: 0.0 for a in dict.fromkeys(answers)}
+        for a, s in zip(answers, scores, strict=True):
+            sums[a] += s
+        heaviest = max(sums, key=sums.get)
+        for name, expected in (
+            ("argmax", naive),
+            ("majority", frequent),
+            ("weighted-vote", heaviest),
+        ):
+            assert answers[select(registry, name, table)] == expected, (name, answers, scores)
+
+
 def test_hybrid_and_frequency_votes(registry):
     confident = cands(("1", 0.1, (1,)), ("1", 0.1, (1,)), ("1", 0.1, (1,)), ("2", 0.9, (1,)))
     assert select(registry, "hybrid-vote", confident) == 0  # 3/4 >= 0.5: majority

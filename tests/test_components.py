@@ -48,6 +48,9 @@ def test_the_separator_splitter_ends_a_step_at_each_occurrence_of_its_string(reg
     [("mean", 0.5), ("min", 0.2), ("max", 0.9), ("last", 0.4), ("prod", 0.9 * 0.5 * 0.2 * 0.4)],
 )
 def test_aggregators(registry, name, expected):
+    """min, prod and last as huggingface/search-and-learn's ``aggregate_scores`` (at 6f81cac,
+    src/sal/utils/score.py: ``min``, ``math.prod``, ``scores[-1]``); a solution without steps
+    scores 0, the lowest (there ``min`` raises and the empty product is 1, the highest)."""
     aggregate = registry.create("aggregator", name).instance
     assert aggregate(StepScores((0.9, 0.5, 0.2, 0.4))) == pytest.approx(expected)
     assert aggregate(StepScores(())) == 0.0

@@ -17,6 +17,19 @@ def test_pass_at_k_by_hand():
         pass_at_k(2, 1, 3)
 
 
+def test_pass_at_k_is_human_evals_estimator():
+    """openai/human-eval at 9d3aa8b, human_eval/evaluation.py, ``estimate_pass_at_k``: 1.0 when
+    n - c < k, else 1 - prod(1 - k / arange(n - c + 1, n + 1)) (the stable form of
+    1 - C(n-c, k) / C(n, k)); derived here over every c <= n <= 64 and k <= n."""
+    for n in range(1, 65):
+        for c in range(n + 1):
+            for k in range(1, n + 1):
+                official = (
+                    1.0 if n - c < k else 1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1))
+                )
+                assert pass_at_k(n, c, k) == pytest.approx(official, abs=1e-12), (n, c, k)
+
+
 def test_constant_data_has_a_zero_width_interval():
     est = bootstrap_mean(np.ones((1, 50)))
     assert (est.mean, est.low, est.high) == (1.0, 1.0, 1.0)

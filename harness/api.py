@@ -37,7 +37,8 @@ class EvalResult:
 
     def accuracy(self) -> list[dict[str, Any]]:
         """Every accuracy cell, flat: task, generator, row (PRM · [splitter ·] agg · selector or
-        a reference row), search, budget, mean, low, high (fractions), and the compute per
+        a reference row), search, budget, mean, low, high (fractions), ``below_best`` (whether
+        the paired bootstrap puts the column's best PRM cell above it) and the compute per
         problem."""
         out = []
         for table in self.tables:
@@ -56,6 +57,7 @@ class EvalResult:
                             "mean": cell["mean"],
                             "low": cell["low"],
                             "high": cell["high"],
+                            "below_best": cell.get("below_best"),  # None: a reference row
                             **cell.get("compute", {}),
                         }
                     )

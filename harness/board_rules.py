@@ -17,9 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
-
-from prmh.metrics import bootstrap_mean
+from prmh.metrics import paired_above
 
 PINNED = ("problems", "seeds", "task_args", "generator")
 # generator options that say where or how fast, not what is generated
@@ -97,14 +95,6 @@ def to_toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return json.dumps(value)
-
-
-def paired_above(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether cell ``a`` is significantly above cell ``b`` on the same problems."""
-    x, y = a.get("per_problem"), b.get("per_problem")
-    if not x or not y or len(x) != len(y):
-        return False
-    return bootstrap_mean(np.asarray(x, dtype=float) - np.asarray(y, dtype=float)).low > 0
 
 
 def rank(rows: list[dict[str, Any]], key: str) -> None:

@@ -236,6 +236,7 @@ def rows(board: Board) -> list[dict[str, Any]]:
         r.pop("problem_ids")
         for cell in r["cells"].values():
             cell.pop("per_problem", None)
+            cell.pop("below_best", None)  # against its own run's best, not the board's
     ranked.sort(
         key=lambda r: (
             r["rank"],

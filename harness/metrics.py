@@ -84,6 +84,18 @@ def _counted(np: Any, draws: np.ndarray, n: int) -> np.ndarray:
     return np.bincount((draws + offsets).ravel(), minlength=len(draws) * n).reshape(-1, n)
 
 
+def paired_above(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether cell ``a`` is above cell ``b`` at 95% on the same problems: the percentile
+    bootstrap of the per-problem difference of their accuracies (``per_problem``, averaged
+    over seeds; problems resampled) lies above zero."""
+    import numpy as np
+
+    x, y = a.get("per_problem"), b.get("per_problem")
+    if not x or not y or len(x) != len(y):
+        return False
+    return bootstrap_mean(np.asarray(x, dtype=float) - np.asarray(y, dtype=float)).low > 0
+
+
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k from n samples of which c are correct (Chen et al., 2021)."""
     if k > n:

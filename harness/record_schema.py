@@ -43,6 +43,8 @@ def _cell(cell: Any, where: str) -> list[str]:
         _number(v) and 0 <= v <= 1 for v in per_problem
     ):
         out.append(f"{where} has per-problem values outside [0, 1]")
+    if not isinstance(cell.get("below_best", False), bool):
+        out.append(f"{where} has a below_best that is not true or false")
     return out
 
 

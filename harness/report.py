@@ -1,8 +1,9 @@
 """Rich tables from run metrics; the only place results become text for people.
 
 Accuracy cells read ``72.5 [68.0-77.0]``: percent correct with the 95% bootstrap interval.
-The best mean of each column is bold; cells whose intervals overlap the best are not
-distinguishable from it at this sample size.
+The best mean of each column is bold green; the cells that the paired bootstrap of the
+per-problem difference does not put below it (``below_best``, ``prmh.engine.tables``) are
+bold: the best and those the data cannot tell from it.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def _cell(cell: dict[str, Any], best: float | None, style: str = "") -> Text:
     text = Text(f"{_pct(cell['mean'])} [{_pct(cell['low'])}-{_pct(cell['high'])}]", style=style)
     if best is not None and cell["mean"] == best:
         text.stylize("bold green")
+    elif cell.get("below_best") is False:  # older records have no test: plain
+        text.stylize("bold")
     return text
 
 

@@ -600,3 +600,27 @@ def test_json_output_is_strict(capsys):
     assert json.loads(capsys.readouterr().out, parse_constant=refuse) == {
         "r": None, "n": 3, "inf": [None]
     }  # fmt: skip
+
+
+def test_cells_the_paired_bootstrap_cannot_tell_from_the_best_are_bold(tmp_path):
+    """The oracle and its noisy copies score the same pool, so a column's cells pair problem
+    by problem: the noisiest PRM is below the exact one at N=16, a copy with almost no noise
+    is not. On a terminal the first is plain, the second bold."""
+    import prmh
+    from prmh.metrics import paired_above
+    from prmh.report import _cell
+
+    prms = ["oracle", "oracle:noise=0.001", "oracle:noise=5"]
+    result = prmh.evaluate(world="sim", prm=prms, agg="min", budget=[1, 16], limit=80,
+                           results_dir=tmp_path)  # fmt: skip
+    cells = {(c["row"], c["budget"]): c for c in result.accuracy()}
+    exact, twin, noisy = (cells[(f"{p} · min · argmax", 16)] for p in prms)
+    assert exact["mean"] >= twin["mean"] and not exact["below_best"]
+    assert twin["below_best"] is False and noisy["below_best"] is True
+    assert cells[("pass@N", 16)]["below_best"] is None
+    rows = {r.get("prm"): r["cells"][1] for r in result.tables[0]["rows"]}
+    assert paired_above(rows["oracle"], rows["oracle:noise=5"])  # what the flag says
+    assert [s.style for s in _cell({**twin, "below_best": False}, exact["mean"] + 1).spans] == [
+        "bold"
+    ]
+    assert _cell({**twin, "below_best": True}, exact["mean"] + 1).spans == []

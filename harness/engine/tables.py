@@ -9,7 +9,7 @@ from typing import Any
 
 from prmh.answers import majority_index
 from prmh.matrix import EvalPlan, Spec
-from prmh.metrics import bootstrap_mean, pass_at_k
+from prmh.metrics import bootstrap_mean, paired_above, pass_at_k
 from prmh.samples import COMPUTE
 from prmh.types import Compute, Problem
 from prmh.votes import AnswerKeys
@@ -59,6 +59,7 @@ def result_table(
                 "cells": cells,
             }
         )
+    _mark_below_best([r for r in rows if r["kind"] == "prm"], len(columns))
     return {
         "task": task_spec.label,
         "generator": gen_spec.label,
@@ -108,6 +109,18 @@ def _reference_rows(
         {"kind": "reference", "label": "pass@N", "cells": pass_cells},
         {"kind": "reference", "label": "majority@N", "cells": majority_cells},
     ]
+
+
+def _mark_below_best(rows: list[dict[str, Any]], columns: int) -> None:
+    """Each PRM cell's ``below_best``: whether the column's best cell (the first of the
+    highest means) is above it by the paired bootstrap of their per-problem difference. Every
+    row of a column read the same problems and the same pool, so the pairing is exact and
+    finds differences that overlapping intervals hide."""
+    for j in range(columns):
+        cells = [row["cells"][j] for row in rows]
+        best = max(cells, key=lambda c: c["mean"], default=None)
+        for cell in cells:
+            cell["below_best"] = cell is not best and paired_above(best, cell)
 
 
 def _cell(

@@ -114,8 +114,8 @@ def _reference_rows(
 def _mark_below_best(rows: list[dict[str, Any]], columns: int) -> None:
     """Each PRM cell's ``below_best``: whether the column's best cell (the first of the
     highest means) is above it by the paired bootstrap of their per-problem difference. Every
-    row of a column read the same problems and the same pool, so the pairing is exact and
-    finds differences that overlapping intervals hide."""
+    row of a column ran the same problems (best-of-N: on the same pool), so the pairing finds
+    differences that overlapping intervals hide."""
     for j in range(columns):
         cells = [row["cells"][j] for row in rows]
         best = max(cells, key=lambda c: c["mean"], default=None)

@@ -1,0 +1,56 @@
+"""The Python API's own keywords, and what ``result.accuracy()`` says about each cell."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    "keyword, message",
+    [
+        ({"results_dir": 5}, "results_dir must be a path or None, not 5"),
+        ({"grading_timeout": "x"}, "grading_timeout must be a number of seconds, not 'x'"),
+        ({"shard": 3}, "shard must be text, 'I/N', or None, not 3"),
+        ({"progress": 5}, "progress must be a function (stage, done, total) or None"),
+        ({"threads": 2.5}, "threads must be a whole number or None, not 2.5"),
+        ({"recompute": "no"}, "recompute must be True or False, not 'no'"),
+        ({"ray": "x"}, "ray must be a dict of address, actors, gpus or None"),
+        ({"ray": {"actors": "2"}}, "ray must be a dict"),
+        ({"ray": {"nodes": 2}}, "ray must be a dict"),
+    ],
+)
+def test_the_python_api_names_a_keyword_of_the_wrong_type(tmp_path, keyword, message):
+    """Each was a TypeError or AttributeError from deep in the run (``shard=3``: 'int' object
+    has no attribute 'partition'), or taken as given (``recompute="no"`` recomputed), before
+    anything was stored."""
+    import prmh
+
+    with pytest.raises(prmh.PrmhError, match=re.escape(f"prmh.evaluate(): {message}")):
+        prmh.evaluate(world="sim", limit=2, **{"results_dir": tmp_path, **keyword})
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cells_the_paired_bootstrap_cannot_tell_from_the_best_are_bold(tmp_path):
+    """The oracle and its noisy copies score the same pool, so a column's cells pair problem
+    by problem: the noisiest PRM is below the exact one at N=16, a copy with almost no noise
+    is not. On a terminal the first is plain, the second bold."""
+    import prmh
+    from prmh.metrics import paired_above
+    from prmh.report import _cell
+
+    prms = ["oracle", "oracle:noise=0.001", "oracle:noise=5"]
+    result = prmh.evaluate(world="sim", prm=prms, agg="min", budget=[1, 16], limit=80,
+                           results_dir=tmp_path)  # fmt: skip
+    cells = {(c["row"], c["budget"]): c for c in result.accuracy()}
+    exact, twin, noisy = (cells[(f"{p} · min · argmax", 16)] for p in prms)
+    assert exact["mean"] >= twin["mean"] and not exact["below_best"]
+    assert twin["below_best"] is False and noisy["below_best"] is True
+    assert cells[("pass@N", 16)]["below_best"] is None
+    rows = {r.get("prm"): r["cells"][1] for r in result.tables[0]["rows"]}
+    assert paired_above(rows["oracle"], rows["oracle:noise=5"])  # what the flag says
+    assert [s.style for s in _cell({**twin, "below_best": False}, exact["mean"] + 1).spans] == [
+        "bold"
+    ]
+    assert _cell({**twin, "below_best": True}, exact["mean"] + 1).spans == []

@@ -64,6 +64,33 @@ def test_the_viewer_in_a_headless_browser(page, chromium):
     assert not [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
 
 
+def test_cells_that_tie_with_the_best_are_bold(chromium, tmp_path):
+    """Bold as on a terminal: each column's best cell and those the paired bootstrap does not
+    put below it (here the noisy PRM at N=8 is below, at N=1 it ties)."""
+    from click.testing import CliRunner
+    from selenium.webdriver.common.by import By
+
+    from prmh.cli import cli
+
+    args = ["eval", "--world", "sim", "--prm", "oracle", "--prm", "oracle:noise=5", "--agg", "min",
+            "-n", "1", "-n", "8", "--limit", "40", "--results-dir", str(tmp_path)]  # fmt: skip
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    out = tmp_path / "viewer.html"
+    assert (
+        CliRunner()
+        .invoke(cli, ["view", "--results-dir", str(tmp_path), "--out", str(out)])
+        .exit_code
+        == 0
+    )
+    (table,) = json.loads(next((tmp_path / "runs").glob("*.json")).read_text())["metrics"]["tables"]
+    flags = [[c["below_best"] for c in row["cells"]] for row in table["rows"][2:]]
+    assert flags == [[False, False], [False, True]]
+    chromium.get(out.as_uri())
+    weights = [[chromium.find_element(By.ID, f"cell-0-{r}-{c}").value_of_css_property("font-weight")
+                for c in range(2)] for r in (2, 3)]  # fmt: skip
+    assert weights == [["700", "700"], ["700", "400"]]
+
+
 def test_the_viewer_marks_steps_two_prms_disagree_on(page):
     """Somewhere in the run the exact oracle and the noisy one fall on either side of 0.5."""
     from prmh.results import load_run

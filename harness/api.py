@@ -10,7 +10,6 @@ and returns the run's record and tables; ``prmh eval`` is a thin shell over the 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 from collections.abc import Callable
@@ -105,6 +104,7 @@ def evaluate(
     return EvalResult(record)
 
 
+MAX_GRADING_TIMEOUT = 86_400  # the workers' waits take milliseconds as an int: 1e308 overflowed
 RAY_KEYS: dict[str, tuple[type, ...]] = {
     "address": (str, type(None)), "actors": (int,), "gpus": (int, float)
 }  # fmt: skip
@@ -158,8 +158,11 @@ def run_plan(
     (``prmh.reuse``)."""
     from prmh.registry import load_registry
 
-    if not 0 < grading_timeout < math.inf:  # also refuses nan
-        raise PrmhError("--grading-timeout must be a positive, finite number of seconds.")
+    if not 0 < grading_timeout <= MAX_GRADING_TIMEOUT:  # also refuses nan
+        raise PrmhError(
+            f"--grading-timeout must be a positive number of seconds up to {MAX_GRADING_TIMEOUT} "
+            f"(a day; one answer's grading), not {grading_timeout}."
+        )
     split = parse_shard(shard) if shard else None
     if ray is None:
         registry = load_registry()

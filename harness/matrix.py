@@ -202,11 +202,21 @@ def _flatten(args: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _ints(key: str, values: Iterable[Any], minimum: int) -> tuple[int, ...]:
+MAX_SAMPLES = 1 << 16  # per problem: a budget's extra zeros filled memory before anything ran
+
+
+def _ints(
+    key: str, values: Iterable[Any], minimum: int, most: int | None = None
+) -> tuple[int, ...]:
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
             raise PrmhError(f"--{key} must be a whole number >= {minimum}, got {v!r}.")
+        if most is not None and v > most:
+            raise PrmhError(
+                f"--{key} {v} is more samples per problem than prmh draws: use at most {most} "
+                "(a typo's extra zeros would fill memory before anything is computed)."
+            )
         out.append(v)
     return tuple(dict.fromkeys(out))
 
@@ -244,7 +254,7 @@ def build_plan(options: Mapping[str, Any], config: Mapping[str, Any] | None = No
         kind_options = merged.get(ARG_KEYS.get(key, ""), {})
         unique = {s.label: s for s in (p.with_options(kind_options) for p in parsed)}
         specs[key] = tuple(unique.values())
-    budgets = tuple(sorted(_ints("budget", merged["budget"], 1)))
+    budgets = tuple(sorted(_ints("budget", merged["budget"], 1, MAX_SAMPLES)))
     seeds = _ints("seed", merged["seed"], 0)
     limit = merged.get("limit")
     if limit is not None:
@@ -253,7 +263,7 @@ def build_plan(options: Mapping[str, Any], config: Mapping[str, Any] | None = No
     if pool is None:
         pool = budgets[-1]
     else:
-        (pool,) = _ints("pool", [pool], 1)
+        (pool,) = _ints("pool", [pool], 1, MAX_SAMPLES)
         if pool < budgets[-1]:
             raise PrmhError(
                 f"budget {budgets[-1]} is larger than the pool of {pool} samples; raise --pool "

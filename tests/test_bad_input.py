@@ -115,6 +115,9 @@ CASES = [
     ([*E, "--grading-timeout", "inf"], "positive number of seconds up to 86400"),
     # 1e308 passed as finite, then overflowed the grading workers' wait (a traceback)
     ([*E, "--grading-timeout", "1e308"], "up to 86400 (a day; one answer's grading), not 1e+308"),
+    # 10**20 samples per problem: generation keys filled memory for minutes, then the OOM killer
+    ([*E, "-n", "100000000000000000000"], "is more samples per problem than prmh draws"),
+    ([*E, "--pool", "65537"], "--pool 65537 is more samples per problem than prmh draws: use at"),
     ([*E, "--grading-timeout", "soon"], "Invalid value for '--grading-timeout'"),
     # Ray retried an unreachable cluster for minutes, printing as it went
     ([*E, "--executor", "ray", "--ray-address", "127.0.0.1:1"], "(Connection refused): start"),

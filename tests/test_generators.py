@@ -418,6 +418,13 @@ def test_hf_chat_template_and_bad_options(tiny_lm, registry_module):
         registry_module.create("generator", "hf", {"model": tiny_lm, "top_p": 0})
     with pytest.raises(PrmhError, match="neither a local directory nor in the local"):
         registry_module.create("generator", "hf", {"model": "someone/not-cached"})
+    # a batch's attention mask is laid out for every new token: 10**9 of them asked the
+    # allocator for 64 GB, a RuntimeError traceback once the first batch ran
+    from transformers import AutoConfig
+
+    positions = AutoConfig.from_pretrained(tiny_lm).max_position_embeddings
+    with pytest.raises(PrmhError, match=f"has positions for \\({positions}\\): use at most"):
+        registry_module.create("generator", "hf", {"model": tiny_lm, "max_new_tokens": 10**9})
 
 
 # ---------------------------------------------------------------- vllm (no vLLM needed)

@@ -83,6 +83,7 @@ class HFGenerator:
         self.precision = auto_precision(device, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.model = pretrained(AutoModelForCausalLM, self.path, attention, dtype=dtype_)
+        _check_length(max_new_tokens, self.model.config, model)
         if adapter:
             from peft import PeftModel
 
@@ -312,6 +313,17 @@ class HFGenerator:
             tokens=tuple(pieces) if aligned else None,
             stop=stop,
             seconds=seconds,
+        )
+
+
+def _check_length(max_new_tokens: int, config: Any, model: str) -> None:
+    """No more new tokens than the model has positions: a batch's attention mask is laid out
+    for them all (max_new_tokens=10**9 asked for 64 GB, a traceback)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_new_tokens > positions:
+        raise PrmhError(
+            f"max_new_tokens={max_new_tokens} is more than {model!r} has positions for "
+            f"({positions}): use at most {positions}."
         )
 
 

@@ -51,10 +51,13 @@ class Source:
         generator_args: dict[str, Any] | None = None,
     ):
         from prmh.grading import get_grader
+        from prmh.matrix import MAX_SAMPLES
         from prmh.registry import load_registry
 
         if samples < 1 or limit < 1:
             raise PrmhError("--samples and --limit must be at least 1.")
+        if samples > MAX_SAMPLES:  # 10**11 filled memory with requests before any was sent
+            raise PrmhError(f"--samples must be at most {MAX_SAMPLES} per problem, not {samples}.")
         registry = load_registry()
         self.task = registry.create("task", task, task_args or {})
         self.generator = registry.create("generator", generator, generator_args or {})

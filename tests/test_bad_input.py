@@ -279,6 +279,24 @@ CASES = [
     ),
     # rollouts, labels, analyses
     (["rollout", "--out", "{dir}/r.jsonl", "-k", "0"], "at least 1"),
+    # 10**11 rollouts or samples filled memory with requests before any was sent; 10**9 bins
+    # was a loop of a billion in Python
+    (["rollout", "--out", "{dir}/r.jsonl", "-k", str(10**11)], "at most 65536, not 1000"),
+    (["rollout", "--out", "{dir}/r.jsonl", "-n", str(10**11)], "--samples must be at most 65536"),
+    (["label", "--out", "{dir}/l.jsonl", "-n", str(10**11)], "--samples must be at most 65536"),
+    (
+        [
+            "analyze",
+            "calibration",
+            "--prm",
+            "oracle",
+            "--rollouts",
+            "{dir}/rollouts.jsonl",
+            "--bins",
+            str(10**9),
+        ],
+        "1000000000 is not in the range 1<=x<=10000",
+    ),
     # output files in a folder that is missing: refused before any work (was a traceback at the
     # end, after the rollouts or the figure were computed)
     (["rollout", "--out", "{dir}/missing/r.jsonl"], "/missing' (No such file or directory)"),
@@ -305,7 +323,7 @@ CASES = [
     (["export", "{run}", "--format", "jsonl", "--out", "{dir}/x.csv"], "names a .csv file but"),
     (["analyze", "correlation", "--prm", "oracle", "--plot", "{dir}/missing/x.png"], "/missing'"),
     # zero bins reported an expected calibration error of 0.0 (perfect) from no bin at all
-    (["analyze", "calibration", "--rollouts", "{dir}/empty.jsonl", "--bins", "0"], "x>=1"),
+    (["analyze", "calibration", "--rollouts", "{dir}/empty.jsonl", "--bins", "0"], "1<=x<=10000"),
     (["rollout", "--out", "{dir}/r.jsonl", "--generator", "nope"], "unknown generator 'nope'"),
     (["label", "--out", "{dir}/l.jsonl", "--labeler", "nope"], "unknown labeler 'nope'"),
     (["label", "--out", "{dir}/l.jsonl", "-L", "n=x"], "option 'n' needs a whole number"),

@@ -146,7 +146,7 @@ def processbench_command(
     required=True,
     help="A `prmh rollout` file: success rates of step prefixes.",
 )
-@click.option("--bins", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--bins", type=click.IntRange(1, 10_000), default=10, show_default=True)
 def calibration_command(prm_specs, prm_args, results_dir, plot, as_json, rollouts, bins) -> None:
     """How well PRM scores match rollout success rates: expected calibration error, Brier
     score, a reliability diagram and, for quantile PRMs, each quantile's coverage."""

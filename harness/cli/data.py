@@ -67,9 +67,10 @@ def rollout_command(rollouts: int, out: Path, **options: Any) -> None:
     """Monte Carlo rollouts: each step prefix of each solution (the empty prefix included)
     continued K times; writes one JSON line per solution with each prefix's success rate."""
     from prmh.datasets import write_rollouts
+    from prmh.matrix import MAX_SAMPLES
 
-    if rollouts < 1:
-        raise PrmhError("--rollouts must be at least 1.")
+    if not 1 <= rollouts <= MAX_SAMPLES:  # 10**11 filled memory before any was sent
+        raise PrmhError(f"--rollouts must be at least 1 and at most {MAX_SAMPLES}, not {rollouts}.")
     started = time.perf_counter()
     solutions = source(options)
     with opened("rollout", {"rollouts": rollouts, "out": out, **options}) as run:

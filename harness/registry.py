@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
-from prmh.manager import PluginFailure, build_manager
+from prmh.manager import DISABLE_ENV, PluginFailure, build_manager
 
 KINDS = (
     "task",
@@ -175,7 +175,9 @@ class Registry:
                 else ""
             )
             names = self.names(kind)
-            if len(names) <= 12:  # few enough to name them all
+            if not names:  # every plugin that registers one left out
+                hint += f" No {kind} is registered: is {DISABLE_ENV} leaving out its plugin?"
+            elif len(names) <= 12:  # few enough to name them all
                 plural = kind + ("es" if kind.endswith(("s", "ch")) else "s")
                 hint += f" The {plural}: {', '.join(names)}"
                 hint += " (or an importable module:function)." if kind == "grader" else "."

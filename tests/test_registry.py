@@ -144,6 +144,13 @@ def test_entry_point_plugin_is_found(tmp_path, monkeypatch):
     assert "second" not in load_registry().names("aggregator")
 
 
+def test_a_kind_with_nothing_registered_says_which_setting_may_be_why(monkeypatch):
+    """The message listed "The aggregators: ." when the built-in plugin was disabled."""
+    monkeypatch.setenv("PRMH_DISABLE_PLUGINS", "prmh.plugins.aggregators")
+    with pytest.raises(PrmhError, match="No aggregator is registered: is PRMH_DISABLE_PLUGINS"):
+        load_registry().get("aggregator", "mean")
+
+
 def test_broken_plugins_are_reported_and_do_not_break_the_rest(tmp_path, monkeypatch):
     make_dist(
         tmp_path,

@@ -83,7 +83,7 @@ class HFGenerator:
         self.precision = auto_precision(device, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.model = pretrained(AutoModelForCausalLM, self.path, attention, dtype=dtype_)
-        _check_length(max_new_tokens, self.model.config, model)
+        self.room = _room(max_new_tokens, self.model.config, model)
         if adapter:
             from peft import PeftModel
 
@@ -104,7 +104,6 @@ class HFGenerator:
         self.cache_keyword = cache_keyword(self.model)
         last_only = forward_takes(self.model, "logits_to_keep")  # no LM head over the prompt
         self.last_logits = {"logits_to_keep": 1} if last_only else {}
-        self.room = max_new_tokens if attends_everywhere(self.model.config) else 0
 
     @property
     def identity_extra(self) -> dict[str, Any]:
@@ -316,15 +315,17 @@ class HFGenerator:
         )
 
 
-def _check_length(max_new_tokens: int, config: Any, model: str) -> None:
-    """No more new tokens than the model has positions: a batch's attention mask is laid out
-    for them all (max_new_tokens=10**9 asked for 64 GB, a traceback)."""
+def _room(max_new_tokens: int, config: Any, model: str) -> int:
+    """The KV positions a batch keeps free to grow into (none for a model that does not attend
+    to every position); no more new tokens than the model has positions, as a batch's
+    attention mask is laid out for them all (max_new_tokens=10**9 asked for 64 GB)."""
     positions = getattr(config, "max_position_embeddings", None)
     if isinstance(positions, int) and max_new_tokens > positions:
         raise PrmhError(
             f"max_new_tokens={max_new_tokens} is more than {model!r} has positions for "
             f"({positions}): use at most {positions}."
         )
+    return max_new_tokens if attends_everywhere(config) else 0
 
 
 class _Layout:

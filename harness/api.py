@@ -116,21 +116,20 @@ def _check_arguments(
     """``evaluate``'s own keywords, each of the type it names: a wrong one was a TypeError or
     AttributeError from deep inside the run (``shard=3``, ``ray="x"``), or was taken as true
     (``recompute="no"``)."""
+    from prmh.options import is_number
 
-    def number(x: Any, kinds: tuple[type, ...] = (int, float)) -> bool:  # True is no number
-        return isinstance(x, kinds) and not isinstance(x, bool)
-
+    whole = threads is None or (is_number(threads) and isinstance(threads, int))
     ray_ok = ray is None or (
         isinstance(ray, dict)
         and set(ray) <= set(RAY_KEYS)
-        and all(number(v, RAY_KEYS[k]) for k, v in ray.items())
+        and all(isinstance(v, RAY_KEYS[k]) and not isinstance(v, bool) for k, v in ray.items())
     )
     checks = [
         ("results_dir", "a path or None", isinstance(results_dir, str | os.PathLike | None)),
-        ("grading_timeout", "a number of seconds", number(timeout)),
+        ("grading_timeout", "a number of seconds", is_number(timeout)),
         ("progress", "a function (stage, done, total) or None",
          progress is None or callable(progress)),
-        ("threads", "a whole number or None", threads is None or number(threads, (int,))),
+        ("threads", "a whole number or None", whole),
         ("shard", "text, 'I/N', or None", shard is None or isinstance(shard, str)),
         ("recompute", "True or False", isinstance(again, bool)),
         ("ray", f"a dict of {', '.join(RAY_KEYS)} or None", ray_ok),

@@ -23,6 +23,14 @@ FALSE = ("false", "no", "off", "0")
 SECRET_WORDS = {"key", "apikey", "token", "secret", "password"}  # a word of an option's name
 
 
+def is_number(value: Any, finite: bool = False) -> bool:
+    """An int or a float, not a bool (``True`` is 1 to Python); with ``finite``, not nan or
+    infinite either. The one test of a number read from a file, a record or a server."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    return not finite or math.isfinite(value)
+
+
 class OptionTypeError(ValueError):
     """A value that does not fit the type; the message says what it needed."""
 

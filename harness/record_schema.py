@@ -10,16 +10,13 @@ cell's mean lies in its interval inside [0, 1], all finite.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
+from prmh.options import is_number
+
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MAX_PROBLEMS = 20  # listed before the rest is summarised
-
-
-def _number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _cell(cell: Any, where: str) -> list[str]:
@@ -31,16 +28,18 @@ def _cell(cell: Any, where: str) -> list[str]:
     if not isinstance(cell.get("budget"), int) or isinstance(cell.get("budget"), bool):
         out.append(f"{where} has no whole-number budget")
     values = [cell.get(k) for k in ("low", "mean", "high")]
-    if not all(_number(v) for v in values):
+    if not all(is_number(v, finite=True) for v in values):
         out.append(f"{where} needs finite numbers low, mean and high")
     elif not 0 <= values[0] <= values[1] <= values[2] <= 1:
         out.append(f"{where} must have 0 <= low <= mean <= high <= 1, not {values}")
     compute = cell.get("compute", {})
-    if not isinstance(compute, dict) or not all(_number(v) for v in compute.values()):
+    if not isinstance(compute, dict) or not all(
+        is_number(v, finite=True) for v in compute.values()
+    ):
         out.append(f"{where} has compute that is not finite numbers")
     per_problem = cell.get("per_problem", [])
     if not isinstance(per_problem, list) or not all(
-        _number(v) and 0 <= v <= 1 for v in per_problem
+        is_number(v, finite=True) and 0 <= v <= 1 for v in per_problem
     ):
         out.append(f"{where} has per-problem values outside [0, 1]")
     if not isinstance(cell.get("below_best", False), bool):

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-NUMBER = (int, float)
+from prmh.options import is_number
+
 NONE = type(None)
 FIELDS: dict[str, dict[str, Any]] = {
     "problem": {"task": str, "id": str, "question": str, "gold": str},
@@ -54,24 +55,20 @@ def _values(line: dict[str, Any], compute: tuple[str, ...]) -> str | None:
         return "a solution whose steps are not all text"
     if t == "scores":
         quantiles = line["quantiles"] or []
-        if not all(_number(p) for p in line["probs"]) or not all(
-            isinstance(q, list) and all(_number(x) for x in q) for q in quantiles
+        if not all(is_number(p) for p in line["probs"]) or not all(
+            isinstance(q, list) and all(is_number(x) for x in q) for q in quantiles
         ):
             return "scores that are not all numbers"
     if t == "cell":
         size = len(line["candidates"])
         if not all(isinstance(c, list) and len(c) == 2 and isinstance(c[0], int) and
-                   _number(c[1]) for c in line["candidates"]):  # fmt: skip
+                   is_number(c[1]) for c in line["candidates"]):  # fmt: skip
             return "a cell whose candidates are not [solution, score] pairs"
         for picks in line["chosen"].values():
             if not isinstance(picks, list) or not all(
                 i is None or (isinstance(i, int) and 0 <= i < size) for i in picks
             ):
                 return "a cell whose choices are not indices of its candidates"
-        if not all(_number(line["compute"].get(k)) for k in compute):
+        if not all(is_number(line["compute"].get(k)) for k in compute):
             return "a cell whose compute is not numbers"
     return None
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, NUMBER) and not isinstance(value, bool)

@@ -11,6 +11,7 @@ from prmh.analysis.measures import calibration_scores, quantile_coverage
 from prmh.engine import Workspace
 from prmh.errors import PrmhError
 from prmh.files import parse_json
+from prmh.options import is_number
 from prmh.registry import Component
 
 LEVELS = (0.1, 0.5, 0.9)
@@ -56,7 +57,7 @@ def read_rollouts(path: Path) -> list[dict[str, Any]]:
 
 
 def _rate(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and 0.0 <= x <= 1.0
+    return is_number(x) and 0.0 <= x <= 1.0
 
 
 def _rollout_row(r: dict[str, Any]) -> str | None:

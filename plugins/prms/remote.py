@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from prmh.errors import PrmhError
+from prmh.options import is_number
 from prmh.plugins.prms.batching import Encoded
 from prmh.plugins.serving import Fleet
 
@@ -116,7 +117,7 @@ def step_values(scorer: PooledScorer, enc: Encoded, rows: list[list[float]]) -> 
     question gives a row the recipe does not read)."""
     tags = [i for i, t in enumerate(enc.ids) if t == scorer.tag_id]
     if not isinstance(rows, list) or not all(
-        isinstance(r, list) and r and all(_number(x) for x in r) for r in rows
+        isinstance(r, list) and r and all(is_number(x) for x in r) for r in rows
     ):
         raise PrmhError(f"the server's rows are not lists of numbers: {rows!r:.200}")
     if len(rows) != len(tags):
@@ -140,10 +141,6 @@ def step_values(scorer: PooledScorer, enc: Encoded, rows: list[list[float]]) -> 
             )
         out.append(sum(row[i] for i in wanted))
     return out
-
-
-def _number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 class RemoteScorer(PooledScorer):

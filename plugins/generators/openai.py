@@ -18,6 +18,7 @@ from typing import Any
 
 from prmh import Generation, SampleRequest
 from prmh.errors import PrmhError
+from prmh.options import is_number
 from prmh.plugins.generators.common import (
     Sampling,
     flatten,
@@ -149,7 +150,7 @@ def _each(values: Any, test: Any) -> bool:
 
 
 def _logprob(x: Any) -> bool:
-    return x is None or (isinstance(x, int | float) and not isinstance(x, bool))
+    return x is None or is_number(x)
 
 
 class OpenAIGenerator:

@@ -7,6 +7,7 @@ the mean. The resampling generator is seeded, so a table is reproducible to the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from math import comb
@@ -41,20 +42,39 @@ def bootstrap_mean(
     """Mean of a [seeds, problems] array with a percentile-bootstrap interval. A resample's
     mean is its draws' counts applied to the values (what averaging the drawn values gives,
     and the same number for 0/1 values), so a table's cells cost a matrix product each."""
+    return bootstrap_means([values], samples=samples, level=level, seed=seed)[0]
+
+
+def bootstrap_means(
+    arrays: Sequence[np.ndarray] | np.ndarray,
+    *,
+    samples: int = BOOTSTRAP_SAMPLES,
+    level: float = 0.95,
+    seed: int = BOOTSTRAP_SEED,
+) -> list[Estimate]:
+    """``bootstrap_mean`` of each of several arrays of one shape (a table's cells) at once:
+    each is resampled with the same draws, to the same numbers as alone."""
     import numpy as np
 
-    values = np.asarray(values, dtype=float)
-    if values.ndim == 1:
-        values = values[None, :]
-    n_seeds, n_problems = values.shape
+    if len(arrays) == 0:
+        return []
+    values = np.asarray(arrays, dtype=float)
+    if values.ndim == 2:  # [arrays, problems]: one seed each
+        values = values[:, None, :]
+    n_arrays, n_seeds, n_problems = values.shape
     if n_problems == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"))
+        return [Estimate(float("nan"), float("nan"), float("nan"))] * n_arrays
     seed_counts, problem_counts = _draw_counts(n_seeds, n_problems, samples, seed)
-    sums = ((problem_counts @ values.T) * seed_counts).sum(axis=1)
+    # one product per array: a single one over all of them sums fractions in another order
+    drawn = np.stack([problem_counts @ v.T for v in values], axis=1)  # [samples, arrays, seeds]
+    sums = (drawn * seed_counts[:, None, :]).sum(axis=2)
     means = sums / (n_seeds * n_problems)
     alpha = (1 - level) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return Estimate(float(values.mean()), float(low), float(high))
+    lows, highs = np.quantile(means, [alpha, 1 - alpha], axis=0)
+    return [
+        Estimate(float(v.mean()), float(low), float(high))
+        for v, low, high in zip(values, lows, highs, strict=True)
+    ]
 
 
 @lru_cache(maxsize=4)
@@ -88,12 +108,23 @@ def paired_above(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether cell ``a`` is above cell ``b`` at 95% on the same problems: the percentile
     bootstrap of the per-problem difference of their accuracies (``per_problem``, averaged
     over seeds; problems resampled) lies above zero."""
+    return paired_above_each(a, [b])[0]
+
+
+def paired_above_each(a: dict[str, Any], others: Sequence[dict[str, Any]]) -> list[bool]:
+    """``paired_above(a, b)`` for each b of ``others``, resampled together."""
     import numpy as np
 
-    x, y = a.get("per_problem"), b.get("per_problem")
-    if not x or not y or len(x) != len(y):
-        return False
-    return bootstrap_mean(np.asarray(x, dtype=float) - np.asarray(y, dtype=float)).low > 0
+    x = a.get("per_problem")
+    paired = [i for i, b in enumerate(others) if x and b.get("per_problem")
+              and len(b["per_problem"]) == len(x)]  # fmt: skip
+    above = [False] * len(others)
+    if paired:
+        first = np.asarray(x, dtype=float)
+        differences = [first - np.asarray(others[i]["per_problem"], dtype=float) for i in paired]
+        for i, e in zip(paired, bootstrap_means(differences), strict=True):
+            above[i] = e.low > 0
+    return above
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -58,7 +58,7 @@ class SampleLog:
         self.lines: list[dict[str, Any]] = []
         self.solutions: dict[tuple, int] = {}
         self._seen: dict[int, tuple[Any, int]] = {}  # id(solution) -> (solution, its number)
-        self._written: dict[str, dict[int, tuple[Any, int]]] = {}  # the same, per PRM scoring it
+        self._numbers: dict[str, dict[int, int]] = {}  # per PRM: id(solution) -> its number
         self.scored: set[tuple[str, int]] = set()
         self.problems: set[tuple[str, str]] = set()
         self._cell: tuple = ()  # the search cell whose budgets are being added
@@ -118,18 +118,16 @@ class SampleLog:
         kept = [r.candidates for r in results]
         extends = self._last is not None and _extended(self._last, problems, kept)
         candidates = []
-        written = self._written.setdefault(where["prm"], {})  # a pool's solutions recur
+        numbers = self._numbers.setdefault(where["prm"], {})  # a pool's solutions recur
         befores = self._last[2] if extends else [()] * len(results)
         for result, before in zip(results, befores, strict=True):
-            row = []
-            for c in result.candidates[len(before) :]:
-                hit = written.get(id(c.solution))
-                if hit is None or hit[0] is not c.solution:
-                    number = self._solution(source, result.problem_id, c.solution)
-                    hit = written[id(c.solution)] = (c.solution, number)
-                    self._scores(where["prm"], number, c.scores)
-                row.append([hit[1], c.score])
-            candidates.append(row)
+            added = result.candidates[len(before) :]
+            for c in [c for c in added if id(c.solution) not in numbers]:
+                number = numbers[id(c.solution)] = self._solution(  # kept alive in _seen
+                    source, result.problem_id, c.solution
+                )
+                self._scores(where["prm"], number, c.scores)
+            candidates.append([[numbers[id(c.solution)], c.score] for c in added])
         line = {"t": "cells", **where, "problem": problems, "candidates": candidates}
         if extends:  # the same problems as the line it extends
             del line["problem"]

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prmh.metrics import bootstrap_mean, pass_at_k
+from prmh.metrics import (
+    bootstrap_mean,
+    bootstrap_means,
+    paired_above,
+    paired_above_each,
+    pass_at_k,
+)
 
 
 def test_pass_at_k_by_hand():
@@ -73,3 +79,22 @@ def test_bootstrap_is_the_percentile_bootstrap_of_the_drawn_values(shape):
         else:
             assert (got.low, got.high) == pytest.approx((low, high), abs=1e-12)
         assert got.mean == values.mean()
+
+
+@pytest.mark.parametrize("shape", [(1, 200), (3, 50), (2, 7)])
+def test_a_tables_cells_resampled_together_are_each_resampled_alone(shape):
+    """``bootstrap_means`` (a table's cells at once) gives each array the interval
+    ``bootstrap_mean`` gives it alone, to the last bit, fractions (pass@N, subsets) too; so
+    does ``paired_above_each`` with ``paired_above``."""
+    rng = np.random.default_rng(3)
+    binary = [(rng.random(shape) < p).astype(float) for p in (0.2, 0.5, 0.9, 0.5)]
+    fractions = [rng.random(shape) for _ in range(3)]
+    for arrays in (binary, fractions, [rng.integers(0, 7, shape) / 7 for _ in range(5)]):
+        assert bootstrap_means(arrays) == [bootstrap_mean(a) for a in arrays]
+    best = {"per_problem": list(binary[2].mean(axis=0))}
+    cells = [{"per_problem": list(b.mean(axis=0))} for b in binary] + [{}, {"per_problem": [1]}]
+    expected = [paired_above(best, c) for c in cells]
+    assert paired_above_each(best, cells) == expected
+    assert expected[:2] == [True, True] and expected[-2:] == [False, False]
+    empty = bootstrap_means(np.zeros((2, 0)))  # no problems: no interval
+    assert len(empty) == 2 and all(np.isnan([e.mean, e.low, e.high]).all() for e in empty)

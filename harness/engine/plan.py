@@ -188,11 +188,13 @@ class _Table:
     def _add_candidates(self, per_budget: list[list[SearchResult]]) -> None:
         """Vote keys and (answer, gold) pairs to grade for solutions new to the table (a
         pool's recur in every cell that reads it: each is looked at once)."""
-        known, fresh = self.solutions, []
-        for r in (r for results in per_budget for r in results):
-            for s in (c.solution for c in r.candidates):
-                if known.get(id(s)) is not s:
-                    known[id(s)] = s  # kept: its id stays its own
+        known, fresh = self.solutions, []  # kept: their ids stay their own
+        results = [r for rs in per_budget for r in rs]
+        new = {id(c.solution) for r in results for c in r.candidates} - known.keys()
+        for r in results if new else ():  # most cells read solutions another cell read
+            for s in (c.solution for c in r.candidates if id(c.solution) in new):
+                if id(s) not in known:
+                    known[id(s)] = s
                     fresh.append((s.answer, self.golds[r.problem_id]))
         self.keys.ensure(answer for answer, _ in fresh)
         self.candidates.update(pair for pair in fresh if pair[0] is not None)
@@ -212,7 +214,11 @@ class _Table:
             key = (Row(*row, sel_spec), search, budget)
             picked = self.answers.setdefault(key, [[] for _ in seeds])[s_i]
             spent = self.compute.setdefault(key, [[] for _ in seeds])[s_i]
-            picks = [_select(r, selector.instance, self.keys) for r in results]
+            pick, keys = selector.instance, self.keys
+            picks = [
+                (pick(list(r.candidates), keys),) if r.subsets is None else _subsets(r, pick, keys)
+                for r in results
+            ]
             chosen[sel_spec.label] = picks
             picked += [
                 tuple([_answer(r, i) for i in ps]) for r, ps in zip(results, picks, strict=True)
@@ -297,15 +303,13 @@ def _grade(
     )
 
 
-def _select(
+def _subsets(
     result: SearchResult, selector: Callable, keys: Callable[[str], str]
 ) -> tuple[int | None, ...]:
-    """The index of the selected candidate, or one per subset when the search drew several
-    subsets (None where nothing was chosen)."""
-    if result.subsets is None:
-        return (selector(list(result.candidates), keys),)
+    """The index of the candidate selected in each subset the search drew (None where
+    nothing was chosen)."""
     picks = []
-    for subset in result.subsets:
+    for subset in result.subsets or ():
         i = selector([result.candidates[j] for j in subset], keys)
         picks.append(None if i is None else subset[i])
     return tuple(picks)

@@ -9,7 +9,7 @@ from typing import Any
 
 from prmh.answers import majority_index
 from prmh.matrix import EvalPlan, Spec
-from prmh.metrics import bootstrap_mean, paired_above, pass_at_k
+from prmh.metrics import Estimate, bootstrap_means, paired_above_each, pass_at_k
 from prmh.samples import COMPUTE
 from prmh.types import Compute, Problem
 from prmh.votes import AnswerKeys
@@ -43,12 +43,17 @@ def result_table(
     golds, grader = [p.answer for p in problems], keys.grader
     columns = [{"search": s.label, "budget": b} for s in plan.search for b in plan.budget]
     rows = _reference_rows(plan.budget, golds, keys, pool_answers, verdicts)
-    for row in dict.fromkeys(k[0] for k in answers):
-        cells = [
-            _cell(column, answers[key], compute[key], golds, verdicts)
-            for column in columns
-            for key in [(row, column["search"], column["budget"])]
-        ]
+    prm_rows = list(dict.fromkeys(k[0] for k in answers))
+    keyed = [(row, c["search"], c["budget"]) for row in prm_rows for c in columns]
+    correct = [
+        _grid(answers[k], golds, lambda a, g: _fraction_correct(a, g, verdicts)) for k in keyed
+    ]
+    estimates = bootstrap_means(correct)  # every cell's interval at once
+    cells = [
+        _cell(c, x, e, compute[k])
+        for k, c, x, e in zip(keyed, columns * len(prm_rows), correct, estimates, strict=True)
+    ]
+    for i, row in enumerate(prm_rows):
         rows.append(
             {
                 "kind": "prm",
@@ -56,7 +61,7 @@ def result_table(
                 "splitter": row.splitter.label,
                 "agg": row.agg.label,
                 "selector": row.selector.label,
-                "cells": cells,
+                "cells": cells[i * len(columns) : (i + 1) * len(columns)],
             }
         )
     _mark_below_best([r for r in rows if r["kind"] == "prm"], len(columns))
@@ -81,30 +86,23 @@ def _reference_rows(
     verdicts: dict[tuple[str, str], bool],
 ) -> list[dict[str, Any]]:
     """From the pool alone: unbiased pass@N and majority vote over the first N samples."""
-    import numpy as np
-
     pass_cells, majority_cells = [], []
     for budget in budgets:
-        passes = np.array(
-            [
-                [
-                    pass_at_k(len(samples), sum(_correct(a, g, verdicts) for a in samples), budget)
-                    for samples, g in zip(seed_rows, golds, strict=True)
-                ]
-                for seed_rows in pool_answers
-            ]
+        passes = _grid(
+            pool_answers,
+            golds,
+            lambda samples, g, n=budget: pass_at_k(
+                len(samples), sum(_correct(a, g, verdicts) for a in samples), n
+            ),
         )
-        majority = np.array(
-            [
-                [
-                    _correct(_majority(samples[:budget], keys), g, verdicts)
-                    for samples, g in zip(seed_rows, golds, strict=True)
-                ]
-                for seed_rows in pool_answers
-            ]
+        majority = _grid(
+            pool_answers,
+            golds,
+            lambda samples, g, n=budget: _correct(_majority(samples[:n], keys), g, verdicts),
         )
-        pass_cells.append({"budget": budget, **bootstrap_mean(passes).to_json()})
-        majority_cells.append({"budget": budget, **bootstrap_mean(majority).to_json()})
+        passing, majority_of = bootstrap_means([passes, majority])
+        pass_cells.append({"budget": budget, **passing.to_json()})
+        majority_cells.append({"budget": budget, **majority_of.to_json()})
     return [
         {"kind": "reference", "label": "pass@N", "cells": pass_cells},
         {"kind": "reference", "label": "majority@N", "cells": majority_cells},
@@ -118,33 +116,30 @@ def _mark_below_best(rows: list[dict[str, Any]], columns: int) -> None:
     differences that overlapping intervals hide."""
     for j in range(columns):
         cells = [row["cells"][j] for row in rows]
-        best = max(cells, key=lambda c: c["mean"], default=None)
-        for cell in cells:
-            cell["below_best"] = cell is not best and paired_above(best, cell)
+        best = max(cells, key=lambda c: c["mean"], default={})
+        others = [c for c in cells if c is not best]
+        best["below_best"] = False
+        for cell, above in zip(others, paired_above_each(best, others), strict=True):
+            cell["below_best"] = above
+
+
+def _grid(per_seed: list[list[Any]], golds: list[str], value: Callable[[Any, str], float]) -> Any:
+    """``value`` of each problem's entry and gold answer, per seed: [seeds, problems]."""
+    import numpy as np
+
+    return np.array([[value(x, g) for x, g in zip(row, golds, strict=True)] for row in per_seed])
 
 
 def _cell(
-    column: dict[str, Any],
-    answers: list[list[tuple[str | None, ...]]],
-    compute: list[list[Compute]],
-    golds: list[str],
-    verdicts: dict[tuple[str, str], bool],
+    column: dict[str, Any], correct: Any, estimate: Estimate, compute: list[list[Compute]]
 ) -> dict[str, Any]:
     """One (search, budget) cell of a row: accuracy with its interval over every seed, the
     mean compute per problem, and the per-problem accuracy paired comparisons need."""
-    import numpy as np
-
-    correct = np.array(
-        [
-            [_fraction_correct(a, g, verdicts) for a, g in zip(seed_row, golds, strict=True)]
-            for seed_row in answers
-        ]
-    )
     spent = [c for seed_row in compute for c in seed_row]
     n, total = max(1, len(spent)), Compute.total(spent)
     return {
         **column,
-        **bootstrap_mean(correct).to_json(),
+        **estimate.to_json(),
         "compute": {k: getattr(total, k) / n for k in COMPUTE},
         "per_problem": [round(float(x), 6) for x in correct.mean(axis=0)],
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from itertools import compress
+from operator import is_
 
 from prmh import Candidate, Compute, Problem, SearchResult, hookimpl
 from prmh.errors import PrmhError
@@ -44,6 +45,7 @@ class BestOfN:
         if subsets < 0:
             raise PrmhError(f"subsets must be >= 0, got {subsets}.")
         self.subsets = subsets
+        self._totals: tuple = ((), set(), [])  # the last cost lists, sizes and their totals
 
     def run(self, ctx, problems: list[Problem], budget: int, seed: int) -> list[SearchResult]:
         return self.run_budgets(ctx, problems, [budget], seed)[0]
@@ -56,7 +58,7 @@ class BestOfN:
         scored = ctx.rank_pools(problems, ctx.pool(problems, max(sizes), seed))
         finished = [[c.solution.finished for c in cands] for cands, _ in scored]
         prefixes = {n for b, n in zip(budgets, sizes, strict=True) if n == b}
-        totals = [prefix_totals(costs, prefixes) for _, costs in scored]
+        totals = self._prefix_totals([costs for _, costs in scored], prefixes)
         return [
             [
                 SearchResult(p.id, tuple(compress(cands[:n], done)), total[n])
@@ -68,6 +70,15 @@ class BestOfN:
             ]
             for budget, n in zip(budgets, sizes, strict=True)
         ]
+
+    def _prefix_totals(self, costs: list[list[Compute]], sizes: set[int]) -> list[dict]:
+        """Each problem's ``prefix_totals``; the cells that rank one pool (one per aggregator)
+        get the same cost lists from ``rank_pools``, which are added up once."""
+        last, last_sizes, totals = self._totals
+        if last_sizes != sizes or len(last) != len(costs) or not all(map(is_, last, costs)):
+            totals = [prefix_totals(c, sizes) for c in costs]
+            self._totals = (costs, sizes, totals)
+        return totals
 
     def _pool_size(self, ctx, budget: int) -> int:
         """The samples a budget reads: the whole pool when it draws subsets of it."""

@@ -402,6 +402,30 @@ def test_best_of_n_reads_each_budget_as_a_prefix_of_one_ranked_pool(registry, wo
             assert result.compute.wall_seconds == pytest.approx(sum(seconds))
 
 
+def test_the_aggregators_of_one_pool_share_its_costs_not_its_scores(registry, world):
+    """The cells of a table that rank one pool (one per aggregator) get the same cost lists
+    from ``rank_pools`` (docs/plugins.md), so best-of-N adds them up once; each cell's
+    candidates still carry its own aggregator's scores, derived here from the pool's scores."""
+    ctx, problems = world(agg="mean")
+    aggregate = registry.create("aggregator", "min").instance
+    other = SearchContext(ctx.workspace, ctx.prm, ctx.splitter, aggregate, 16)
+    pools = ctx.pool(problems, 16, 0)
+    first, second = ctx.rank_pools(problems, pools), other.rank_pools(problems, pools)
+    assert all(a[1] is b[1] for a, b in zip(first, second, strict=True))
+    search = registry.create("search", "best-of-n").instance
+    budgets = [2, 8]
+    by_mean = search.run_budgets(ctx, problems, budgets, 0)
+    by_min = search.run_budgets(other, problems, budgets, 0)
+    for n, mean_cell, min_cell in zip(budgets, by_mean, by_min, strict=True):
+        pools = ctx.pool(problems, n, 0)
+        scores = ctx.score(problems, pools)
+        for pool, xs, a, b in zip(pools, scores, mean_cell, min_cell, strict=True):
+            finished = [x for s, x in zip(pool, xs, strict=True) if s.finished]
+            assert [c.score for c in a.candidates] == [ctx.aggregate(x) for x in finished]
+            assert [c.score for c in b.candidates] == [aggregate(x) for x in finished]
+            assert a.compute == b.compute and a.compute.prm_calls == n
+
+
 def test_prefix_totals_are_the_totals_of_each_prefix():
     """One pass gives what ``Compute.total`` of each prefix gives, bit for bit (the same
     additions in the same order), for sizes inside, at and past the end, and zero."""

@@ -7,6 +7,7 @@ the splitter's reading of a generation, and the aggregator that ranks solutions.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -136,10 +137,12 @@ class SearchContext:
         if known is None or known[0] is not costs:
             spent = [c + Compute(s.num_tokens, wall_seconds=s.generation.seconds)
                      for c, (_, s) in zip(costs, items, strict=True)]  # fmt: skip
-            known = self.workspace.shared[("spent", id(costs))] = (costs, spent)
+            ends = list(itertools.accumulate(map(len, pools)))
+            per_pool = [spent[end - len(p) : end] for p, end in zip(pools, ends, strict=True)]
+            known = self.workspace.shared[("spent", id(costs))] = (costs, per_pool)
         out, at = [], 0
-        for pool in pools:
-            out.append((candidates[at : at + len(pool)], known[1][at : at + len(pool)]))
+        for pool, spent_on_pool in zip(pools, known[1], strict=True):
+            out.append((candidates[at : at + len(pool)], spent_on_pool))  # one list per pool
             at += len(pool)
         return out
 

@@ -7,12 +7,12 @@ scripts that loop over questions do. Both start from an empty store, so nothing 
 
     python benchmarks/beam_search.py                       # 16 problems, budget 8, width 4
     python benchmarks/beam_search.py --problems 8 --budget 4
-    python benchmarks/beam_search.py --world tiny          # the shipped trained models
+    python benchmarks/beam_search.py --world random        # a random model of a given size
 
-`--world random` (the default) uses a random-weight model of the size given; its steps end at
-"." and most beams stop without one (few rounds, few finished solutions). `--world tiny` runs
-the tiny world's trained generator and implicit PRM (`prmh eval`'s default models), whose
-beams go on step by step to an answer, so the results compared are real solutions.
+`--world tiny` (the default) runs the tiny world's trained generator and implicit PRM (`prmh
+eval`'s default models), whose beams go on step by step to an answer, so the results compared
+are real solutions. `--world random` uses a random-weight model of the size given; its steps
+end at "." and most beams stop without one (few rounds, no finished solution).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--pairs", type=int, default=3)
-    parser.add_argument("--world", choices=("random", "tiny"), default="random")
+    parser.add_argument("--world", choices=("random", "tiny"), default="tiny")
     return parser.parse_args()
 
 

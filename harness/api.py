@@ -37,8 +37,9 @@ class EvalResult:
     def accuracy(self) -> list[dict[str, Any]]:
         """Every accuracy cell, flat: task, generator, row (PRM · [splitter ·] agg · selector or
         a reference row), search, budget, mean, low, high (fractions), ``below_best`` (whether
-        the paired bootstrap puts the column's best PRM cell above it) and the compute per
-        problem."""
+        the paired bootstrap puts the column's best PRM cell above it), ``per_problem`` (each
+        problem's accuracy by problem id, averaged over seeds: for paired comparisons; None in
+        records written before reference cells kept it) and the compute per problem."""
         out = []
         for table in self.tables:
             several = len({row["splitter"] for row in table["rows"] if row.get("splitter")}) > 1
@@ -57,6 +58,7 @@ class EvalResult:
                             "low": cell["low"],
                             "high": cell["high"],
                             "below_best": cell.get("below_best"),  # None: a reference row
+                            "per_problem": _by_problem(table, cell),
                             **cell.get("compute", {}),
                         }
                     )
@@ -66,6 +68,13 @@ class EvalResult:
         from prmh.report import render_metrics
 
         return render_metrics(self.record["metrics"])
+
+
+def _by_problem(table: dict[str, Any], cell: dict[str, Any]) -> dict[str, float] | None:
+    values, ids = cell.get("per_problem"), table.get("problem_ids")
+    if not isinstance(values, list) or not isinstance(ids, list) or len(values) != len(ids):
+        return None
+    return dict(zip(ids, values, strict=True))
 
 
 def evaluate(

@@ -9,6 +9,8 @@ import json
 import re
 from typing import Any
 
+from prmh.options import is_number
+
 _MARKDOWN = re.compile(r"([\\`*_\[\]|#!])")
 
 
@@ -71,9 +73,17 @@ def _side(e: dict[str, Any]) -> str:
 def _comparisons(item: dict[str, Any]) -> list[str]:
     sign = {"beats": ">", "matches": ">="}
     return [
-        f"{_side(c['better'])} {sign.get(c['kind'], '?')} {_side(c['worse'])}: {c['verdict']}"
+        f"{_side(c['better'])} {sign.get(c['kind'], '?')} {_side(c['worse'])}"
+        f"{_paired(c.get('difference'))}: {c['verdict']}"
         for c in item["comparisons"]
     ]
+
+
+def _paired(d: Any) -> str:
+    """The paired difference a comparison was decided on, if it was paired."""
+    if not isinstance(d, dict) or not all(is_number(d.get(k)) for k in ("mean", "low", "high")):
+        return ""
+    return f" (paired difference {d['mean']:+.3f} [{d['low']:.3f}, {d['high']:.3f}])"
 
 
 def md_links(data: dict[str, Any]) -> list[str]:

@@ -107,24 +107,32 @@ def _counted(np: Any, draws: np.ndarray, n: int) -> np.ndarray:
 def paired_above(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether cell ``a`` is above cell ``b`` at 95% on the same problems: the percentile
     bootstrap of the per-problem difference of their accuracies (``per_problem``, averaged
-    over seeds; problems resampled) lies above zero."""
+    over seeds: a record's list in problem order, or ``EvalResult.accuracy()``'s mapping from
+    problem id; problems resampled) lies above zero."""
     return paired_above_each(a, [b])[0]
 
 
 def paired_above_each(a: dict[str, Any], others: Sequence[dict[str, Any]]) -> list[bool]:
     """``paired_above(a, b)`` for each b of ``others``, resampled together."""
+    pairs = [aligned(a.get("per_problem"), b.get("per_problem")) for b in others]
+    paired = [i for i, pair in enumerate(pairs) if pair is not None]
+    above = [False] * len(others)
+    differences = [pairs[i][0] - pairs[i][1] for i in paired]  # type: ignore[index]
+    for i, e in zip(paired, bootstrap_means(differences), strict=True):
+        above[i] = e.low > 0
+    return above
+
+
+def aligned(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Two cells' per-problem values, aligned: lists of one length, or mappings with the same
+    problems; None when they are not on the same problems."""
     import numpy as np
 
-    x = a.get("per_problem")
-    paired = [i for i, b in enumerate(others) if x and b.get("per_problem")
-              and len(b["per_problem"]) == len(x)]  # fmt: skip
-    above = [False] * len(others)
-    if paired:
-        first = np.asarray(x, dtype=float)
-        differences = [first - np.asarray(others[i]["per_problem"], dtype=float) for i in paired]
-        for i, e in zip(paired, bootstrap_means(differences), strict=True):
-            above[i] = e.low > 0
-    return above
+    if isinstance(x, dict) and isinstance(y, dict) and x and x.keys() == y.keys():
+        x, y = list(x.values()), [y[k] for k in x]
+    if not isinstance(x, list) or not isinstance(y, list) or not x or len(x) != len(y):
+        return None
+    return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

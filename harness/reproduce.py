@@ -2,16 +2,21 @@
 own evaluation and analyses, with a verdict computed from the numbers.
 
 Each claim is one or more comparisons "A beats B", each side an estimate with its 95% interval
-(over problems). A comparison is ``reproduced`` when A's interval lies above B's, ``reversed``
-when it lies below, ``direction only`` when the intervals overlap but A's estimate is higher,
-and ``not reproduced`` otherwise; the claim's verdict is the weakest of its comparisons
-(reversed < not reproduced < direction only < reproduced). ``--quick`` runs a smaller size.
+(over problems). When both sides hold a value for each of the same problems (two searches or
+PRMs on one pool), the comparison is paired: A is above B when the percentile bootstrap of
+their per-problem difference lies above zero (Koehn, "Statistical Significance Tests for
+Machine Translation Evaluation", EMNLP 2004: paired bootstrap resampling), below when it lies
+below; otherwise (correlations, counts without per-problem values) A is above B when A's
+interval lies above B's. A comparison is ``reproduced`` when A is above B, ``reversed`` when
+it is below, ``direction only`` when neither but A's estimate is higher, and ``not
+reproduced`` otherwise; the claim's verdict is the weakest of its comparisons (reversed < not
+reproduced < direction only < reproduced). ``--quick`` runs a smaller size.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prmh.errors import PrmhError
@@ -25,18 +30,40 @@ class Estimate:
     mean: float
     low: float
     high: float
+    per_problem: dict[str, float] | None = field(default=None, compare=False, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "mean": self.mean, "low": self.low, "high": self.high}
+
+
+def difference(first: Estimate, second: Estimate) -> dict[str, Any] | None:
+    """The paired bootstrap of ``first`` minus ``second`` over their problems (mean, low,
+    high, problems), when both hold a value for each of the same problems; else None."""
+    from prmh.metrics import aligned, bootstrap_mean
+
+    pair = aligned(first.per_problem, second.per_problem)
+    if pair is None:
+        return None
+    e = bootstrap_mean(pair[0] - pair[1])
+    return {"mean": e.mean, "low": e.low, "high": e.high, "problems": len(pair[0])}
 
 
 def compare(better: Estimate, worse: Estimate, matches: bool = False) -> str:
     """The verdict of "``better`` beats ``worse``" (or, with ``matches``, "is no worse than":
-    reproduced unless its interval lies below), from their estimates and intervals."""
+    reproduced unless it lies below), paired over their problems where both hold them."""
+    paired = difference(better, worse)
+    if paired is None:
+        above, below = better.low > worse.high, better.high < worse.low
+        ahead = better.mean > worse.mean
+    else:
+        above, below, ahead = paired["low"] > 0, paired["high"] < 0, paired["mean"] > 0
     if matches:
-        return "not reproduced" if better.high < worse.low else "reproduced"
-    if better.low > worse.high:
+        return "not reproduced" if below else "reproduced"
+    if above:
         return "reproduced"
-    if better.high < worse.low:
+    if below:
         return "reversed"
-    return "direction only" if better.mean > worse.mean else "not reproduced"
+    return "direction only" if ahead else "not reproduced"
 
 
 def overall(verdicts: list[str]) -> str:
@@ -76,7 +103,7 @@ def _votes(size: dict[str, Any], run: Any) -> list[tuple[Estimate, Estimate]]:
 
 
 def _estimate(cell: dict[str, Any], label: str) -> Estimate:
-    return Estimate(label, cell["mean"], cell["low"], cell["high"])
+    return Estimate(label, cell["mean"], cell["low"], cell["high"], cell.get("per_problem"))
 
 
 def _reliability(size: dict[str, Any], run: Any) -> list[tuple[Estimate, Estimate]]:
@@ -107,18 +134,16 @@ def _adaptive(size: dict[str, Any], run: Any) -> list[Any]:
     paragraph steps, and best-of-N with a PRM trained on them (as ASPRM is) beats best-of-N
     with one trained on paragraphs (``prmh.reproduce_trained.adaptive_trained``)."""
     from prmh.datasets import Source
-    from prmh.metrics import bootstrap_mean
     from prmh.reproduce_trained import adaptive_trained
 
     counts = {}
     for label, splitter in (("adaptive", "adaptive-confidence"), ("paragraph", "double-newline")):
         source = Source("arith", "sim", splitter=splitter, limit=size["limit"], samples=size["n"])
         with source.opened(run):
-            per_problem: dict[str, list[int]] = {}
+            per_problem: dict[str, list[float]] = {}
             for x in source.solutions():
                 per_problem.setdefault(x.problem.id, []).append(len(x.solution.steps))
-        e = bootstrap_mean([sum(v) / len(v) for v in per_problem.values()])
-        counts[label] = Estimate(f"steps per solution, {splitter}", e.mean, e.low, e.high)
+        counts[label] = _mean(per_problem, f"steps per solution, {splitter}")
     trained = [(Estimate(*a), Estimate(*b)) for a, b in adaptive_trained(size, run)]
     return [(counts["paragraph"], counts["adaptive"]), *trained]
 
@@ -173,10 +198,12 @@ def _labelled(source: Any, wrong: list[Any], name: str, options: dict) -> dict[s
 
 
 def _mean(per_problem: dict[str, list[float]], label: str) -> Estimate:
+    """The mean over problems of each problem's mean, with its interval and the values."""
     from prmh.metrics import bootstrap_mean
 
-    e = bootstrap_mean([sum(v) / len(v) for v in per_problem.values()])
-    return Estimate(label, e.mean, e.low, e.high)
+    means = {k: sum(v) / len(v) for k, v in per_problem.items()}
+    e = bootstrap_mean(list(means.values()))
+    return Estimate(label, e.mean, e.low, e.high, means)
 
 
 def _ias(size: dict[str, Any], run: Any) -> list[Any]:
@@ -331,9 +358,15 @@ def reproduce(name: str, quick: bool, run: Any) -> dict[str, Any]:
     for pair in spec.run(size, run):
         matches = isinstance(pair, Matches)
         a, b = (pair.first, pair.second) if matches else pair
-        verdict = compare(a, b, matches)
-        kind = "matches" if matches else "beats"
-        rows.append({"better": vars(a), "worse": vars(b), "kind": kind, "verdict": verdict})
+        rows.append(
+            {
+                "better": a.to_json(),
+                "worse": b.to_json(),
+                "kind": "matches" if matches else "beats",
+                "difference": difference(a, b),  # None: compared by their intervals
+                "verdict": compare(a, b, matches),
+            }
+        )
     return {
         "name": name,
         "release": spec.release,

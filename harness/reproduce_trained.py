@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-Side = tuple[str, float, float, float]  # an estimate: label, mean, low, high
+Side = tuple[str, float, float, float, dict | None]  # label, mean, low, high, per problem
 
 
 def pqm(size: dict[str, Any], run: Any) -> list[tuple[Side, Side]]:
@@ -32,11 +32,15 @@ def pqm(size: dict[str, Any], run: Any) -> list[tuple[Side, Side]]:
         world="sim", prm=[d for dirs in trained.values() for d in dirs], agg=["min"],
         selector=["argmax"], budget=[size["n"]], limit=size["limit"], results_dir=run.root,
     )  # fmt: skip
-    rows = {row.get("prm"): row["cells"][0] for t in result.tables for row in t["rows"]}
+    (table,) = result.tables
+    rows = {row.get("prm"): row["cells"][0] for row in table["rows"]}
     found: dict[str, Side] = {}
     for loss, dirs in trained.items():
-        e = bootstrap_mean([rows[d]["per_problem"] for d in dirs])
-        found[loss] = (f"best-of-{size['n']}, {loss} loss", e.mean, e.low, e.high)
+        seeds = [rows[d]["per_problem"] for d in dirs]
+        e = bootstrap_mean(seeds)
+        means = [sum(values) / len(values) for values in zip(*seeds, strict=True)]
+        per_problem = dict(zip(table["problem_ids"], means, strict=True))
+        found[loss] = (f"best-of-{size['n']}, {loss} loss", e.mean, e.low, e.high, per_problem)
     return [(found["rank"], found["bce"])]
 
 
@@ -73,10 +77,12 @@ def adaptive_trained(size: dict[str, Any], run: Any) -> list[tuple[Side, Side]]:
             world="sim", prm=[str(out)], splitter=[splitters[label]], agg=["min"],
             selector=["argmax"], budget=[size["n"]], limit=size["limit"], results_dir=run.root,
         )  # fmt: skip
-        (cell,) = [r["cells"][0] for t in result.tables for r in t["rows"] if r.get("prm")]
+        (table,) = result.tables
+        (cell,) = [r["cells"][0] for r in table["rows"] if r.get("prm")]
         e = bootstrap_mean(cell["per_problem"])
         name = f"best-of-{size['n']}, PRM trained on {label} steps"
-        found[label] = (name, e.mean, e.low, e.high)
+        per_problem = dict(zip(table["problem_ids"], cell["per_problem"], strict=True))
+        found[label] = (name, e.mean, e.low, e.high, per_problem)
     return [(found["adaptive"], found["paragraph"])]
 
 
@@ -162,10 +168,10 @@ def ias_learned(size: dict[str, Any], run: Any) -> list[tuple[Side, Side]]:
 
     def tokens(search: str) -> Side:
         used = cells[search]["generated_tokens"]
-        return (f"generated tokens per problem, {search}", used, used, used)
+        return (f"generated tokens per problem, {search}", used, used, used, None)
 
     def accuracy(search: str) -> Side:
         c = cells[search]
-        return (f"accuracy, {search}", c["mean"], c["low"], c["high"])
+        return (f"accuracy, {search}", c["mean"], c["low"], c["high"], c["per_problem"])
 
     return [(tokens("best-of-n"), tokens("bon-ias")), (accuracy("bon-ias"), accuracy("best-of-n"))]

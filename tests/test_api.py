@@ -50,6 +50,15 @@ def test_cells_the_paired_bootstrap_cannot_tell_from_the_best_are_bold(tmp_path)
     assert cells[("pass@N", 16)]["below_best"] is None
     rows = {r.get("prm"): r["cells"][1] for r in result.tables[0]["rows"]}
     assert paired_above(rows["oracle"], rows["oracle:noise=5"])  # what the flag says
+    ids = result.tables[0]["problem_ids"]  # accuracy()'s per-problem values, by problem id
+    assert noisy["per_problem"] == dict(
+        zip(ids, rows["oracle:noise=5"]["per_problem"], strict=True)
+    )
+    assert paired_above(exact, noisy) and not paired_above(exact, twin)
+    assert len(cells[("pass@N", 16)]["per_problem"]) == 80  # reference cells pair too
+    shuffled = {k: noisy["per_problem"][k] for k in reversed(ids)}  # aligned by problem id
+    assert paired_above(exact, {"per_problem": shuffled})
+    assert not paired_above(exact, {"per_problem": dict(list(shuffled.items())[1:])})
     assert [s.style for s in _cell({**twin, "below_best": False}, exact["mean"] + 1).spans] == [
         "bold"
     ]

@@ -272,18 +272,23 @@ def reproduce_command(name: str, quick: bool, results_dir: Path | None, as_json:
     if as_json:
         print_json(result)
         return
+
+    def interval(e: dict[str, Any] | None, sign: str = "") -> str:
+        return "-" if e is None else f"{e['mean']:{sign}.3f} [{e['low']:.3f}, {e['high']:.3f}]"
+
     rows = [
         [
             f"{c['better']['label']} {'>' if c['kind'] == 'beats' else '>='} {c['worse']['label']}",
-            f"{c['better']['mean']:.3f} [{c['better']['low']:.3f}, {c['better']['high']:.3f}]",
-            f"{c['worse']['mean']:.3f} [{c['worse']['low']:.3f}, {c['worse']['high']:.3f}]",
+            interval(c["better"]),
+            interval(c["worse"]),
+            interval(c.get("difference"), "+"),
             c["verdict"],
         ]
         for c in result["comparisons"]
     ]
     print_table(
         f"{result['release']}: {result['claim']} ({result['size']} size)",
-        ["comparison", "first", "second", "verdict"],
+        ["comparison", "first", "second", "paired difference", "verdict"],
         rows,
     )
     click.echo(f"verdict: {result['verdict']}; record: {run.record.path}")

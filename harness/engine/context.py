@@ -133,18 +133,15 @@ class SearchContext:
         kept in the workspace with the ranking it extends)."""
         items = [(p, s) for p, pool in zip(problems, pools, strict=True) for s in pool]
         candidates, costs = self.rank(items)
+        bounds = list(itertools.pairwise([0, *itertools.accumulate(map(len, pools))]))
         known = self.workspace.shared.get(("spent", id(costs)))
-        if known is None or known[0] is not costs:
+        if known is None or known[0] is not costs:  # one cost list per pool, for every cell
             spent = [c + Compute(s.num_tokens, wall_seconds=s.generation.seconds)
                      for c, (_, s) in zip(costs, items, strict=True)]  # fmt: skip
-            ends = list(itertools.accumulate(map(len, pools)))
-            per_pool = [spent[end - len(p) : end] for p, end in zip(pools, ends, strict=True)]
-            known = self.workspace.shared[("spent", id(costs))] = (costs, per_pool)
-        out, at = [], 0
-        for pool, spent_on_pool in zip(pools, known[1], strict=True):
-            out.append((candidates[at : at + len(pool)], spent_on_pool))  # one list per pool
-            at += len(pool)
-        return out
+            known = self.workspace.shared[("spent", id(costs))] = (
+                costs, [spent[a:z] for a, z in bounds]
+            )  # fmt: skip
+        return [(candidates[a:z], spent) for (a, z), spent in zip(bounds, known[1], strict=True)]
 
     def _scores_and_costs(
         self, items: Sequence[tuple[Problem, Solution]]

@@ -86,27 +86,26 @@ def _reference_rows(
     verdicts: dict[tuple[str, str], bool],
 ) -> list[dict[str, Any]]:
     """From the pool alone: unbiased pass@N and majority vote over the first N samples."""
-    pass_cells, majority_cells = [], []
-    for budget in budgets:
-        passes = _grid(
-            pool_answers,
-            golds,
-            lambda samples, g, n=budget: pass_at_k(
-                len(samples), sum(_correct(a, g, verdicts) for a in samples), n
-            ),
-        )
-        majority = _grid(
-            pool_answers,
-            golds,
-            lambda samples, g, n=budget: _correct(_majority(samples[:n], keys), g, verdicts),
-        )
-        passing, majority_of = bootstrap_means([passes, majority])
-        pass_cells.append({"budget": budget, **passing.to_json()})
-        majority_cells.append({"budget": budget, **majority_of.to_json()})
+    passes = [
+        _grid(pool_answers, golds, lambda samples, g, n=budget: pass_at_k(
+            len(samples), sum(_correct(a, g, verdicts) for a in samples), n
+        ))
+        for budget in budgets
+    ]  # fmt: skip
+    majority = [
+        _grid(pool_answers, golds, lambda samples, g, n=budget: _correct(
+            _majority(samples[:n], keys), g, verdicts
+        ))
+        for budget in budgets
+    ]  # fmt: skip
+    estimates = iter(bootstrap_means(passes + majority))
     return [
-        {"kind": "reference", "label": "pass@N", "cells": pass_cells},
-        {"kind": "reference", "label": "majority@N", "cells": majority_cells},
-    ]
+        {"kind": "reference", "label": label, "cells": [
+            {"budget": b, **next(estimates).to_json(), "per_problem": _per_problem(x)}
+            for b, x in zip(budgets, arrays, strict=True)
+        ]}
+        for label, arrays in (("pass@N", passes), ("majority@N", majority))
+    ]  # fmt: skip
 
 
 def _mark_below_best(rows: list[dict[str, Any]], columns: int) -> None:
@@ -141,8 +140,13 @@ def _cell(
         **column,
         **estimate.to_json(),
         "compute": {k: getattr(total, k) / n for k in COMPUTE},
-        "per_problem": [round(float(x), 6) for x in correct.mean(axis=0)],
+        "per_problem": _per_problem(correct),
     }
+
+
+def _per_problem(values: Any) -> list[float]:
+    """Each problem's value averaged over seeds ([seeds, problems]), as paired tests read it."""
+    return [round(float(x), 6) for x in values.mean(axis=0)]
 
 
 def _majority(samples: Sequence[str | None], keys: Callable[[str], str]) -> str | None:

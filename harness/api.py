@@ -74,6 +74,8 @@ def _by_problem(table: dict[str, Any], cell: dict[str, Any]) -> dict[str, float]
     values, ids = cell.get("per_problem"), table.get("problem_ids")
     if not isinstance(values, list) or not isinstance(ids, list) or len(values) != len(ids):
         return None
+    if not all(isinstance(i, str) for i in ids):  # a record written by hand
+        return None
     return dict(zip(ids, values, strict=True))
 
 

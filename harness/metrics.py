@@ -114,11 +114,13 @@ def paired_above(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def paired_above_each(a: dict[str, Any], others: Sequence[dict[str, Any]]) -> list[bool]:
     """``paired_above(a, b)`` for each b of ``others``, resampled together."""
-    pairs = [aligned(a.get("per_problem"), b.get("per_problem")) for b in others]
-    paired = [i for i, pair in enumerate(pairs) if pair is not None]
+    pairs = {
+        i: pair
+        for i, b in enumerate(others)
+        if (pair := aligned(a.get("per_problem"), b.get("per_problem"))) is not None
+    }
     above = [False] * len(others)
-    differences = [pairs[i][0] - pairs[i][1] for i in paired]  # type: ignore[index]
-    for i, e in zip(paired, bootstrap_means(differences), strict=True):
+    for i, e in zip(pairs, bootstrap_means([x - y for x, y in pairs.values()]), strict=True):
         above[i] = e.low > 0
     return above
 

@@ -141,7 +141,7 @@ class SearchContext:
             known = self.workspace.shared[("spent", id(costs))] = (
                 costs, [spent[a:z] for a, z in bounds]
             )  # fmt: skip
-        return [(candidates[a:z], spent) for (a, z), spent in zip(bounds, known[1], strict=True)]
+        return [(candidates[a:z], paid) for (a, z), paid in zip(bounds, known[1], strict=True)]
 
     def _scores_and_costs(
         self, items: Sequence[tuple[Problem, Solution]]

@@ -51,7 +51,13 @@ def difference(first: Estimate, second: Estimate) -> dict[str, Any] | None:
 def compare(better: Estimate, worse: Estimate, matches: bool = False) -> str:
     """The verdict of "``better`` beats ``worse``" (or, with ``matches``, "is no worse than":
     reproduced unless it lies below), paired over their problems where both hold them."""
-    paired = difference(better, worse)
+    return _verdict(better, worse, difference(better, worse), matches)
+
+
+def _verdict(
+    better: Estimate, worse: Estimate, paired: dict[str, Any] | None, matches: bool
+) -> str:
+    """``compare`` given their paired difference (``difference``; None: by the intervals)."""
     if paired is None:
         above, below = better.low > worse.high, better.high < worse.low
         ahead = better.mean > worse.mean
@@ -358,13 +364,14 @@ def reproduce(name: str, quick: bool, run: Any) -> dict[str, Any]:
     for pair in spec.run(size, run):
         matches = isinstance(pair, Matches)
         a, b = (pair.first, pair.second) if matches else pair
+        paired = difference(a, b)  # None: compared by their intervals
         rows.append(
             {
                 "better": a.to_json(),
                 "worse": b.to_json(),
                 "kind": "matches" if matches else "beats",
-                "difference": difference(a, b),  # None: compared by their intervals
-                "verdict": compare(a, b, matches),
+                "difference": paired,
+                "verdict": _verdict(a, b, paired, matches),
             }
         )
     return {

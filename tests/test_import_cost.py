@@ -66,3 +66,21 @@ def test_the_command_collects_cycles_rarely_and_skips_what_it_imported():
     out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["700", "0", "50000", "True"]  # importing prmh changes nothing
+
+
+def test_the_command_ends_with_what_it_made_frozen_and_its_exit_status_kept():
+    """As ``main`` ends, the objects the command made are frozen too, so the interpreter's last
+    full collection skips them; the command's exit status and output are unchanged."""
+    code = (
+        "import atexit, gc, sys; import prmh.cli as c\n"
+        "made, start = [], []\n"
+        "def command(**_):\n"  # runs after tune_gc froze the modules loaded
+        "    start.append(gc.get_freeze_count())\n"
+        "    made.extend([i] for i in range(20_000)); print('ran'); sys.exit(3)\n"
+        "c.cli.main = command\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() >= start[0] + 20_000))\n"
+        "c.main()\n"
+    )
+    out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 3, out.stderr
+    assert out.stdout.split() == ["ran", "frozen", "True"]

@@ -80,7 +80,6 @@ class Workspace:
         self.truncated: dict[str, set[str]] = {}  # PRM identity key -> truncated solutions
         self._fingerprints: dict[tuple[str, str], str] = {}
         self._keys: dict[tuple, str] = {}  # content keys already computed, by what they hash
-        self._read: dict[tuple[int, int], tuple[Any, Generation, Solution]] = {}
         self.shared: dict[tuple, tuple] = {}  # what cells share: pools as read, first rankings
         self.claims = Claims(store, run_id)
 
@@ -92,13 +91,9 @@ class Workspace:
         return fp
 
     def read(self, splitter: Any, generation: Generation) -> Solution:
-        """``read_solution`` once per (splitter, generation): every search cell that reads the
-        same pool gets the same solutions."""
-        known = self._read.get((id(splitter), id(generation)))
-        if known is None or known[0] is not splitter or known[1] is not generation:
-            solution = read_solution(self.task.instance, splitter, generation)
-            known = self._read[(id(splitter), id(generation))] = (splitter, generation, solution)
-        return known[2]
+        """``read_solution``; not remembered: a pool's solutions are kept with the pool
+        (``SearchContext.pool``), and a step search's partial solutions go with their round."""
+        return read_solution(self.task.instance, splitter, generation)
 
     def _generation_key(self, request: SampleRequest, index: int) -> str:
         memo = (request.problem.id, request.prompt, request.seed, index, request.prefix,

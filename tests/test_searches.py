@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
+import weakref
 
 import pytest
 
@@ -112,6 +114,29 @@ def test_step_searches_respect_the_budget_and_return_only_finished_solutions(
                 f"{problem.metadata['name']} starts with {problem.metadata['start']} "
             )
         assert result.compute.generated_tokens > 0 and result.compute.prm_calls > 0
+
+
+@pytest.mark.parametrize("search", ["beam", "dvts", "beam-ias"])
+def test_a_step_search_lets_each_rounds_partial_solutions_go(registry, world, search):
+    """Drafts a round read and did not keep are freed with the round (the workspace kept
+    every one, with its token and log-probability tuples, until the table ended: 2.8 GB at
+    N=256 on 100 sim problems). What stays: the finished candidates, and the first round,
+    which the context keeps for cells that rank it first too."""
+    ctx, problems = world({"noise": 2.0})
+    read, drafts = ctx.read, []
+
+    def reading(generation):
+        solution = read(generation)
+        drafts.append(weakref.ref(solution))
+        return solution
+
+    ctx.read = reading
+    results = registry.create("search", search).instance.run(ctx, problems, 16, 0)
+    gc.collect()
+    alive = sum(d() is not None for d in drafts)
+    kept = sum(len(r.candidates) for r in results) + 16 * len(problems)
+    assert len(drafts) > 2 * kept  # several rounds were read
+    assert alive <= kept
 
 
 def test_uncalibrated_beam_ias_is_beam_search(registry, world):

@@ -109,7 +109,12 @@ class SearchContext:
     ) -> tuple[list[Candidate], list[Compute]]:
         """Score and aggregate solutions (partial or whole), and what scoring each cost. The
         ``whole`` aggregator scores each solution's text as one step: a PRM call of its own."""
-        scores, costs = self._scores_and_costs(items)
+        return self._rank(items, shared=False)
+
+    def _rank(
+        self, items: Sequence[tuple[Problem, Solution]], shared: bool
+    ) -> tuple[list[Candidate], list[Compute]]:
+        scores, costs = self._scores_and_costs(items, shared)
         values = [self.aggregate(x) for x in scores]
         if getattr(self.aggregate, "whole", False):
             wholes = self.score_steps(
@@ -132,7 +137,7 @@ class SearchContext:
         candidates and what each cost, generating it included (the same for every aggregator:
         kept in the workspace with the ranking it extends)."""
         items = [(p, s) for p, pool in zip(problems, pools, strict=True) for s in pool]
-        candidates, costs = self.rank(items)
+        candidates, costs = self._rank(items, shared=True)
         bounds = list(itertools.pairwise([0, *itertools.accumulate(map(len, pools))]))
         known = self.workspace.shared.get(("spent", id(costs)))
         if known is None or known[0] is not costs:  # one cost list per pool, for every cell
@@ -144,12 +149,13 @@ class SearchContext:
         return [(candidates[a:z], paid) for (a, z), paid in zip(bounds, known[1], strict=True)]
 
     def _scores_and_costs(
-        self, items: Sequence[tuple[Problem, Solution]]
+        self, items: Sequence[tuple[Problem, Solution]], shared: bool
     ) -> tuple[list[StepScores], list[Compute]]:
         """Step scores and what reading them cost, the same for every aggregator: a search
-        that ranks first what another cell of the table ranked first (best-of-N ranking one
-        pool per aggregator) gets them from the workspace."""
-        fresh = not self._ranked and not self._earlier
+        that ranks first the pools another cell of the table ranked first (best-of-N ranking
+        one pool per aggregator) gets them from the workspace. Partial solutions (``shared``
+        false) are not kept for others: no other cell holds the same objects."""
+        fresh = shared and not self._ranked and not self._earlier
         key = (id(self.prm), *(id(s) for _, s in items)) if fresh else None
         known = self.workspace.shared.get(key) if fresh else None
         if known is not None and all(a is b for a, (_, b) in zip(known[0], items, strict=True)):

@@ -1,6 +1,6 @@
 """Benchmarks run small: the GPU one in its tiny CPU mode (so the script a lent GPU machine
 runs works), the beam search one and the step scoring one on two problems, the matrix one on
-five."""
+five, the memory one on three."""
 
 from __future__ import annotations
 
@@ -94,3 +94,17 @@ def test_the_matrix_benchmark_prints_every_ratio_and_its_floor():
     for ratio in ("matrix / one cell", "cached re-run / first run", "--recompute re-run",
                   "floor / first run"):  # fmt: skip
         assert re.search(rf"{re.escape(ratio)}[^:]*: \d+\.\d\dx", done.stdout), done.stdout
+
+
+def test_the_memory_benchmark_reads_each_budgets_peak():
+    """benchmarks/memory.py on three problems: each budget's peak above its read-back run, per
+    computed generation, and the growth against the generations."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "memory.py"), "--limit", "3",
+               "--budgets", "2", "8"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split() for line in done.stdout.splitlines() if line.split()[0].isdigit()]
+    assert [r[0] for r in rows] == ["2", "8"]
+    assert all(float(r[1]) > float(r[2]) > 0 for r in rows)  # the run holds more than read-back
+    assert int(rows[1][4].replace(",", "")) > int(rows[0][4].replace(",", "")) > 0
+    assert "generations:" in done.stdout

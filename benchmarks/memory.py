@@ -5,7 +5,7 @@ DVTS and beam-IAS at each budget, against the same command read back from its fi
 What a table must hold grows with what it computes (each step sample, each finished
 candidate): memory held that grows no faster than the generations computed is linear in the
 work. Before prmh let each round's partial solutions go, the workspace held them all
-to the end: 2.78 GB at N=256 on 100 problems, now 1.21 GB.
+to the end: 2.71 GB peak at N=256 on 100 problems, now 1.03 GB (token texts interned too).
 
     python benchmarks/memory.py                      # 100 problems, budgets 16, 64, 256
     python benchmarks/memory.py --limit 20 --budgets 16 64

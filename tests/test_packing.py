@@ -14,7 +14,7 @@ import sqlite3
 import pytest
 
 from prmh.packing import (
-    float32_logprobs,
+    as_stored,
     pack_floats,
     pack_generation,
     unpack_floats,
@@ -70,7 +70,7 @@ def test_packing_makes_a_sampled_generation_much_smaller():
     logprobs = tuple(float(f"{-rng.random() * 3:.7f}") for _ in tokens)  # as a server gives them
     generation = _generation(text="".join(tokens), tokens=tokens, token_logprobs=logprobs)
     plain_logprobs = generation
-    generation = float32_logprobs(generation)  # as the workspace stores a new generation
+    generation = as_stored(generation)  # as the workspace stores a new generation
     assert generation.token_logprobs == pytest.approx(plain_logprobs.token_logprobs, rel=1e-7)
     plain = len(json.dumps(generation.to_json(), separators=(",", ":")))
     packed = len(json.dumps(pack_generation(generation), separators=(",", ":")))
@@ -126,3 +126,25 @@ def test_a_version_1_store_is_migrated_and_nothing_is_computed_again(cli):
         0
     ]
     assert isinstance(json.loads(value)["token_logprobs"], dict)  # packed now
+
+
+def test_token_texts_are_one_string_per_piece_computed_or_read_back():
+    """A piece that recurs (in one generation or across many) is one string object, whether
+    the workspace keeps a new generation (``as_stored``) or reads one back from the store; the
+    values are unchanged, and tokens that are not plain strings are left as they are."""
+
+    def copy(piece: str) -> str:
+        return "".join(list(piece))  # the same text, another object
+
+    rows = [["Ben", " has", " 12"], [" has", " 12", " more"]]
+    made = [as_stored(_generation(text="".join(r), tokens=tuple(map(copy, r)))) for r in rows]
+    assert [g.tokens for g in made] == [tuple(r) for r in rows]
+    assert made[0].tokens[1] is made[1].tokens[0] and made[0].tokens[2] is made[1].tokens[1]
+    read = [unpack_generation(pack_generation(g)) for g in made]
+    assert read == made and read[0].tokens[1] is made[1].tokens[0]
+
+    class Piece(str):
+        pass
+
+    odd = as_stored(_generation(text="ab", tokens=(Piece("a"), "b")))
+    assert type(odd.tokens[0]) is Piece and odd.tokens == ("a", "b")

@@ -15,7 +15,7 @@ from typing import Any
 from prmh.claims import Claims
 from prmh.entries import check_scores, stored_generation, stored_scores
 from prmh.errors import PrmhError
-from prmh.packing import float32_logprobs, pack_generation
+from prmh.packing import as_stored, pack_generation
 from prmh.registry import Component
 from prmh.store import Store, content_key
 from prmh.types import Generation, Problem, SampleRequest, ScoreRequest, Solution, StepScores
@@ -183,7 +183,7 @@ class Workspace:
                     f"for a request of {request.n}; this is a bug in the generator."
                 )
             for key, sample in zip(self._unit_keys(request), samples, strict=True):
-                self._generations[key] = sample = float32_logprobs(sample)
+                self._generations[key] = sample = as_stored(sample)
                 fresh[key] = pack_generation(sample)
         return fresh
 

@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from prmh.engine.workspace import Workspace
+from prmh.engine.workspace import Workspace, read_solution
 from prmh.registry import Component
 from prmh.types import (
     Candidate,
@@ -51,8 +51,9 @@ class SearchContext:
         return getattr(self.splitter.instance, "separator", None) or "\n\n"
 
     def read(self, generation: Generation) -> Solution:
-        """A generation as the task and splitter read it: steps and final answer."""
-        return self.workspace.read(self.splitter.instance, generation)
+        """A generation as the task and splitter read it: steps and final answer. Not kept: a
+        pool's solutions are kept with the pool, a step search's drafts go with their round."""
+        return read_solution(self.workspace.task.instance, self.splitter.instance, generation)
 
     def prompt(self, problem: Problem) -> str:
         return self.workspace.task.instance.prompt(problem)

@@ -90,11 +90,6 @@ class Workspace:
             fp = self._fingerprints[memo] = problem_fingerprint(problem)
         return fp
 
-    def read(self, splitter: Any, generation: Generation) -> Solution:
-        """``read_solution``; not remembered: a pool's solutions are kept with the pool
-        (``SearchContext.pool``), and a step search's partial solutions go with their round."""
-        return read_solution(self.task.instance, splitter, generation)
-
     def _generation_key(self, request: SampleRequest, index: int) -> str:
         memo = (request.problem.id, request.prompt, request.seed, index, request.prefix,
                 tuple(request.stop), request.temperature, request.top_logprobs,

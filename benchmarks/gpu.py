@@ -6,11 +6,12 @@ through prmh's own components (``qwen-math-prm``, ``hf``) in bf16, so nothing is
 It reports PRM scoring tokens/s, its share of the GPU's measured bf16 matmul peak (FLOPs
 counted as in benchmarks/prm_scoring.py) and its padding at prmh's default token budget per
 batch and at others, and generation tokens/s against ``generate()``; each timed ``--repeats``
-times, interleaved. ``--profile`` writes torch.profiler's busiest operators of one scoring pass
-and one generation call of each kind to OUT. ``benchmarks/on_gpu.sh`` runs it with the CUDA
+times (3 by default), interleaved, and reported as the median, every pass printed. ``--profile``
+writes torch.profiler's busiest operators of one scoring pass and one generation call of each
+kind to OUT. ``benchmarks/on_gpu.sh`` runs it with the CUDA
 tests in one call.
 
-    python benchmarks/gpu.py                  # one H200: 135 s (2026-11-28), a third saving
+    python benchmarks/gpu.py                  # one H200: 135 s at 2 repeats (2026-11-28)
     python benchmarks/gpu.py --layers 8       # fewer layers of the same width: faster
     python benchmarks/gpu.py --tiny           # a CPU smoke test of the script itself
 """
@@ -22,6 +23,7 @@ import functools
 import json
 import os
 import random
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -222,7 +224,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--batch-tokens", type=int, nargs="*", default=[8192, 32768],
                         help="other max_tokens_per_batch values to time the PRM at")  # fmt: skip
-    parser.add_argument("--repeats", type=int, default=2, help="timed passes of each kind")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes of each kind")
     parser.add_argument("--profile", action="store_true",
                         help="profile one scoring pass and one generation call of each kind "
                              "into OUT")  # fmt: skip
@@ -254,16 +256,21 @@ def main() -> None:
     )
     print(f"{result['device']}: bf16 matmul peak {peak / 1e12:.1f} TFLOP/s" if args.dtype == "bf16"
           else f"{result['device']}: fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")  # fmt: skip
+    print(f"1-minute load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     for budget, runs in result["prm_seconds_by_batch_tokens"].items():
-        shares = ", ".join(f"{100 * result['prm_flops'] / s / peak:.1f}%" for s in runs)
+        shares = [100 * result["prm_flops"] / s / peak for s in runs]
         print(f"PRM scoring at max_tokens_per_batch {budget}: "
-              f"{result['prm_tokens'] / min(runs):,.0f} tokens/s, {shares} of the matmul peak "
-              f"(target >= 50%), {100 * result['prm_padding_by_batch_tokens'][budget]:.1f}% "
-              "padding")  # fmt: skip
-    rates = {name: max(t / s for t, s in runs) for name, runs in result["generation_runs"].items()}
-    print(f"hf generation: {rates['hf']:,.0f} tokens/s; generate(): {rates['generate()']:,.0f} "
-          f"tokens/s ({rates['hf'] / rates['generate()']:.2f}x, best of {args.repeats} each, "
-          f"interleaved); sampling took {100 * result['sampling_share']:.0f}% of it")  # fmt: skip
+              f"{result['prm_tokens'] / statistics.median(runs):,.0f} tokens/s, "
+              f"{statistics.median(shares):.1f}% of the matmul peak (target >= 50%; passes: "
+              f"{', '.join(f'{x:.1f}%' for x in shares)}), "
+              f"{100 * result['prm_padding_by_batch_tokens'][budget]:.1f}% padding")  # fmt: skip
+    rates = {name: [t / s for t, s in runs] for name, runs in result["generation_runs"].items()}
+    pairs = [a / b for a, b in zip(rates["hf"], rates["generate()"], strict=True)]
+    ours, theirs = (statistics.median(rates[name]) for name in ("hf", "generate()"))
+    print(f"hf generation: {ours:,.0f} tokens/s; generate(): {theirs:,.0f} tokens/s "
+          f"({statistics.median(pairs):.2f}x, median of {len(pairs)} interleaved pairs: "
+          f"{', '.join(f'{x:.2f}' for x in pairs)}); "
+          f"sampling took {100 * result['sampling_share']:.0f}% of it")  # fmt: skip
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "results.json").write_text(json.dumps(result, indent=1))

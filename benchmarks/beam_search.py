@@ -8,6 +8,7 @@ scripts that loop over questions do. Both start from an empty store, so nothing 
     python benchmarks/beam_search.py                       # 16 problems, budget 8, width 4
     python benchmarks/beam_search.py --problems 8 --budget 4
     python benchmarks/beam_search.py --world random        # a random model of a given size
+    python benchmarks/beam_search.py --profile             # where a decoding step's time goes
 
 `--world tiny` (the default) runs the tiny world's trained generator and implicit PRM (`prmh
 eval`'s default models), whose beams go on step by step to an answer, so the results compared
@@ -18,10 +19,12 @@ end at "." and most beams stop without one (few rounds, no finished solution).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import tempfile
 import time
+import timeit
 import warnings
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--world", choices=("random", "tiny"), default="tiny")
+    parser.add_argument("--profile", action="store_true",
+                        help="one more batched run under torch's profiler: the generator's "
+                             "decoding steps, their attention and matrix products")  # fmt: skip
     return parser.parse_args()
 
 
@@ -120,7 +126,63 @@ def _run(args: argparse.Namespace, tmp: Path) -> tuple[list, list, list[tuple[fl
         for i, problem in enumerate(problems):
             single += search.run(context(f"single-{pair}-{i}"), [problem], args.budget, 0)
         pairs.append((batched_seconds, time.perf_counter() - start))
+    args.profiled = []
+    if args.profile:
+        _forget(generator, prm)
+        args.profiled = _profile_decoding(generator.instance.model, lambda: search.run(
+            context("profiled"), problems, args.budget, 0))  # fmt: skip
     return batched, single, pairs
+
+
+def _profile_decoding(model: Any, run: Any) -> list[str]:
+    """Where the generator's decoding steps (one new token a row) spend their time in one
+    batched run, by torch's profiler; and the attention kernel's time per row and KV head,
+    as 8 rows (one problem's beams) and 128 rows (the batch) take it."""
+    import torch
+
+    marks: list[Any] = []
+
+    def enter(module, args, kwargs) -> None:
+        if kwargs["input_ids"].shape[1] == 1:
+            marks.append(torch.autograd.profiler.record_function("decoding step"))
+            marks[-1].__enter__()
+
+    def leave(module, args, kwargs, output) -> None:
+        if marks:
+            marks.pop().__exit__(None, None, None)
+
+    hooks = [model.register_forward_pre_hook(enter, with_kwargs=True),
+             model.register_forward_hook(leave, with_kwargs=True)]  # fmt: skip
+    with torch.autograd.profiler.profile() as trace:
+        run()
+    for hook in hooks:
+        hook.remove()
+    steps = [e for e in trace.function_events if e.name == "decoding step"]
+    ops: dict[str, float] = {}
+    stack = [child for e in steps for child in e.cpu_children]
+    while stack:
+        e = stack.pop()
+        ops[e.name] = ops.get(e.name, 0.0) + e.self_cpu_time_total / 1e3
+        stack += e.cpu_children
+    total = sum(e.cpu_time_total for e in steps) / 1e3
+    attention = sum(ms for name, ms in ops.items() if "attention" in name)
+    products = sum(ops.get(name, 0.0) for name in ("aten::mm", "aten::addmm", "aten::bmm"))
+    lines = [f"profiled batched run: {len(steps)} decoding steps, {total:.0f} ms; attention "
+             f"{attention:.0f} ms ({100 * attention / total:.0f}%), matrix products "
+             f"{products:.0f} ms ({100 * products / total:.0f}%)"]  # fmt: skip
+    config, per_row = model.config, []
+    heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
+    size = config.hidden_size // heads
+    for rows in (8, 128):  # a new token a row over 150 positions, its query heads packed per
+        # KV head as transformers' sdpa attention packs them when one token is read
+        q = torch.randn(rows, kv_heads, heads // kv_heads, size)
+        k, v = (torch.randn(rows, kv_heads, 150, size) for _ in range(2))
+        mask = torch.ones(rows, 1, 1, 150, dtype=torch.bool)
+        attend = functools.partial(torch.nn.functional.scaled_dot_product_attention, q, k, v,
+                                   attn_mask=mask)  # fmt: skip
+        seconds = min(timeit.repeat(attend, number=200, repeat=7)) / 200
+        per_row.append(f"{rows} rows {1e6 * seconds / rows / kv_heads:.2f} µs")
+    return [*lines, f"attention per row and KV head (150 positions): {', '.join(per_row)}"]
 
 
 def _models(generator, prm) -> list[tuple[str, Any]]:
@@ -200,6 +262,8 @@ def main() -> None:
         f"the decoder matrices alone at this machine's measured matmul peak: {floor:.2f} s, so "
         f"batching can at most reach {single_seconds / floor:.1f}x here"
     )
+    for line in args.profiled:
+        print(line)
 
 
 if __name__ == "__main__":

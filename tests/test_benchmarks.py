@@ -43,11 +43,14 @@ def test_the_beam_search_benchmark_runs_and_both_ways_agree(world):
     models finish solutions, so the comparison is not of empty lists."""
     command = [sys.executable, str(ROOT / "benchmarks" / "beam_search.py"), "--problems", "2",
                "--budget", "4", "--width", "2", "--steps", "2", "--pairs", "1",
-               "--world", world]  # fmt: skip
+               "--world", world, "--profile"]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PRMH_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "same results: True" in done.stdout and "at most reach" in done.stdout
+    steps = re.search(r"run: (\d+) decoding steps, .* attention \d+ ms \((\d+)%\)", done.stdout)
+    assert steps and int(steps.group(1)) > 0 and 0 < int(steps.group(2)) < 100
+    assert re.search(r"8 rows [\d.]+ µs, 128 rows [\d.]+ µs", done.stdout)
     finished = int(re.search(r"(\d+) finished solutions", done.stdout).group(1))
     if world == "tiny":
         assert finished > 0

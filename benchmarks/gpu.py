@@ -8,8 +8,7 @@ counted as in benchmarks/prm_scoring.py) and its padding at prmh's default token
 batch and at others, and generation tokens/s against ``generate()``; each timed ``--repeats``
 times (3 by default), interleaved, and reported as the median, every pass printed. ``--profile``
 writes torch.profiler's busiest operators of one scoring pass and one generation call of each
-kind to OUT. ``benchmarks/on_gpu.sh`` runs it with the CUDA
-tests in one call.
+kind to OUT. ``benchmarks/on_gpu.sh`` runs it with the CUDA tests in one call.
 
     python benchmarks/gpu.py                  # one H200: 135 s at 2 repeats (2026-11-28)
     python benchmarks/gpu.py --layers 8       # fewer layers of the same width: faster

@@ -7,17 +7,22 @@ median ratios. Python caches compiled modules as it does by default (a
 PYTHONDONTWRITEBYTECODE in the environment is dropped: an installed prmh has them).
 
     python benchmarks/matrix.py [--pairs 3] [--limit 200]
+    python benchmarks/matrix.py --phases      # where the matrix's extra time goes
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 PRMS = ["--prm", "oracle", "--prm", "oracle:noise=1", "--prm", "oracle:noise=3"]
 MATRIX = [*PRMS, *(x for a in ("mean", "min", "last", "max", "prod") for x in ("--agg", a)),
@@ -49,11 +54,89 @@ def floor_seconds() -> float:
     return time.perf_counter() - started
 
 
+PHASES = (  # (label, module, attribute): timed in-process, each call's seconds summed
+    ("searches and recording", "prmh.engine.plan", "_Table.search_cell"),
+    ("recording each budget", "prmh.engine.plan", "_Table.record"),
+    ("result table", "prmh.engine.plan", "result_table"),
+    ("per-sample file", "prmh.samples", "SampleLog.write"),
+    ("printing", "prmh.report", "print_record"),
+)
+
+
+def timed_phases(out: str, args: list[str]) -> None:
+    """Run ``prmh eval`` with each of ``PHASES`` timed, the seconds written to ``out``."""
+    import importlib
+
+    spent = dict.fromkeys([label for label, _, _ in PHASES], 0.0)
+    for label, module, attribute in PHASES:
+        owner = importlib.import_module(module)
+        *path, name = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        setattr(owner, name, _timed(getattr(owner, name), label, spent))
+    from prmh.cli import main as prmh_main
+
+    sys.argv = ["prmh", "eval", *args]
+    started = time.perf_counter()
+    try:
+        prmh_main()
+    except SystemExit as e:
+        if e.code:
+            raise
+    Path(out).write_text(json.dumps({**spent, "total": time.perf_counter() - started}))
+
+
+def _timed(f: Any, label: str, spent: dict[str, float]) -> Any:
+    @functools.wraps(f)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return f(*args, **kwargs)
+        finally:
+            spent[label] += time.perf_counter() - start
+
+    return timed
+
+
+def phases(pairs: int, limit: int) -> None:
+    """First runs of one cell and of the matrix, interleaved: each phase's median (the
+    searches without their recording) and the rest of the command."""
+    runs: dict[str, list[dict[str, float]]] = {"cell": [], "matrix": []}
+    for _ in range(pairs):
+        for name, args in (("cell", CELL), ("matrix", MATRIX)):
+            with tempfile.TemporaryDirectory() as results:
+                out = Path(results) / "phases.json"
+                command = [sys.executable, __file__, "--phases-of", str(out), "--",
+                           "--world", "sim", "--limit", str(limit), *args,
+                           "--results-dir", results]  # fmt: skip
+                done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode != 0:
+                    sys.exit(done.stderr[-2000:])
+                timed = json.loads(out.read_text())
+            timed["searches and recording"] -= timed["recording each budget"]
+            timed["the rest"] = 2 * timed["total"] - sum(timed.values())
+            runs[name].append(timed)
+    print(f"{'ms, medians of ' + str(pairs):40} {'one cell':>9} {'matrix':>9} {'extra':>9}")
+    for label in [*(label for label, _, _ in PHASES), "the rest", "total"]:
+        cell, full = (statistics.median(r[label] * 1e3 for r in runs[n]) for n in runs)
+        shown = {"searches and recording": "searches (generating, scoring, ranking)",
+                 "the rest": "the rest (imports, grading, store)"}.get(label, label)  # fmt: skip
+        print(f"{shown:40} {cell:9.1f} {full:9.1f} {full - cell:+9.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--phases", action="store_true",
+                        help="time the engine's phases in first runs, in-process")  # fmt: skip
+    parser.add_argument("--phases-of", help=argparse.SUPPRESS)  # the child of --phases
+    parser.add_argument("eval_args", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.phases_of:
+        return timed_phases(args.phases_of, args.eval_args)
+    if args.phases:
+        return phases(args.pairs, args.limit)
     matrix, cached, replayed, floors = [], [], [], []
     print(f"1-minute load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
     for pair in range(args.pairs):

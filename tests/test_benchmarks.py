@@ -100,6 +100,21 @@ def test_the_matrix_benchmark_prints_every_ratio_and_its_floor():
         assert re.search(rf"{re.escape(ratio)}[^:]*: \d+\.\d\dx", done.stdout), done.stdout
 
 
+def test_the_matrix_benchmark_times_the_engines_phases():
+    """benchmarks/matrix.py --phases on five sim problems: each phase of a first run of one
+    cell and of the matrix, timed in-process (the engine's methods it wraps still exist and
+    are called), and the rest of the command."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "matrix.py"), "--phases", "--pairs",
+               "1", "--limit", "5"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = re.findall(r"^(\S.*?)\s+([\d.]+)\s+([\d.]+)\s+[-+][\d.]+$", done.stdout, re.M)
+    rows = {label: (float(cell), float(matrix)) for label, cell, matrix in found}
+    assert len(rows) == 7, done.stdout
+    assert all(cell > 0 and matrix > 0 for cell, matrix in rows.values()), done.stdout
+    assert rows["total"][1] > rows["searches (generating, scoring, ranking)"][1]
+
+
 def test_the_memory_benchmark_reads_each_budgets_peak():
     """benchmarks/memory.py on three problems: each budget's peak above its read-back run, per
     computed generation, and the growth against the generations."""

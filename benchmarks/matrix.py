@@ -114,7 +114,7 @@ def phases(pairs: int, limit: int) -> None:
                     sys.exit(done.stderr[-2000:])
                 timed = json.loads(out.read_text())
             timed["searches and recording"] -= timed["recording each budget"]
-            timed["the rest"] = 2 * timed["total"] - sum(timed.values())
+            timed["the rest"] = timed["total"] - sum(timed[label] for label, _, _ in PHASES)
             runs[name].append(timed)
     print(f"{'ms, medians of ' + str(pairs):40} {'one cell':>9} {'matrix':>9} {'extra':>9}")
     for label in [*(label for label, _, _ in PHASES), "the rest", "total"]:
@@ -133,6 +133,8 @@ def main() -> None:
     parser.add_argument("--phases-of", help=argparse.SUPPRESS)  # the child of --phases
     parser.add_argument("eval_args", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.eval_args and not args.phases_of:
+        parser.error(f"unexpected arguments: {' '.join(args.eval_args)}")
     if args.phases_of:
         return timed_phases(args.phases_of, args.eval_args)
     if args.phases:

@@ -140,7 +140,7 @@ def _with_a_nan_score(results):
     return run, cell
 
 
-def test_a_nan_score_is_strict_json_null():
+def test_a_nan_score_is_strict_json_null(tmp_path):
     """Python writes nan as ``NaN``, which ``JSON.parse`` refuses (ECMA-404 has no such
     number): the page stayed blank. The page's data and the JSON lines export hold null
     (Python's json documentation, "Infinite and NaN Number Values")."""
@@ -153,10 +153,9 @@ def test_a_nan_score_is_strict_json_null():
     def refuse(token):
         raise ValueError(f"not strict JSON: {token}")
 
-    with CliRunner().isolated_filesystem() as where:
-        args = ["eval", "--world", "sim", "--limit", "3", "-n", "2", "--results-dir", where]
-        assert CliRunner().invoke(cli, args).exit_code == 0
-        run, cell = _with_a_nan_score(Path(where))
+    args = ["eval", "--world", "sim", "--limit", "3", "-n", "2", "--results-dir", str(tmp_path)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    run, cell = _with_a_nan_score(tmp_path)
     html = render(run)
     exported = [
         json.loads(x, parse_constant=refuse)

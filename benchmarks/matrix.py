@@ -7,7 +7,7 @@ median ratios. Python caches compiled modules as it does by default (a
 PYTHONDONTWRITEBYTECODE in the environment is dropped: an installed prmh has them).
 
     python benchmarks/matrix.py [--pairs 3] [--limit 200]
-    python benchmarks/matrix.py --phases      # where the matrix's extra time goes
+    python benchmarks/matrix.py --phases      # where the matrix's extra time and a re-run's go
 """
 
 from __future__ import annotations
@@ -28,13 +28,15 @@ PRMS = ["--prm", "oracle", "--prm", "oracle:noise=1", "--prm", "oracle:noise=3"]
 MATRIX = [*PRMS, *(x for a in ("mean", "min", "last", "max", "prod") for x in ("--agg", a)),
           *(x for n in (1, 2, 4, 8, 16) for x in ("-n", str(n)))]  # fmt: skip
 CELL = [*PRMS, "--agg", "min", "-n", "16"]
+AS_INSTALLED = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def timed(args: list[str], results: str, limit: int) -> float:
     command = [sys.executable, "-m", "prmh", "eval", "--world", "sim", "--limit", str(limit)]
     started = time.perf_counter()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as installed
-    done = subprocess.run([*command, *args, "--results-dir", results], capture_output=True, env=env)
+    done = subprocess.run(
+        [*command, *args, "--results-dir", results], capture_output=True, env=AS_INSTALLED
+    )
     if done.returncode != 0:
         sys.exit(done.stderr.decode()[-2000:])
     return time.perf_counter() - started
@@ -48,13 +50,19 @@ FLOOR = (  # what every `prmh eval` imports and loads before it reads the store
 
 def floor_seconds() -> float:
     """Starting Python and importing and loading what an evaluation needs, nothing run."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", FLOOR], check=True, env=env)
+    subprocess.run([sys.executable, "-c", FLOOR], check=True, env=AS_INSTALLED)
     return time.perf_counter() - started
 
 
 PHASES = (  # (label, module, attribute): timed in-process, each call's seconds summed
+    ("loading the registry", "prmh.registry", "load_registry"),
+    ("problems and plan", "prmh.engine", "prepare"),
+    ("plan key", "prmh.reuse", "plan_key"),
+    ("run record (provenance, saving)", "prmh.records", "RunRecord.__init__"),
+    ("run record (provenance, saving)", "prmh.records", "RunRecord.save"),
+    ("reading back the finished run", "prmh.reuse", "finished_run"),
+    ("reading back the finished run", "prmh.reuse", "reused_metrics"),
     ("searches and recording", "prmh.engine.plan", "_Table.search_cell"),
     ("recording each budget", "prmh.engine.plan", "_Table.record"),
     ("result table", "prmh.engine.plan", "result_table"),
@@ -63,11 +71,14 @@ PHASES = (  # (label, module, attribute): timed in-process, each call's seconds 
 )
 
 
+LABELS = list(dict.fromkeys(label for label, _, _ in PHASES))
+
+
 def timed_phases(out: str, args: list[str]) -> None:
     """Run ``prmh eval`` with each of ``PHASES`` timed, the seconds written to ``out``."""
     import importlib
 
-    spent = dict.fromkeys([label for label, _, _ in PHASES], 0.0)
+    spent = dict.fromkeys(LABELS, 0.0)
     for label, module, attribute in PHASES:
         owner = importlib.import_module(module)
         *path, name = attribute.split(".")
@@ -98,30 +109,45 @@ def _timed(f: Any, label: str, spent: dict[str, float]) -> Any:
     return timed
 
 
+def _phases_of(args: list[str], results: str) -> dict[str, float]:
+    """One ``prmh eval`` in a child process with its phases timed (``timed_phases``), and
+    the process's wall time less the command's: starting Python and the imports before it
+    (this script's few among them)."""
+    out = Path(results) / "phases.json"
+    command = [sys.executable, __file__, "--phases-of", str(out), "--", *args,
+               "--results-dir", results]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=AS_INSTALLED)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(done.stderr[-2000:])
+    timed = json.loads(out.read_text())
+    timed["searches and recording"] -= timed["recording each budget"]
+    timed["the rest"] = timed["total"] - sum(timed[label] for label in LABELS)
+    return {**timed, "starting Python, imports": wall - timed["total"], "process": wall}
+
+
 def phases(pairs: int, limit: int) -> None:
-    """First runs of one cell and of the matrix, interleaved: each phase's median (the
-    searches without their recording) and the rest of the command."""
-    runs: dict[str, list[dict[str, float]]] = {"cell": [], "matrix": []}
+    """First runs of one cell and of the matrix, interleaved, and the matrix read back from
+    its finished run: each phase's median (the searches without their recording), the rest
+    of the command and what the process spent before it."""
+    names = ("one cell", "matrix", "re-run")
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    world = ["--world", "sim", "--limit", str(limit)]
     for _ in range(pairs):
-        for name, args in (("cell", CELL), ("matrix", MATRIX)):
-            with tempfile.TemporaryDirectory() as results:
-                out = Path(results) / "phases.json"
-                command = [sys.executable, __file__, "--phases-of", str(out), "--",
-                           "--world", "sim", "--limit", str(limit), *args,
-                           "--results-dir", results]  # fmt: skip
-                done = subprocess.run(command, capture_output=True, text=True)
-                if done.returncode != 0:
-                    sys.exit(done.stderr[-2000:])
-                timed = json.loads(out.read_text())
-            timed["searches and recording"] -= timed["recording each budget"]
-            timed["the rest"] = timed["total"] - sum(timed[label] for label, _, _ in PHASES)
-            runs[name].append(timed)
-    print(f"{'ms, medians of ' + str(pairs):40} {'one cell':>9} {'matrix':>9} {'extra':>9}")
-    for label in [*(label for label, _, _ in PHASES), "the rest", "total"]:
-        cell, full = (statistics.median(r[label] * 1e3 for r in runs[n]) for n in runs)
+        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+            runs["one cell"].append(_phases_of([*world, *CELL], a))
+            runs["matrix"].append(_phases_of([*world, *MATRIX], b))
+            runs["re-run"].append(_phases_of([*world, *MATRIX], b))  # read back
+    print(f"{'ms, medians of ' + str(pairs):40} {'one cell':>9} {'matrix':>9} {'extra':>9} "
+          f"{'re-run':>9}")  # fmt: skip
+    rows = [*LABELS, "the rest", "total", "starting Python, imports", "process"]
+    for label in rows:
+        cell, full, again = (statistics.median(r[label] * 1e3 for r in runs[n]) for n in names)
         shown = {"searches and recording": "searches (generating, scoring, ranking)",
-                 "the rest": "the rest (imports, grading, store)"}.get(label, label)  # fmt: skip
-        print(f"{shown:40} {cell:9.1f} {full:9.1f} {full - cell:+9.1f}")
+                 "the rest": "the rest (grading, store, imports within)",
+                 "total": "the command (in-process)"}.get(label, label)  # fmt: skip
+        print(f"{shown:40} {cell:9.1f} {full:9.1f} {full - cell:+9.1f} {again:9.1f}")
 
 
 def main() -> None:

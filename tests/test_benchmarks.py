@@ -102,17 +102,24 @@ def test_the_matrix_benchmark_prints_every_ratio_and_its_floor():
 
 def test_the_matrix_benchmark_times_the_engines_phases():
     """benchmarks/matrix.py --phases on five sim problems: each phase of a first run of one
-    cell and of the matrix, timed in-process (the engine's methods it wraps still exist and
-    are called), and the rest of the command."""
+    cell and of the matrix, and of the matrix read back, timed in-process (the engine's
+    methods it wraps still exist and are called), the rest of the command and what the
+    process spent before it."""
     command = [sys.executable, str(ROOT / "benchmarks" / "matrix.py"), "--phases", "--pairs",
                "1", "--limit", "5"]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    found = re.findall(r"^(\S.*?)\s+([\d.]+)\s+([\d.]+)\s+[-+][\d.]+$", done.stdout, re.M)
-    rows = {label: (float(cell), float(matrix)) for label, cell, matrix in found}
-    assert len(rows) == 7, done.stdout
-    assert all(cell > 0 and matrix > 0 for cell, matrix in rows.values()), done.stdout
-    assert rows["total"][1] > rows["searches (generating, scoring, ranking)"][1]
+    number = r"\s+(-?[\d.]+)"
+    found = re.findall(rf"^(\S.*?){number}{number}\s+[-+][\d.]+{number}$", done.stdout, re.M)
+    rows = {label: tuple(map(float, ms)) for label, *ms in found}
+    assert len(rows) == 14, done.stdout
+    searches = rows["searches (generating, scoring, ranking)"]
+    assert searches[0] > 0 and searches[1] > 0 and searches[2] == 0, done.stdout  # not re-run
+    assert rows["reading back the finished run"][2] > 0, done.stdout
+    for label in ("loading the registry", "run record (provenance, saving)", "printing"):
+        assert all(ms > 0 for ms in rows[label]), done.stdout
+    command_ms, process = rows["the command (in-process)"], rows["process"]
+    assert all(p > c > 0 for p, c in zip(process, command_ms, strict=True)), done.stdout
 
 
 def test_the_memory_benchmark_reads_each_budgets_peak():

@@ -127,3 +127,37 @@ def test_labels_from_a_record_are_drawn_as_text(cli, evaluation, tmp_path):
         drawn = [r for t in record["metrics"]["tables"] for r in t["rows"]]
         drawn = [r for r in drawn if kind == "scaling" or r["kind"] != "reference"]
         assert {" " + r["label"] for r in drawn} <= legend, legend
+
+
+def test_a_lone_budget_still_shows_its_interval(cli, tmp_path):
+    """A run of one budget draws each row's 95% interval as an error bar from its cell's low to
+    its high: a band (matplotlib's ``fill_between``) over a single x has no width, so such a
+    figure showed bare points under an axis that promises intervals."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.collections import LineCollection
+
+    from prmh.analysis.figures import _compute, _pyplot, _scaling
+
+    results = str(tmp_path / "results")
+    args = ["--world", "sim", "--prm", "oracle:noise=3", "--agg", "min", "-n", "4"]
+    assert cli("eval", *args, "--limit", "12", "--results-dir", results).exit_code == 0
+    record = json.loads(next((tmp_path / "results" / "runs").glob("*.json")).read_text())
+    rows = record["metrics"]["tables"][0]["rows"]
+    plt = _pyplot()
+    for draw, shown in (
+        (_scaling, rows),
+        (_compute, [r for r in rows if r["kind"] != "reference"]),
+    ):
+        fig = draw(plt, [record])
+        axis = fig.axes[0]
+        bars = [c for c in axis.collections if isinstance(c, LineCollection)]
+        drawn = sorted(tuple(s[:, 1].round(6)) for c in bars for s in c.get_segments())
+        cells = [r["cells"][0] for r in shown]
+        assert drawn == sorted((round(100 * c["low"], 6), round(100 * c["high"], 6)) for c in cells)
+        labels = axis.get_legend_handles_labels()[1]
+        assert len(labels) == len(shown)
+        plt.close(fig)

@@ -91,10 +91,21 @@ def _colors(plt: Any, tables: list[tuple[str, dict[str, Any]]]) -> dict[str, Any
 
 
 def _band(axis: Any, xs: list, cells: list[dict[str, Any]], label: str, **style: Any) -> None:
-    ys = [100 * c["mean"] for c in cells]
+    _interval(axis, xs, [[100 * c[k] for c in cells] for k in ("mean", "low", "high")],
+              label, alpha=0.08, **style)  # fmt: skip
+
+
+def _interval(axis: Any, xs: list, points: list[list[float]], label: str, alpha: float,
+              **style: Any) -> None:  # fmt: skip
+    """A line through ``points[0]`` in a band from ``points[1]`` to ``points[2]``; a lone
+    point gets an error bar instead (a band of one x has no width, so nothing was drawn)."""
+    ys, lows, highs = points
     line = axis.plot(xs, ys, markersize=3, label=_shown(label), **{"marker": "o", **style})[0]
-    lows, highs = [100 * c["low"] for c in cells], [100 * c["high"] for c in cells]
-    axis.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.08, linewidth=0)
+    if len(xs) == 1:
+        err = [[ys[0] - lows[0]], [highs[0] - ys[0]]]
+        axis.errorbar(xs, ys, yerr=err, fmt="none", ecolor=line.get_color(), capsize=3)
+    else:
+        axis.fill_between(xs, lows, highs, color=line.get_color(), alpha=alpha, linewidth=0)
 
 
 def _legend(fig: Any, axis: Any) -> None:
@@ -197,10 +208,8 @@ def _correlation(plt: Any, records: list[dict[str, Any]]) -> Any:
             for agg, by_cut in result["correlations"].items():
                 cuts = sorted(int(t) for t in by_cut if t != "full")
                 cells = [by_cut[str(t)]["correctness"] for t in cuts]
-                line = axis.plot(cuts, [c["r"] for c in cells], marker="o", markersize=3,
-                                 label=_shown(f"{label} · {agg}"))[0]  # fmt: skip
-                axis.fill_between(cuts, [c["low"] for c in cells], [c["high"] for c in cells],
-                                  color=line.get_color(), alpha=0.15, linewidth=0)  # fmt: skip
+                points = [[c[k] for c in cells] for k in ("r", "low", "high")]
+                _interval(axis, cuts, points, f"{label} · {agg}", alpha=0.15)
     axis.set_xscale("log", base=2)
     axis.set_xlabel("tokens of the solution kept (log2)")
     axis.set_ylabel("Pearson r with final correctness (95% interval)")

@@ -210,6 +210,35 @@ def test_list_and_plugins(cli):
     assert plugins["failures"] == []
 
 
+def test_every_out_option_is_also_dash_o(cli, tmp_path):
+    """Every command that writes a file or folder given by ``--out`` also takes ``-o`` (as
+    compilers, curl and most CLIs do), and only for that option."""
+    import importlib
+
+    import click
+
+    from prmh.cli import BUILT_IN
+    from prmh.cli import cli as group
+
+    for module in set(BUILT_IN.values()):
+        importlib.import_module(f"prmh.cli.{module}")
+
+    def commands(command: click.Command, path: str):
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from commands(sub, f"{path} {name}")
+
+    seen = 0
+    for path, command in commands(group, "prmh"):
+        for param in command.params:
+            assert ("-o" in param.opts) == ("--out" in param.opts), (path, param.opts)
+            seen += "--out" in param.opts
+    assert seen >= 6
+    cli("eval", "--world", "sim", "--limit", "3", "-n", "2")
+    assert cli("export", "latest", "-o", str(tmp_path / "x.csv")).exit_code == 0
+    assert (tmp_path / "x.csv").read_text().startswith("task,")
+
+
 def test_version_and_help_run_as_a_program():
     from prmh import __version__
 

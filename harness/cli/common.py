@@ -89,9 +89,11 @@ def _prmh_own(path: Path) -> str | None:
 
 
 def out_option(help: str, required: bool = False, flag: str = "--out") -> Decorator:
-    """An output file's option, its folder checked before the command runs (``_writable``)."""
+    """An output file's option (``--out`` also ``-o``), its folder checked before the command
+    runs (``_writable``)."""
     kind = click.Path(dir_okay=False, path_type=Path)
-    return click.option(flag, type=kind, required=required, callback=_writable, help=help)
+    names = (flag, "-o") if flag == "--out" else (flag,)
+    return click.option(*names, type=kind, required=required, callback=_writable, help=help)
 
 
 def json_option(what: str = "the run record") -> Decorator:

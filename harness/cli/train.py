@@ -52,6 +52,7 @@ def _trained(summary: dict[str, Any]) -> tuple[float, float]:
 @click.option("--model", "base", required=True, help="Base causal LM (directory or Hub id).")
 @click.option(
     "--out",
+    "-o",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
     help="Where to save the PRM (then: prmh eval --prm OUT).",
@@ -134,7 +135,7 @@ def train_command(data_path: str, base: str, out: Path, resume: bool, **options:
     "classifier or lm head (Qwen/Qwen2.5-Math-PRM-7B, math-shepherd -P model=DIR, ...).",
 )
 @kv_option("-P", "prm_args", "PRM")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--epochs", type=float, default=3.0, show_default=True)
 @_option("--lr", "learning_rate", type=float)
 @_option("--batch-size", "batch_size", type=int)
@@ -179,7 +180,7 @@ def calibrate_command(
 @kv_option("-T", "task_args", "task")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use the first N problems.")
 @click.option("--model", "base", required=True, help="Base causal LM (directory or Hub id).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--lora/--full", default=False, show_default=True)
 @_option("--epochs", "epochs", type=float)
 @_option("--max-steps", "max_steps", type=int)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -51,6 +52,18 @@ def python_env(**extra: str) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+# What a command says when an optional package it needs is not installed, and that package.
+EXTRAS = {"(torch is missing)": "torch", "needs Ray: pip install": "ray"}
+
+
+def skip_without_extra(output: str) -> None:
+    """Skip a test whose command stopped only because an optional package is not installed
+    here (a Python without a torch wheel, say), as its message says; where the package is
+    installed (as the README's test command installs it) this never skips."""
+    for said, module in EXTRAS.items():
+        if said in output and importlib.util.find_spec(module) is None:
+            pytest.skip(f"needs {module}, which is not installed: {output.strip()[:160]}")
 
 
 def pytest_collection_modifyitems(config, items):

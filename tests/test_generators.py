@@ -332,9 +332,9 @@ def test_exponential_draws_are_torchs_bit_for_bit(monkeypatch):
     one gives."""
     import math
 
-    import torch
-
     from prmh.plugins.generators import sampling
+
+    torch = pytest.importorskip("torch")
 
     for seed in range(8):
         expected = torch.empty(4, 40_000)
@@ -361,8 +361,7 @@ def test_exponential_draws_are_torchs_bit_for_bit(monkeypatch):
 def test_the_sampler_draws_a_large_vocabulary_in_chunks_as_exponential_would(monkeypatch):
     """Rows of a 150k vocabulary are drawn a few at a time on two threads: each drawn row holds
     ``exponential_``'s numbers from its own generator, each greedy row is left as it was."""
-    import torch
-
+    torch = pytest.importorskip("torch")
     from prmh.plugins.generators.sampling import RowSampler
 
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -21,7 +23,6 @@ from prmh.errors import PrmhError
 
 if TYPE_CHECKING:  # multiprocessing is imported when a pool starts
     from multiprocessing.connection import Connection
-    from multiprocessing.context import BaseContext
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,13 @@ def _warm_up(ref: str) -> None:
         pass
 
 
+def _serve(fd: int) -> None:
+    """A worker process's entry (``_Worker``): grade what comes on the socket at ``fd``."""
+    from multiprocessing.connection import Connection
+
+    _worker(Connection(fd))
+
+
 def _worker(conn: Connection) -> None:
     _die_with_parent()
     # Graders (math-verify) print their own warnings; they must not reach the user's terminal.
@@ -165,12 +173,32 @@ def _worker(conn: Connection) -> None:
                 conn.send((False, f"{type(e).__name__}: {e}"))
 
 
+# A worker's Python: this process's import path first, then prmh's worker loop on the socket.
+BOOT = (
+    "import sys; sys.path[:] = sys.argv[2:]; "
+    "from prmh.grading import _serve; _serve(int(sys.argv[1]))"
+)
+
+
 class _Worker:
-    def __init__(self, ctx: BaseContext) -> None:
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker, args=(child,), daemon=True)
-        self.process.start()
-        child.close()
+    """A grading process: a new Python on one end of a socket pair, with this process's import
+    path (graders are imported by module path) and nothing else of it. multiprocessing's spawn
+    also runs the parent's main script again in each child: a script that called
+    ``prmh.evaluate`` without an ``if __name__ == "__main__":`` guard (the README's example
+    saved as a file) started it again there, its workers died and the run stopped, and a
+    script read from standard input could not be run again at all."""
+
+    def __init__(self) -> None:
+        import socket
+        from multiprocessing.connection import Connection
+
+        ours, theirs = socket.socketpair()
+        self.conn = Connection(ours.detach())
+        fd, path = theirs.fileno(), [str(p) for p in sys.path]
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", BOOT, str(fd), *path], pass_fds=(fd,), stdin=subprocess.DEVNULL
+        )
+        theirs.close()
         self.chunk: list[int] = []
         self.deadline = 0.0
         self.warm: set[str] = set()  # graders this worker has imported
@@ -181,7 +209,7 @@ class _Worker:
 
     def kill(self) -> None:
         self.process.kill()
-        self.process.join()
+        self.process.wait()
         self.conn.close()
 
 
@@ -190,17 +218,21 @@ class GraderPool:
     pool: pool.grade(items)``); each answer still gets a hard timeout."""
 
     def __init__(self, workers: int = 2, chunk_size: int = 64):
-        import multiprocessing
-
         self.size, self.chunk_size = max(1, workers), chunk_size
-        self.ctx = multiprocessing.get_context("spawn")
         self.pool: list[_Worker] = []
         self.dead_on_start = 0  # workers in a row that died before they were warm
         self.refs: dict[str, str] = {}  # grader name -> what a worker imports
 
     def _ref(self, grader: str) -> str:
         if grader not in self.refs:
-            self.refs[grader] = get_grader(grader).ref
+            ref = get_grader(grader).ref
+            if ref.startswith("__main__:"):  # a worker's __main__ is its own, not the script
+                raise PrmhError(
+                    f"grader {ref!r} is defined in the main script; graders run in worker "
+                    "processes, which import them by module path: move it into a module next "
+                    "to the script and register it from there."
+                )
+            self.refs[grader] = ref
         return self.refs[grader]
 
     def __enter__(self) -> GraderPool:
@@ -245,7 +277,7 @@ class GraderPool:
         if not pending:
             return []
         while len(self.pool) < min(self.size, len(items)):
-            self.pool.append(_Worker(self.ctx))
+            self.pool.append(_Worker())
         done = 0
         while pending or any(w.chunk for w in self.pool):
             for w in self.pool:
@@ -302,8 +334,8 @@ class GraderPool:
             if self.dead_on_start >= 3:
                 raise PrmhError(
                     "grading worker processes die as soon as they start, so no answer can be "
-                    "graded. They start Python anew and re-import the main module: run prmh "
-                    "from the command line or a script file (not from standard input)."
+                    f"graded: each runs {sys.executable} with this process's sys.path and "
+                    "imports prmh.grading (its error, if it printed one, is above)."
                 )
             reason = "grader process died" if crashed else None
             if timed_out and cold:
@@ -315,7 +347,7 @@ class GraderPool:
             pending.extend(reversed(w.chunk))
             w.chunk = []
             w.kill()
-            self.pool[i] = _Worker(self.ctx)  # a spare starts warming at once
+            self.pool[i] = _Worker()  # a spare starts warming at once
         return settled
 
     def close(self) -> None:
@@ -324,8 +356,9 @@ class GraderPool:
                 w.conn.send(None)
             except OSError:
                 pass
-            w.process.join(timeout=1)
-            if w.process.is_alive():
+            try:
+                w.process.wait(timeout=1)
+            except subprocess.TimeoutExpired:
                 w.kill()
         self.pool = []
 

@@ -63,3 +63,33 @@ def test_cells_the_paired_bootstrap_cannot_tell_from_the_best_are_bold(tmp_path)
         "bold"
     ]
     assert _cell({**twin, "below_best": True}, exact["mean"] + 1).spans == []
+
+
+def test_the_readme_example_runs_as_a_script_and_from_standard_input(tmp_path):
+    """The README's ``prmh.evaluate`` example saved as a file with no ``if __name__ ==
+    "__main__":`` guard, and the same text piped to ``python -``. Grading workers were started
+    by multiprocessing's spawn, which runs the parent's main script again in every child
+    (CPython's Lib/multiprocessing/spawn.py, ``get_preparation_data``: ``init_main_from_path``;
+    the "safe importing of main module" rule of the multiprocessing docs): the script began its
+    evaluation again in each worker, every worker died in its "bootstrapping phase", and the
+    run stopped with an error; from standard input no script could be run again at all."""
+    import shutil
+    import subprocess
+    import sys
+
+    script = tmp_path / "example.py"
+    script.write_text(
+        "import prmh\n"
+        "result = prmh.evaluate(world='sim', prm=['oracle', 'oracle:noise=3'], budget=[1, 4],\n"
+        "                       limit=5, results_dir='prmh-results')\n"
+        "print(len(result.accuracy()), result.record['status'])\n"
+    )
+    for command, stdin in (([script.name], None), (["-"], script.read_text())):
+        results = tmp_path / "prmh-results"
+        done = subprocess.run([sys.executable, *command], input=stdin, capture_output=True,
+                              text=True, cwd=tmp_path, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.split() == ["16", "success"], done.stdout  # with pass@N, majority@N
+        assert "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert len(list((results / "runs").glob("*.json"))) == 1
+        shutil.rmtree(results)

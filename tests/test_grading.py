@@ -190,3 +190,29 @@ def test_a_plugin_grader_is_loaded_by_reference_in_the_workers():
             get_grader("unimportable")
     with pytest.raises(PrmhError, match="unknown grader 'parity'"):
         get_grader("parity")  # gone with the plugin
+
+
+def test_a_grader_defined_in_the_main_script_is_refused_with_the_way_out(monkeypatch):
+    """A worker is a new Python whose ``__main__`` is its own start-up code, not the caller's
+    script, so a grader registered from that script cannot be imported there: one message
+    says so before any answer is sent, instead of every answer failing to import."""
+    import sys
+
+    import grading_helpers
+
+    from prmh import hookimpl
+    from prmh.testing import inline_plugin
+
+    def in_the_script():
+        return grading_helpers.Parity()
+
+    in_the_script.__module__, in_the_script.__qualname__ = "__main__", "in_the_script"
+    monkeypatch.setattr(sys.modules["__main__"], "in_the_script", in_the_script, raising=False)
+
+    class Plugin:
+        @hookimpl
+        def prmh_register_grader(self, register):
+            register("scripted", in_the_script)
+
+    with inline_plugin(Plugin()), pytest.raises(PrmhError, match="module next to the script"):
+        grade_many([("scripted", "3", "5")])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -216,3 +217,18 @@ def test_a_grader_defined_in_the_main_script_is_refused_with_the_way_out(monkeyp
 
     with inline_plugin(Plugin()), pytest.raises(PrmhError, match="module next to the script"):
         grade_many([("scripted", "3", "5")])
+
+
+def test_workers_that_cannot_start_stop_the_run_with_one_message(monkeypatch):
+    """A worker Python that exits at once (here its start-up code is replaced by an exit; in
+    life: a broken interpreter or an import path without prmh): after three in a row, one
+    message naming the interpreter, instead of replacing workers forever."""
+    import sys
+
+    from prmh import grading
+
+    monkeypatch.setattr(grading, "BOOT", "raise SystemExit(1)")
+    started = time.monotonic()
+    with pytest.raises(PrmhError, match=f"each runs {re.escape(sys.executable)} with this"):
+        grade_many([("numeric", "1", "1")] * 5, timeout=5.0, workers=1)
+    assert time.monotonic() - started < 60

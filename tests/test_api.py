@@ -65,8 +65,8 @@ def test_cells_the_paired_bootstrap_cannot_tell_from_the_best_are_bold(tmp_path)
     assert _cell({**twin, "below_best": True}, exact["mean"] + 1).spans == []
 
 
-def test_the_readme_example_runs_as_a_script_and_from_standard_input(tmp_path):
-    """The README's ``prmh.evaluate`` example saved as a file with no ``if __name__ ==
+def test_the_readmes_python_runs_as_a_script_and_from_standard_input(tmp_path):
+    """The README's Python blocks, as written, saved as one file with no ``if __name__ ==
     "__main__":`` guard, and the same text piped to ``python -``. Grading workers were started
     by multiprocessing's spawn, which runs the parent's main script again in every child
     (CPython's Lib/multiprocessing/spawn.py, ``get_preparation_data``: ``init_main_from_path``;
@@ -76,20 +76,24 @@ def test_the_readme_example_runs_as_a_script_and_from_standard_input(tmp_path):
     import shutil
     import subprocess
     import sys
+    from pathlib import Path
 
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(blocks) == 2 and "prmh.evaluate(" in blocks[0] and "load_run" in blocks[1]
     script = tmp_path / "example.py"
     script.write_text(
-        "import prmh\n"
-        "result = prmh.evaluate(world='sim', prm=['oracle', 'oracle:noise=3'], budget=[1, 4],\n"
-        "                       limit=5, results_dir='prmh-results')\n"
-        "print(len(result.accuracy()), result.record['status'])\n"
+        "\n".join(blocks) + "print(len(result.accuracy()), result.record['status'], "
+        "len(problems), len(wrong) < len(problems))\n"
     )
     for command, stdin in (([script.name], None), (["-"], script.read_text())):
         results = tmp_path / "prmh-results"
         done = subprocess.run([sys.executable, *command], input=stdin, capture_output=True,
                               text=True, cwd=tmp_path, timeout=120)  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
-        assert done.stdout.split() == ["16", "success"], done.stdout  # with pass@N, majority@N
+        # 24 cells: 2 PRMs x 3 aggregators x 3 budgets, and pass@N, majority@N at each
+        # budget; 900 problem rows: 50 problems in each of the 18 PRM cells
+        assert done.stdout.split() == ["24", "success", "900", "True"], done.stdout
         assert "Traceback" not in done.stderr, done.stderr[-3000:]
         assert len(list((results / "runs").glob("*.json"))) == 1
         shutil.rmtree(results)

@@ -319,6 +319,15 @@ def test_correlation_from_the_command_line(cli, tmp_path):
         assert table[how]["200"]["full_score"]["r"] == pytest.approx(1.0)
     # an exact-ish PRM: late cuts predict correctness better than early ones
     assert table["min"]["200"]["correctness"]["r"] > table["min"]["6"]["correctness"]["r"]
+    # how many solutions each threshold cut, by the words and marks the oracle counts
+    from prmh.analysis.correlation import token_count
+
+    assert token_count("  Add 2 and 3: 5.  \n", None) == 7
+    cut, n = [entry["cut"][t] for t in ("6", "12", "24", "200")], entry["solutions"]
+    assert n == cut[0] >= cut[1] >= cut[2] > cut[3] == 0 and 24 < entry["longest"] < 200
+    shown = cli(*args[:-1]).output  # the table: a threshold past every solution is named
+    assert re.search(rf"tau=200\s*│\s*0 of {n}\s*│", shown), shown
+    assert f"tau=200 cut no solution (the longest has {entry['longest']} tokens)" in shown
     # the whole aggregator's full-solution row scores the full solution, not the largest cut
     short = cli(*args[:-2], "3", "--json")
     whole = json.loads(short.output)["oracle:noise=1"]["correlations"]["whole"]

@@ -39,6 +39,14 @@ def truncate(text: str, threshold: int, tokenizer: Any) -> str:
     return tokenizer.decode(ids[:threshold], skip_special_tokens=True)
 
 
+def token_count(text: str, tokenizer: Any) -> int:
+    """How many tokens ``truncate`` counts in ``text``: a threshold at or above it cuts
+    nothing."""
+    if tokenizer is None:
+        return sum(1 for _ in _WORD.finditer(text.rstrip()))
+    return len(tokenizer.encode(text, add_special_tokens=False))
+
+
 def cut_steps(steps: tuple[str, ...], text: str, cut: str) -> tuple[str, ...]:
     """The steps of ``text`` that ``cut`` (its beginning) holds, the last one cut short: how a
     splitter that reads token confidences (which plain text lacks) splits a truncation."""
@@ -126,7 +134,8 @@ def correlation(
     progress: Any = None,
 ) -> dict[str, Any]:
     """Per PRM label: ``correlations[aggregation][threshold or "full"]`` (Pearson r with an
-    interval, with correctness and with the full score), forward tokens and solution count.
+    interval, with correctness and with the full score), forward tokens, solution count, how
+    many solutions each threshold cut (``cut``) and the longest's tokens (``longest``).
     ``solutions``: graded solutions (``prmh.datasets.Graded``)."""
     aggregate = _aggregators()
     correct = [float(x.correct) for x in solutions]
@@ -162,10 +171,14 @@ def correlation(
             | {"full": {"correctness": pearson_interval(full[a], correct, groups)}}
             for a in AGGREGATIONS
         }
+        tokenizer = getattr(getattr(prm.instance, "scorer", None), "tokenizer", None)
+        lengths = [token_count(x.generation.text, tokenizer) for x in solutions]
         results[label] = {
             "correlations": table,
             "forward_tokens": tokens,
             "solutions": len(solutions),
+            "cut": {str(t): sum(n > t for n in lengths) for t in cuts},
+            "longest": max(lengths, default=0),
             "method": "one-pass" if one_pass else "rescore",
         }
     return results

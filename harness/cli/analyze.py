@@ -236,17 +236,27 @@ def _correlation_table(label: str, result: dict[str, Any], cuts: list[int]) -> N
             return "undefined (constant)"
         return f"{entry['r']:.3f} [{entry['low']:.2f}, {entry['high']:.2f}]"
 
-    table = result["correlations"]
+    table, cut, n = result["correlations"], result["cut"], result["solutions"]
     rows = [
-        [f"tau={t}", *[cell(table[a][str(t)]["correctness"]) for a in AGGREGATIONS]] for t in cuts
-    ]
-    rows.append(["full solution", *[cell(table[a]["full"]["correctness"]) for a in AGGREGATIONS]])
+        [f"tau={t}", f"{cut[str(t)]} of {n}",
+         *[cell(table[a][str(t)]["correctness"]) for a in AGGREGATIONS]]
+        for t in cuts
+    ]  # fmt: skip
+    full = [cell(table[a]["full"]["correctness"]) for a in AGGREGATIONS]
+    rows.append(["full solution", "-", *full])
     print_table(
         f"{label}: Pearson r of partial-solution scores with correctness "
-        f"({result['solutions']} solutions, {result['forward_tokens']} forward tokens)",
-        ["threshold", *AGGREGATIONS],
+        f"({n} solutions, {result['forward_tokens']} forward tokens)",
+        ["threshold", "cut", *AGGREGATIONS],
         rows,
     )
+    whole = [t for t in cuts if not cut[str(t)]]
+    if whole:
+        click.echo(
+            f"tau={', '.join(map(str, whole))} cut no solution (the longest has "
+            f"{result['longest']} tokens), so {'it repeats' if len(whole) == 1 else 'each repeats'}"
+            " the full solution's row; --thresholds sets smaller cuts."
+        )
     if any("undefined" in c for row in rows for c in row):
         click.echo(
             "undefined: the scores (or the outcomes) are the same for every solution, "

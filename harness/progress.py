@@ -98,7 +98,10 @@ class _ProgressLines:
         if done < total and now - self.shown.get(stage, start) < self.every:
             return
         self.shown[stage] = now
-        rate = done / (now - start) if now > start else 0.0
+        if now <= start:  # its first report: no time has passed to tell a rate by
+            print(f"{stage}: {done}/{total}", file=sys.stderr, flush=True)
+            return
+        rate = done / (now - start)
         left = f", {(total - done) / rate:.0f} s left" if rate and done < total else ""
         print(f"{stage}: {done}/{total} ({rate:.1f}/s{left})", file=sys.stderr, flush=True)
 

@@ -96,7 +96,7 @@ def hub_rows(definition: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]
     except ImportError as e:
         raise PrmhError(
             f"task {definition['name']} reads {definition['dataset']} with the datasets "
-            "package: pip install 'prmh[math]', or pass a local file with --data FILE."
+            "package: pip install 'prmh[math]', or pass a local file: -T data=FILE."
         ) from e
     configs = definition.get("config") or [None]
     if isinstance(configs, str):
@@ -110,7 +110,8 @@ def hub_rows(definition: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]
                 f"task {definition['name']} could not load {definition['dataset']} "
                 f"({definition['split']}) from the Hugging Face Hub or its local cache "
                 f"({type(e).__name__}). Download it once online, or pass a local JSON, JSONL or "
-                f"Parquet file with --data FILE (fields: {_field_names(definition)})."
+                f"Parquet file: -T data=FILE (`prmh eval --data FILE`; fields: "
+                f"{_field_names(definition)})."
             ) from e
         for i, row in enumerate(rows):
             yield f"{config or 'row'} {i + 1}", row

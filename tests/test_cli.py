@@ -445,6 +445,31 @@ def test_progress_is_plain_lines_in_logs(tmp_path):
         assert "Traceback" not in refused.stderr and not (tmp_path / bad / "runs").exists()
 
 
+def test_a_stage_done_in_one_report_shows_no_rate(capsys):
+    """A stage whose first report is its last (8 solutions scored in one batch) printed
+    "8/8 (0.0/s)": no time had passed between its reports to tell a rate by."""
+    from prmh.progress import _ProgressLines
+
+    clock = iter([10.0, 20.0, 20.0, 24.0])
+    lines = _ProgressLines(every=30)
+    lines.clock = lambda: next(clock)
+    lines("score tiny", 8, 8)  # at 10 s: its only report
+    lines("generate", 0, 40)  # at 20 s: started, not shown (less than 30 s since)
+    lines("generate", 40, 40)  # at 20 s again: done, no time passed
+    lines("grade", 5, 5)  # at 24 s
+    assert capsys.readouterr().err.splitlines() == [
+        "score tiny: 8/8",
+        "generate: 40/40",
+        "grade: 5/5",
+    ]
+    clock = iter([0.0, 2.0])
+    lines = _ProgressLines(every=30)
+    lines.clock = lambda: next(clock)
+    lines("generate", 10, 40)  # at 0 s: started, not shown
+    lines("generate", 40, 40)  # at 2 s
+    assert capsys.readouterr().err.splitlines() == ["generate: 40/40 (20.0/s)"]
+
+
 def test_progress_bars_on_a_terminal_start_on_the_first_report(monkeypatch, capsys):
     """On a terminal nothing is drawn (nor rich's progress module imported) until a stage
     reports; then its bar counts done/total and is cleared when the command ends."""

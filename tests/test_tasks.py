@@ -181,7 +181,7 @@ def test_the_hub_offline_is_a_clear_error_not_a_hang(registry, tmp_path, monkeyp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "empty-cache"))
     started = time.monotonic()
-    with pytest.raises(PrmhError, match=r"could not load HuggingFaceH4/MATH-500 .*--data FILE"):
+    with pytest.raises(PrmhError, match=r"could not load HuggingFaceH4/MATH-500 .*-T data=FILE"):
         registry.create("task", "math500").instance.problems()
     assert time.monotonic() - started < 30
 

@@ -55,13 +55,29 @@ def load_grader(ref: str) -> Grader:
         for part in attr.split("."):
             target = getattr(target, part)
     except (ImportError, AttributeError, ValueError) as e:
-        raise PrmhError(f"grader {ref!r} could not be imported: {e}") from e
+        raise PrmhError(f"grader {ref!r} could not be imported: {e}{_here(module)}") from e
     if not call:
         return Grader(ref, "0", target, str.strip, ref=ref)
     made = target()
     canonical = getattr(made, "canonical", None) or str.strip
     extra = str(getattr(made, "version", "") or "")
     return Grader(ref, extra, made.grade, canonical, getattr(made, "key", None), ref)
+
+
+def _here(module: str) -> str:
+    """The way out when ``module`` lies in the current directory, which the ``prmh`` command
+    (unlike ``python -m prmh`` or a script beside it) does not import from."""
+    from pathlib import Path
+
+    top, here = module.split(".")[0], Path.cwd()
+    if not ((here / f"{top}.py").is_file() or (here / top / "__init__.py").is_file()):
+        return ""
+    if any(Path(p or ".").resolve() == here for p in sys.path):
+        return ""
+    return (
+        f" ({top} is in the current directory, which the prmh command does not import from: "
+        "run it as PYTHONPATH=. prmh ..., or install the module)"
+    )
 
 
 def get_grader(name: str, registry: Any = None) -> Grader:

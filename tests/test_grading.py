@@ -232,3 +232,21 @@ def test_workers_that_cannot_start_stop_the_run_with_one_message(monkeypatch):
     with pytest.raises(PrmhError, match=f"each runs {re.escape(sys.executable)} with this"):
         grade_many([("numeric", "1", "1")] * 5, timeout=5.0, workers=1)
     assert time.monotonic() - started < 60
+
+
+def test_a_grader_module_in_the_current_directory_gets_the_way_out(tmp_path, monkeypatch):
+    """``-T grader=mycheck:check`` with mycheck.py beside the user: the ``prmh`` console
+    script's import path holds its own folder, not the current one (``python -m prmh`` puts
+    the current directory first), so the module is not found; the message says why and how."""
+    import sys
+
+    (tmp_path / "mycheck.py").write_text("def check(prediction, gold):\n    return True\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    with pytest.raises(PrmhError, match=r"No module named 'mycheck' \(mycheck is in the current "
+                       r"directory, .*PYTHONPATH=\. prmh"):  # fmt: skip
+        get_grader("mycheck:check")
+    with pytest.raises(PrmhError, match=r"No module named 'elsewhere'$"):
+        get_grader("elsewhere:check")  # not here either: no hint
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert grade_many([("mycheck:check", "1", "2")])[0].correct

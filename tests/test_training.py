@@ -295,3 +295,21 @@ def test_a_killed_training_resumes_from_its_last_whole_checkpoint(base, tmp_path
     assert done.returncode == 0, done.stderr[-2000:]
     assert torch.load(out / CHECKPOINT, weights_only=True)["step"] == 60
     assert load_registry().create("prm", str(out)).instance is not None
+
+
+def test_lora_prints_no_library_deprecation_to_the_user(base):
+    """peft's ``get_peft_model`` reads ``is_gradient_checkpointing``, which transformers 5
+    deprecates with a FutureWarning (transformers ``modeling_utils.py``); ``prmh train`` and
+    ``prmh calibrate`` printed it to every user. Other warnings still pass through."""
+    import warnings
+
+    from transformers import AutoModelForCausalLM
+
+    from prmh.plugins.training.loop import with_lora
+
+    model = AutoModelForCausalLM.from_pretrained(base)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with_lora(model, TrainConfig())
+        warnings.warn("still shown", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in caught if w.category is FutureWarning] == ["still shown"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -156,9 +157,9 @@ def _load_checkpoint(torch: Any, path: Path) -> dict[str, Any]:
 
 
 def with_lora(model: Any, config: TrainConfig, modules_to_save: list[str] | None = None) -> Any:
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
-    return get_peft_model(
+    return peft_model(
         model,
         LoraConfig(
             r=config.lora_r,
@@ -168,6 +169,19 @@ def with_lora(model: Any, config: TrainConfig, modules_to_save: list[str] | None
             modules_to_save=modules_to_save,
         ),
     )
+
+
+def peft_model(model: Any, lora: Any) -> Any:
+    """peft's ``get_peft_model``, without the FutureWarning transformers 5 raises when peft
+    reads the model's deprecated ``is_gradient_checkpointing`` (peft ``peft_model.py``): a
+    note for peft's authors, printed to every ``prmh train`` and ``prmh calibrate`` user."""
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning
+        )
+        return get_peft_model(model, lora)
 
 
 def save_merged(model: Any, tokenizer: Any, out: Path) -> None:

@@ -20,7 +20,14 @@ from typing import Any
 from prmh.errors import PrmhError
 from prmh.labels import LabelledSolution
 from prmh.plugins.training.config import TrainConfig
-from prmh.plugins.training.loop import OnStep, examples_of, optimise, step_labels, summary
+from prmh.plugins.training.loop import (
+    OnStep,
+    examples_of,
+    optimise,
+    peft_model,
+    step_labels,
+    summary,
+)
 
 
 def convertible(component: Any) -> Any:
@@ -106,7 +113,7 @@ def _convert(torch: Any, scorer: Any, good_bad: tuple[int, int] | None) -> list[
 
 
 def _lora(model: Any, head_modules: list[str], config: TrainConfig) -> Any:
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
     count = (model.config if hasattr(model, "config") else model.model.config).num_hidden_layers
     every = [i for i in range(count) if i % 4 == 3] or [count - 1]
@@ -117,7 +124,7 @@ def _lora(model: Any, head_modules: list[str], config: TrainConfig) -> Any:
         target_modules=[*head_modules, "q_proj", "v_proj"],  # head modules: exact names
         layers_to_transform=None if config.lora_layers == "all" else every,
     )
-    return get_peft_model(model, lora)
+    return peft_model(model, lora)
 
 
 def _wql() -> Any:

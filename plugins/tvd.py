@@ -27,7 +27,8 @@ from prmh.errors import PrmhError
 KAPPA_MATH, KAPPA_CODE = 55.0, 28.0
 NO_ALTERNATIVES = (
     "the generator reports no top log-probabilities, so TVD had no tokens to choose from and "
-    "decoded greedily; use a generator that gives them (hf, vllm, openai, sim)"
+    "decoded greedily; use a generator that gives them (hf, vllm, openai, or sim on the code "
+    "task: on arith it gives none)"
 )
 
 

@@ -225,3 +225,25 @@ def test_servers_are_asked_for_alternatives_and_their_answers_read():
                                  finish_reason="length", stop_reason=None)  # fmt: skip
     g = parse_output(SimpleNamespace(outputs=[completion]), ask, sampling, 0.0)
     assert g.top_logprobs == ((("x", -0.3), ("y", -1.5)),)
+
+
+def test_the_advice_without_alternatives_names_generators_that_give_them(tmp_path):
+    """TVD on the sim world's arith problems decodes greedily with a warning whose way out
+    must not be the generator it ran with: sim gives alternatives on the code task only (the
+    warning recommended plain "sim")."""
+    import prmh
+    from prmh.plugins.tvd import NO_ALTERNATIVES
+    from prmh.registry import load_registry
+
+    registry = load_registry()
+    sim = registry.create("generator", "sim", {}).instance
+    for task, gives in (("arith", False), ("code", True)):
+        (problem,) = registry.create("task", task, {}).instance.problems(1)
+        ask = SampleRequest(problem, "", 1, 0, temperature=0.0, top_logprobs=4)
+        (g,) = sim.sample([ask])[0]
+        assert (g.top_logprobs is not None) is gives
+    result = prmh.evaluate(world="sim", search="tvd", prm="oracle", agg="last", budget=[1],
+                           limit=3, results_dir=tmp_path)  # fmt: skip
+    (table,) = result.record["metrics"]["tables"]
+    assert table["warnings"] == [f"tvd with oracle: {NO_ALTERNATIVES}"]
+    assert "sim on the code task" in NO_ALTERNATIVES

@@ -83,27 +83,36 @@ def _every() -> float:
 
 
 class _ProgressLines:
-    """Plain progress lines for logs (see ``progress_bars``)."""
+    """Plain progress lines for logs (see ``progress_bars``). A stage that recurs (each round
+    of a step search extends and scores again; a labeler rolls out each prefix in turn) is
+    one more call of it: its first end is shown, later calls only every ``every`` seconds, as
+    ``extend sim, call 12: 40/72``, each with its own rate (a line per round filled logs)."""
 
     def __init__(self, every: float):
         import time
 
         self.clock, self.every = time.monotonic, every
-        self.started: dict[str, float] = {}
-        self.shown: dict[str, float] = {}
+        self.stages: dict[str, dict[str, Any]] = {}  # start, shown, calls, done, ended
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         now = self.clock()
-        start = self.started.setdefault(stage, now)
-        if done < total and now - self.shown.get(stage, start) < self.every:
+        state = self.stages.get(stage)
+        if state is None:
+            state = self.stages[stage] = {"shown": now, "calls": 0, "ended": True, "done": 0}
+        if state["ended"] or done < state["done"]:  # a new call of the stage
+            state.update(start=now, calls=state["calls"] + 1)
+        state.update(done=done, ended=done >= total)
+        first_end = state["ended"] and state["calls"] == 1
+        if not first_end and now - state["shown"] < self.every:
             return
-        self.shown[stage] = now
-        if now <= start:  # its first report: no time has passed to tell a rate by
-            print(f"{stage}: {done}/{total}", file=sys.stderr, flush=True)
+        state["shown"] = now
+        name = stage if state["calls"] == 1 else f"{stage}, call {state['calls']}"
+        if now <= state["start"]:  # its first report: no time has passed to tell a rate by
+            print(f"{name}: {done}/{total}", file=sys.stderr, flush=True)
             return
-        rate = done / (now - start)
+        rate = done / (now - state["start"])
         left = f", {(total - done) / rate:.0f} s left" if rate and done < total else ""
-        print(f"{stage}: {done}/{total} ({rate:.1f}/s{left})", file=sys.stderr, flush=True)
+        print(f"{name}: {done}/{total} ({rate:.1f}/s{left})", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager

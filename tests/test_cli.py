@@ -470,6 +470,31 @@ def test_a_stage_done_in_one_report_shows_no_rate(capsys):
     assert capsys.readouterr().err.splitlines() == ["generate: 40/40 (20.0/s)"]
 
 
+def test_a_stage_that_recurs_is_not_a_line_per_call(capsys):
+    """Each round of a beam search extends and scores again, and a labeler rolls out each
+    prefix in turn: every call's end printed a line ("rollout sim: 8/8" 68 times for 3 code
+    problems), at a rate measured from the stage's first call. Now the first end shows, later
+    calls only every 30 s, numbered, with their own rate."""
+    from prmh.progress import _ProgressLines
+
+    clock = iter([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 31.0, 33.0, 40.0, 61.0])
+    lines = _ProgressLines(every=30)
+    lines.clock = lambda: next(clock)
+    lines("extend sim", 0, 8)  # 0 s: call 1
+    lines("extend sim", 8, 8)  # 1 s: its end shows
+    for done in (0, 8, 0, 8):  # 2-5 s: calls 2 and 3 end unseen
+        lines("extend sim", done, 8)
+    lines("extend sim", 0, 10)  # 31 s: call 4 starts, 30 s since the last line
+    lines("extend sim", 4, 10)  # 33 s: too soon
+    lines("extend sim", 10, 10)  # 40 s: its end, too soon
+    lines("extend sim", 6, 12)  # 61 s: call 5, told by its count falling (no 0 reported)
+    assert capsys.readouterr().err.splitlines() == [
+        "extend sim: 8/8 (8.0/s)",
+        "extend sim, call 4: 0/10",
+        "extend sim, call 5: 6/12",
+    ]
+
+
 def test_progress_bars_on_a_terminal_start_on_the_first_report(monkeypatch, capsys):
     """On a terminal nothing is drawn (nor rich's progress module imported) until a stage
     reports; then its bar counts done/total and is cleared when the command ends."""

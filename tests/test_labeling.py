@@ -311,6 +311,33 @@ def test_rollout_and_label_write_run_records(cli, tmp_path):
     assert failed.exit_code == 2
 
 
+def test_rollout_and_label_take_a_world_and_split_code_by_lines(cli, tmp_path, monkeypatch):
+    """``--world`` as for ``prmh eval`` (``prmh.matrix.WORLDS``). ``prmh label --task code``
+    split the code task's programs with double-newline, the default: one step per program,
+    labelled with no rollout at all. Now the code task brings the code world's code-lines."""
+    from prmh.cli.data import with_world
+
+    monkeypatch.delenv("PRMH_WORLD", raising=False)
+    out = tmp_path / "labels.jsonl"
+    labelled = cli("label", "--task", "code", "--limit", "2", "-n", "2", "--out", str(out))
+    assert labelled.exit_code == 0, labelled.output
+    assert all(len(item.steps) > 3 for item in read_labels(out))
+    (record,) = [json.loads(p.read_text()) for p in (cli.results_dir / "runs").glob("*.json")]
+    options = record["config"]["options"]
+    assert (options["world"], options["splitter"], options["generator"]) == (
+        "code", "code-lines", "sim"
+    )  # fmt: skip
+    given = {"world": "tiny", "task": None, "generator": None, "splitter": "fixed-tokens"}
+    assert with_world(given) == {
+        "world": "tiny", "task": "arith", "generator": "tiny", "splitter": "fixed-tokens"
+    }  # fmt: skip
+    assert with_world({"task": None, "generator": None, "splitter": None})["generator"] == "sim"
+    wrong = cli("rollout", "--world", "moon", "--limit", "2", "--out", str(tmp_path / "r"))
+    assert wrong.exit_code == 2 and "unknown world 'moon'; worlds are: tiny, sim, code" in (
+        wrong.output
+    )
+
+
 def test_a_rollout_prefix_is_the_solution_text_up_to_the_next_step(registry):
     """Prefixes are the solution as written, cut where step k+1 begins (AdaptiveStep's
     boundaries are positions in the generated text: a mid-sentence boundary stays

@@ -24,11 +24,28 @@ from prmh.errors import PrmhError
 def source_options(samples: int) -> Any:
     """The options that say which solutions to work on (``prmh.datasets.Source``)."""
     return stack(
-        click.option("--task", "task", default="arith", show_default=True),
+        click.option(
+            "--world",
+            envvar="PRMH_WORLD",
+            default=None,
+            help="Defaults for what is not given, as for prmh eval: sim, tiny or code "
+            "[default: sim, code for --task code; env PRMH_WORLD].",
+        ),
+        click.option("--task", "task", default=None, help="Task [arith; code in the code world]."),
         kv_option("-T", "task_args", "task"),
-        click.option("--generator", "generator", default="sim", show_default=True),
+        click.option(
+            "--generator",
+            "generator",
+            default=None,
+            help="Generator [sim; tiny in the tiny world].",
+        ),
         kv_option("-G", "generator_args", "generator"),
-        click.option("--splitter", "splitter", default="double-newline", show_default=True),
+        click.option(
+            "--splitter",
+            "splitter",
+            default=None,
+            help="Step splitter [double-newline; code-lines in the code world].",
+        ),
         click.option(
             "--limit", type=int, default=50, show_default=True, help="Use the first N problems."
         ),
@@ -47,10 +64,28 @@ def source_options(samples: int) -> Any:
 result_out = out_option("Where to write the result.", required=True)
 
 
+def with_world(options: dict[str, Any]) -> dict[str, Any]:
+    """The task, generator and splitter not given, from the world's (``prmh.matrix.WORLDS``):
+    ``--world``, else ``code`` for the code task, else ``sim``; ``options`` is updated, so the
+    run record holds what ran."""
+    from prmh.matrix import WORLDS
+
+    task = options.get("task")
+    world = options.get("world") or ("code" if str(task).partition(":")[0] == "code" else "sim")
+    if world not in WORLDS:
+        raise PrmhError(f"unknown world {world!r}; worlds are: {', '.join(WORLDS)}.")
+    defaults = {"task": "arith", "splitter": "double-newline"} | {
+        k: v[0] for k, v in WORLDS[world].items() if k in ("task", "generator", "splitter")
+    }
+    options.update({k: options.get(k) or v for k, v in defaults.items()}, world=world)
+    return options
+
+
 def source(options: dict[str, Any]) -> Any:
     """The solutions the options name (checked before any record is written)."""
     from prmh.datasets import Source
 
+    with_world(options)
     keys = ("splitter", "limit", "samples", "seed", "task_args", "generator_args")
     options = {k: options[k] for k in ("task", "generator", *keys)}
     return Source(options["task"], options["generator"], **{k: options[k] for k in keys})

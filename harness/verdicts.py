@@ -47,6 +47,7 @@ def grade_pairs(
     todo = [pair for pair in ordered if pair not in verdicts]
     stats.add("grade", len(verdicts), len(todo))
     if todo:
+        progress("grade", 0, len(todo))  # the clock starts here, not at the first answers back
         graded = pool.grade(
             [(grader.ref, a, g) for a, g in todo],
             timeout=timeout,

@@ -97,3 +97,19 @@ def test_the_readmes_python_runs_as_a_script_and_from_standard_input(tmp_path):
         assert "Traceback" not in done.stderr, done.stderr[-3000:]
         assert len(list((results / "runs").glob("*.json"))) == 1
         shutil.rmtree(results)
+
+
+def test_every_stage_reports_zero_before_its_work(tmp_path):
+    """A rate is told from a stage's reports, so each stage's first is 0 done: scoring and
+    grading reported only when their first batch came back, and the progress lines divided
+    by the time after it ("score tiny-calibrated: 299/299 (348.9/s)", 258/s from the start)."""
+    import prmh
+
+    reports: list[tuple[str, int, int]] = []
+    prmh.evaluate(world="sim", limit=20, budget=[4], results_dir=tmp_path,
+                  progress=lambda *report: reports.append(report))  # fmt: skip
+    first: dict[str, int] = {}
+    for stage, done, _ in reports:
+        first.setdefault(stage, done)
+    assert set(first) == {"generate sim", "score oracle", "grade"}
+    assert set(first.values()) == {0}

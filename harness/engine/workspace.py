@@ -210,6 +210,8 @@ class Workspace:
                 todo[k] = ScoreRequest(p, tuple(steps))
         cut = self.truncated.setdefault(content_key(prm.identity), set())
         stage, computed = f"score {prm.name}", 0
+        if todo:  # the clock starts here, not when the first batch is scored
+            self.progress(stage, 0, len(todo))
 
         def score(batches: list[tuple[str, ScoreRequest]]) -> None:
             nonlocal computed

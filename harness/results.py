@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
-from prmh.files import strict_json
+from prmh.files import read_json, strict_json
 from prmh.samples import COMPUTE, read_samples
 
 CELL = ("task", "generator", "prm", "splitter", "agg", "selector", "search", "budget", "seed")
@@ -239,11 +239,12 @@ def load_run(
             "in its runs folder: the record was edited. Run its command again."
         )
     if not name or not (runs / name).is_file():
-        raise PrmhError(f"run {record['run_id']} has no per-sample results: {_why_none(record)}")
+        why = _why_none(record, runs)
+        raise PrmhError(f"run {record['run_id']} has no per-sample results: {why}")
     return RunResults(record, read_samples(runs / name))
 
 
-def _why_none(record: dict[str, Any]) -> str:
+def _why_none(record: dict[str, Any], runs: Path) -> str:
     """Why a run has no per-sample results, and the way out."""
     status = record.get("status")
     if status == "started":  # alive: find_record marks a dead run's record interrupted
@@ -252,4 +253,22 @@ def _why_none(record: dict[str, Any]) -> str:
     ended = {"interrupted": "it was interrupted", "error": "it ended in an error"}
     if status in ended:
         return f"{ended[status]} before writing them; {again}"
-    return f"made by an older prmh, or not an evaluation; {again}"
+    if "tables" in (record.get("metrics") or {}):
+        return f"made by an older prmh; {again}"
+    command = (record.get("config") or {}).get("command")
+    made = f" (a `prmh {command}` run)" if isinstance(command, str) else ""
+    latest = _latest_evaluation(runs)
+    name = f"; the latest evaluation here is {latest}" if latest else ""
+    return f"it is not an evaluation{made}: give an evaluation's run id{name}."
+
+
+def _latest_evaluation(runs: Path, look: int = 200) -> str | None:
+    """The id of the latest of the last ``look`` records that has per-sample results."""
+    for path in sorted(runs.glob("*.json"), reverse=True)[:look]:
+        try:
+            metrics = read_json(path).get("metrics") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(metrics, dict) and metrics.get("samples"):
+            return path.stem
+    return None

@@ -407,6 +407,22 @@ def test_a_run_without_per_sample_results_says_why(cli, tmp_path):
     assert "it was interrupted before writing them; run its command again" in refused.output
 
 
+def test_a_run_that_is_no_evaluation_names_the_latest_that_is(cli, tmp_path):
+    """``prmh view`` after ``prmh label`` read the label run ("latest") and said it was "made
+    by an older prmh, or not an evaluation" and to run its command again, which would make
+    another label run. Now it names what the run is and the latest evaluation."""
+    assert cli("eval", "--world", "sim", "--limit", "2", "-n", "1").exit_code == 0
+    (evaluation,) = (cli.results_dir / "runs").glob("*.json")
+    labels = str(tmp_path / "labels.jsonl")
+    assert cli("label", "--limit", "2", "-n", "1", "--out", labels).exit_code == 0
+    refused = cli("view", "latest", "--out", str(tmp_path / "x.html"))
+    assert refused.exit_code == 2
+    assert "it is not an evaluation (a `prmh label` run): give an evaluation's run id; the " in (
+        refused.output
+    )
+    assert f"the latest evaluation here is {evaluation.stem}." in refused.output
+
+
 def test_a_run_is_named_by_text_or_path(run):
     """``load_run(123)`` was a TypeError from deep in pathlib, and an empty id matched every run
     (the one run of a results directory, whichever it was)."""

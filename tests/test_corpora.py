@@ -186,3 +186,27 @@ def test_a_bad_corpus_is_one_clear_message(cli, tmp_path, content, message):
     result = cli("eval", "--samples", str(path), "--prm", "oracle")
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_a_splitter_that_finds_no_steps_is_named_below_the_table(cli, tmp_path):
+    """A corpus whose steps end in single newlines, under the default double-newline: every
+    solution was one step and the PRM scored it whole (an outcome reward), with nothing said.
+    The table now says so; the splitter that finds the steps, or ``whole`` chosen on purpose,
+    is not warned about. The sim world's code task under ``--world sim`` (double-newline on
+    programs) is the same mistake."""
+    data = [(p, [s.replace("\n\n", "\n") for s in sols]) for p, sols in corpus()]
+    path = str(write(tmp_path / "c.jsonl", "prmh", data))
+
+    def warnings(record):
+        (t,) = record["metrics"]["tables"]
+        return [w for w in t["warnings"] if "as one step" in w]
+
+    (said,) = warnings(run(cli, "--samples", path, "-T", "grader=numeric"))
+    assert said.startswith("splitter double-newline read every one of 40 finished solutions")
+    for splitter in ("newline", "whole"):
+        quiet = run(cli, "--samples", path, "-T", "grader=numeric", "--splitter", splitter)
+        assert warnings(quiet) == []
+    code = cli("eval", "--world", "sim", "--task", "code", "--limit", "3", "-n", "4", "--json")
+    assert warnings(json.loads(code.output)) and code.exit_code == 0
+    arith = cli("eval", "--world", "sim", "--limit", "3", "-n", "4", "--json")
+    assert warnings(json.loads(arith.output)) == []

@@ -22,6 +22,7 @@ from prmh.errors import PrmhError
 from prmh.grading import Grader, GraderPool, get_grader
 from prmh.masking import redact
 from prmh.matrix import EvalPlan, Spec
+from prmh.pool_checks import one_step_warnings
 from prmh.protocols import SharesBudgets
 from prmh.registry import Component, Registry
 from prmh.samples import SampleLog, samples_path
@@ -262,7 +263,7 @@ class _Table:
             verdicts,
         )
         table["fitted_splitters"] = fitted
-        table["warnings"] = sorted(self.warnings)
+        table["warnings"] = sorted(self.warnings.union(one_step_warnings(self.workspace.shared)))
         table["grading"] = grading
         table["truncated_solutions"] = {
             spec.label: len(self.workspace.truncated.get(content_key(prm.identity), ()))

@@ -25,8 +25,9 @@ from prmh.cli.group import cli
     "--world",
     envvar="PRMH_WORLD",
     default=None,
-    help="Defaults for what is not given: tiny (the shipped neural models) or sim (simulated "
-    "solver, exact oracle; no torch) [default: tiny; env PRMH_WORLD].",
+    help="Defaults for what is not given: tiny (the shipped neural models), sim (simulated "
+    "solver, exact oracle; no torch) or code (sim on programming problems) [default: tiny, "
+    "code for --task code; env PRMH_WORLD].",
 )
 @click.option("--generator", multiple=True, help="Generator (repeatable) [world: tiny | sim].")
 @click.option(

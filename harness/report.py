@@ -202,7 +202,8 @@ def render_metrics(metrics: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
-def print_record(record: dict[str, Any], console: Console) -> None:
+def print_record(record: dict[str, Any], console: Console, summary: bool = True) -> None:
+    """The run's status, its tables and, with ``summary``, a command's metrics in a line."""
     status = record["status"]
     style = {"success": "green", "error": "red"}.get(status, "yellow")
     console.print(
@@ -223,6 +224,13 @@ def print_record(record: dict[str, Any], console: Console) -> None:
     metrics = record.get("metrics")
     if metrics and "tables" in metrics:
         console.print(render_metrics(metrics))
-    elif metrics:  # a command's summary (rollout, label...)
+    elif metrics and summary:  # a command's summary (rollout, label...)
         command = (record.get("config") or {}).get("command", "command")
-        console.print(Text(f"{command}: " + ", ".join(f"{k} {v}" for k, v in metrics.items())))
+        console.print(Text(f"{command}: {_summary(metrics)}"))
+
+
+def _summary(metrics: dict[str, Any]) -> str:
+    """A command's metrics in a line: ``selected (chosen 12, from 40, how uncertainty)``."""
+    return ", ".join(
+        f"{k} ({_summary(v)})" if isinstance(v, dict) else f"{k} {v}" for k, v in metrics.items()
+    )

@@ -172,6 +172,7 @@ def test_processbench_from_the_command_line(cli, keyword_prm, tmp_path):
                 "--task", "processbench-math", "-T", f"data={data}").output  # fmt: skip
     average = next(line for line in table.splitlines() if "keyword · average" in line)
     assert f"{100 * metrics['average_f1']:.1f}" in average
+    _shown_as_printed(cli, table)
     bad = cli("analyze", "processbench", "--prm", "keyword", "--task", "arith")
     assert bad.exit_code == 2 and "has no ProcessBench samples" in bad.output
 
@@ -328,6 +329,7 @@ def test_correlation_from_the_command_line(cli, tmp_path):
     shown = cli(*args[:-1]).output  # the table: a threshold past every solution is named
     assert re.search(rf"tau=200\s*│\s*0 of {n}\s*│", shown), shown
     assert f"tau=200 cut no solution (the longest has {entry['longest']} tokens)" in shown
+    _shown_as_printed(cli, shown)
     # the whole aggregator's full-solution row scores the full solution, not the largest cut
     short = cli(*args[:-2], "3", "--json")
     whole = json.loads(short.output)["oracle:noise=1"]["correlations"]["whole"]
@@ -352,6 +354,17 @@ def test_the_oracle_prm_is_calibrated_against_rollouts_of_arith(cli, tmp_path):
     assert result.exit_code == 0, result.output
     (entry,) = json.loads(result.output)
     assert entry["prm"] == "oracle" and entry["count"] == sum(len(r["values"]) for r in rows)
+    printed = cli("analyze", "calibration", "--prm", "oracle", "--rollouts", str(out)).output
+    assert "calibration against" in printed and str(entry["count"]) in printed
+    _shown_as_printed(cli, printed)
+
+
+def _shown_as_printed(cli, printed):
+    """``prmh show`` of the analysis just run prints its table as the command did (it
+    printed the record's metrics as Python dicts)."""
+    shown = cli("show", "latest").output
+    table = [line for line in printed.splitlines() if not line.startswith(("plot:", "reliab"))]
+    assert "\n".join(table) in shown and "{'" not in shown
 
 
 def test_truncations_keep_the_steps_a_confidence_splitter_read(cli):

@@ -99,6 +99,10 @@ def test_each_quick_reproduction_gives_a_verdict_from_its_numbers(cli, name):
     records = [json.loads(p.read_text()) for p in (cli.results_dir / "runs").glob("*.json")]
     (record,) = [r for r in records if r["config"].get("command") == "reproduce"]
     assert record["metrics"]["verdict"] == out["verdict"]
+    shown = cli("show", record["run_id"]).output  # the table again (it printed Python dicts)
+    assert f"verdict: {out['verdict']}" in shown and "{'" not in shown
+    for c in out["comparisons"]:
+        assert f"{c['better']['mean']:.3f} [{c['better']['low']:.3f}, " in shown
 
 
 def test_an_unknown_reproduction_names_the_ones_there_are(cli):

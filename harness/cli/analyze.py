@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from prmh.cli.analysis_tables import (
+    calibration_table,
+    correlation_table,
+    processbench_table,
+    reproduce_table,
+)
 from prmh.cli.common import (
     argv,
     json_option,
@@ -17,7 +22,6 @@ from prmh.cli.common import (
     opened,
     out_option,
     print_json,
-    print_table,
     results_dir_option,
     stack,
 )
@@ -65,14 +69,6 @@ def _analysis(
     return results, path, run.record.path
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
-
-
-def _f1(x: float) -> str:
-    return "undefined" if isinstance(x, float) and math.isnan(x) else _pct(x)
-
-
 @analyze_group.command("processbench")
 @prm_options
 @click.option(
@@ -107,34 +103,13 @@ def processbench_command(
 
     def work(run: Any) -> tuple:
         results = processbench(run.workspace(), prms, data, threshold, pick_on)
-        return results, {"processbench": results}
+        return results, {"processbench": results, "pick_on": pick_on}
 
     results, path, record = _analysis("processbench", prms, results_dir, plot, work)
     if as_json:
         print_json(results)
         return
-    rows = []
-    for label, result in results.items():
-        for name, e in result["tasks"].items():
-            rows.append([
-                f"{label} · {name}",
-                str(e["fixed"]["erroneous"] + e["fixed"]["correct"]),
-                _pct(e["fixed"]["error_accuracy"]),
-                _pct(e["fixed"]["correct_accuracy"]),
-                _f1(e["fixed"]["f1"]),
-                _f1(e["picked"]["f1"]) if "picked" in e else "-",
-            ])  # fmt: skip
-        if len(data) > 1:  # ProcessBench's headline number: F1 averaged over the subsets
-            picked = result["average_f1_picked"]
-            rows.append([f"{label} · average", "", "", "", _f1(result["average_f1"]),
-                         "-" if picked is None else _f1(picked)])  # fmt: skip
-    print_table(
-        f"ProcessBench at threshold {threshold}"
-        + (f"; picked on {pick_on}" if pick_on else "")
-        + " (percent)",
-        ["PRM · subset", "samples", "erroneous acc.", "correct acc.", "F1", "F1 picked"],
-        rows,
-    )
+    processbench_table(results, threshold, pick_on)
     click.echo(f"plot: {path}; record: {record}")
 
 
@@ -159,26 +134,13 @@ def calibration_command(prm_specs, prm_args, results_dir, plot, as_json, rollout
     def work(run: Any) -> tuple:
         results = calibration(run.workspace(), prms, rows, bins)
         summary = [{k: v for k, v in e.items() if k != "diagram"} for e in results]
-        return results, {"calibration": summary, "diagrams": results}
+        return results, {"calibration": summary, "diagrams": results, "rollouts": str(rollouts)}
 
     results, path, record = _analysis("calibration", prms, results_dir, plot, work)
     if as_json:
         print_json(results)
         return
-    levels = ("0.1", "0.5", "0.9")
-    print_table(
-        f"calibration against {rollouts} ({results[0]['count']} prefixes)",
-        ["PRM", "ECE", "Brier", *(f"q{k} coverage" for k in levels)],
-        [
-            [
-                e["prm"],
-                f"{e['ece']:.4f}",
-                f"{e['brier']:.4f}",
-                *[f"{e['coverage'][k]:.3f}" if "coverage" in e else "-" for k in levels],
-            ]
-            for e in results
-        ],
-    )
+    calibration_table(results, str(rollouts))
     click.echo(f"reliability diagram: {path}; record: {record}")
 
 
@@ -224,44 +186,8 @@ def correlation_command(
         print_json(results)
         return
     for label, result in results.items():
-        _correlation_table(label, result, cuts)
+        correlation_table(label, result)
     click.echo(f"plot: {path}; record: {record}")
-
-
-def _correlation_table(label: str, result: dict[str, Any], cuts: list[int]) -> None:
-    from prmh.analysis.correlation import AGGREGATIONS
-
-    def cell(entry: dict[str, float]) -> str:
-        if math.isnan(entry["r"]):
-            return "undefined (constant)"
-        return f"{entry['r']:.3f} [{entry['low']:.2f}, {entry['high']:.2f}]"
-
-    table, cut, n = result["correlations"], result["cut"], result["solutions"]
-    rows = [
-        [f"tau={t}", f"{cut[str(t)]} of {n}",
-         *[cell(table[a][str(t)]["correctness"]) for a in AGGREGATIONS]]
-        for t in cuts
-    ]  # fmt: skip
-    full = [cell(table[a]["full"]["correctness"]) for a in AGGREGATIONS]
-    rows.append(["full solution", "-", *full])
-    print_table(
-        f"{label}: Pearson r of partial-solution scores with correctness "
-        f"({n} solutions, {result['forward_tokens']} forward tokens)",
-        ["threshold", "cut", *AGGREGATIONS],
-        rows,
-    )
-    whole = [t for t in cuts if not cut[str(t)]]
-    if whole:
-        click.echo(
-            f"tau={', '.join(map(str, whole))} cut no solution (the longest has "
-            f"{result['longest']} tokens), so {'it repeats' if len(whole) == 1 else 'each repeats'}"
-            " the full solution's row; --thresholds sets smaller cuts."
-        )
-    if any("undefined" in c for row in rows for c in row):
-        click.echo(
-            "undefined: the scores (or the outcomes) are the same for every solution, "
-            "so Pearson r is undefined (nan in --json)."
-        )
 
 
 @cli.command("reproduce")
@@ -283,22 +209,5 @@ def reproduce_command(name: str, quick: bool, results_dir: Path | None, as_json:
         print_json(result)
         return
 
-    def interval(e: dict[str, Any] | None, sign: str = "") -> str:
-        return "-" if e is None else f"{e['mean']:{sign}.3f} [{e['low']:.3f}, {e['high']:.3f}]"
-
-    rows = [
-        [
-            f"{c['better']['label']} {'>' if c['kind'] == 'beats' else '>='} {c['worse']['label']}",
-            interval(c["better"]),
-            interval(c["worse"]),
-            interval(c.get("difference"), "+"),
-            c["verdict"],
-        ]
-        for c in result["comparisons"]
-    ]
-    print_table(
-        f"{result['release']}: {result['claim']} ({result['size']} size)",
-        ["comparison", "first", "second", "paired difference", "verdict"],
-        rows,
-    )
-    click.echo(f"verdict: {result['verdict']}; record: {run.record.path}")
+    reproduce_table(result)
+    click.echo(f"record: {run.record.path}")

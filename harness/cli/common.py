@@ -177,10 +177,13 @@ def emit(record: dict[str, Any], as_json: bool) -> None:
         return
     from rich.text import Text
 
+    from prmh.cli.analysis_tables import summary_printer
     from prmh.report import print_record
 
-    out = console()
-    print_record(record, out)
+    out, printer = console(), summary_printer(record)
+    print_record(record, out, summary=printer is None)
+    if printer is not None:  # an analysis's tables, as its command printed them
+        printer()
     where = f"{record.get('results_dir', '.')}/runs/{record['run_id']}.json"
     out.print(Text(f"record: {where}", style="dim"))
 

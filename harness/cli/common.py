@@ -170,19 +170,19 @@ def print_json(data: Any) -> None:
     click.echo(strict_json(data, indent=1, sort_keys=True))
 
 
-def emit(record: dict[str, Any], as_json: bool) -> None:
-    """A run record: as JSON, or its tables and where the record is."""
+def emit(record: dict[str, Any], as_json: bool, printer: Callable[[], None] | None = None) -> None:
+    """A run record: as JSON, or its tables (``printer``'s, for a record that is not an
+    evaluation's) and where the record is."""
     if as_json:
         print_json(record)
         return
     from rich.text import Text
 
-    from prmh.cli.analysis_tables import summary_printer
     from prmh.report import print_record
 
-    out, printer = console(), summary_printer(record)
+    out = console()
     print_record(record, out, summary=printer is None)
-    if printer is not None:  # an analysis's tables, as its command printed them
+    if printer is not None:  # e.g. an analysis's tables, as its command printed them
         printer()
     where = f"{record.get('results_dir', '.')}/runs/{record['run_id']}.json"
     out.print(Text(f"record: {where}", style="dim"))

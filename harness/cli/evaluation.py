@@ -185,7 +185,9 @@ def _use_corpus(options: dict[str, Any], path: str) -> None:
 @json_option()
 def show_command(run: str, results_dir: Path | None, as_json: bool) -> None:
     """Show a stored run (an id, a unique prefix, "latest", or a record's path)."""
+    from prmh.cli.analysis_tables import summary_printer
     from prmh.lookup import find_record
     from prmh.store import results_path
 
-    emit(find_record(results_path(results_dir), run), as_json)
+    record = find_record(results_path(results_dir), run)
+    emit(record, as_json, summary_printer(record))

@@ -230,7 +230,18 @@ def print_record(record: dict[str, Any], console: Console, summary: bool = True)
 
 
 def _summary(metrics: dict[str, Any]) -> str:
-    """A command's metrics in a line: ``selected (chosen 12, from 40, how uncertainty)``."""
-    return ", ".join(
-        f"{k} ({_summary(v)})" if isinstance(v, dict) else f"{k} {v}" for k, v in metrics.items()
-    )
+    """A command's metrics in a line: ``selected (chosen 12, from 40, how uncertainty)``; a
+    long list by its length and ends (a training run's losses, one per step)."""
+
+    def shown(v: Any) -> str:
+        if isinstance(v, dict):
+            return f"({_summary(v)})"
+        if isinstance(v, list) and len(v) > 4:
+            return f"({len(v)} values: {_short(v[0])} ... {_short(v[-1])})"
+        return str(v)
+
+    return ", ".join(f"{k} {shown(v)}" for k, v in metrics.items())
+
+
+def _short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -653,3 +653,16 @@ def test_json_output_is_strict(capsys):
     assert json.loads(capsys.readouterr().out, parse_constant=refuse) == {
         "r": None, "n": 3, "inf": [None]
     }  # fmt: skip
+
+
+def test_a_commands_summary_spells_out_what_it_holds():
+    """``prmh show`` of a training run printed every step's loss (thousands of numbers in a
+    long run), and a label run's choice as a Python dict."""
+    from prmh.report import _summary
+
+    metrics = {"losses": [3.69587, 3.1, 2.9, 2.5, 2.31234], "steps": 5, "short": [1, 2],
+               "selected": {"chosen": 12, "from": 40, "how": "uncertainty"}}  # fmt: skip
+    assert _summary(metrics) == (
+        "losses (5 values: 3.696 ... 2.312), steps 5, short [1, 2], "
+        "selected (chosen 12, from 40, how uncertainty)"
+    )

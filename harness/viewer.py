@@ -29,7 +29,10 @@ def page_data(run: RunResults) -> dict[str, Any]:
     """What the page needs, compact: tables, problems, solutions, scores, grades and cells."""
     lines = run.lines
     tables = [
-        {k: t[k] for k in ("task", "generator", "columns", "rows", "problems", "seeds")}
+        {
+            **{k: t[k] for k in ("task", "generator", "columns", "rows", "problems", "seeds")},
+            "warnings": t.get("warnings", []),
+        }
         for t in (run.record.get("metrics") or {}).get("tables", [])
     ]
     return {

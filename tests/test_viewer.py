@@ -189,6 +189,33 @@ def test_a_nan_score_shows_as_a_dash(page, chromium, tmp_path):
     assert not [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
 
 
+def test_a_tables_warnings_show_below_it_as_text(page, chromium, tmp_path):
+    """The page drew the tables without what ``prmh eval`` prints below them (a search that
+    could not do what its name says, a splitter that found no steps), so a reader of the page
+    took such cells at face value. A warning names the user's specs: it stays text."""
+    from selenium.webdriver.common.by import By
+
+    import prmh
+    from prmh.viewer import page_data, render
+
+    args = dict(world="sim", search="beam-ias", prm="oracle:noise=3", agg="min", budget=[4],
+                limit=3, results_dir=tmp_path / "r")  # fmt: skip
+    record = prmh.evaluate(**args).record
+    (said,) = record["metrics"]["tables"][0]["warnings"]
+    assert page_data(prmh.load_run("latest", tmp_path / "r"))["tables"][0]["warnings"] == [said]
+    results, _ = page
+    run = prmh.load_run("latest", results)
+    evil = "</script><img src=x onerror=alert(1)>"
+    run.record["metrics"]["tables"][0]["warnings"] = [said, evil]
+    out = tmp_path / "warned.html"
+    out.write_text(render(run))
+    chromium.get(out.as_uri())
+    shown = [p.text for p in chromium.find_elements(By.CSS_SELECTOR, "#tables p.warning")]
+    assert shown == [f"warning: {said}", f"warning: {evil}"]
+    assert not chromium.find_elements(By.TAG_NAME, "img")
+    assert not [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
+
+
 def test_view_serves_on_localhost(page):
     results, _ = page
     args = [sys.executable, "-m", "prmh", "view", "--results-dir", str(results), "--serve",

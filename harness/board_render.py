@@ -59,6 +59,12 @@ def _sample(row: dict[str, Any]) -> str:
     return f"{row['problems']} · {','.join(str(s) for s in row['seeds'])}"
 
 
+def _notes(row: dict[str, Any]) -> list[str]:
+    """What a reader should know about a row: its code's provenance, and that its run warned
+    about it (listed under Warnings)."""
+    return [n for n in (row["flag"], "warned: see Warnings" if row["warnings"] else "") if n]
+
+
 def render_markdown(data: dict[str, Any], columns: list[tuple[str, int]]) -> str:
     b = data["board"]
     key = f"{b['rank_by'][0]}@{b['rank_by'][1]}"
@@ -79,7 +85,8 @@ def render_markdown(data: dict[str, Any], columns: list[tuple[str, int]]) -> str
     for row in data["rows"]:
         ranked = row["cells"].get(key)
         compute = ranked["compute"] if ranked else None
-        flag = f" ({_md(row['flag'])})" if row["flag"] else ""
+        notes = "; ".join(_md(n) for n in _notes(row))
+        flag = f" ({notes})" if notes else ""
         lines.append(
             "| "
             + " | ".join(
@@ -96,7 +103,7 @@ def render_markdown(data: dict[str, Any], columns: list[tuple[str, int]]) -> str
             )
             + " |"
         )
-    lines += sections.md_sections(data)
+    lines += sections.md_sections(data) + sections.md_warnings(data)
     lines += [
         "",
         f"Built by `prmh leaderboard build {b['name']}` from the records in "
@@ -230,7 +237,7 @@ def render_html(data: dict[str, Any], columns: list[tuple[str, int]]) -> str:
         f'<div class="wrap"><table class="sortable" id="board"><thead>{head}</thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
         f'<h2>Plots</h2><div class="plots">{"".join(_html_plots(data))}</div>'
-        f"{_unplotted(data['rows'])}{sections.html_sections(data)}"
+        f"{_unplotted(data['rows'])}{sections.html_sections(data)}{sections.html_warnings(data)}"
         f'<p>Data: <a href="board.json">board.json</a>.</p>'
         f"<script>{SCRIPT}</script></body></html>\n"
     )
@@ -292,7 +299,8 @@ def _html_row(row: dict[str, Any], columns: list[tuple[str, int]], key: str) -> 
             if compute
             else '<td data-sort="-1">–</td>'
         )
-    dirty = f' <span class="dirty">{html.escape(row["flag"])}</span>' if row["flag"] else ""
+    notes = "; ".join(html.escape(n) for n in _notes(row))
+    dirty = f' <span class="dirty">{notes}</span>' if notes else ""
     run_id = html.escape(row["run_id"])
     cells.append(
         f'<td class="l rec" data-sort="{run_id}"><a href="records/{run_id}.json">{run_id}</a>'

@@ -126,6 +126,31 @@ def md_sections(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _warned(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """(run id, warning) of every row's warnings, once each (a PRM's rows share them)."""
+    return list(dict.fromkeys((r["run_id"], w) for r in data["rows"] for w in r["warnings"]))
+
+
+def md_warnings(data: dict[str, Any]) -> list[str]:
+    warned = _warned(data)
+    if not warned:
+        return []
+    lines = ["", "## Warnings", "", "What `prmh eval` printed below these rows' tables:", ""]
+    return lines + [f"- {md(run_id)}: {md(w)}" for run_id, w in warned]
+
+
+def html_warnings(data: dict[str, Any]) -> str:
+    warned = _warned(data)
+    if not warned:
+        return ""
+    e = html.escape
+    items = "".join(f"<li>{e(run_id)}: {e(w)}</li>" for run_id, w in warned)
+    return (
+        '<h2 id="warnings">Warnings</h2><p>What <code>prmh eval</code> printed below these '
+        f"rows' tables:</p><ul>{items}</ul>"
+    )
+
+
 def html_links(data: dict[str, Any]) -> str:
     out = ""
     if data.get("calibration"):

@@ -225,6 +225,7 @@ def rows(board: Board) -> list[dict[str, Any]]:
                         "problem_ids": table.get("problem_ids"),
                         "seeds": table["seeds"],
                         "flag": provenance_flag(record),
+                        "warnings": _warnings_for(board, table, row),
                         "prmh_version": record.get("prmh_version"),
                         "cells": cells,
                     }
@@ -254,6 +255,17 @@ def rows(board: Board) -> list[dict[str, Any]]:
     for r in unranked:
         r["rank"] = None
     return ranked + unranked
+
+
+def _warnings_for(board: Board, table: dict[str, Any], row: dict[str, Any]) -> list[str]:
+    """What ``prmh eval`` printed below the row's table about it: a search of the board run
+    with the row's PRM (``beam-ias with P: ...``), or the row's splitter."""
+    about = [f"{search} with {row['prm']}: " for search in board.searches]
+    about.append(f"splitter {str(row.get('splitter', '')).partition(':')[0]} ")
+    said = table.get("warnings")
+    if not isinstance(said, list):
+        return []
+    return [w for w in said if isinstance(w, str) and w.startswith(tuple(about))]
 
 
 def build(board: Board) -> list[Path]:

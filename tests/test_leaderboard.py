@@ -481,6 +481,40 @@ def test_text_from_records_is_escaped_on_every_page(cli, runs, board, tmp_path):
     assert len(widths) == 1 and len(main) > 3  # every row has the header's cells
 
 
+def test_what_a_run_warned_about_a_row_is_on_the_board(cli, runs, board, tmp_path):
+    """A row whose run warned below its table (beam-ias that kept every beam, a splitter that
+    found no steps) sat on the board like any other: its warnings are now listed under the
+    rows, once per run, the row is marked, and the text stays text. A warning about another
+    PRM's rows, or a search the board does not show, is not the row's."""
+    _, paths = runs
+    record = json.loads(paths[1].read_text())  # oracle:noise=6, best-of-n and beam, min
+    (table,) = record["metrics"]["tables"]
+    mine = [
+        "beam with oracle:noise=6: <img src=x onerror=alert(1)> kept every beam",
+        "splitter double-newline read every one of 9 finished solutions as one step",
+    ]
+    others = ["beam with oracle: not this row", "dvts with oracle:noise=6: not on the board"]
+    table["warnings"] = [*mine, *others, 5]  # fmt: skip
+    path = tmp_path / "warned.json"
+    path.write_text(json.dumps({**record, "run_id": "20990101-000000-warned"}))
+    added = cli("leaderboard", "add", "demo", str(path), str(paths[0]))
+    assert added.exit_code == 0, added.output
+    data = json.loads((board / "board.json").read_text())
+    for row in data["rows"]:
+        assert row["warnings"] == (mine if row["run_id"] == "20990101-000000-warned" else [])
+    readme = (board / "README.md").read_text()
+    section = readme.split("## Warnings", 1)[1].strip().split("\n\n")[1]
+    escaped = "&lt;img src=x onerror=alert(1)&gt;"
+    assert section.splitlines() == [
+        f"- 20990101-000000-warned: beam with oracle:noise=6: {escaped} kept every beam",
+        f"- 20990101-000000-warned: {mine[1]}",
+    ]
+    assert readme.count("warned: see Warnings") == 1  # its one row (min, argmax)
+    page = (board / "index.html").read_text()
+    assert "<img" not in page and page.count("<li>20990101-000000-warned: ") == 2
+    assert "warned: see Warnings" in page
+
+
 @pytest.mark.parametrize("name", ["x\n", "../x", "X", "a b", "_x", "x" * 100])
 def test_board_names_are_plain(cli, tmp_path, monkeypatch, name):
     monkeypatch.chdir(tmp_path)

@@ -214,6 +214,8 @@ def test_every_out_option_is_also_dash_o(cli, tmp_path):
     """Every command that writes a file or folder given by ``--out`` also takes ``-o`` (as
     compilers, curl and most CLIs do), and only for that option."""
     import importlib
+    import re
+    from inspect import getsource
 
     import click
 
@@ -237,6 +239,16 @@ def test_every_out_option_is_also_dash_o(cli, tmp_path):
     cli("eval", "--world", "sim", "--limit", "3", "-n", "2")
     assert cli("export", "latest", "-o", str(tmp_path / "x.csv")).exit_code == 0
     assert (tmp_path / "x.csv").read_text().startswith("task,")
+    # every command that writes a run record says where: train, calibrate and
+    # train-generator wrote theirs to the default folder and refused --results-dir
+    recording = [
+        (path, command)
+        for path, command in commands(group, "prmh")
+        if command.callback and re.search(r"\b(opened|_analysis)\(", getsource(command.callback))
+    ]
+    assert {"prmh train", "prmh calibrate", "prmh train-generator"} <= {p for p, _ in recording}
+    for path, command in recording:
+        assert any("--results-dir" in param.opts for param in command.params), path
 
 
 def test_version_and_help_run_as_a_program():

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from prmh.cli.common import kv_option, opened, unescape
+from prmh.cli.common import kv_option, opened, results_dir_option, unescape
 from prmh.cli.group import cli
 from prmh.errors import PrmhError
 from prmh.plugins.training.config import TrainConfig
@@ -106,6 +106,7 @@ def _trained(summary: dict[str, Any]) -> tuple[float, float]:
 @click.option("--resume", is_flag=True, help="Continue from OUT's checkpoint.")
 @_option("--seed", "seed", type=int)
 @_option("--device", "device")
+@results_dir_option
 def train_command(data_path: str, base: str, out: Path, resume: bool, **options: Any) -> None:
     """Train a PRM (a value head read at a separator, an lm head, or an implicit PRM) from
     step-labelled data."""
@@ -149,6 +150,7 @@ def train_command(data_path: str, base: str, out: Path, resume: bool, **options:
     help="LoRA on every fourth layer (the release) or all.",
 )
 @_option("--seed", "seed", type=int)
+@results_dir_option
 def calibrate_command(
     rollouts: Path, prm_dir: str, prm_args: dict[str, Any], out: Path, **options: Any
 ) -> None:
@@ -188,6 +190,7 @@ def calibrate_command(
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--max-length", type=int, default=512, show_default=True)
 @_option("--seed", "seed", type=int)
+@results_dir_option
 def train_generator_command(
     task: str, task_args: dict[str, Any], limit: int | None, base: str, out: Path, **options
 ) -> None:
@@ -209,5 +212,5 @@ def train_generator_command(
     losses = summary["losses"]
     click.echo(
         f"trained {summary['steps']} steps on {summary['examples']} solutions (loss "
-        f"{losses[0]:.4f} -> {losses[-1]:.4f}); saved {out} (use: -G model={out})"
+        f"{losses[0]:.4f} -> {losses[-1]:.4f}); saved {out} (use: --generator hf -G model={out})"
     )

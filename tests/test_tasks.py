@@ -186,6 +186,25 @@ def test_the_hub_offline_is_a_clear_error_not_a_hang(registry, tmp_path, monkeyp
     assert time.monotonic() - started < 30
 
 
+def test_without_a_network_the_message_names_offline_mode(registry, monkeypatch):
+    """Without HF_HUB_OFFLINE the Hub's client retried for 23 s before failing (or reading
+    the cache), and the message did not say how to skip that."""
+    datasets = pytest.importorskip("datasets")
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    hint = "HF_HUB_OFFLINE=1 reads the cache at once"
+    with pytest.raises(PrmhError, match=hint):
+        registry.create("task", "math500").instance.problems()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # already offline: nothing to add
+    with pytest.raises(PrmhError) as refused:
+        registry.create("task", "math500").instance.problems()
+    assert hint not in str(refused.value) and "-T data=FILE" in str(refused.value)
+
+
 def test_a_task_file_of_ones_own_runs_from_its_path(cli, tmp_path):
     """``--task path/to/task.toml`` reads the same format as the bundled tasks (here with a
     local data file), and a bad file is one clear message with exit status 2."""

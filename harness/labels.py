@@ -238,9 +238,11 @@ def _dataset_rows(source: str, path: Path) -> list[tuple[str, Any]]:
     try:
         rows = datasets.load_dataset(name, split=split or "train")
     except Exception as e:
+        from prmh.task_files import offline_hint
+
         raise PrmhError(
             f"could not load the dataset {source} ({type(e).__name__}: {str(e)[:200]}). A Hub "
             "id is read from the local cache when offline: download it once online, or pass "
-            "a JSON, JSONL or Parquet file."
+            f"a JSON, JSONL or Parquet file.{offline_hint()}"
         ) from e
     return [(f"row {i + 1}", row) for i, row in enumerate(rows)]

@@ -112,13 +112,13 @@ def hub_rows(definition: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]
                 f"({definition['split']}) from the Hugging Face Hub or its local cache "
                 f"({type(e).__name__}). Download it once online, or pass a local JSON, JSONL or "
                 f"Parquet file: -T data=FILE (`prmh eval --data FILE`; fields: "
-                f"{_field_names(definition)}).{_offline_hint()}"
+                f"{_field_names(definition)}).{offline_hint()}"
             ) from e
         for i, row in enumerate(rows):
             yield f"{config or 'row'} {i + 1}", row
 
 
-def _offline_hint() -> str:
+def offline_hint() -> str:
     """Without a network, the Hub's client retries each request for about 20 s before the
     local cache is read: ``HF_HUB_OFFLINE=1`` (huggingface_hub's offline mode) reads it at once."""
     if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):

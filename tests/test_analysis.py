@@ -271,6 +271,9 @@ def test_calibrating_a_trained_prm_lowers_its_calibration_error(cli, tmp_path):
         "1e-3",
     )
     assert fitted.exit_code == 0, fitted.output
+    rows = [json.loads(line) for line in train_rollouts.read_text().splitlines()]
+    counted = sum(len(r["values"]) for r in rows)  # what analyze calibration counts
+    assert f"calibrated on {counted} prefixes of {len(rows)} solutions" in fitted.output
     records = [json.loads(p.read_text()) for p in (cli.results_dir / "runs").glob("*.json")]
     by_command = {r["config"].get("command"): r for r in records}
     assert by_command["train"]["status"] == "success"

@@ -170,10 +170,10 @@ def calibrate_command(
     given = {"rollouts": rollouts, "prm": prm_dir, "prm_args": prm_args, **options}
     with opened("calibrate", {**given, "out": out}) as run, training_bar() as on_step:
         summary = run.metrics = calibrate(target, items, out, config, on_step)
-    losses = summary["losses"]
-    click.echo(
-        f"calibrated on {len(items)} prefix sets; wql {losses[0]:.4f} -> "
-        f"{losses[-1]:.4f}; saved {out} (a quantile PRM: prmh eval --prm {out})"
+    losses, prefixes = summary["losses"], sum(len(item.steps) for item in items)
+    click.echo(  # each solution is two items: its steps, and its empty prefix as one step
+        f"calibrated on {prefixes} prefixes of {len(items) // 2} solutions; wql "
+        f"{losses[0]:.4f} -> {losses[-1]:.4f}; saved {out} (a quantile PRM: prmh eval --prm {out})"
     )
 
 

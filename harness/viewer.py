@@ -17,6 +17,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from prmh.errors import PrmhError
 from prmh.files import strict_json, write_text_atomic
 from prmh.results import RunResults
 
@@ -25,9 +26,22 @@ CELL_FIELDS = ("task", "generator", "prm", "splitter", "agg", "search", "budget"
                "problem", "candidates", "chosen")  # fmt: skip
 
 
-def page_data(run: RunResults) -> dict[str, Any]:
-    """What the page needs, compact: tables, problems, solutions, scores, grades and cells."""
+# A browser reads the page's data as one string: V8 (Chrome, Node) holds at most 2**29 - 24
+# characters in one, and parsing that much JSON takes gigabytes. A bigger page is refused.
+MAX_DATA_CHARS = 400_000_000
+
+
+def page_data(run: RunResults, limit: int | None = None) -> dict[str, Any]:
+    """What the page needs, compact: tables, problems, solutions, scores, grades and cells;
+    with ``limit``, those of each task's first ``limit`` problems only (the tables stay
+    whole)."""
     lines = run.lines
+    kept = _first_problems(lines, limit)
+    solutions = {
+        s["id"]: [s["problem"], s["steps"], s["answer"]]
+        for s in lines
+        if s["t"] == "solution" and (s["task"], s["problem"]) in kept
+    }
     tables = [
         {
             **{k: t[k] for k in ("task", "generator", "columns", "rows", "problems", "seeds")},
@@ -37,36 +51,62 @@ def page_data(run: RunResults) -> dict[str, Any]:
     ]
     return {
         "run_id": run.record["run_id"],
+        "limit": limit,
         "tables": tables,
-        "problems": {
-            f"{p['task']}|{p['id']}": [p["question"], p["gold"]]
-            for p in lines
-            if p["t"] == "problem"
-        },
-        "solutions": {
-            s["id"]: [s["problem"], s["steps"], s["answer"]] for s in lines if s["t"] == "solution"
-        },
-        "scores": [[s["prm"], s["solution"], s["probs"]] for s in lines if s["t"] == "scores"],
+        "problems": {f"{task}|{pid}": kept[task, pid] for task, pid in kept},
+        "solutions": solutions,
+        "scores": [
+            [s["prm"], s["solution"], s["probs"]]
+            for s in lines
+            if s["t"] == "scores" and s["solution"] in solutions
+        ],
         "grades": {
             f"{g['task']}|{g['answer']}|{g['gold']}": g["outcome"]
             for g in lines
             if g["t"] == "grade"
         },
-        "cells": [[c[k] for k in CELL_FIELDS] for c in lines if c["t"] == "cell"],
+        "cells": [
+            [c[k] for k in CELL_FIELDS]
+            for c in lines
+            if c["t"] == "cell" and (c["task"], c["problem"]) in kept
+        ],
     }
 
 
-def render(run: RunResults) -> str:
-    """The page as one string."""
+def _first_problems(lines: list[dict[str, Any]], limit: int | None) -> dict[tuple, list[str]]:
+    """(task, problem id) -> [question, gold] of each task's first ``limit`` problems (all
+    without a limit)."""
+    kept: dict[tuple, list[str]] = {}
+    per_task: dict[str, int] = {}
+    for p in (line for line in lines if line["t"] == "problem"):
+        if limit is None or per_task.get(p["task"], 0) < limit:
+            per_task[p["task"]] = per_task.get(p["task"], 0) + 1
+            kept[p["task"], p["id"]] = [p["question"], p["gold"]]
+    return kept
+
+
+def render(run: RunResults, limit: int | None = None) -> str:
+    """The page as one string; a run whose data no browser could read in one page is refused,
+    with the way out (``limit``)."""
+    data = page_data(run, limit)
+    text = strict_json(data, separators=(",", ":"), sort_keys=True)  # JSON.parse, with
+    # no <, > or & that could end the script element
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    if len(text) > MAX_DATA_CHARS:
+        each = len(text) / max(1, len(data["problems"])) / 1e6
+        raise PrmhError(
+            f"the page would hold {len(text) / 1e6:.0f} MB of data ({each:.1f} MB a problem), "
+            f"more than a browser reads in one page ({MAX_DATA_CHARS // 1_000_000} MB): view "
+            f"each task's first problems with --limit N (about {int(MAX_DATA_CHARS / 1e6 / each)}"
+            " problems in all fit)."
+        )
     template = files("prmh").joinpath(TEMPLATE).read_text()
-    data = strict_json(page_data(run), separators=(",", ":"), sort_keys=True)  # JSON.parse
-    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     title = html.escape(f"prmh run {run.record['run_id']}")
-    return template.replace("__TITLE__", title).replace("__DATA__", data)
+    return template.replace("__TITLE__", title).replace("__DATA__", text)
 
 
-def write_page(run: RunResults, out: Path) -> Path:
-    write_text_atomic(out, render(run))
+def write_page(run: RunResults, out: Path, limit: int | None = None) -> Path:
+    write_text_atomic(out, render(run, limit))
     return out
 
 

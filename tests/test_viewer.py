@@ -216,6 +216,36 @@ def test_a_tables_warnings_show_below_it_as_text(page, chromium, tmp_path):
     assert not [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
 
 
+def test_a_run_too_large_for_a_page_is_refused_and_limit_views_part(page, chromium, cli,
+                                                                    monkeypatch):  # fmt: skip
+    """A browser reads the page's data as one string (V8: at most 2**29 - 24 characters): a
+    MATH-500 run at N=1024 (~800 MB of solutions) gave a blank page. Such a page is refused
+    with the way out, and ``--limit N`` writes each task's first N problems (the tables
+    whole), which the page says."""
+    from selenium.webdriver.common.by import By
+
+    import prmh.viewer
+
+    results, _ = page
+    whole = results / "whole.html"
+    size = len(prmh.viewer.render(prmh.load_run("latest", results)))
+    monkeypatch.setattr(prmh.viewer, "MAX_DATA_CHARS", size // 2)
+    refused = cli("view", "--results-dir", str(results), "--out", str(whole))
+    assert refused.exit_code == 2 and not whole.exists()
+    assert "more than a browser reads in one page" in refused.output
+    assert re.search(r"--limit N \(about [4-7] problems in all fit\)", refused.output)
+    part = results / "part.html"
+    done = cli("view", "--results-dir", str(results), "--limit", "3", "--out", str(part))
+    assert done.exit_code == 0, done.output
+    chromium.get(part.as_uri())
+    assert "first 3 problems" in chromium.find_element(By.ID, "limit").text
+    chromium.find_element(By.ID, "cell-0-3-1").click()
+    assert len(chromium.find_elements(By.CSS_SELECTOR, "#problem-list tbody tr")) == 3
+    chromium.find_element(By.ID, "problem-2").click()
+    assert chromium.find_elements(By.CSS_SELECTOR, "#detail .cand.chosen")
+    assert not [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
+
+
 def test_view_serves_on_localhost(page):
     results, _ = page
     args = [sys.executable, "-m", "prmh", "view", "--results-dir", str(results), "--serve",

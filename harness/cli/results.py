@@ -77,9 +77,15 @@ def _format(fmt: str | None, out: Path | None) -> str:
     show_default=True,
     help="With --serve (0: any).",
 )
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Each task's first N problems only (a run too large for one page).",
+)
 @results_dir_option
 def view_command(
-    run: str, out: Path | None, serve: bool, port: int, results_dir: Path | None
+    run: str, out: Path | None, serve: bool, port: int, limit: int | None, results_dir: Path | None
 ) -> None:
     """Write a run's viewer: one self-contained HTML page (no external assets) to browse its
     cells, problems, candidates and their step scores; open it in a browser."""
@@ -89,7 +95,7 @@ def view_command(
 
     results = load_run(run, results_dir)
     record_dir = Path(results.record.get("results_dir") or ".") / "runs"
-    path = write_page(results, out or record_dir / f"{results.record['run_id']}.html")
+    path = write_page(results, out or record_dir / f"{results.record['run_id']}.html", limit)
     click.echo(f"wrote {path}")
     if serve:
         try:

@@ -164,3 +164,36 @@ def test_a_lone_budget_still_shows_its_interval(cli, tmp_path):
         labels = axis.get_legend_handles_labels()[1]
         assert len(labels) == len(shown)
         plt.close(fig)
+
+
+def test_a_figure_with_nothing_to_scale_its_log_axis_by_says_so(cli, evaluation, tmp_path):
+    """Every Pearson r undefined (a handful of solutions, all right) left the correlation
+    figure's log axis with no positive value: `prmh analyze correlation` died in matplotlib
+    ("Data cannot be log-scaled") after its work, and its record said error. A corpus without
+    token counts put every cell at a made-up 1e-9 generated tokens. Both panels say it."""
+    import json
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from prmh.analysis.figures import _compute, _pyplot, figure
+
+    nan = {"r": math.nan, "low": math.nan, "high": math.nan}
+    by_cut = {t: {"correctness": nan, "full_score": nan} for t in ("128", "256", "full")}
+    record = {"run_id": "r", "config": {"analysis": "correlation"},
+              "metrics": {"correlation": {"p": {"correlations": {"min": by_cut}}}}}  # fmt: skip
+    out = figure("correlation", [record], tmp_path / "c.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    (run,) = (evaluation / "runs").glob("*.json")
+    record = json.loads(run.read_text())
+    for row in record["metrics"]["tables"][0]["rows"]:
+        for c in row["cells"] if row["kind"] != "reference" else ():
+            c["compute"]["generated_tokens"] = 0
+    plt = _pyplot()
+    fig = _compute(plt, [record])
+    tokens, calls = fig.axes[:2]
+    assert [t.get_text() for t in tokens.texts] == ["no cell recorded generated tokens per problem"]
+    assert not tokens.lines and calls.lines
+    assert fig.legends and fig.legends[0].get_texts()  # from the panel that has lines
+    plt.close(fig)

@@ -7,6 +7,7 @@ same records give the same bytes."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -150,9 +151,11 @@ def _compute(plt: Any, records: list[dict[str, Any]]) -> Any:
     for (title, table), row_axes in zip(tables, axes, strict=True):
         searches = list(dict.fromkeys(c["search"] for c in table["columns"]))
         for (measure, xlabel), axis in zip(measures, row_axes, strict=True):
-            for row in table["rows"]:
-                if row["kind"] == "reference":
-                    continue
+            rows = [r for r in table["rows"] if r["kind"] != "reference"]
+            if not any(c["compute"][measure] for r in rows for c in r["cells"]):
+                _nothing_measured(axis, xlabel, title)  # a corpus without token counts
+                continue
+            for row in rows:
                 for i, search in enumerate(searches):  # a line style per search
                     cells = sorted(
                         (c for c in row["cells"] if c["search"] == search),
@@ -167,8 +170,20 @@ def _compute(plt: Any, records: list[dict[str, Any]]) -> Any:
             axis.set_ylabel("accuracy (%, 95% interval)")
             axis.set_title(_shown(f"{title}: accuracy against compute"), fontsize=9)
     fig.tight_layout()
-    _legend(fig, axes[0][0])
+    drawn = [a for a in axes.flat if a.get_legend_handles_labels()[0]]
+    _legend(fig, drawn[0] if drawn else axes[0][0])
     return fig
+
+
+def _nothing_measured(axis: Any, xlabel: str, title: str) -> None:
+    """A panel whose measure no cell recorded (generated tokens of a corpus given without
+    them): said in words, not drawn at a made-up point of a log axis."""
+    what = xlabel.removesuffix(" (log)")
+    axis.text(0.5, 0.5, f"no cell recorded {what}", transform=axis.transAxes, ha="center")
+    axis.set_xticks([])
+    axis.set_yticks([])
+    axis.set_xlabel(what)
+    axis.set_title(_shown(f"{title}: accuracy against compute"), fontsize=9)
 
 
 def _analyses(records: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -203,6 +218,7 @@ def _reliability(plt: Any, records: list[dict[str, Any]]) -> Any:
 
 def _correlation(plt: Any, records: list[dict[str, Any]]) -> Any:
     fig, axis = plt.subplots(figsize=(6.5, 4))
+    every, defined = set(), False
     for record in _analyses(records, "correlation"):
         for label, result in record["metrics"]["correlation"].items():
             for agg, by_cut in result["correlations"].items():
@@ -210,7 +226,14 @@ def _correlation(plt: Any, records: list[dict[str, Any]]) -> Any:
                 cells = [by_cut[str(t)]["correctness"] for t in cuts]
                 points = [[c[k] for c in cells] for k in ("r", "low", "high")]
                 _interval(axis, cuts, points, f"{label} · {agg}", alpha=0.15)
+                every.update(cuts)
+                defined |= any(r is not None and math.isfinite(r) for r in points[0])
     axis.set_xscale("log", base=2)
+    if not defined and every:  # no point to scale the axis by: a log axis of nothing failed
+        axis.set_xlim(min(every) / 1.5, max(every) * 1.5)
+        axis.text(0.5, 0.5, "Pearson r is undefined at every threshold: the scores or the\n"
+                  "outcomes are the same for every solution", transform=axis.transAxes,
+                  ha="center", va="center")  # fmt: skip
     axis.set_xlabel("tokens of the solution kept (log2)")
     axis.set_ylabel("Pearson r with final correctness (95% interval)")
     fig.tight_layout()

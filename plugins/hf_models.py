@@ -18,12 +18,15 @@ T = TypeVar("T")
 DTYPES = ("auto", "bf16", "fp16", "fp32")
 
 
-def resolve_checkpoint(model: str, revision: str | None) -> tuple[Path, str]:
+def resolve_checkpoint(
+    model: str, revision: str | None, given_as: str = "-P model=PATH"
+) -> tuple[Path, str]:
     """A local directory for ``model`` and a fingerprint of its weights.
 
     A directory is used as it is (fingerprint: weight files' names, sizes and modification
     times); anything else is a Hub id read from the local cache only (fingerprint: the
-    snapshot's commit), since prmh never downloads during an evaluation.
+    snapshot's commit), since prmh never downloads during an evaluation. ``given_as`` is how
+    the user names it, for the way out when it is neither (``-G model=PATH`` for a generator).
     """
     path = Path(model).expanduser()
     if path.is_dir():
@@ -42,7 +45,7 @@ def resolve_checkpoint(model: str, revision: str | None) -> tuple[Path, str]:
         raise PrmhError(
             f"model {model!r} is neither a local directory nor in the local Hugging Face cache "
             f"({type(e).__name__}). Download it first (`huggingface-cli download {model}`) or "
-            "pass a local directory with -P model=PATH."
+            f"pass a local directory: {given_as}."
         ) from e
     return local, local.name
 

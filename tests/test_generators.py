@@ -415,8 +415,9 @@ def test_hf_chat_template_and_bad_options(tiny_lm, registry_module):
     assert text.startswith("<|im_start|>system\nBe brief.") and text.endswith("assistant\n")
     with pytest.raises(PrmhError, match="top_p must be in"):
         registry_module.create("generator", "hf", {"model": tiny_lm, "top_p": 0})
-    with pytest.raises(PrmhError, match="neither a local directory nor in the local"):
+    with pytest.raises(PrmhError, match="neither a local directory nor in the local") as not_here:
         registry_module.create("generator", "hf", {"model": "someone/not-cached"})
+    assert str(not_here.value).endswith("pass a local directory: -G model=PATH.")  # not -P
     # a batch's attention mask is laid out for every new token: 10**9 of them asked the
     # allocator for 64 GB, a RuntimeError traceback once the first batch ran
     from transformers import AutoConfig

@@ -78,7 +78,7 @@ class HFGenerator:
         self.sampling = Sampling(temperature, top_p, max_new_tokens, stops_of(stop))
         self.sampler = RowSampler(torch, top_p)
         quiet_transformers()
-        self.path, self.fingerprint = resolve_checkpoint(model, revision)
+        self.path, self.fingerprint = resolve_checkpoint(model, revision, "-G model=PATH")
         self.device, dtype_ = device_and_dtype(device, dtype)
         self.precision = auto_precision(device, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)

@@ -131,7 +131,7 @@ def checkpoints(
     ref_path = Path(reference).expanduser()
     if not ref_path.is_absolute() and (path / ref_path).is_dir():
         ref_path = path / ref_path
-    ref_path, ref_print = resolve_checkpoint(str(ref_path), None)
+    ref_path, ref_print = resolve_checkpoint(str(ref_path), None, "-P reference=PATH")
     return path, ref_path, f"{policy_print}:{ref_print}:{list(scale)}:{list(bias)}"
 
 

@@ -35,7 +35,7 @@ def train_generator(
     quiet_transformers()
     torch.manual_seed(config.seed)
     device, _ = device_and_dtype(config.device, config.dtype)
-    path, _ = resolve_checkpoint(base, None)
+    path, _ = resolve_checkpoint(base, None, "--model PATH")
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     eos = tokenizer.eos_token_id

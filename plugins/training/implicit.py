@@ -44,7 +44,7 @@ def train_implicit(
         token_log_ratios,
     )
 
-    ref_path, _ = resolve_checkpoint(config.reference or str(path), None)
+    ref_path, _ = resolve_checkpoint(config.reference or str(path), None, "--reference PATH")
     check_vocabulary(tokenizer, path, ref_path)
     policy = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     reference = AutoModelForCausalLM.from_pretrained(ref_path, dtype=torch.float32).eval()

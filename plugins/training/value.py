@@ -54,7 +54,7 @@ def train(
     loss_fn = load_registry().create("loss", config.loss, dict(config.loss_options)).instance
     torch.manual_seed(config.seed)
     device, _ = device_and_dtype(config.device, config.dtype)
-    path, _ = resolve_checkpoint(base, None)
+    path, _ = resolve_checkpoint(base, None, "--model PATH")
     tokenizer = AutoTokenizer.from_pretrained(path)
     if config.head == "implicit":
         from prmh.plugins.training.implicit import train_implicit

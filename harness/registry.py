@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prmh.errors import PrmhError
-from prmh.manager import DISABLE_ENV, PluginFailure, build_manager
+from prmh.manager import PluginFailure, build_manager
 
 KINDS = (
     "task",
@@ -166,24 +166,9 @@ class Registry:
                 return directory_entry(self, name)
             if kind == "task" and name.endswith(".toml"):  # a task file of one's own
                 return _task_file_entry(name)
-            close = difflib.get_close_matches(name, self.names(kind), n=3, cutoff=0.5)
-            hint = f" Close matches: {', '.join(close)}." if close else ""
-            failed = (
-                f" Some plugins failed to load: {', '.join(f.plugin for f in self.failures)}"
-                " (see `prmh plugins`)."
-                if self.failures
-                else ""
-            )
-            names = self.names(kind)
-            if not names:  # every plugin that registers one left out
-                hint += f" No {kind} is registered: is {DISABLE_ENV} leaving out its plugin?"
-            elif len(names) <= 12:  # few enough to name them all
-                plural = kind + ("es" if kind.endswith(("s", "ch")) else "s")
-                hint += f" The {plural}: {', '.join(names)}"
-                hint += " (or an importable module:function)." if kind == "grader" else "."
-            raise PrmhError(
-                f"unknown {kind} {name!r}.{hint} See all with `prmh list {kind}`.{failed}"
-            ) from None
+            from prmh.unknown import unknown_component
+
+            raise unknown_component(kind, name, self.names(kind), self.failures) from None
 
     def create(self, kind: str, name: str, args: Mapping[str, Any] | None = None) -> Component:
         return self.get(kind, name).create(args)

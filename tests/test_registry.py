@@ -342,3 +342,18 @@ def test_an_inline_plugin_joins_for_one_block(tmp_path):
         assert any("median" in c["row"] for c in result.accuracy())
     with pytest.raises(PrmhError, match="unknown aggregator 'median'"):
         load_registry().get("aggregator", "median")
+
+
+def test_a_name_that_is_a_path_gets_the_way_out_for_a_path(cli, tmp_path):
+    """``prmh train-generator`` saves a model directory, which ``--generator DIR`` called an
+    unknown generator, listing every generator's name; a PRM directory that does not exist
+    was an unknown PRM with close matches to registered names."""
+    model = tmp_path / "gen"
+    model.mkdir()
+    given = cli("eval", "--world", "sim", "--generator", str(model), "--limit", "2")
+    assert given.exit_code == 2
+    assert f"read by the hf generator: --generator hf -G model={model}." in given.output
+    assert "The generators:" not in given.output
+    missing = cli("eval", "--world", "sim", "--prm", str(tmp_path / "my-prm"), "--limit", "2")
+    assert missing.exit_code == 2
+    assert f"No such PRM directory: '{tmp_path / 'my-prm'}' does not exist." in missing.output

@@ -50,6 +50,16 @@ def resolve_checkpoint(
     return local, local.name
 
 
+def require_config(path: Path, model: str, given_as: str) -> None:
+    """A model prmh loads has the ``config.json`` ``save_pretrained`` writes: without it
+    transformers failed on the tokenizer, asking for sentencepiece or tiktoken."""
+    if not (path / "config.json").is_file():
+        raise PrmhError(
+            f"model {model!r} holds no config.json, so it is no transformers model: give the "
+            f"folder save_pretrained wrote ({given_as})."
+        )
+
+
 def resolved_dtype(device: str, dtype: str) -> str:
     """The dtype's name once ``auto`` is resolved: bf16 on a GPU, fp32 on a CPU (torch is
     imported only to learn where ``auto`` devices go)."""

@@ -8,6 +8,7 @@ import json
 import math
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -418,6 +419,10 @@ def test_hf_chat_template_and_bad_options(tiny_lm, registry_module):
     with pytest.raises(PrmhError, match="neither a local directory nor in the local") as not_here:
         registry_module.create("generator", "hf", {"model": "someone/not-cached"})
     assert str(not_here.value).endswith("pass a local directory: -G model=PATH.")  # not -P
+    empty = Path(tiny_lm).parent / "empty"  # transformers asked for sentencepiece or tiktoken
+    empty.mkdir(exist_ok=True)
+    with pytest.raises(PrmhError, match=r"holds no config\.json, so it is no transformers model"):
+        registry_module.create("generator", "hf", {"model": str(empty)})
     # a batch's attention mask is laid out for every new token: 10**9 of them asked the
     # allocator for 64 GB, a RuntimeError traceback once the first batch ran
     from transformers import AutoConfig

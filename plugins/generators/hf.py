@@ -67,6 +67,7 @@ class HFGenerator:
             device_and_dtype,
             pretrained,
             quiet_transformers,
+            require_config,
             require_hf,
             resolve_checkpoint,
         )
@@ -79,6 +80,7 @@ class HFGenerator:
         self.sampler = RowSampler(torch, top_p)
         quiet_transformers()
         self.path, self.fingerprint = resolve_checkpoint(model, revision, "-G model=PATH")
+        require_config(self.path, model, "-G model=PATH")
         self.device, dtype_ = device_and_dtype(device, dtype)
         self.precision = auto_precision(device, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)

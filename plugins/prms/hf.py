@@ -37,6 +37,7 @@ from prmh.plugins.hf_models import (
     device_and_dtype,
     pretrained,
     quiet_transformers,
+    require_config,
     resolve_checkpoint,
 )
 from prmh.plugins.kv_cache import (
@@ -83,6 +84,7 @@ class HFScorer:
 
         quiet_transformers()
         self.path, self.fingerprint = resolve_checkpoint(model, revision)
+        require_config(self.path, model, "-P model=PATH")
         self.device, self.dtype = device_and_dtype(device, dtype)
         self.precision = auto_precision(device, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)

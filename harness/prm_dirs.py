@@ -1,6 +1,7 @@
 """PRM directories: a folder prmh saved (``prmh train``, ``prmh calibrate``) or a user marked
 with a ``prmh_prm.json`` naming the recipe that reads it and its options, so ``--prm DIR``
-loads it with that recipe."""
+loads it with that recipe; and model folders given as ``--generator DIR`` (what ``prmh
+train-generator`` saves), read by the ``hf`` generator."""
 
 from __future__ import annotations
 
@@ -75,3 +76,11 @@ def directory_entry(registry: Any, directory: str) -> Any:
         factory=factory,
         description=f"prmh PRM directory ({config['recipe']} recipe)",
     )
+
+
+def model_folder_entry(registry: Any, directory: str) -> Any:
+    """``--generator DIR``: the ``hf`` generator reading the causal LM in ``DIR`` (its other
+    options as ``-G`` gives them)."""
+    hf = registry.get("generator", "hf")
+    factory = functools.partial(hf.load_factory(), model=directory)
+    return replace(hf, name=directory, factory=factory, description="model folder (hf)")

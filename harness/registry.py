@@ -164,6 +164,10 @@ class Registry:
                 from prmh.prm_dirs import directory_entry
 
                 return directory_entry(self, name)
+            if kind == "generator" and Path(name).is_dir():  # a model folder, read by hf
+                from prmh.prm_dirs import model_folder_entry
+
+                return model_folder_entry(self, name)
             if kind == "task" and name.endswith(".toml"):  # a task file of one's own
                 return _task_file_entry(name)
             from prmh.unknown import unknown_component

@@ -1,6 +1,6 @@
 """The message for a component name the registry does not know: close matches, every name when
-there are few, plugins that failed to load, and the way out where the name looks like something
-else (a model directory given as a generator, a PRM directory that does not exist)."""
+there are few, plugins that failed to load, and the way out where the name is a path that does
+not exist (a PRM or model directory)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,7 @@ def unknown_component(kind: str, name: str, names: Sequence[str], failures: Any)
         hint += f" The {plural}: {', '.join(names)}"
         hint += " (or an importable module:function)." if kind == "grader" else "."
     path = Path(name).expanduser()
-    if kind == "generator" and path.is_dir():  # what `prmh train-generator` saves
-        hint = f" A model directory is read by the hf generator: --generator hf -G model={name}."
-    elif kind == "prm" and name.startswith((".", "/", "~")) and not path.exists():
-        hint = f" No such PRM directory: {str(path.absolute())!r} does not exist."
+    if kind in ("prm", "generator") and name.startswith((".", "/", "~")) and not path.exists():
+        what = "PRM" if kind == "prm" else "model"
+        hint = f" No such {what} directory: {str(path.absolute())!r} does not exist."
     return PrmhError(f"unknown {kind} {name!r}.{hint} See all with `prmh list {kind}`.{failed}")

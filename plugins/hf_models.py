@@ -50,14 +50,17 @@ def resolve_checkpoint(
     return local, local.name
 
 
-def require_config(path: Path, model: str, given_as: str) -> None:
-    """A model prmh loads has the ``config.json`` ``save_pretrained`` writes: without it
-    transformers failed on the tokenizer, asking for sentencepiece or tiktoken."""
+def loadable_checkpoint(model: str, revision: str | None, given_as: str) -> tuple[Path, str]:
+    """``resolve_checkpoint`` for a model prmh loads, which holds the ``config.json``
+    ``save_pretrained`` writes: without it transformers failed on the tokenizer, asking for
+    sentencepiece or tiktoken."""
+    path, fingerprint = resolve_checkpoint(model, revision, given_as)
     if not (path / "config.json").is_file():
         raise PrmhError(
             f"model {model!r} holds no config.json, so it is no transformers model: give the "
             f"folder save_pretrained wrote ({given_as})."
         )
+    return path, fingerprint
 
 
 def resolved_dtype(device: str, dtype: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -344,16 +345,30 @@ def test_an_inline_plugin_joins_for_one_block(tmp_path):
         load_registry().get("aggregator", "median")
 
 
-def test_a_name_that_is_a_path_gets_the_way_out_for_a_path(cli, tmp_path):
-    """``prmh train-generator`` saves a model directory, which ``--generator DIR`` called an
-    unknown generator, listing every generator's name; a PRM directory that does not exist
-    was an unknown PRM with close matches to registered names."""
-    model = tmp_path / "gen"
-    model.mkdir()
-    given = cli("eval", "--world", "sim", "--generator", str(model), "--limit", "2")
-    assert given.exit_code == 2
-    assert f"read by the hf generator: --generator hf -G model={model}." in given.output
-    assert "The generators:" not in given.output
-    missing = cli("eval", "--world", "sim", "--prm", str(tmp_path / "my-prm"), "--limit", "2")
-    assert missing.exit_code == 2
-    assert f"No such PRM directory: '{tmp_path / 'my-prm'}' does not exist." in missing.output
+def test_a_model_folder_is_a_generator_and_a_missing_folder_is_named(cli, tmp_path):
+    """``--generator DIR`` reads a causal LM folder (what ``prmh train-generator`` saves) with
+    the hf generator, as ``--prm DIR`` reads a PRM folder: it was an unknown generator, listing
+    every generator's name. It samples what ``--generator hf -G model=DIR`` samples. A folder
+    that does not exist, as a generator or a PRM, is named, not matched to registered names."""
+    pytest.importorskip("torch")
+    from importlib.resources import files
+
+    model = str(files("prmh.plugins") / "tiny_world" / "generator")
+    args = ["--prm", "oracle", "--agg", "min", "--selector", "argmax", "--search", "best-of-n",
+            "-n", "2", "--limit", "3", "--json"]  # fmt: skip
+    by_folder = cli("eval", "--generator", model, *args)
+    assert by_folder.exit_code == 0, by_folder.output
+    by_option = cli("eval", "--generator", "hf", "-G", f"model={model}", *args)
+    tables = [json.loads(r.output)["metrics"]["tables"][0] for r in (by_folder, by_option)]
+    assert tables[0]["generator"] == model and tables[1]["generator"] == f"hf:model={model}"
+    for table in tables:  # the time each took aside: the same samples, scores and choices
+        for row in table["rows"]:
+            for cell in row["cells"]:
+                cell.get("compute", {}).pop("wall_seconds", None)
+    assert [r["cells"] for r in tables[0]["rows"]] == [r["cells"] for r in tables[1]["rows"]]
+    for kind, what in (("--generator", "model"), ("--prm", "PRM")):
+        missing = cli("eval", "--world", "sim", kind, str(tmp_path / "gone"), "--limit", "2")
+        assert missing.exit_code == 2
+        assert f"No such {what} directory: '{tmp_path / 'gone'}' does not exist." in (
+            missing.output
+        )

@@ -212,5 +212,5 @@ def train_generator_command(
     losses = summary["losses"]
     click.echo(
         f"trained {summary['steps']} steps on {summary['examples']} solutions (loss "
-        f"{losses[0]:.4f} -> {losses[-1]:.4f}); saved {out} (use: --generator hf -G model={out})"
+        f"{losses[0]:.4f} -> {losses[-1]:.4f}); saved {out} (use: --generator {out})"
     )

@@ -65,11 +65,10 @@ class HFGenerator:
             auto_precision,
             batch_rows,
             device_and_dtype,
+            loadable_checkpoint,
             pretrained,
             quiet_transformers,
-            require_config,
             require_hf,
-            resolve_checkpoint,
         )
 
         require_hf("the hf generator")
@@ -79,8 +78,7 @@ class HFGenerator:
         self.sampling = Sampling(temperature, top_p, max_new_tokens, stops_of(stop))
         self.sampler = RowSampler(torch, top_p)
         quiet_transformers()
-        self.path, self.fingerprint = resolve_checkpoint(model, revision, "-G model=PATH")
-        require_config(self.path, model, "-G model=PATH")
+        self.path, self.fingerprint = loadable_checkpoint(model, revision, "-G model=PATH")
         self.device, dtype_ = device_and_dtype(device, dtype)
         self.precision = auto_precision(device, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)

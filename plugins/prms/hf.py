@@ -35,10 +35,9 @@ from prmh.plugins.hf_models import (
     cache_keyword,
     cache_of,
     device_and_dtype,
+    loadable_checkpoint,
     pretrained,
     quiet_transformers,
-    require_config,
-    resolve_checkpoint,
 )
 from prmh.plugins.kv_cache import (
     SHARED_LEAST,
@@ -83,8 +82,7 @@ class HFScorer:
         from transformers import AutoTokenizer
 
         quiet_transformers()
-        self.path, self.fingerprint = resolve_checkpoint(model, revision)
-        require_config(self.path, model, "-P model=PATH")
+        self.path, self.fingerprint = loadable_checkpoint(model, revision, "-P model=PATH")
         self.device, self.dtype = device_and_dtype(device, dtype)
         self.precision = auto_precision(device, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)

@@ -169,6 +169,16 @@ def test_duplicates_and_check(cli, runs, board):
         str(results),
     )
     assert failed.exit_code == 2 and "status is 'error'" in failed.output
+    # the board's name first, as `add` takes it (it was "Missing option '--board'")
+    in_add_order = cli("leaderboard", "check", "demo", paths[1].stem, "--results-dir", str(results))
+    assert in_add_order.exit_code == 0 and in_add_order.output == ok.output
+    unnamed = cli("leaderboard", "check", paths[1].stem, "--results-dir", str(results))
+    assert unnamed.exit_code == 2 and "name the board: prmh leaderboard check RUN..." in (
+        unnamed.output
+    )
+    alone = cli("leaderboard", "check", "demo")
+    assert alone.exit_code == 2 and "give the runs to check after the board's name" in alone.output
+    assert snapshot(board) == before
     assert cli("leaderboard", "new", "demo").exit_code == 2
     assert "no board 'nope'" in cli("leaderboard", "build", "nope").output
 

@@ -9,6 +9,7 @@ import click
 
 from prmh.cli.common import results_dir_option
 from prmh.cli.group import cli
+from prmh.errors import PrmhError
 
 
 @cli.group("leaderboard")
@@ -94,17 +95,31 @@ def leaderboard_new(
 
 @leaderboard_group.command("check")
 @click.argument("runs", nargs=-1, required=True)
-@click.option("--board", "board_name", required=True, help="The board to check against.")
+@click.option(
+    "--board",
+    "board_name",
+    default=None,
+    help="The board to check against [or NAME first, as add takes it].",
+)
 @results_dir_option
 @_root_option
 def leaderboard_check(
-    runs: tuple[str, ...], board_name: str, results_dir: Path | None, root: Path
+    runs: tuple[str, ...], board_name: str | None, results_dir: Path | None, root: Path
 ) -> None:
     """Check that runs (record paths or run ids) can join a board; nothing is written."""
     from prmh.board_file import load_board
     from prmh.leaderboard import accepted_records, check_record, read_record
     from prmh.masking import visible
 
+    if board_name is None:  # `check NAME RUN...`, the order `add` takes
+        if not (root / runs[0] / "board.toml").is_file():
+            raise PrmhError(
+                "name the board: prmh leaderboard check RUN... --board NAME, or prmh "
+                f"leaderboard check NAME RUN... ({runs[0]!r} is no board in {str(root)!r})."
+            )
+        if len(runs) < 2:
+            raise PrmhError(f"give the runs to check after the board's name {runs[0]!r}.")
+        board_name, runs = runs[0], runs[1:]
     board = load_board(root, board_name)
     accepted = accepted_records(board)
     failed = False

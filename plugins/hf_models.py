@@ -5,9 +5,10 @@ Nothing here imports torch or transformers at module level.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,6 +62,26 @@ def loadable_checkpoint(model: str, revision: str | None, given_as: str) -> tupl
             f"folder save_pretrained wrote ({given_as})."
         )
     return path, fingerprint
+
+
+@contextlib.contextmanager
+def quiet_peft() -> Iterator[None]:
+    """peft reads a model's ``is_gradient_checkpointing``, which transformers 5 deprecates with
+    a FutureWarning (transformers ``modeling_utils.py``): a note for peft's authors, printed to
+    every user who loads or trains an adapter. That one warning is dropped; others pass."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning
+        )
+        yield
+
+
+def with_adapter(model: Any, adapter: str, config: Any = None) -> Any:
+    """``model`` with the PEFT adapter saved in ``adapter`` (``config``: its own, amended)."""
+    from peft import PeftModel
+
+    with quiet_peft():
+        return PeftModel.from_pretrained(model, adapter, **({"config": config} if config else {}))
 
 
 def resolved_dtype(device: str, dtype: str) -> str:

@@ -297,19 +297,24 @@ def test_a_killed_training_resumes_from_its_last_whole_checkpoint(base, tmp_path
     assert load_registry().create("prm", str(out)).instance is not None
 
 
-def test_lora_prints_no_library_deprecation_to_the_user(base):
-    """peft's ``get_peft_model`` reads ``is_gradient_checkpointing``, which transformers 5
-    deprecates with a FutureWarning (transformers ``modeling_utils.py``); ``prmh train`` and
-    ``prmh calibrate`` printed it to every user. Other warnings still pass through."""
+def test_lora_prints_no_library_deprecation_to_the_user(base, tmp_path):
+    """peft's ``get_peft_model`` and ``PeftModel.from_pretrained`` read
+    ``is_gradient_checkpointing``, which transformers 5 deprecates with a FutureWarning
+    (transformers ``modeling_utils.py``): ``prmh train`` and ``prmh calibrate`` printed it, and
+    so did every eval with ``-P calibrated=``, ``-P adapter=`` or ``-G adapter=``. Other
+    warnings still pass through."""
     import warnings
 
     from transformers import AutoModelForCausalLM
 
+    from prmh.plugins.hf_models import with_adapter
     from prmh.plugins.training.loop import with_lora
 
-    model = AutoModelForCausalLM.from_pretrained(base)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with_lora(model, TrainConfig())
+        with_lora(AutoModelForCausalLM.from_pretrained(base), TrainConfig()).save_pretrained(
+            tmp_path / "adapter"
+        )
+        with_adapter(AutoModelForCausalLM.from_pretrained(base), str(tmp_path / "adapter"))
         warnings.warn("still shown", FutureWarning, stacklevel=1)
     assert [str(w.message) for w in caught if w.category is FutureWarning] == ["still shown"]

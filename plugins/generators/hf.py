@@ -69,6 +69,7 @@ class HFGenerator:
             pretrained,
             quiet_transformers,
             require_hf,
+            with_adapter,
         )
 
         require_hf("the hf generator")
@@ -85,9 +86,7 @@ class HFGenerator:
         self.model = pretrained(AutoModelForCausalLM, self.path, attention, dtype=dtype_)
         self.room = _room(max_new_tokens, self.model.config, model)
         if adapter:
-            from peft import PeftModel
-
-            self.model = PeftModel.from_pretrained(self.model, adapter)
+            self.model = with_adapter(self.model, adapter)
         self.model.to(self.device).eval()
         if chat_template and not getattr(self.tokenizer, "chat_template", None):
             raise PrmhError(f"chat_template=true but {model!r} has no chat template.")

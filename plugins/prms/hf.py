@@ -38,6 +38,7 @@ from prmh.plugins.hf_models import (
     loadable_checkpoint,
     pretrained,
     quiet_transformers,
+    with_adapter,
 )
 from prmh.plugins.kv_cache import (
     SHARED_LEAST,
@@ -135,11 +136,11 @@ class HFScorer:
         """Apply a PEFT adapter (its LoRA layers are injected in place, so ``backbone`` stays
         the adapted backbone) and move the model to its device."""
         if adapter:
-            from peft import PeftConfig, PeftModel
+            from peft import PeftConfig
 
             config = PeftConfig.from_pretrained(adapter)
             config.task_type = None  # only the LoRA layers matter: no LM wrapper around a head
-            self.model = PeftModel.from_pretrained(self.model, adapter, config=config)
+            self.model = with_adapter(self.model, adapter, config)
         if not self.device_map:
             self.model.to(self.device)
         self.model.eval()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import random
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -172,15 +171,12 @@ def with_lora(model: Any, config: TrainConfig, modules_to_save: list[str] | None
 
 
 def peft_model(model: Any, lora: Any) -> Any:
-    """peft's ``get_peft_model``, without the FutureWarning transformers 5 raises when peft
-    reads the model's deprecated ``is_gradient_checkpointing`` (peft ``peft_model.py``): a
-    note for peft's authors, printed to every ``prmh train`` and ``prmh calibrate`` user."""
+    """peft's ``get_peft_model``, without transformers' note about peft (``quiet_peft``)."""
     from peft import get_peft_model
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning
-        )
+    from prmh.plugins.hf_models import quiet_peft
+
+    with quiet_peft():
         return get_peft_model(model, lora)
 
 

@@ -29,11 +29,15 @@ from prmh.cli.group import cli
     "solver, exact oracle; no torch) or code (sim on programming problems) [default: tiny, "
     "code for --task code; env PRMH_WORLD].",
 )
-@click.option("--generator", multiple=True, help="Generator (repeatable) [world: tiny | sim].")
+@click.option(
+    "--generator",
+    multiple=True,
+    help="Generator, or a model folder (repeatable) [world: tiny | sim].",
+)
 @click.option(
     "--prm",
     multiple=True,
-    help="PRM (repeatable) [world: tiny-calibrated | oracle, oracle:noise=3].",
+    help="PRM, or a PRM folder (repeatable) [world: tiny-calibrated | oracle, oracle:noise=3].",
 )
 @click.option("--splitter", multiple=True, help="Step splitter [default: double-newline].")
 @click.option(

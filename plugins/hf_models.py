@@ -76,6 +76,14 @@ def quiet_peft() -> Iterator[None]:
         yield
 
 
+def peft_model(model: Any, lora: Any) -> Any:
+    """``model`` with new LoRA adapters (peft's ``get_peft_model``), quietly."""
+    from peft import get_peft_model
+
+    with quiet_peft():
+        return get_peft_model(model, lora)
+
+
 def with_adapter(model: Any, adapter: str, config: Any = None) -> Any:
     """``model`` with the PEFT adapter saved in ``adapter`` (``config``: its own, amended)."""
     from peft import PeftModel

@@ -158,6 +158,8 @@ def _load_checkpoint(torch: Any, path: Path) -> dict[str, Any]:
 def with_lora(model: Any, config: TrainConfig, modules_to_save: list[str] | None = None) -> Any:
     from peft import LoraConfig
 
+    from prmh.plugins.hf_models import peft_model
+
     return peft_model(
         model,
         LoraConfig(
@@ -168,16 +170,6 @@ def with_lora(model: Any, config: TrainConfig, modules_to_save: list[str] | None
             modules_to_save=modules_to_save,
         ),
     )
-
-
-def peft_model(model: Any, lora: Any) -> Any:
-    """peft's ``get_peft_model``, without transformers' note about peft (``quiet_peft``)."""
-    from peft import get_peft_model
-
-    from prmh.plugins.hf_models import quiet_peft
-
-    with quiet_peft():
-        return get_peft_model(model, lora)
 
 
 def save_merged(model: Any, tokenizer: Any, out: Path) -> None:

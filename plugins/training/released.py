@@ -19,15 +19,9 @@ from typing import Any
 
 from prmh.errors import PrmhError
 from prmh.labels import LabelledSolution
+from prmh.plugins.hf_models import peft_model
 from prmh.plugins.training.config import TrainConfig
-from prmh.plugins.training.loop import (
-    OnStep,
-    examples_of,
-    optimise,
-    peft_model,
-    step_labels,
-    summary,
-)
+from prmh.plugins.training.loop import OnStep, examples_of, optimise, step_labels, summary
 
 
 def convertible(component: Any) -> Any:
